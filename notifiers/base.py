@@ -1,0 +1,89 @@
+"""The interface every destination implements.
+
+A notifier sends one event once. It reports a transient failure (retry later, maybe at a
+time the destination asked for) or a permanent one (dead-letter with the reason) by
+raising; the delivery job decides what happens next.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.model import Event
+
+__all__ = [
+    "DEFAULT_SCHEDULE",
+    "Delivered",
+    "DestinationSettings",
+    "Notifier",
+    "NotifierContext",
+    "PermanentFailure",
+    "TransientFailure",
+]
+
+DEFAULT_SCHEDULE: tuple[float, ...] = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+"""Seconds before retries 1..n (Svix's schedule after the immediate first try)."""
+
+
+class DestinationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str
+    retry_schedule: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_SCHEDULE),
+        description="seconds before each retry; its length is the number of retries",
+    )
+    jitter: float = Field(default=0.2, ge=0, le=1)
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    status: int | None = None
+    detail: str = ""
+
+
+class TransientFailure(Exception):
+    def __init__(self, reason: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+class PermanentFailure(Exception):
+    def __init__(self, reason: str, *, status: int | None = None, disable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.disable = disable
+
+
+@dataclass(slots=True)
+class NotifierContext:
+    """What a notifier may use: the shared HTTP session and Redis (for cross-worker state)."""
+
+    session: aiohttp.ClientSession
+    redis: Any = None
+
+
+class Notifier(ABC):
+    kind: ClassVar[str]
+    settings_model: ClassVar[type[DestinationSettings]]
+
+    def __init__(self, name: str, settings: DestinationSettings, ctx: NotifierContext) -> None:
+        self.name = name
+        self.settings = settings
+        self.ctx = ctx
+
+    @abstractmethod
+    async def send(self, event: Event) -> Delivered:
+        """Deliver once. Raise TransientFailure or PermanentFailure otherwise."""
+
+    async def close(self) -> None:
+        """Release what the notifier holds beyond the shared session."""

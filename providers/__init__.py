@@ -1,0 +1,12 @@
+"""One module per provider. Adding one is a new file and one line in `REGISTRY`."""
+
+from __future__ import annotations
+
+from providers.artistree import ArtistreeProvider
+from providers.base import Provider
+
+__all__ = ["REGISTRY", "Provider"]
+
+REGISTRY: dict[str, type[Provider]] = {
+    ArtistreeProvider.name: ArtistreeProvider,
+}

@@ -1,0 +1,199 @@
+"""Artistree Human: certification orders (seeds 000_*, 001_*).
+
+Auth is OAuth2 client credentials (a Cognito token endpoint); tokens last about an hour.
+`asset_preview_url` and `layers_info[].layer_url` are presigned and change on every
+request, so they never reach a snapshot.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import aiohttp
+from pydantic import Field, SecretStr
+
+from providers.base import (
+    MalformedPayload,
+    Provider,
+    ProviderSettings,
+    ResourceInfo,
+    ScanItem,
+    Unauthorized,
+    Unavailable,
+)
+from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
+
+__all__ = ["ArtistreeProvider", "ArtistreeSettings"]
+
+STATES = ("In Progress", "Human Certified", "Action Required", "Reviewed", "Failed", "Unsupported File")
+TERMINAL = frozenset({"Human Certified", "Failed", "Unsupported File"})
+CRITICAL = frozenset({"Failed", "Unsupported File", "Action Required"})
+VOLATILE_TOP = ("asset_preview_url",)
+
+
+class ArtistreeSettings(ProviderSettings):
+    base_url: str = "https://api.human.prod.artistree.io"
+    token_url: str = "https://human-artistree-prod.auth.us-east-1.amazoncognito.com/oauth2/token"
+    client_id: str
+    client_secret: SecretStr
+    scope: str | None = None
+    page_size: int = Field(default=1000, ge=1, le=1000)
+
+
+class ArtistreeProvider(Provider):
+    name = "artistree"
+    settings_model = ArtistreeSettings
+    kinds: ClassVar[tuple[str, ...]] = ("order", "scan")
+    settings: ArtistreeSettings
+
+    async def new_token(self) -> tuple[str, float]:
+        cred = f"{self.settings.client_id}:{self.settings.client_secret.get_secret_value()}"
+        form = {"grant_type": "client_credentials"}
+        if self.settings.scope:
+            form["scope"] = self.settings.scope
+        try:
+            async with self.session.post(
+                self.settings.token_url,
+                data=form,
+                headers={"Authorization": "Basic " + base64.b64encode(cred.encode()).decode()},
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+            ) as resp:
+                body = await resp.read()
+                if resp.status in (400, 401, 403):
+                    raise Unauthorized(
+                        f"artistree: token endpoint refused the client credentials (HTTP {resp.status})",
+                        status=resp.status,
+                    )
+                if resp.status >= 300:
+                    raise Unavailable(f"artistree: token endpoint HTTP {resp.status}", status=resp.status)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise Unavailable(f"artistree: token endpoint unreachable ({type(exc).__name__})") from exc
+        data = self.parse(body)
+        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+            raise Unauthorized("artistree: token endpoint answered without an access_token")
+        return data["access_token"], float(data.get("expires_in") or 3600)
+
+    async def fetch(self, ref: ResourceRef) -> Any:
+        return await self.get_json(f"{self.base_url}/v1/orders/{quote(ref.id, safe='')}")
+
+    async def scan(self, ref: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[list[ScanItem]]:
+        project_id = spec.get("project_id") or ref.id
+        params = {"project_id": project_id, "limit": str(self.settings.page_size)}
+        while True:
+            page = await self.get_json(f"{self.base_url}/v1/orders", params=params)
+            if not isinstance(page, dict):
+                raise MalformedPayload("artistree: order list is not an object")
+            items = [
+                ScanItem(ResourceRef(self.name, "order", str(o["order_id"])), o)
+                for o in page.get("orders") or ()
+                if isinstance(o, dict) and o.get("order_id")
+            ]
+            yield items
+            token = page.get("next_page_token")
+            if not token:
+                return
+            params = {**params, "page_token": str(token)}
+
+    def normalize(self, ref: ResourceRef, payload: Any) -> Snapshot:
+        if not isinstance(payload, dict):
+            raise MalformedPayload(f"artistree: {ref.key}: payload is not an object")
+        state = payload.get("order_state")
+        if not isinstance(state, str):
+            raise MalformedPayload(f"artistree: {ref.key}: payload has no order_state")
+        snap = {k: v for k, v in payload.items() if k not in VOLATILE_TOP}
+        layers = payload.get("layers_info")
+        if isinstance(layers, list):
+            snap["layers_info"] = [
+                {k: v for k, v in layer.items() if k != "layer_url"} if isinstance(layer, dict) else layer
+                for layer in layers
+            ]
+        return snap
+
+    def describe(self, ref: ResourceRef, snapshot: Snapshot) -> ResourceInfo:
+        state = snapshot.get("order_state")
+        project = snapshot.get("project") if isinstance(snapshot.get("project"), dict) else None
+        return ResourceInfo(
+            title=str(snapshot.get("order_title") or snapshot.get("asset_name") or ref.id),
+            url=f"{self.base_url}/v1/orders/{ref.id}",
+            state=state,
+            terminal=state in TERMINAL,
+            tags=tuple(str(t) for t in snapshot.get("tags") or ()),
+            project=str(project.get("name") or project.get("id")) if project else None,
+        )
+
+    def severity_of_state(self, state: str | None) -> Severity:
+        return Severity.CRITICAL if state in CRITICAL else Severity.INFO
+
+    def classify(
+        self, ref: ResourceRef, old: Snapshot, new: Snapshot, changes: list[Change]
+    ) -> list[EventDraft]:
+        title = new.get("order_title") or ref.id
+        drafts: list[EventDraft] = []
+        was, now = old.get("order_state"), new.get("order_state")
+        if was != now:
+            drafts.append(
+                EventDraft(
+                    type="artistree.order.state_changed",
+                    severity=self.severity_of_state(now),
+                    summary=f"Order “{title}”: {was} → {now}",
+                    data={
+                        "from": was,
+                        "to": now,
+                        "terminal": now in TERMINAL,
+                        "changes": [c.as_dict() for c in changes],
+                    },
+                )
+            )
+        if new.get("reviewed_by") and new.get("reviewed_by") != old.get("reviewed_by"):
+            drafts.append(
+                EventDraft(
+                    type="artistree.order.reviewed",
+                    severity=Severity.INFO,
+                    summary=f"Order “{title}” reviewed by {new['reviewed_by']}",
+                    data={
+                        "reviewed_by": new["reviewed_by"],
+                        "review_timestamp": new.get("review_timestamp"),
+                        "state": now,
+                    },
+                )
+            )
+        old_failed = set(_str_list(old.get("analysis_failed_items")))
+        added = [i for i in _str_list(new.get("analysis_failed_items")) if i not in old_failed]
+        if added:
+            drafts.append(
+                EventDraft(
+                    type="artistree.order.analysis_failed",
+                    severity=Severity.WARNING,
+                    summary=f"Order “{title}”: analysis failed for {', '.join(added)}",
+                    data={"items": added, "state": now},
+                )
+            )
+        if (old.get("annotations") or []) != (new.get("annotations") or []):
+            drafts.append(
+                EventDraft(
+                    type="artistree.order.annotations_changed",
+                    severity=Severity.INFO,
+                    summary=f"Order “{title}”: annotations changed",
+                    data={
+                        "count_before": len(old.get("annotations") or []),
+                        "count_after": len(new.get("annotations") or []),
+                    },
+                )
+            )
+        if old.get("confidence") != new.get("confidence"):
+            drafts.append(
+                EventDraft(
+                    type="artistree.order.confidence_changed",
+                    severity=Severity.INFO,
+                    summary=f"Order “{title}”: confidence {old.get('confidence')} → {new.get('confidence')}",
+                    data={"from": old.get("confidence"), "to": new.get("confidence")},
+                )
+            )
+        return drafts
+
+
+def _str_list(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []

@@ -1,0 +1,286 @@
+"""The interface every provider implements, and the HTTP plumbing they share.
+
+A provider knows one API: how to authenticate, fetch one resource, list a collection,
+normalize a payload (dropping volatile values such as presigned URLs) and name the
+events a change means. It knows nothing about Redis or ARQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import aiohttp
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
+
+__all__ = [
+    "MalformedPayload",
+    "NotFound",
+    "Provider",
+    "ProviderError",
+    "ProviderSettings",
+    "RateLimited",
+    "ResourceInfo",
+    "ScanItem",
+    "Unauthorized",
+    "Unavailable",
+    "parse_retry_after",
+]
+
+
+class ProviderSettings(BaseModel):
+    """Settings every provider has. Each provider extends this in its own file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str
+    max_concurrency: int = Field(default=16, ge=1, le=1024)
+    requests_per_second: float = Field(default=20.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0)
+    interval_active: float | None = Field(default=None, gt=0)
+    interval_idle: float | None = Field(default=None, gt=0)
+    terminal_tail: float = Field(default=0.0, ge=0)
+    terminal_interval: float = Field(default=3600.0, gt=0)
+
+
+class ProviderError(Exception):
+    """A fetch failed. Subclasses say how the poll loop should react."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Unauthorized(ProviderError):
+    """401/403 even after refreshing credentials: the provider is unhealthy."""
+
+
+class NotFound(ProviderError):
+    """404: the resource does not exist (any more)."""
+
+
+class RateLimited(ProviderError):
+    def __init__(self, message: str, *, retry_after: float, status: int | None = 429) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class Unavailable(ProviderError):
+    """5xx, timeout, connection error: back off and try again."""
+
+
+class MalformedPayload(ProviderError):
+    """The body does not parse or lacks what a snapshot needs: counted, never an event."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceInfo:
+    """What the core and the routes need to know about a resource, from its snapshot."""
+
+    title: str
+    url: str | None = None
+    state: str | None = None
+    terminal: bool = False
+    tags: tuple[str, ...] = ()
+    project: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScanItem:
+    ref: ResourceRef
+    payload: Any
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str
+    expires_at: float
+
+
+def parse_retry_after(value: str | None, default: float = 1.0) -> float:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date)."""
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Provider(ABC):
+    name: ClassVar[str]
+    settings_model: ClassVar[type[ProviderSettings]] = ProviderSettings
+    default_kind: ClassVar[str] = "order"
+    kinds: ClassVar[tuple[str, ...]] = ("order",)
+
+    def __init__(self, settings: ProviderSettings, session: aiohttp.ClientSession) -> None:
+        self.settings = settings
+        self.session = session
+        self.base_url = settings.base_url.rstrip("/")
+        self._token: _Token | None = None
+        self._token_lock = asyncio.Lock()
+
+    # ---- what a provider implements -------------------------------------------------
+
+    @abstractmethod
+    async def fetch(self, ref: ResourceRef) -> Any:
+        """The parsed payload of one resource. Raises a ProviderError subclass."""
+
+    @abstractmethod
+    def normalize(self, ref: ResourceRef, payload: Any) -> Snapshot:
+        """A canonical snapshot without volatile values. Raises MalformedPayload."""
+
+    @abstractmethod
+    def describe(self, ref: ResourceRef, snapshot: Snapshot) -> ResourceInfo: ...
+
+    @abstractmethod
+    def classify(
+        self, ref: ResourceRef, old: Snapshot, new: Snapshot, changes: list[Change]
+    ) -> list[EventDraft]: ...
+
+    async def scan(self, ref: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[list[ScanItem]]:
+        """Pages of the resources of a collection. Providers that list override this."""
+        raise NotImplementedError(f"{self.name} cannot scan")
+        yield []  # pragma: no cover
+
+    # ---- shared behaviour ------------------------------------------------------------
+
+    def discovered(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft:
+        info = self.describe(ref, snapshot)
+        return EventDraft(
+            type=f"{self.name}.{ref.kind}.discovered",
+            severity=Severity.INFO,
+            summary=f"{ref.kind.capitalize()} “{info.title}” discovered ({info.state})",
+            data={"state": info.state, "terminal": info.terminal},
+        )
+
+    def gone(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft:
+        info = self.describe(ref, snapshot)
+        return EventDraft(
+            type=f"{self.name}.{ref.kind}.gone",
+            severity=Severity.WARNING,
+            summary=f"{ref.kind.capitalize()} “{info.title}” is gone (404)",
+            data={"last_state": info.state},
+        )
+
+    def severity_of_state(self, state: str | None) -> Severity:
+        return Severity.INFO
+
+    async def auth_headers(self, *, refresh: bool = False) -> dict[str, str]:
+        """Headers that authenticate a request. Token-based providers override `new_token`."""
+        token = await self._bearer(refresh=refresh)
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    async def new_token(self) -> tuple[str, float] | None:
+        """(token, lifetime in seconds) for bearer-token providers; None if not one."""
+        return None
+
+    @property
+    def refreshes_tokens(self) -> bool:
+        return type(self).new_token is not Provider.new_token
+
+    async def _bearer(self, *, refresh: bool) -> str | None:
+        now = time.monotonic()
+        if not refresh and self._token and self._token.expires_at > now:
+            return self._token.value
+        stale = self._token
+        async with self._token_lock:
+            # another task may have refreshed while this one waited
+            if self._token is not stale and self._token and self._token.expires_at > time.monotonic():
+                return self._token.value
+            got = await self.new_token()
+            if got is None:
+                return None
+            value, lifetime = got
+            # refresh a minute early so a token never expires in flight
+            self._token = _Token(value, time.monotonic() + max(5.0, lifetime - 60.0))
+            return value
+
+    async def get_json(self, url: str, *, params: Mapping[str, str] | None = None) -> Any:
+        """GET `url` with auth, mapping statuses to ProviderErrors; refreshes the token once on 401."""
+        body = await self.get_bytes(url, params=params)
+        return self.parse(body)
+
+    async def get_bytes(self, url: str, *, params: Mapping[str, str] | None = None) -> bytes:
+        for attempt in (0, 1):
+            headers = await self.auth_headers(refresh=attempt == 1)
+            headers.setdefault("Accept", "application/json")
+            try:
+                async with self.session.get(
+                    url,
+                    params=params,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+                ) as resp:
+                    body = await resp.read()
+                    status = resp.status
+                    retry_after = resp.headers.get("Retry-After")
+            except TimeoutError as exc:
+                raise Unavailable(f"{self.name}: timeout after {self.settings.timeout}s") from exc
+            except aiohttp.ClientError as exc:
+                raise Unavailable(f"{self.name}: {type(exc).__name__}") from exc
+            if status < 300:
+                return body
+            if status in (401, 403) and attempt == 0 and self.refreshes_tokens:
+                continue
+            raise self.error_for(status, body, retry_after)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def error_for(self, status: int, body: bytes, retry_after: str | None) -> ProviderError:
+        reason = self.error_reason(body)
+        message = f"{self.name}: HTTP {status}" + (f": {reason}" if reason else "")
+        if status in (401, 403):
+            return Unauthorized(message, status=status)
+        if status == 404:
+            return NotFound(message, status=status)
+        if status == 429:
+            return RateLimited(message, retry_after=parse_retry_after(retry_after), status=status)
+        if status >= 500:
+            return Unavailable(message, status=status)
+        return ProviderError(message, status=status)
+
+    @staticmethod
+    def error_reason(body: bytes) -> str:
+        """The provider's own words for an error: `{"detail": …}` or `{code, message}`."""
+        if not body:
+            return ""
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return ""
+        if isinstance(parsed, dict):
+            for key in ("detail", "message", "error_description", "error"):
+                if isinstance(parsed.get(key), str):
+                    return str(parsed[key])[:200]
+        return ""
+
+    def parse(self, body: bytes) -> Any:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedPayload(f"{self.name}: body is not JSON ({exc.msg})") from exc
+
+    async def close(self) -> None:
+        """Release anything beyond the shared session (which the worker owns)."""
+
+
+@dataclass(slots=True)
+class ProviderHealth:
+    """Per-process view of a provider's health, for logs and /healthz."""
+
+    healthy: bool = True
+    last_error: str | None = None
+    since: float = field(default_factory=time.time)

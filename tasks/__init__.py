@@ -1,0 +1,1 @@
+"""ARQ job functions and the core they share: snapshot store, diff, event model, routing."""

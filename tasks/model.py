@@ -1,0 +1,146 @@
+"""The values that cross module boundaries: resource references, changes, events.
+
+Everything here is pure data. Providers produce `EventDraft`s; the core turns them into
+`Event`s with a deterministic id and a per-resource sequence number.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "Change",
+    "Event",
+    "EventDraft",
+    "ResourceRef",
+    "Severity",
+    "Snapshot",
+]
+
+Snapshot = dict[str, Any]
+"""A normalized resource: JSON-compatible, volatile fields already removed."""
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRef:
+    """One watched thing at one provider. Its `key` (the rkey) names it everywhere."""
+
+    provider: str
+    kind: str
+    id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}:{self.kind}:{self.id}"
+
+    @classmethod
+    def parse(cls, rkey: str) -> ResourceRef:
+        provider, sep, rest = rkey.partition(":")
+        kind, sep2, rid = rest.partition(":")
+        if not (sep and sep2 and provider and kind and rid):
+            raise ValueError(f"not a resource key (provider:kind:id): {rkey!r}")
+        return cls(provider, kind, rid)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference between two snapshots, at a JSON pointer path."""
+
+    path: str
+    old: Any
+    new: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "old": self.old, "new": self.new}
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """What a provider's classifier says happened; the core adds id, seq and time."""
+
+    type: str
+    severity: Severity
+    summary: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: str
+    type: str
+    provider: str
+    resource: dict[str, Any]
+    seq: int
+    detected_at: str
+    severity: Severity
+    summary: str
+    data: dict[str, Any]
+    snapshot: Snapshot | None
+    tags: tuple[str, ...] = ()
+    project: str | None = None
+
+    @property
+    def rkey(self) -> str:
+        return str(self.resource["key"])
+
+    @property
+    def target_state(self) -> str | None:
+        to = self.data.get("to")
+        return str(to) if to is not None else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "provider": self.provider,
+            "resource": self.resource,
+            "seq": self.seq,
+            "detected_at": self.detected_at,
+            "severity": self.severity.value,
+            "summary": self.summary,
+            "tags": list(self.tags),
+            "project": self.project,
+            "data": self.data,
+            "snapshot": self.snapshot,
+        }
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.as_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Event:
+        return cls(
+            id=d["id"],
+            type=d["type"],
+            provider=d["provider"],
+            resource=d["resource"],
+            seq=int(d["seq"]),
+            detected_at=d["detected_at"],
+            severity=Severity(d["severity"]),
+            summary=d["summary"],
+            data=d.get("data") or {},
+            snapshot=d.get("snapshot"),
+            tags=tuple(d.get("tags") or ()),
+            project=d.get("project"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Event:
+        return cls.from_dict(orjson.loads(raw))
