@@ -1,0 +1,425 @@
+"""Rev: auth, errors, scan, normalize and classify, against the simulator over real HTTP."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from providers.base import MalformedPayload, NotFound, ProviderError, RateLimited, Unauthorized, Unavailable
+from providers.rev import RevProvider, RevSettings
+from simulator.core import Fault, Simulator
+from simulator.rev import RevSim
+from tasks.diff import diff
+from tasks.model import EventDraft, ResourceRef, Severity, Snapshot
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLE_REF = ResourceRef("rev", "order", "TC432432")
+
+
+def load(name: str) -> dict[str, Any]:
+    return dict(json.loads((FIXTURES / name).read_text()))
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = Simulator([RevSim(results_per_page=3)])
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+def rev_sim(sim: Simulator) -> RevSim:
+    revsim: RevSim = sim["rev"]
+    return revsim
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def make_provider(
+    sim: Simulator, session: aiohttp.ClientSession, client_key: str = "sim-client-key", user_key: str = "sim-user-key"
+) -> RevProvider:
+    settings = RevSettings(base_url=sim.url("rev"), client_key=SecretStr(client_key), user_key=SecretStr(user_key))
+    return RevProvider(settings, session)
+
+
+@pytest.fixture
+def provider(sim: Simulator, session: aiohttp.ClientSession) -> RevProvider:
+    return make_provider(sim, session)
+
+
+def order_ref(number: str) -> ResourceRef:
+    return ResourceRef("rev", "order", number)
+
+
+async def poll(provider: RevProvider, ref: ResourceRef) -> Snapshot:
+    return provider.normalize(ref, await provider.fetch(ref))
+
+
+async def drafts_across(provider: RevProvider, ref: ResourceRef, change: Callable[[], object]) -> list[EventDraft]:
+    """fetch → normalize, apply `change` at the simulator, fetch → normalize → diff → classify."""
+    old = await poll(provider, ref)
+    change()
+    new = await poll(provider, ref)
+    return provider.classify(ref, old, new, diff(old, new))
+
+
+# ---- auth and errors -----------------------------------------------------------------
+
+
+async def test_auth_header_has_the_documented_format(provider: RevProvider, rev_sim: RevSim) -> None:
+    number = rev_sim.add_order()
+    assert await provider.auth_headers() == {
+        "Authorization": "Rev sim-client-key:sim-user-key",
+        "Accept": "application/json",
+    }
+    assert provider.refreshes_tokens is False
+    payload = await provider.fetch(order_ref(number))
+    assert payload["order_number"] == number
+
+
+async def test_wrong_keys_are_unauthorized_and_not_in_the_message(
+    sim: Simulator, session: aiohttp.ClientSession, rev_sim: RevSim
+) -> None:
+    number = rev_sim.add_order()
+    provider = make_provider(sim, session, client_key="wrong-client-secret", user_key="wrong-user-secret")
+    with pytest.raises(Unauthorized) as caught:
+        await provider.fetch(order_ref(number))
+    assert caught.value.status == 401
+    assert "wrong-client-secret" not in str(caught.value)
+    assert "wrong-user-secret" not in str(caught.value)
+
+
+async def test_unknown_order_is_not_found(provider: RevProvider) -> None:
+    with pytest.raises(NotFound):
+        await provider.fetch(order_ref("TC000000"))
+
+
+async def test_bad_request_error_carries_revs_message(provider: RevProvider, sim: Simulator) -> None:
+    body = b'{"code": 10001, "message": "Order number is malformed"}'
+    sim.faults.add("rev", "/api/v1/orders/TC1", Fault(status=400, body=body, times=1))
+    with pytest.raises(ProviderError) as caught:
+        await provider.fetch(order_ref("TC1"))
+    assert type(caught.value) is ProviderError
+    assert caught.value.status == 400
+    assert "Order number is malformed" in str(caught.value)
+    assert "10001" in str(caught.value)
+
+
+async def test_simulator_answers_bad_page_with_code_and_message(provider: RevProvider) -> None:
+    with pytest.raises(ProviderError, match="page must be an integer") as caught:
+        await provider.get_json(f"{provider.base_url}/api/v1/orders", params={"page": "-1"})
+    assert caught.value.status == 400
+
+
+async def test_simulator_refuses_an_accept_other_than_json(
+    sim: Simulator, session: aiohttp.ClientSession, rev_sim: RevSim
+) -> None:
+    number = rev_sim.add_order()
+    headers = {"Authorization": "Rev sim-client-key:sim-user-key", "Accept": "application/xml"}
+    async with session.get(f"{sim.url('rev')}/api/v1/orders/{number}", headers=headers) as resp:
+        assert resp.status == 406
+        body = await resp.json()
+    assert set(body) == {"code", "message"}
+
+
+async def test_simulator_401_and_404_have_empty_bodies(
+    sim: Simulator, session: aiohttp.ClientSession, rev_sim: RevSim
+) -> None:
+    number = rev_sim.add_order()
+    url = f"{sim.url('rev')}/api/v1/orders"
+    async with session.get(f"{url}/{number}", headers={"Accept": "application/json"}) as resp:
+        assert (resp.status, await resp.read()) == (401, b"")
+    headers = {"Authorization": "Rev sim-client-key:sim-user-key", "Accept": "application/json"}
+    async with session.get(f"{url}/NOPE", headers=headers) as resp:
+        assert (resp.status, await resp.read()) == (404, b"")
+
+
+async def test_rate_limit_carries_retry_after(provider: RevProvider, sim: Simulator, rev_sim: RevSim) -> None:
+    number = rev_sim.add_order()
+    sim.faults.add("rev", f"/api/v1/orders/{number}", Fault(status=429, retry_after=7, times=1))
+    with pytest.raises(RateLimited) as caught:
+        await provider.fetch(order_ref(number))
+    assert caught.value.retry_after == 7
+    assert (await provider.fetch(order_ref(number)))["order_number"] == number
+
+
+async def test_server_error_is_unavailable(provider: RevProvider, sim: Simulator, rev_sim: RevSim) -> None:
+    number = rev_sim.add_order()
+    sim.faults.add("rev", f"/api/v1/orders/{number}", Fault(status=500, times=1))
+    with pytest.raises(Unavailable):
+        await provider.fetch(order_ref(number))
+
+
+async def test_malformed_body_is_malformed_payload(provider: RevProvider, sim: Simulator, rev_sim: RevSim) -> None:
+    number = rev_sim.add_order()
+    sim.faults.add("rev", f"/api/v1/orders/{number}", Fault(malformed=True, times=1))
+    with pytest.raises(MalformedPayload):
+        await provider.fetch(order_ref(number))
+
+
+# ---- scan ----------------------------------------------------------------------------
+
+
+async def test_scan_visits_every_order_once_across_pages(provider: RevProvider, rev_sim: RevSim) -> None:
+    numbers = {rev_sim.add_order(kind="caption" if i % 3 == 0 else "transcription") for i in range(8)}
+    pages = [page async for page in provider.scan(ResourceRef("rev", "scan", "all"), {})]
+    assert len(pages) == 3  # 3 + 3 + 2 with the simulator's 3 per page
+    seen = [item.ref for page in pages for item in page]
+    assert sorted(ref.id for ref in seen) == sorted(numbers)
+    assert all(ref.provider == "rev" and ref.kind == "order" for ref in seen)
+    assert all(item.payload["order_number"] == item.ref.id for page in pages for item in page)
+
+
+async def test_scan_of_an_empty_account_ends(provider: RevProvider) -> None:
+    pages = [page async for page in provider.scan(ResourceRef("rev", "scan", "all"), {})]
+    assert pages == [[]]
+
+
+# ---- the pipeline: fetch → normalize → diff → classify ---------------------------------
+
+
+async def test_status_change_is_one_state_changed_event(provider: RevProvider, rev_sim: RevSim) -> None:
+    number = rev_sim.add_order(status="Transcribing")
+    drafts = await drafts_across(provider, order_ref(number), lambda: rev_sim.set_status(number, "Complete"))
+    assert [d.type for d in drafts] == ["rev.order.state_changed"]
+    (draft,) = drafts
+    assert draft.severity is Severity.INFO
+    assert draft.summary == f"Order “1” ({number}): Transcribing → Complete"
+    assert draft.data["from"] == "Transcribing"
+    assert draft.data["to"] == "Complete"
+    assert draft.data["terminal"] is True
+    assert draft.data["changes"] == [{"path": "/status", "old": "Transcribing", "new": "Complete"}]
+
+
+async def test_cancellation_is_critical(provider: RevProvider, rev_sim: RevSim) -> None:
+    number = rev_sim.add_order(status="Finding Transcriptionist")
+    (draft,) = await drafts_across(provider, order_ref(number), lambda: rev_sim.set_status(number, "Cancelled"))
+    assert (draft.type, draft.severity, draft.data["terminal"]) == ("rev.order.state_changed", Severity.CRITICAL, True)
+
+
+async def test_transcript_ready_is_attachment_added(provider: RevProvider, rev_sim: RevSim, sim: Simulator) -> None:
+    number = rev_sim.add_order()
+    att_ids: list[str] = []
+
+    def complete() -> None:
+        att_ids.append(rev_sim.add_attachment(number, "transcript", "Transcript.docx"))
+        rev_sim.set_status(number, "Complete")
+
+    drafts = await drafts_across(provider, order_ref(number), complete)
+    assert [d.type for d in drafts] == ["rev.order.state_changed", "rev.order.attachment_added"]
+    added = drafts[1]
+    assert added.severity is Severity.INFO
+    assert added.data == {
+        "kind": "transcript",
+        "name": "Transcript.docx",
+        "id": att_ids[0],
+        "content_url": f"{sim.url('rev')}/api/v1/attachments/{att_ids[0]}/content",
+    }
+    assert added.summary == f"Order “1” ({number}): transcript “Transcript.docx” ready"
+
+
+async def test_new_media_is_not_an_event(provider: RevProvider, rev_sim: RevSim) -> None:
+    number = rev_sim.add_order()
+    drafts = await drafts_across(
+        provider, order_ref(number), lambda: rev_sim.add_attachment(number, "media", "More.mp3")
+    )
+    assert drafts == []
+
+
+async def test_new_comment_is_comment_added(provider: RevProvider, rev_sim: RevSim) -> None:
+    number = rev_sim.add_order()
+    rev_sim.add_comment(number, "John S.", "Please do it quickly")
+    drafts = await drafts_across(
+        provider, order_ref(number), lambda: rev_sim.add_comment(number, "Rev Support", "Speaker names added")
+    )
+    assert [d.type for d in drafts] == ["rev.order.comment_added"]
+    (draft,) = drafts
+    assert draft.severity is Severity.INFO
+    assert draft.data["by"] == "Rev Support"
+    assert draft.data["text"] == "Speaker names added"
+    assert isinstance(draft.data["timestamp"], str)
+    assert draft.summary == f"Order “1” ({number}): comment by Rev Support: Speaker names added"
+
+
+async def test_reordered_attachments_are_not_a_change(provider: RevProvider, rev_sim: RevSim) -> None:
+    number = rev_sim.add_order(kind="caption")
+    rev_sim.add_attachment(number, "caption", "Caption.srt")
+    rev_sim.add_attachment(number, "burnedin", "Caption.mp4", content_type="video/mp4")
+    old = await poll(provider, order_ref(number))
+    rev_sim.orders[number]["attachments"].reverse()
+    new = await poll(provider, order_ref(number))
+    assert diff(old, new) == []
+
+
+async def test_unknown_status_stays_open(provider: RevProvider, rev_sim: RevSim) -> None:
+    number = rev_sim.add_order()
+    drafts = await drafts_across(provider, order_ref(number), lambda: rev_sim.set_status(number, "Under Review"))
+    (draft,) = drafts
+    assert draft.data["terminal"] is False
+    assert draft.severity is Severity.INFO
+    snapshot = await poll(provider, order_ref(number))
+    info = provider.describe(order_ref(number), snapshot)
+    assert (info.state, info.terminal) == ("Under Review", False)
+
+
+@pytest.mark.parametrize("status", ["Complete", "Cancelled", "Canceled", "CANCELED", "complete"])
+async def test_terminal_spellings(provider: RevProvider, rev_sim: RevSim, status: str) -> None:
+    number = rev_sim.add_order(status=status)
+    info = provider.describe(order_ref(number), await poll(provider, order_ref(number)))
+    assert info.terminal is True
+
+
+@pytest.mark.parametrize("status", ["Cancelled", "Canceled", "canceled"])
+def test_both_cancel_spellings_are_critical(provider: RevProvider, status: str) -> None:
+    old = provider.normalize(SAMPLE_REF, load("rev_transcription_order.json"))
+    new = {**old, "status": status}
+    (draft,) = provider.classify(SAMPLE_REF, old, new, diff(old, new))
+    assert draft.severity is Severity.CRITICAL
+    assert draft.data["terminal"] is True
+
+
+# ---- unit tests on the seed's sample -------------------------------------------------
+
+
+def test_normalize_keeps_what_matters(provider: RevProvider) -> None:
+    snap = provider.normalize(SAMPLE_REF, load("rev_transcription_order.json"))
+    assert {k: snap[k] for k in ("order_number", "client_ref", "po_number", "price", "status")} == {
+        "order_number": "TC432432",
+        "client_ref": "6",
+        "po_number": "sampleponumber",
+        "price": 56,
+        "status": "Transcribing",
+    }
+    assert snap["transcription"] == {"total_length_seconds": 300, "verbatim": True, "timestamps": False}
+    # the seed gives media and transcript the same id: both survive, told apart by kind
+    assert sorted(a["kind"] for a in snap["attachments"].values()) == ["media", "transcript"]
+    assert snap["comments"] == [
+        {"by": "John S.", "timestamp": "2003-04-05T12:20:30.567", "text": "Please do it quickly"}
+    ]
+
+
+def test_normalize_caption_order_keys_attachments_by_id(provider: RevProvider) -> None:
+    snap = provider.normalize(SAMPLE_REF, load("rev_caption_order.json"))
+    assert snap["caption"] == {"total_length_seconds": 300}
+    burned = snap["attachments"]["b~AQKhfR8AkCEGMOtQ2AgbbAFC"]
+    assert burned["links"] == [
+        {
+            "rel": "content",
+            "href": "https://api.rev.com/api/v1/attachments/b~AQKhfR8AkCEGMOtQ2AgbbAFC/content",
+            "content-type": "video/mp4",
+        }
+    ]
+
+
+def test_reordering_the_sample_is_not_a_change(provider: RevProvider) -> None:
+    payload = load("rev_caption_order.json")
+    shuffled = copy.deepcopy(payload)
+    shuffled["attachments"] = [shuffled["attachments"][i] for i in (2, 0, 1)]
+    shuffled["comments"].insert(0, {"by": "A.", "timestamp": "2003-04-06T00:00:00.000", "text": "x"})
+    payload["comments"].append({"by": "A.", "timestamp": "2003-04-06T00:00:00.000", "text": "x"})
+    assert provider.normalize(SAMPLE_REF, payload) == provider.normalize(SAMPLE_REF, shuffled)
+
+
+def test_classify_sample_captioning_to_complete(provider: RevProvider) -> None:
+    payload = load("rev_caption_order.json")
+    before = copy.deepcopy(payload)
+    before["attachments"] = [a for a in before["attachments"] if a["kind"] == "media"]
+    before["comments"] = []
+    old = provider.normalize(SAMPLE_REF, before)
+    new = provider.normalize(SAMPLE_REF, {**payload, "status": "Complete"})
+    drafts = provider.classify(SAMPLE_REF, old, new, diff(old, new))
+    assert [(d.type, d.severity) for d in drafts] == [
+        ("rev.order.state_changed", Severity.INFO),
+        ("rev.order.attachment_added", Severity.INFO),
+        ("rev.order.attachment_added", Severity.INFO),
+        ("rev.order.comment_added", Severity.INFO),
+    ]
+    assert drafts[0].summary == "Order “6” (TC432432): Captioning → Complete"
+    assert {d.data["kind"] for d in drafts[1:3]} == {"caption", "burnedin"}
+    burned = next(d for d in drafts if d.data.get("kind") == "burnedin")
+    assert burned.data["content_url"].endswith("/b~AQKhfR8AkCEGMOtQ2AgbbAFC/content")
+    assert drafts[3].data == {"by": "John S.", "timestamp": "2003-04-05T12:20:30.123", "text": "Please do it quickly"}
+
+
+def test_title_falls_back_to_order_number(provider: RevProvider) -> None:
+    payload = {**load("rev_transcription_order.json"), "client_ref": None}
+    old = provider.normalize(SAMPLE_REF, payload)
+    new = {**old, "status": "Complete"}
+    assert provider.describe(SAMPLE_REF, new).title == "TC432432"
+    (draft,) = provider.classify(SAMPLE_REF, old, new, diff(old, new))
+    assert draft.summary == "Order “TC432432”: Transcribing → Complete"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {k: v for k, v in load("rev_transcription_order.json").items() if k != "status"},
+        {**load("rev_transcription_order.json"), "status": None},
+        {**load("rev_transcription_order.json"), "attachments": "none"},
+        ["not", "an", "order"],
+    ],
+)
+def test_payload_without_a_usable_shape_is_malformed(provider: RevProvider, payload: Any) -> None:
+    with pytest.raises(MalformedPayload):
+        provider.normalize(SAMPLE_REF, payload)
+
+
+def test_settings_keep_a_tail_after_complete() -> None:
+    settings = RevSettings(client_key=SecretStr("client-secret-1"), user_key=SecretStr("user-secret-2"))
+    assert settings.base_url == "https://api.rev.com"
+    assert settings.terminal_tail == settings.reopen_tail == 86400
+    explicit = RevSettings(client_key=SecretStr("c"), user_key=SecretStr("u"), terminal_tail=60)
+    assert explicit.terminal_tail == 60
+    assert "secret-1" not in repr(settings) and "secret-2" not in repr(settings)
+
+
+# ---- the simulator ---------------------------------------------------------------------
+
+
+async def test_simulator_progression_reaches_terminal_states(provider: RevProvider, sim: Simulator) -> None:
+    rev_sim: RevSim = sim["rev"]
+    numbers = [rev_sim.add_order(status="Finding Transcriptionist") for _ in range(4)]
+    numbers += [rev_sim.add_order(kind="caption") for _ in range(4)]
+    old = {n: await poll(provider, order_ref(n)) for n in numbers}
+    for _ in range(60):
+        sim.step()
+    types: set[str] = set()
+    for n in numbers:
+        new = await poll(provider, order_ref(n))
+        assert provider.describe(order_ref(n), new).terminal
+        types |= {d.type for d in provider.classify(order_ref(n), old[n], new, diff(old[n], new))}
+    assert {"rev.order.state_changed", "rev.order.attachment_added"} <= types
+
+
+async def test_control_routes_drive_an_order(
+    sim: Simulator, session: aiohttp.ClientSession, provider: RevProvider
+) -> None:
+    control = f"{sim.base_url}/_sim/rev/orders"
+    async with session.post(control, json={"ordernum": "TC9", "kind": "caption"}) as resp:
+        assert resp.status == 201
+    async with session.post(f"{control}/TC9/attachments", json={"kind": "caption", "name": "Caption.srt"}) as resp:
+        assert resp.status == 201
+    async with session.post(f"{control}/TC9/comments", json={"by": "Ops", "text": "hi"}) as resp:
+        assert resp.status == 201
+    async with session.post(f"{control}/TC9/status", json={"status": "Complete"}) as resp:
+        assert resp.status == 200
+    snap = await poll(provider, order_ref("TC9"))
+    assert snap["status"] == "Complete"
+    assert sorted(a["kind"] for a in snap["attachments"].values()) == ["caption", "media"]
+    assert snap["comments"][0]["text"] == "hi"
+    async with session.delete(f"{control}/TC9") as resp:
+        assert resp.status == 200
+    with pytest.raises(NotFound):
+        await provider.fetch(order_ref("TC9"))
