@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from providers.artistree import ArtistreeProvider
 from providers.base import Provider
+from providers.rev import RevProvider
 
 __all__ = ["REGISTRY", "Provider"]
 
 REGISTRY: dict[str, type[Provider]] = {
     ArtistreeProvider.name: ArtistreeProvider,
+    RevProvider.name: RevProvider,
 }
