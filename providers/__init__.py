@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from providers.artistree import ArtistreeProvider
 from providers.base import Provider
+from providers.deepomatic import DeepomaticProvider
 from providers.rev import RevProvider
 
 __all__ = ["REGISTRY", "Provider"]
 
 REGISTRY: dict[str, type[Provider]] = {
     ArtistreeProvider.name: ArtistreeProvider,
+    DeepomaticProvider.name: DeepomaticProvider,
     RevProvider.name: RevProvider,
 }
