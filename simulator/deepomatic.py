@@ -6,7 +6,7 @@ API (under the provider prefix): `GET /v0.2/work-orders/{id}/?include_inputs=` w
 signed URL and each task's state lists its `analyzed_inputs`.
 
 Control (Python methods, mirrored as POST routes under `/_sim/deepomatic/`):
-`add_work_order`, `analyze`, `correct`, `set_progress`, `review`, `conformity_error`,
+`add_work_order`, `add_many`, `analyze`, `correct`, `set_progress`, `review`, `conformity_error`,
 `rename_task_ids` (an app upgrade: new ids, same names), `delete_work_order`.
 """
 
@@ -129,6 +129,11 @@ class DeepomaticSim(SimProvider):
             types=[{"id": _uid(), "name": "maintenance"}],
         )
         return wo_id
+
+    def add_many(self, n: int, /) -> list[str]:
+        """`n` fresh work orders with the default tasks (the simulator registry's seeding hook)."""
+        start = len(self.work_orders)
+        return [self.add_work_order(name=f"work-order-{start + i + 1}") for i in range(n)]
 
     def delete_work_order(self, wo_id: str) -> None:
         del self.work_orders[wo_id]

@@ -381,3 +381,10 @@ async def test_server_error_is_unavailable(sim: Simulator, provider: DeepomaticP
     with pytest.raises(Unavailable) as caught:
         await provider.fetch(REF)
     assert caught.value.status == 500 and "boom" in str(caught.value)
+
+
+def test_add_many_seeds_work_orders_with_named_tasks() -> None:
+    sim = DeepomaticSim()
+    ids = sim.add_many(3)
+    assert len(set(ids)) == 3
+    assert all(sim.payload(i, include_inputs=False)["tasks"] for i in ids)
