@@ -1,0 +1,41 @@
+"""Which stand-ins the simulator can run, and how to build one with some orders in it.
+
+Adding a provider's stand-in is one line in `SIM_PROVIDERS`. A stand-in that has an
+`add_many(n)` method gets `orders_per_provider` orders when the simulator is built.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from simulator.artistree import ArtistreeSim
+from simulator.core import SimProvider, Simulator
+from simulator.deepomatic import DeepomaticSim
+
+__all__ = ["SIM_PROVIDERS", "Seedable", "build_simulator"]
+
+SIM_PROVIDERS: dict[str, type[SimProvider]] = {
+    "artistree": ArtistreeSim,
+    "deepomatic": DeepomaticSim,
+}
+
+
+@runtime_checkable
+class Seedable(Protocol):
+    """A stand-in that can be filled with `n` fresh orders (or tasks) at once."""
+
+    def add_many(self, n: int, /) -> object: ...
+
+
+def build_simulator(names: list[str] | None = None, *, orders_per_provider: int = 0, seed: int = 7) -> Simulator:
+    """A simulator (not started) with the named stand-ins, or all of them."""
+    chosen = list(SIM_PROVIDERS) if names is None else list(names)
+    unknown = [name for name in chosen if name not in SIM_PROVIDERS]
+    if unknown:
+        raise ValueError(f"unknown simulated provider(s) {unknown}; known: {sorted(SIM_PROVIDERS)}")
+    providers = [SIM_PROVIDERS[name]() for name in chosen]
+    if orders_per_provider > 0:
+        for provider in providers:
+            if isinstance(provider, Seedable):
+                provider.add_many(orders_per_provider)
+    return Simulator(providers, seed=seed)
