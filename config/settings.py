@@ -1,0 +1,86 @@
+"""Settings from the environment (`STATEHOOK_…`, nested with `__`, `.env`) and a TOML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from config.schema import Duration, Route, WatchSpec
+
+__all__ = ["ApiSettings", "Settings", "WorkerTuning", "settings_class_for"]
+
+
+class WorkerTuning(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    poll_batch_size: int = Field(default=200, ge=1, le=5000)
+    schedule_max_per_tick: int = Field(default=20_000, ge=1)
+    poll_lease: Duration = Field(default=120.0, description="a claimed resource is not due again before this")
+    max_jobs: int = Field(default=32, ge=1)
+    job_timeout: Duration = 60.0
+    delivery_timeout: Duration = 30.0
+    history_length: int = Field(default=50, ge=0)
+    health_interval: Duration = 30.0
+    shutdown_grace: Duration = 20.0
+    reclaim_idle: Duration = Field(default=30.0, description="outbox entries pending this long are reclaimed")
+
+
+class ApiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    token: SecretStr | None = Field(default=None, description="bearer token for management calls")
+    hook_tokens: dict[str, SecretStr] = Field(default_factory=dict, description="per provider, inbound hooks")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STATEHOOK_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    config_file: Path | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    sentry_dsn: SecretStr | None = None
+    sentry_environment: str | None = None
+    worker: WorkerTuning = Field(default_factory=WorkerTuning)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    watches: list[WatchSpec] = Field(default_factory=list)
+    destinations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    routes: list[Route] = Field(default_factory=list)
+
+
+def settings_class_for(toml_file: Path | None) -> type[Settings]:
+    """A Settings class that reads `toml_file` below the environment (env wins, deep-merged)."""
+
+    class FileSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+            if toml_file is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+            return tuple(sources)
+
+    return FileSettings

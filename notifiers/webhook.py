@@ -1,0 +1,98 @@
+"""Webhook: POST of the event JSON, signed per Standard Webhooks.
+
+`webhook-id` is the event id, so a receiver drops duplicates of at-least-once delivery.
+Several secrets (rotation) give several space-separated signatures. The exact bytes sent
+are the bytes signed.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Literal
+
+import aiohttp
+from pydantic import Field, SecretStr, field_validator
+from standardwebhooks.webhooks import Webhook
+
+from notifiers.base import Delivered, DestinationSettings, Notifier, PermanentFailure, TransientFailure
+from providers.base import parse_retry_after
+from tasks.model import Event
+
+__all__ = ["WebhookNotifier", "WebhookSettings", "sign"]
+
+
+class WebhookSettings(DestinationSettings):
+    kind: Literal["webhook"] = "webhook"
+    url: SecretStr
+    secret: SecretStr = Field(description="whsec_… ; several, space-separated, while rotating")
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float = Field(default=15.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("http://", "https://")) or len(url.split("/", 3)[2]) == 0:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec(cls, value: SecretStr) -> SecretStr:
+        for part in value.get_secret_value().split():
+            try:
+                Webhook(part)
+            except Exception:
+                raise ValueError("each secret must be `whsec_` followed by base64") from None
+        if not value.get_secret_value().split():
+            raise ValueError("must not be empty")
+        return value
+
+
+def sign(secrets: list[str], msg_id: str, timestamp: datetime, body: bytes) -> str:
+    """The `webhook-signature` header: one `v1,…` per secret, space-separated."""
+    payload = body.decode()
+    return " ".join(Webhook(s).sign(msg_id, timestamp, payload) for s in secrets)
+
+
+class WebhookNotifier(Notifier):
+    kind = "webhook"
+    settings_model = WebhookSettings
+    settings: WebhookSettings
+
+    async def send(self, event: Event) -> Delivered:
+        body = event.to_json()
+        now = datetime.fromtimestamp(int(time.time()), tz=UTC)
+        headers = {
+            **self.settings.headers,
+            "content-type": "application/json",
+            "user-agent": "statehook",
+            "webhook-id": event.id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": sign(self.settings.secret.get_secret_value().split(), event.id, now, body),
+        }
+        try:
+            async with self.ctx.session.post(
+                self.settings.url.get_secret_value(),
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+                allow_redirects=False,
+            ) as resp:
+                status = resp.status
+                retry_after = resp.headers.get("Retry-After")
+                text = (await resp.text(errors="replace"))[:200]
+        except TimeoutError as exc:
+            raise TransientFailure(f"timeout after {self.settings.timeout}s") from exc
+        except aiohttp.ClientError as exc:
+            raise TransientFailure(f"connection failed: {type(exc).__name__}") from exc
+        if 200 <= status < 300:
+            return Delivered(status=status)
+        reason = f"HTTP {status}" + (f": {text.strip()}" if text.strip() else "")
+        if status == 429 or status >= 500:
+            after = parse_retry_after(retry_after, default=0.0) if retry_after else None
+            raise TransientFailure(reason, status=status, retry_after=after)
+        if status == 410:
+            raise PermanentFailure(reason, status=status, disable=True)
+        raise PermanentFailure(reason, status=status)

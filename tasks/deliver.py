@@ -1,0 +1,163 @@
+"""Delivering one event to one destination: send once, retry transient failures on the
+destination's schedule, dead-letter permanent failures and exhausted retries."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from notifiers.base import Notifier, PermanentFailure, TransientFailure
+from tasks import keys
+from tasks.backoff import delivery_delay
+from tasks.events import utc_iso
+from tasks.model import Event
+
+__all__ = ["Attempt", "DeliveryResult", "DeadLetters", "deliver_once"]
+
+log = logging.getLogger("statehook.deliver")
+
+ATTEMPTS_KEPT = 20
+ATTEMPTS_TTL = 7 * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    destination: str
+    attempt: int
+    at: str
+    ok: bool
+    status: int | None
+    duration_ms: float
+    error: str | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {"destination": self.destination, "attempt": self.attempt, "at": self.at, "ok": self.ok,
+             "status": self.status, "duration_ms": round(self.duration_ms, 1), "error": self.error}
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """What the job does next: done, retry after `retry_in` seconds, or dead-lettered."""
+
+    delivered: bool
+    retry_in: float | None = None
+    dead_lettered: bool = False
+
+
+class DeadLetters:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def add(self, event_json: bytes, destination: str, reason: str, status: int | None, attempts: int) -> str:
+        entry_id = await self.redis.xadd(
+            keys.DLQ,
+            {"event": event_json, "destination": destination, "reason": reason,
+             "status": "" if status is None else str(status), "attempts": str(attempts), "at": utc_iso(time.time())},
+        )
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    async def list(self, count: int = 100) -> list[dict[str, Any]]:
+        out = []
+        for entry_id, fields in await self.redis.xrange(keys.DLQ, count=count):
+            d = {k.decode(): v for k, v in fields.items()}
+            event = orjson.loads(d["event"])
+            out.append({
+                "id": entry_id.decode(), "event_id": event["id"], "type": event["type"],
+                "resource": event["resource"]["key"], "destination": d["destination"].decode(),
+                "reason": d["reason"].decode(), "status": int(d["status"]) if d["status"] else None,
+                "attempts": int(d["attempts"]), "at": d["at"].decode(),
+            })
+        return out
+
+    async def take(self, entry_id: str) -> tuple[bytes, str] | None:
+        """Remove one dead letter and return (event JSON, destination) for a replay."""
+        entries = await self.redis.xrange(keys.DLQ, min=entry_id, max=entry_id)
+        if not entries:
+            return None
+        _, fields = entries[0]
+        await self.redis.xdel(keys.DLQ, entry_id)
+        return fields[b"event"], fields[b"destination"].decode()
+
+    async def purge(self) -> int:
+        n = int(await self.redis.xlen(keys.DLQ))
+        await self.redis.delete(keys.DLQ)
+        return n
+
+
+async def deliver_once(
+    redis: aioredis.Redis,
+    notifier: Notifier | None,
+    destination: str,
+    event_json: bytes,
+    attempt: int,
+) -> DeliveryResult:
+    """One attempt. Records it, and decides: delivered, retry (in how long), or dead letter."""
+    event = Event.from_json(event_json)
+    dead = DeadLetters(redis)
+    if notifier is None:
+        await dead.add(event_json, destination, "destination is not configured", None, attempt)
+        await _count(redis, "deliveries_dead")
+        return DeliveryResult(False, dead_lettered=True)
+    disabled = await redis.hget(keys.DISABLED, destination)  # type: ignore[misc]
+    if disabled:
+        reason = f"destination disabled: {disabled.decode()}"
+        await dead.add(event_json, destination, reason, None, attempt)
+        await _count(redis, "deliveries_dead")
+        return DeliveryResult(False, dead_lettered=True)
+    started = time.perf_counter()
+    status: int | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    permanent: PermanentFailure | None = None
+    try:
+        done = await notifier.send(event)
+        status = done.status
+    except TransientFailure as exc:
+        status, error, retry_after = exc.status, exc.reason, exc.retry_after
+    except PermanentFailure as exc:
+        status, error, permanent = exc.status, exc.reason, exc
+    except Exception as exc:  # a bug or an unexpected library error: retried, never lost
+        log.exception("delivery %s to %s: unexpected error", event.id, destination)
+        error = f"unexpected {type(exc).__name__}"
+    duration_ms = (time.perf_counter() - started) * 1000
+    record = Attempt(destination, attempt, utc_iso(time.time()), error is None, status, duration_ms, error)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.lpush(keys.attempts(event.id), record.to_json())
+        pipe.ltrim(keys.attempts(event.id), 0, ATTEMPTS_KEPT - 1)
+        pipe.expire(keys.attempts(event.id), ATTEMPTS_TTL)
+        await pipe.execute()
+    extra = {"rkey": event.rkey, "event_id": event.id, "destination": destination}
+    if error is None:
+        log.debug("delivered %s to %s in %.0f ms", event.id, destination, duration_ms, extra=extra)
+        await _count(redis, "deliveries_ok")
+        return DeliveryResult(True)
+    if permanent is not None:
+        if permanent.disable:
+            await redis.hset(keys.DISABLED, destination, f"{error} at {utc_iso(time.time())}")  # type: ignore[misc]
+            log.error("destination %s disabled: %s", destination, error, extra=extra)
+        log.warning("delivery %s to %s failed permanently: %s", event.id, destination, error, extra=extra)
+        await dead.add(event_json, destination, error, status, attempt)
+        await _count(redis, "deliveries_dead")
+        return DeliveryResult(False, dead_lettered=True)
+    delay = delivery_delay(attempt, notifier.settings.retry_schedule, jitter=notifier.settings.jitter,
+                           retry_after=retry_after)
+    if delay is None:
+        reason = f"gave up after {attempt} attempts: {error}"
+        log.warning("delivery %s to %s: %s", event.id, destination, reason, extra=extra)
+        await dead.add(event_json, destination, reason, status, attempt)
+        await _count(redis, "deliveries_dead")
+        return DeliveryResult(False, dead_lettered=True)
+    log.info("delivery %s to %s: %s; retry in %.1fs", event.id, destination, error, delay, extra=extra)
+    await _count(redis, "deliveries_retried")
+    return DeliveryResult(False, retry_in=delay)
+
+
+async def _count(redis: aioredis.Redis, name: str) -> None:
+    await redis.hincrby(keys.STATS, name, 1)  # type: ignore[misc]

@@ -1,0 +1,53 @@
+"""Names of the Redis keys statehook owns. One place, so that nothing else spells them."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DISABLED",
+    "DLQ",
+    "DUE",
+    "ERRORS",
+    "GROUP",
+    "HEALTH_PREFIX",
+    "META",
+    "OUTBOX",
+    "STATE",
+    "STATS",
+    "attempts",
+    "history",
+    "pause",
+    "snapshot",
+    "throttle",
+]
+
+PREFIX = "sh:"
+DUE = PREFIX + "due"              # ZSET rkey -> due time (unix seconds)
+META = PREFIX + "meta"            # HASH rkey -> watch meta JSON (interval, discovered, scan, source)
+STATE = PREFIX + "state"          # HASH rkey -> "digest|seq|changed_at" (the commit guard)
+ERRORS = PREFIX + "errors"        # HASH rkey -> consecutive poll failures
+OUTBOX = PREFIX + "outbox"        # STREAM of events (field e = event JSON)
+GROUP = "dispatch"                # the outbox's consumer group
+DLQ = PREFIX + "dlq"              # STREAM of dead letters
+STATS = PREFIX + "stats"          # HASH counter -> value, shared by all workers
+DISABLED = PREFIX + "disabled"    # HASH destination -> reason (410 Gone)
+HEALTH_PREFIX = PREFIX + "health:"  # per-worker heartbeat keys
+
+
+def snapshot(rkey: str) -> str:
+    return f"{PREFIX}snap:{rkey}"
+
+
+def history(rkey: str) -> str:
+    return f"{PREFIX}h:{rkey}"
+
+
+def attempts(event_id: str) -> str:
+    return f"{PREFIX}att:{event_id}"
+
+
+def pause(provider: str) -> str:
+    return f"{PREFIX}pause:{provider}"
+
+
+def throttle(route: int, rkey: str, event_type: str) -> str:
+    return f"{PREFIX}thr:{route}:{rkey}:{event_type}"

@@ -1,0 +1,306 @@
+"""One poll batch: fetch, normalize, diff, classify, commit. The thin I/O around the pure core.
+
+A batch holds resources of one provider. They are fetched concurrently (under the
+provider's limits); the store reads and the commit are one round trip each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from providers.base import (
+    MalformedPayload,
+    NotFound,
+    Provider,
+    ProviderError,
+    RateLimited,
+    ScanItem,
+    Unauthorized,
+    Unavailable,
+)
+from tasks.backoff import poll_backoff
+from tasks.diff import diff
+from tasks.digest import canonical, digest
+from tasks.events import build_events
+from tasks.model import Event, ResourceRef, Snapshot
+from tasks.schedule import next_poll_at
+from tasks.store import Commit, ResourceState, Store, WatchMeta, pack_snapshot
+
+__all__ = ["PollOutcome", "Poller"]
+
+log = logging.getLogger("statehook.poll")
+
+
+class PollOutcome(enum.StrEnum):
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"
+    BASELINE = "baseline"
+    GONE = "gone"
+    NOT_FOUND = "not_found"
+    MALFORMED = "malformed"
+    UNAVAILABLE = "unavailable"
+    RATE_LIMITED = "rate_limited"
+    UNAUTHORIZED = "unauthorized"
+    CONFLICT = "conflict"
+    ERROR = "error"
+    UNWATCHED = "unwatched"
+
+
+@dataclass(slots=True)
+class _Observed:
+    """One resource's fresh fetch, normalized."""
+
+    ref: ResourceRef
+    snapshot: Snapshot
+    canonical: bytes
+    digest: str
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What a batch will write, gathered before the single commit round trip."""
+
+    commits: list[Commit] = field(default_factory=list)
+    outcomes_of_commits: list[PollOutcome] = field(default_factory=list)
+    reschedule: dict[str, float] = field(default_factory=dict)
+    clear_errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    outcomes: Counter[PollOutcome] = field(default_factory=Counter)
+
+
+Limiter = Callable[[str], Awaitable[None]]
+
+
+class Poller:
+    def __init__(
+        self,
+        store: Store,
+        providers: dict[str, Provider],
+        *,
+        on_events: Callable[[list[Event]], None] | None = None,
+        limiter: Callable[[Provider, int], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.providers = providers
+        self.on_events = on_events
+        self.limiter = limiter
+        self._semaphores = {n: asyncio.Semaphore(p.settings.max_concurrency) for n, p in providers.items()}
+        self._unhealthy_logged: dict[str, float] = {}
+
+    async def poll(self, rkeys: Sequence[str], *, now: float | None = None) -> Counter[PollOutcome]:
+        """Poll a batch of resources of one provider and commit what changed."""
+        now = time.time() if now is None else now
+        metas, states, failures = await self.store.load(rkeys)
+        plan = _Plan()
+        fetches: list[tuple[ResourceRef, WatchMeta, ResourceState | None, int]] = []
+        scans: list[tuple[ResourceRef, WatchMeta]] = []
+        for rkey, meta, state, fails in zip(rkeys, metas, states, failures, strict=True):
+            ref = ResourceRef.parse(rkey)
+            if meta is None:
+                plan.outcomes[PollOutcome.UNWATCHED] += 1
+                continue
+            if meta.scan is not None:
+                scans.append((ref, meta))
+            else:
+                fetches.append((ref, meta, state, fails))
+        if fetches:
+            await self._poll_fetches(fetches, plan, now)
+        for ref, meta in scans:
+            await self._poll_scan(ref, meta, plan, now)
+        await self._apply(plan)
+        return plan.outcomes
+
+    # ---- single resources ---------------------------------------------------------------
+
+    async def _poll_fetches(
+        self, items: list[tuple[ResourceRef, WatchMeta, ResourceState | None, int]], plan: _Plan, now: float
+    ) -> None:
+        provider = self.providers[items[0][0].provider]
+        if self.limiter is not None:
+            await self.limiter(provider, len(items))
+        results = await asyncio.gather(*(self._fetch(provider, ref) for ref, *_ in items))
+        observed: list[tuple[_Observed, WatchMeta, ResourceState | None]] = []
+        for (ref, meta, state, fails), result in zip(items, results, strict=True):
+            if isinstance(result, ProviderError):
+                self._failed(provider, ref, meta, state, fails, result, plan, now)
+                continue
+            try:
+                observed.append((self._observe(provider, ref, result), meta, state))
+            except MalformedPayload as exc:
+                self._failed(provider, ref, meta, state, fails, exc, plan, now)
+                continue
+            if fails:
+                plan.clear_errors.append(ref.key)
+        await self._plan_observed(provider, observed, plan, now, schedule=True)
+
+    async def _fetch(self, provider: Provider, ref: ResourceRef) -> Any:
+        async with self._semaphores[provider.name]:
+            try:
+                return await provider.fetch(ref)
+            except ProviderError as exc:
+                return exc
+
+    def _observe(self, provider: Provider, ref: ResourceRef, payload: Any) -> _Observed:
+        snap = provider.normalize(ref, payload)
+        body = canonical(snap)
+        return _Observed(ref, snap, body, digest(body))
+
+    async def _plan_observed(
+        self,
+        provider: Provider,
+        observed: list[tuple[_Observed, WatchMeta, ResourceState | None]],
+        plan: _Plan,
+        now: float,
+        *,
+        schedule: bool,
+    ) -> None:
+        changed = [(o, m, s) for o, m, s in observed if s is not None and s.digest != o.digest]
+        olds = await self.store.snapshots([o.ref.key for o, _, _ in changed])
+        old_by_key = dict(zip((o.ref.key for o, _, _ in changed), olds, strict=True))
+        for obs, meta, state in observed:
+            if state is not None and state.digest == obs.digest:
+                plan.outcomes[PollOutcome.UNCHANGED] += 1
+                if schedule:
+                    info = provider.describe(obs.ref, obs.snapshot)
+                    due = next_poll_at(now, interval=meta.interval, terminal=info.terminal,
+                                       changed_at=state.changed_at, settings=provider.settings)
+                    if due is None:
+                        plan.commits.append(self._stop(obs, state))
+                        plan.outcomes_of_commits.append(PollOutcome.UNCHANGED)
+                    else:
+                        plan.reschedule[obs.ref.key] = due
+                continue
+            old = old_by_key.get(obs.ref.key) if state is not None else None
+            info = provider.describe(obs.ref, obs.snapshot)
+            if state is None or old is None:
+                drafts = [provider.discovered(obs.ref, obs.snapshot)] if meta.discovered else []
+                outcome = PollOutcome.BASELINE
+                base_seq = state.seq if state else 0
+            else:
+                drafts = provider.classify(obs.ref, old, obs.snapshot, diff(old, obs.snapshot))
+                outcome = PollOutcome.CHANGED
+                base_seq = state.seq
+            events = build_events(obs.ref, info, drafts, base_seq=base_seq, now=now, snapshot=obs.snapshot)
+            new_state = ResourceState(obs.digest, base_seq + len(events), now)
+            due_at: float | str | None = "-"
+            if schedule:
+                due_at = next_poll_at(now, interval=meta.interval, terminal=info.terminal,
+                                      changed_at=now, settings=provider.settings)
+            plan.commits.append(Commit(obs.ref, state, new_state, pack_snapshot(obs.canonical), due_at, events))
+            plan.outcomes_of_commits.append(outcome)
+
+    @staticmethod
+    def _stop(obs: _Observed, state: ResourceState) -> Commit:
+        return Commit(obs.ref, state, state, pack_snapshot(obs.canonical), None, [])
+
+    def _failed(
+        self,
+        provider: Provider,
+        ref: ResourceRef,
+        meta: WatchMeta,
+        state: ResourceState | None,
+        fails: int,
+        exc: ProviderError,
+        plan: _Plan,
+        now: float,
+    ) -> None:
+        if isinstance(exc, NotFound) and state is not None:
+            plan.commits.append(self._gone_commit(provider, ref, state, now))
+            plan.outcomes_of_commits.append(PollOutcome.GONE)
+            return
+        if isinstance(exc, RateLimited):
+            plan.outcomes[PollOutcome.RATE_LIMITED] += 1
+            plan.reschedule[ref.key] = now + exc.retry_after
+            return
+        if isinstance(exc, Unauthorized):
+            plan.outcomes[PollOutcome.UNAUTHORIZED] += 1
+            last = self._unhealthy_logged.get(provider.name, 0.0)
+            if now - last >= meta.interval:
+                self._unhealthy_logged[provider.name] = now
+                log.error("provider %s is unhealthy: %s", provider.name, exc)
+            plan.reschedule[ref.key] = now + meta.interval
+            return
+        outcome = {
+            MalformedPayload: PollOutcome.MALFORMED,
+            Unavailable: PollOutcome.UNAVAILABLE,
+            NotFound: PollOutcome.NOT_FOUND,
+        }.get(type(exc), PollOutcome.ERROR)
+        plan.outcomes[outcome] += 1
+        plan.errors.append(ref.key)
+        log.warning("poll %s: %s: %s", ref.key, outcome.value, exc, extra={"rkey": ref.key})
+        plan.reschedule[ref.key] = now + max(meta.interval, poll_backoff(fails + 1))
+
+    def _gone_commit(self, provider: Provider, ref: ResourceRef, state: ResourceState, now: float) -> Commit:
+        snap = {"gone": True}
+        body = canonical(snap)
+        # the old snapshot is not needed for the event's title: the rkey names the resource
+        info = provider.describe(ref, {})
+        events = build_events(ref, info, [provider.gone(ref, {})], base_seq=state.seq, now=now, snapshot=None)
+        new = ResourceState(digest(body), state.seq + len(events), now)
+        return Commit(ref, state, new, pack_snapshot(body), None, events)
+
+    # ---- scans ----------------------------------------------------------------------
+
+    async def _poll_scan(self, ref: ResourceRef, meta: WatchMeta, plan: _Plan, now: float) -> None:
+        provider = self.providers[ref.provider]
+        item_meta = WatchMeta(interval=meta.interval, discovered=meta.discovered, source="scan")
+        try:
+            async for page in provider.scan(ref, meta.scan or {}):
+                await self._plan_scan_page(provider, page, item_meta, plan, now)
+                # commit page by page: a 100,000-order scan never holds all of it in memory
+                await self._apply(plan, keep_counts=True)
+        except ProviderError as exc:
+            self._failed(provider, ref, meta, None, 0, exc, plan, now)
+            return
+        plan.reschedule[ref.key] = now + meta.interval
+
+    async def _plan_scan_page(
+        self, provider: Provider, page: list[ScanItem], meta: WatchMeta, plan: _Plan, now: float
+    ) -> None:
+        observed: list[_Observed] = []
+        for item in page:
+            try:
+                observed.append(self._observe(provider, item.ref, item.payload))
+            except MalformedPayload as exc:
+                plan.outcomes[PollOutcome.MALFORMED] += 1
+                log.warning("scan item %s: malformed: %s", item.ref.key, exc, extra={"rkey": item.ref.key})
+        states = await self.store.states([o.ref.key for o in observed])
+        await self._plan_observed(
+            provider, [(o, meta, s) for o, s in zip(observed, states, strict=True)], plan, now, schedule=False
+        )
+
+    # ---- commit ----------------------------------------------------------------------
+
+    async def _apply(self, plan: _Plan, *, keep_counts: bool = False) -> None:
+        if not (plan.commits or plan.reschedule or plan.clear_errors or plan.errors):
+            return
+        committed = await self.store.commit(
+            plan.commits,
+            reschedule=plan.reschedule,
+            clear_errors=plan.clear_errors,
+            errors=plan.errors,
+        )
+        events: list[Event] = []
+        for commit, ok, outcome in zip(plan.commits, committed, plan.outcomes_of_commits, strict=True):
+            if ok:
+                plan.outcomes[outcome] += 1
+                events.extend(commit.events)
+            else:
+                plan.outcomes[PollOutcome.CONFLICT] += 1
+        for event in events:
+            log.info("event %s %s %s", event.id, event.type, event.summary,
+                     extra={"rkey": event.rkey, "event_id": event.id})
+        if events and self.on_events:
+            self.on_events(events)
+        plan.commits.clear()
+        plan.outcomes_of_commits.clear()
+        plan.reschedule.clear()
+        plan.clear_errors.clear()
+        plan.errors.clear()

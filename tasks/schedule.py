@@ -1,0 +1,34 @@
+"""When to poll a resource next. Pure."""
+
+from __future__ import annotations
+
+from providers.base import ProviderSettings
+
+__all__ = ["next_poll_at"]
+
+IDLE_AFTER_INTERVALS = 10
+"""A resource with no change for this many active intervals counts as idle."""
+
+
+def next_poll_at(
+    now: float,
+    *,
+    interval: float,
+    terminal: bool,
+    changed_at: float,
+    settings: ProviderSettings,
+) -> float | None:
+    """The next due time, or None to stop polling.
+
+    Active resources poll at the watch's interval (or the provider's `interval_active`);
+    after `IDLE_AFTER_INTERVALS` intervals without change, at `interval_idle` if set. A
+    terminal resource keeps a slow poll (`terminal_interval`) for `terminal_tail`
+    seconds after it became terminal (Rev's Complete can be re-opened), then stops."""
+    if terminal:
+        if now - changed_at < settings.terminal_tail:
+            return now + settings.terminal_interval
+        return None
+    active = settings.interval_active or interval
+    if settings.interval_idle and now - changed_at > IDLE_AFTER_INTERVALS * active:
+        return now + max(active, settings.interval_idle)
+    return now + active

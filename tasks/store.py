@@ -1,0 +1,253 @@
+"""The snapshot store: watches, due times, snapshots and the atomic commit.
+
+Every Redis round trip here is batched (HMGET, MGET, pipelines): one per step of a poll
+batch, never one per resource.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from tasks import keys
+from tasks.model import Event, ResourceRef, Snapshot
+
+__all__ = ["Commit", "ResourceState", "Store", "WatchMeta"]
+
+# KEYS: state hash, snapshot key, outbox, due zset, history list
+# ARGV: rkey, expected token, new token, snapshot, due ('' = stop polling, '-' = leave), history
+#       length, number of events n, n event JSONs, n history entries
+_COMMIT = """
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if (cur or '') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[4])
+if ARGV[5] == '' then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+elseif ARGV[5] ~= '-' then
+  redis.call('ZADD', KEYS[4], 'XX', ARGV[5], ARGV[1])
+end
+local keep = tonumber(ARGV[6])
+local n = tonumber(ARGV[7])
+for i = 1, n do
+  redis.call('XADD', KEYS[3], '*', 'e', ARGV[7 + i])
+  if keep > 0 then redis.call('LPUSH', KEYS[5], ARGV[7 + n + i]) end
+end
+if n > 0 and keep > 0 then redis.call('LTRIM', KEYS[5], 0, keep - 1) end
+return 1
+"""
+
+# KEYS: due zset. ARGV: now, lease until, limit. Claims what is due by moving it to the lease.
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, rkey in ipairs(due) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], rkey)
+end
+return due
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class WatchMeta:
+    interval: float
+    discovered: bool = False
+    scan: dict[str, str] | None = None
+    source: str = "api"
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"i": self.interval, "d": self.discovered, "s": self.scan, "src": self.source})
+
+    @classmethod
+    def from_json(cls, raw: bytes | str | None) -> WatchMeta | None:
+        if not raw:
+            return None
+        d = orjson.loads(raw)
+        return cls(interval=float(d["i"]), discovered=bool(d.get("d")), scan=d.get("s"), source=d.get("src", "api"))
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceState:
+    """The commit guard: what a resource's stored snapshot is, as of the last commit."""
+
+    digest: str
+    seq: int
+    changed_at: float
+
+    @property
+    def token(self) -> str:
+        return f"{self.digest}|{self.seq}|{int(self.changed_at)}"
+
+    @classmethod
+    def parse(cls, raw: bytes | str | None) -> ResourceState | None:
+        if not raw:
+            return None
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        digest, seq, changed_at = text.split("|")
+        return cls(digest, int(seq), float(changed_at))
+
+
+@dataclass(slots=True)
+class Commit:
+    ref: ResourceRef
+    expected: ResourceState | None
+    new: ResourceState
+    snapshot: bytes
+    due_at: float | str | None
+    """a time; None to stop polling; "-" to leave the due set alone (scanned resources)"""
+    events: list[Event]
+
+
+def pack_snapshot(canonical_bytes: bytes) -> bytes:
+    return zlib.compress(canonical_bytes, 1)
+
+
+def unpack_snapshot(raw: bytes | None) -> Snapshot | None:
+    if raw is None:
+        return None
+    snap: Snapshot = orjson.loads(zlib.decompress(raw))
+    return snap
+
+
+class Store:
+    def __init__(self, redis: aioredis.Redis, *, history_length: int = 50) -> None:
+        self.redis = redis
+        self.history_length = history_length
+        self._commit = redis.register_script(_COMMIT)
+        self._claim = redis.register_script(_CLAIM)
+
+    # ---- watches ------------------------------------------------------------------
+
+    async def add_watches(self, items: Iterable[tuple[str, WatchMeta]], *, due_at: float | None = None) -> int:
+        """Register watches; a resource already watched keeps its due time. Returns how many are new."""
+        items = list(items)
+        if not items:
+            return 0
+        when = time.time() if due_at is None else due_at
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in range(0, len(items), 1000):
+                chunk = items[i : i + 1000]
+                pipe.hset(keys.META, mapping={rkey: meta.to_json() for rkey, meta in chunk})
+                pipe.zadd(keys.DUE, {rkey: when for rkey, _ in chunk}, nx=True)
+            results = await pipe.execute()
+        return sum(int(r) for r in results[1::2])
+
+    async def remove_watches(self, rkeys: Sequence[str]) -> int:
+        if not rkeys:
+            return 0
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.DUE, *rkeys)
+            pipe.hdel(keys.META, *rkeys)
+            pipe.hdel(keys.ERRORS, *rkeys)
+            removed, _, _ = await pipe.execute()
+        return int(removed)
+
+    async def watches(self, source: str | None = None) -> dict[str, WatchMeta]:
+        raw = await self.redis.hgetall(keys.META)  # type: ignore[misc]
+        out = {}
+        for k, v in raw.items():
+            meta = WatchMeta.from_json(v)
+            if meta is not None and (source is None or meta.source == source):
+                out[k.decode()] = meta
+        return out
+
+    async def poll_now(self, rkey: str) -> bool:
+        """Make a watched resource due now (a hint from an inbound hook)."""
+        return bool(await self.redis.zadd(keys.DUE, {rkey: time.time()}, xx=True, ch=True))
+
+    async def claim_due(self, now: float, lease: float, limit: int) -> list[str]:
+        raw = await self._claim(keys=[keys.DUE], args=[now, now + lease, limit])
+        return [r.decode() for r in raw]
+
+    # ---- poll batch reads ------------------------------------------------------------
+
+    async def load(self, rkeys: Sequence[str]) -> tuple[list[WatchMeta | None], list[ResourceState | None], list[int]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.META, list(rkeys))
+            pipe.hmget(keys.STATE, list(rkeys))
+            pipe.hmget(keys.ERRORS, list(rkeys))
+            metas, states, errors = await pipe.execute()
+        return (
+            [WatchMeta.from_json(m) for m in metas],
+            [ResourceState.parse(s) for s in states],
+            [int(e) if e else 0 for e in errors],
+        )
+
+    async def states(self, rkeys: Sequence[str]) -> list[ResourceState | None]:
+        return [ResourceState.parse(s) for s in await self.redis.hmget(keys.STATE, list(rkeys))]  # type: ignore[misc]
+
+    async def snapshots(self, rkeys: Sequence[str]) -> list[Snapshot | None]:
+        if not rkeys:
+            return []
+        raw = await self.redis.mget([keys.snapshot(r) for r in rkeys])
+        return [unpack_snapshot(r) for r in raw]
+
+    async def snapshot(self, rkey: str) -> Snapshot | None:
+        return unpack_snapshot(await self.redis.get(keys.snapshot(rkey)))
+
+    # ---- writes -------------------------------------------------------------------------
+
+    async def commit(
+        self,
+        commits: Sequence[Commit],
+        *,
+        reschedule: dict[str, float] | None = None,
+        clear_errors: Sequence[str] = (),
+        errors: Sequence[str] = (),
+        stats: dict[str, int] | None = None,
+    ) -> list[bool]:
+        """Apply a poll batch's outcome in one round trip: each commit atomically (snapshot,
+        state, due time and events, guarded by the expected state), and the cheap updates
+        (due times of unchanged resources, error counters, stats) beside them."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for c in commits:
+                history = [
+                    orjson.dumps({"id": e.id, "type": e.type, "seq": e.seq, "at": e.detected_at,
+                                  "severity": e.severity.value, "summary": e.summary})
+                    for e in c.events
+                ]
+                due = "" if c.due_at is None else (c.due_at if isinstance(c.due_at, str) else repr(c.due_at))
+                await self._commit(
+                    keys=[keys.STATE, keys.snapshot(c.ref.key), keys.OUTBOX, keys.DUE, keys.history(c.ref.key)],
+                    args=[
+                        c.ref.key,
+                        c.expected.token if c.expected else "",
+                        c.new.token,
+                        c.snapshot,
+                        due,
+                        self.history_length,
+                        len(c.events),
+                        *[e.to_json() for e in c.events],
+                        *history,
+                    ],
+                    client=pipe,
+                )
+            if reschedule:
+                pipe.zadd(keys.DUE, reschedule, xx=True)
+            if clear_errors:
+                pipe.hdel(keys.ERRORS, *clear_errors)
+            for rkey in errors:
+                pipe.hincrby(keys.ERRORS, rkey, 1)
+            for name, n in (stats or {}).items():
+                pipe.hincrby(keys.STATS, name, n)
+            results = await pipe.execute()
+        return [bool(r) for r in results[: len(commits)]]
+
+    async def incr_stats(self, counts: dict[str, int]) -> None:
+        if not counts:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, n in counts.items():
+                pipe.hincrby(keys.STATS, name, n)
+            await pipe.execute()
+
+    async def stats(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in (await self.redis.hgetall(keys.STATS)).items()}  # type: ignore[misc]
+
+    async def history(self, rkey: str, limit: int = 50) -> list[dict[str, Any]]:
+        return [orjson.loads(x) for x in await self.redis.lrange(keys.history(rkey), 0, limit - 1)]  # type: ignore[misc]

@@ -1,0 +1,83 @@
+"""Test building blocks: a config written as a real TOML file, and a worker run in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from config import Config, load_config
+from tasks import keys
+from worker.settings import make_worker
+
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
+    raise TypeError(type(value))
+
+
+def write_config(
+    path: Path,
+    *,
+    redis_url: str,
+    providers: dict[str, dict[str, Any]],
+    watches: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    destinations: dict[str, dict[str, Any]],
+    routes: list[dict[str, Any]],
+    worker: dict[str, Any] | None = None,
+) -> Config:
+    lines = [f"redis_url = {toml_value(redis_url)}", ""]
+    if worker:
+        lines.append("[worker]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in worker.items()]
+        lines.append("")
+    for name, block in providers.items():
+        lines.append(f"[providers.{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in block.items()]
+        lines.append("")
+    for w in watches:
+        lines.append("[[watches]]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in w.items()]
+        lines.append("")
+    for name, block in destinations.items():
+        lines.append(f"[destinations.{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in block.items()]
+        lines.append("")
+    for r in routes:
+        lines.append("[[routes]]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in r.items()]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return load_config(path)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(config: Config, **kwargs: Any) -> AsyncIterator[Any]:
+    """A real ARQ worker in this event loop, stopped (as by a signal) on exit."""
+    worker = make_worker(config, handle_signals=False, **kwargs)
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        await worker.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def outbox_len(redis: aioredis.Redis) -> int:
+    return int(await redis.xlen(keys.OUTBOX))

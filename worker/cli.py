@@ -1,0 +1,87 @@
+"""The `statehook` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from config import ConfigError, load_config
+from config.load import Config
+from config.show import resolved
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Watch providers, detect state changes, deliver events.")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="statehook.toml (default: $STATEHOOK_CONFIG_FILE or ./statehook.toml)"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def load_or_exit(path: Path | None) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            typer.echo(f"error: {problem}", err=True)
+        typer.echo(f"configuration invalid: {len(exc.problems)} problem(s)", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Validate the environment and the config file; print what they resolve to, secrets masked."""
+    cfg = load_or_exit(config)
+    data = resolved(cfg)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo(f"config: {data['config_file'] or '(environment only)'}")
+    typer.echo(f"redis:  {data['redis_url']}")
+    typer.echo(f"providers ({len(cfg.providers)}):")
+    for name, p in data["providers"].items():
+        typer.echo(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in p.items()))
+    typer.echo(f"watches ({len(cfg.watches)}):")
+    for w in data["watches"]:
+        what = f"scan {w['scan']}" if w["scan"] else f"{len(w['ids'])} ids"
+        typer.echo(f"  {w['provider']}: {what}, every {w['interval']}s")
+    typer.echo(f"destinations ({len(cfg.destinations)}):")
+    for name, d in data["destinations"].items():
+        typer.echo(f"  {name}: " + ", ".join(f"{k}={v}" for k, v in d.items()))
+    typer.echo(f"routes ({len(cfg.routes)}):")
+    for i, r in enumerate(data["routes"]):
+        match = {k: v for k, v in r["match"].items() if v is not None}
+        typer.echo(f"  {i}: {match or 'everything'} -> {', '.join(r['to'])}")
+    typer.echo("ok")
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run a worker: scheduler, pollers, dispatcher and deliveries (production)."""
+    from worker.logs import setup_logging
+    from worker.settings import make_worker
+
+    cfg = load_or_exit(config)
+    setup_logging(cfg.settings.log_level, cfg.settings.log_format)
+    make_worker(cfg).run()
+
+
+@app.command()
+def demo(
+    seconds: Annotated[float, typer.Option("--seconds", help="stop after this long (0: until Ctrl-C)")] = 0,
+) -> None:
+    """Everything on this machine: a private Redis, the simulator, a webhook receiver and a worker."""
+    from worker.demo import run_demo
+
+    sys.exit(asyncio.run(run_demo(seconds)))
+
+
+def main() -> None:
+    app()
