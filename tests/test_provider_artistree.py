@@ -1,0 +1,329 @@
+"""providers/artistree.py against the simulator over real HTTP, and its classifier on plain values."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+import pytest
+
+from providers.artistree import ArtistreeProvider, ArtistreeSettings
+from providers.base import MalformedPayload, NotFound, RateLimited, Unauthorized, Unavailable
+from simulator.artistree import ALL_PROJECTS, ArtistreeSim
+from simulator.core import Fault, Simulator
+from simulator.registry import build_simulator
+from tasks.diff import diff
+from tasks.model import ResourceRef, Severity, Snapshot
+
+FIXTURE = Path(__file__).parent / "fixtures" / "artistree_order.json"
+SECRET = "sim-secret"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = build_simulator(["artistree"])
+    await simulator.start()
+    try:
+        yield simulator
+    finally:
+        await simulator.stop()
+
+
+@pytest.fixture
+def artistree(sim: Simulator) -> ArtistreeSim:
+    return cast(ArtistreeSim, sim["artistree"])
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def make_provider(sim: Simulator, session: aiohttp.ClientSession, **overrides: Any) -> ArtistreeProvider:
+    settings = ArtistreeSettings(
+        base_url=sim.url("artistree"),
+        token_url=sim.url("artistree") + "/oauth2/token",
+        client_id="sim-client",
+        client_secret=overrides.pop("client_secret", SECRET),
+        **overrides,
+    )
+    return ArtistreeProvider(settings, session)
+
+
+@pytest.fixture
+def provider(sim: Simulator, session: aiohttp.ClientSession) -> ArtistreeProvider:
+    return make_provider(sim, session, timeout=5.0)
+
+
+def ref(order_id: str) -> ResourceRef:
+    return ResourceRef("artistree", "order", order_id)
+
+
+# ---- fetching over HTTP ------------------------------------------------------------------------
+
+
+async def test_fetch_returns_the_order(provider: ArtistreeProvider, artistree: ArtistreeSim) -> None:
+    order_id = artistree.add_order(title="Harbor Lights Poster v3")["order_id"]
+    payload = await provider.fetch(ref(order_id))
+    assert payload["order_id"] == order_id and payload["order_title"] == "Harbor Lights Poster v3"
+    assert payload["order_state"] == "In Progress"
+
+
+async def test_token_is_fetched_once_and_cached(provider: ArtistreeProvider, artistree: ArtistreeSim) -> None:
+    ids = artistree.add_many(10)
+    await asyncio.gather(*(provider.fetch(ref(i)) for i in ids))  # concurrent first use: one token
+    for order_id in ids * 3:
+        await provider.fetch(ref(order_id))
+    assert artistree.tokens_issued == 1
+
+
+async def test_expired_token_is_refreshed_once(provider: ArtistreeProvider, artistree: ArtistreeSim) -> None:
+    order_id = artistree.add_order()["order_id"]
+    await provider.fetch(ref(order_id))
+    artistree.expire_tokens()
+    payload = await provider.fetch(ref(order_id))
+    assert payload["order_id"] == order_id
+    assert artistree.tokens_issued == 2
+    await provider.fetch(ref(order_id))
+    assert artistree.tokens_issued == 2
+
+
+async def test_concurrent_fetches_after_expiry_share_one_refresh(
+    provider: ArtistreeProvider, artistree: ArtistreeSim
+) -> None:
+    ids = artistree.add_many(40)
+    await provider.fetch(ref(ids[0]))
+    artistree.expire_tokens()
+    payloads = await asyncio.gather(*(provider.fetch(ref(i)) for i in ids))
+    assert [p["order_id"] for p in payloads] == ids
+    assert artistree.tokens_issued == 2
+
+
+async def test_wrong_client_secret_is_unauthorized_without_leaking_it(
+    sim: Simulator, session: aiohttp.ClientSession, artistree: ArtistreeSim
+) -> None:
+    secret = "wrong-but-very-secret-2f9c"
+    bad = make_provider(sim, session, client_secret=secret)
+    order_id = artistree.add_order()["order_id"]
+    with pytest.raises(Unauthorized) as caught:
+        await bad.fetch(ref(order_id))
+    assert secret not in str(caught.value) and secret not in repr(caught.value)
+    assert caught.value.status == 401
+    assert artistree.tokens_issued == 0
+
+
+async def test_unknown_order_is_not_found(provider: ArtistreeProvider) -> None:
+    with pytest.raises(NotFound) as caught:
+        await provider.fetch(ref("9a1b2c3d-0000-4000-8000-000000000000"))
+    assert caught.value.status == 404 and "Order not found" in str(caught.value)
+
+
+async def test_429_is_rate_limited_with_retry_after(
+    sim: Simulator, provider: ArtistreeProvider, artistree: ArtistreeSim
+) -> None:
+    order_id = artistree.add_order()["order_id"]
+    sim.faults.add("artistree", f"/v1/orders/{order_id}", Fault(status=429, retry_after=7, times=1))
+    with pytest.raises(RateLimited) as caught:
+        await provider.fetch(ref(order_id))
+    assert caught.value.retry_after == 7.0
+
+
+async def test_500_is_unavailable(sim: Simulator, provider: ArtistreeProvider, artistree: ArtistreeSim) -> None:
+    order_id = artistree.add_order()["order_id"]
+    sim.faults.add("artistree", f"/v1/orders/{order_id}", Fault(status=500, times=1))
+    with pytest.raises(Unavailable) as caught:
+        await provider.fetch(ref(order_id))
+    assert caught.value.status == 500
+    assert (await provider.fetch(ref(order_id)))["order_id"] == order_id
+
+
+async def test_slow_answer_past_the_timeout_is_unavailable(
+    sim: Simulator, session: aiohttp.ClientSession, artistree: ArtistreeSim
+) -> None:
+    impatient = make_provider(sim, session, timeout=0.2)
+    order_id = artistree.add_order()["order_id"]
+    await impatient.fetch(ref(order_id))  # the token is fetched before the fault applies
+    sim.faults.add("artistree", f"/v1/orders/{order_id}", Fault(delay=0.6, times=1))
+    with pytest.raises(Unavailable, match="timeout"):
+        await impatient.fetch(ref(order_id))
+
+
+async def test_malformed_body_is_malformed_payload(
+    sim: Simulator, provider: ArtistreeProvider, artistree: ArtistreeSim
+) -> None:
+    order_id = artistree.add_order()["order_id"]
+    sim.faults.add("artistree", f"/v1/orders/{order_id}", Fault(malformed=True, times=1))
+    with pytest.raises(MalformedPayload):
+        await provider.fetch(ref(order_id))
+
+
+async def test_token_endpoint_down_is_unavailable(sim: Simulator, provider: ArtistreeProvider) -> None:
+    sim.faults.add("artistree", "/oauth2/token", Fault(status=503, times=1))
+    with pytest.raises(Unavailable):
+        await provider.fetch(ref("9a1b2c3d-0000-4000-8000-000000000000"))
+
+
+# ---- normalize ---------------------------------------------------------------------------------
+
+
+async def test_unchanged_order_normalizes_to_equal_snapshots(
+    provider: ArtistreeProvider, artistree: ArtistreeSim
+) -> None:
+    order_id = artistree.add_order()["order_id"]
+    first, second = await provider.fetch(ref(order_id)), await provider.fetch(ref(order_id))
+    assert first["asset_preview_url"] != second["asset_preview_url"]
+    artistree.rotate_presigned_urls(order_id)
+    third = await provider.fetch(ref(order_id))
+    snaps = [provider.normalize(ref(order_id), p) for p in (first, second, third)]
+    assert snaps[0] == snaps[1] == snaps[2]
+    assert "asset_preview_url" not in snaps[0]
+    assert snaps[0]["layers_info"] and all(set(layer) == {"layer_name"} for layer in snaps[0]["layers_info"])
+
+
+async def test_a_real_change_survives_normalization(provider: ArtistreeProvider, artistree: ArtistreeSim) -> None:
+    order_id = artistree.add_order()["order_id"]
+    before = provider.normalize(ref(order_id), await provider.fetch(ref(order_id)))
+    artistree.set_state(order_id, "Failed")
+    after = provider.normalize(ref(order_id), await provider.fetch(ref(order_id)))
+    assert [c.as_dict() for c in diff(before, after)] == [
+        {"path": "/order_state", "old": "In Progress", "new": "Failed"}
+    ]
+
+
+def test_payload_without_order_state_is_malformed(provider: ArtistreeProvider) -> None:
+    payload = json.loads(FIXTURE.read_text())
+    del payload["order_state"]
+    with pytest.raises(MalformedPayload):
+        provider.normalize(ref(payload["order_id"]), payload)
+    with pytest.raises(MalformedPayload):
+        provider.normalize(ref("x"), ["not", "an", "object"])
+
+
+# ---- scan --------------------------------------------------------------------------------------
+
+
+async def test_scan_over_2500_orders_yields_every_one(provider: ArtistreeProvider, artistree: ArtistreeSim) -> None:
+    ids = artistree.add_many(2500)
+    pages = [
+        page
+        async for page in provider.scan(ResourceRef("artistree", "scan", ALL_PROJECTS), {"project_id": ALL_PROJECTS})
+    ]
+    assert [len(p) for p in pages] == [1000, 1000, 500]
+    seen = [item.ref.id for page in pages for item in page]
+    assert sorted(seen) == sorted(ids) and len(set(seen)) == 2500
+    item = pages[0][0]
+    assert item.ref.kind == "order" and item.payload["order_id"] == item.ref.id
+    assert artistree.tokens_issued == 1
+
+
+async def test_scan_of_one_project(provider: ArtistreeProvider, artistree: ArtistreeSim) -> None:
+    other = "0d9e5f12-3c4b-4a7e-9f10-2b6c8d4e1a77"
+    artistree.add_many(4)
+    theirs = artistree.add_many(3, project_id=other)
+    pages = [page async for page in provider.scan(ResourceRef("artistree", "scan", other), {"project_id": other})]
+    assert sorted(item.ref.id for page in pages for item in page) == sorted(theirs)
+
+
+# ---- classify (pure) ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def base(provider: ArtistreeProvider) -> Snapshot:
+    payload = json.loads(FIXTURE.read_text())
+    return provider.normalize(ref(payload["order_id"]), payload)
+
+
+def changed(base: Snapshot, **fields: Any) -> Snapshot:
+    new = copy.deepcopy(base)
+    new.update(fields)
+    return new
+
+
+def classify(provider: ArtistreeProvider, old: Snapshot, new: Snapshot) -> dict[str, Any]:
+    drafts = provider.classify(ref(old["order_id"]), old, new, diff(old, new))
+    by_type = {d.type: d for d in drafts}
+    assert len(by_type) == len(drafts), "one event of each type per change"
+    return by_type
+
+
+def test_fixture_has_the_seed_shape(base: Snapshot) -> None:
+    payload = json.loads(FIXTURE.read_text())
+    assert len(payload["order_id"]) == 36 and payload["order_state"] == "In Progress"
+    assert payload["asset_preview_url"].startswith("https://") and "asset_preview_url" not in base
+
+
+def test_in_progress_to_failed_is_critical_and_terminal(provider: ArtistreeProvider, base: Snapshot) -> None:
+    events = classify(provider, base, changed(base, order_state="Failed"))
+    assert list(events) == ["artistree.order.state_changed"]
+    event = events["artistree.order.state_changed"]
+    assert event.severity is Severity.CRITICAL
+    assert event.data["from"] == "In Progress" and event.data["to"] == "Failed" and event.data["terminal"] is True
+    assert event.data["changes"] == [{"path": "/order_state", "old": "In Progress", "new": "Failed"}]
+    assert "Harbor Lights Poster v3" in event.summary and "In Progress → Failed" in event.summary
+
+
+def test_in_progress_to_human_certified_is_info_and_terminal(provider: ArtistreeProvider, base: Snapshot) -> None:
+    event = classify(provider, base, changed(base, order_state="Human Certified"))["artistree.order.state_changed"]
+    assert event.severity is Severity.INFO
+    assert (event.data["to"], event.data["terminal"]) == ("Human Certified", True)
+
+
+def test_action_required_is_critical_but_not_terminal(provider: ArtistreeProvider, base: Snapshot) -> None:
+    event = classify(provider, base, changed(base, order_state="Action Required"))["artistree.order.state_changed"]
+    assert event.severity is Severity.CRITICAL and event.data["terminal"] is False
+
+
+def test_reviewed_names_the_reviewer(provider: ArtistreeProvider, base: Snapshot) -> None:
+    new = changed(
+        base, order_state="Reviewed", reviewed_by="qa.lead@northlight.studio", review_timestamp="2026-11-23T10:15:02Z"
+    )
+    events = classify(provider, base, new)
+    assert set(events) == {"artistree.order.state_changed", "artistree.order.reviewed"}
+    reviewed = events["artistree.order.reviewed"]
+    assert reviewed.severity is Severity.INFO
+    assert reviewed.data == {
+        "reviewed_by": "qa.lead@northlight.studio",
+        "review_timestamp": "2026-11-23T10:15:02Z",
+        "state": "Reviewed",
+    }
+
+
+def test_analysis_failed_reports_only_new_items(provider: ArtistreeProvider, base: Snapshot) -> None:
+    old = changed(base, analysis_failed_items=["Shading"])
+    events = classify(provider, old, changed(base, analysis_failed_items=["Shading", "Line Art"]))
+    event = events["artistree.order.analysis_failed"]
+    assert event.severity is Severity.WARNING and event.data["items"] == ["Line Art"]
+    assert "artistree.order.analysis_failed" not in classify(provider, old, changed(base, analysis_failed_items=[]))
+
+
+def test_annotations_changed_counts_them(provider: ArtistreeProvider, base: Snapshot) -> None:
+    extra = copy.deepcopy(base["annotations"][0])
+    extra["id"] = "0b6f3d2e-5a41-4c8e-9d27-1e3f4a5b6c7d"
+    extra["properties"]["needs_remediation"] = True
+    events = classify(provider, base, changed(base, annotations=[*base["annotations"], extra]))
+    assert list(events) == ["artistree.order.annotations_changed"]
+    assert events["artistree.order.annotations_changed"].data == {"count_before": 1, "count_after": 2}
+
+
+def test_confidence_changed(provider: ArtistreeProvider, base: Snapshot) -> None:
+    events = classify(provider, base, changed(base, confidence=0.97))
+    assert list(events) == ["artistree.order.confidence_changed"]
+    assert events["artistree.order.confidence_changed"].data == {"from": 0.42, "to": 0.97}
+
+
+def test_no_change_no_event(provider: ArtistreeProvider, base: Snapshot) -> None:
+    assert classify(provider, base, copy.deepcopy(base)) == {}
+
+
+def test_describe_gives_title_state_tags_and_project(provider: ArtistreeProvider, base: Snapshot) -> None:
+    info = provider.describe(ref(base["order_id"]), changed(base, order_state="Human Certified"))
+    assert info.title == "Harbor Lights Poster v3"
+    assert (info.state, info.terminal) == ("Human Certified", True)
+    assert info.tags == ("print", "client-a") and info.project == "Spring Campaign 2026"
+    assert info.url and info.url.endswith(f"/v1/orders/{base['order_id']}")
