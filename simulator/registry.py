@@ -11,12 +11,14 @@ from typing import Protocol, runtime_checkable
 from simulator.artistree import ArtistreeSim
 from simulator.core import SimProvider, Simulator
 from simulator.deepomatic import DeepomaticSim
+from simulator.rev import RevSim
 
 __all__ = ["SIM_PROVIDERS", "Seedable", "build_simulator"]
 
 SIM_PROVIDERS: dict[str, type[SimProvider]] = {
     "artistree": ArtistreeSim,
     "deepomatic": DeepomaticSim,
+    "rev": RevSim,
 }
 
 

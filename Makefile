@@ -1,0 +1,45 @@
+# statehook — make demo, make test, make bench
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_SECONDS ?= 0
+STAMP := $(VENV)/.installed
+
+.PHONY: install redis-server test lint typecheck pytest demo bench check clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# redis-server from Debian's packages when the machine has none (tests and the demo start
+# their own on a free port; nothing here uses the machine's Redis on 6379)
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server from Debian's packages"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install redis-server
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test: lint typecheck pytest
+
+demo: install redis-server
+	$(BIN)/statehook demo --seconds $(DEMO_SECONDS)
+
+check: install
+	$(BIN)/statehook check
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
