@@ -88,7 +88,9 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     for name, block in _merge_aliases(settings.providers).items():
         cls = providers.REGISTRY.get(name)
         if cls is None:
-            problems.append(locator.line(("providers", name), f"unknown provider (known: {', '.join(providers.REGISTRY)})"))
+            problems.append(
+                locator.line(("providers", name), f"unknown provider (known: {', '.join(providers.REGISTRY)})")
+            )
             continue
         parsed = _validate(cls.settings_model, block, ("providers", name), locator, problems)
         if parsed is not None:
@@ -100,7 +102,9 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
         cls_n = notifiers.REGISTRY.get(str(kind)) if kind else None
         if cls_n is None:
             what = f"unknown kind {kind!r}" if kind else "missing `kind`"
-            problems.append(locator.line(("destinations", name, "kind"), f"{what} (known: {', '.join(notifiers.REGISTRY)})"))
+            problems.append(
+                locator.line(("destinations", name, "kind"), f"{what} (known: {', '.join(notifiers.REGISTRY)})")
+            )
             continue
         parsed_d = _validate(cls_n.settings_model, block, ("destinations", name), locator, problems)
         if parsed_d is not None:
@@ -112,16 +116,26 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
             problems.append(locator.line(("watches", i, "provider"), f"unknown provider {watch.provider!r}"))
         elif watch.provider not in provider_settings and watch.provider not in _merge_aliases(settings.providers):
             problems.append(
-                locator.line(("watches", i, "provider"), f"provider {watch.provider!r} has no [providers.{watch.provider}] settings")
+                locator.line(
+                    ("watches", i, "provider"),
+                    f"provider {watch.provider!r} has no [providers.{watch.provider}] settings",
+                )
             )
         elif watch.kind is not None and watch.kind not in cls_p.kinds:
-            problems.append(locator.line(("watches", i, "kind"), f"{watch.provider} has no kind {watch.kind!r} (known: {', '.join(cls_p.kinds)})"))
+            problems.append(
+                locator.line(
+                    ("watches", i, "kind"),
+                    f"{watch.provider} has no kind {watch.kind!r} (known: {', '.join(cls_p.kinds)})",
+                )
+            )
 
     routes = []
     for i, route in enumerate(settings.routes):
         targets = []
         for j, target in enumerate(route.to):
-            if canonical_name(target) not in destinations and canonical_name(target) not in _merge_aliases(settings.destinations):
+            if canonical_name(target) not in destinations and canonical_name(target) not in _merge_aliases(
+                settings.destinations
+            ):
                 problems.append(locator.line(("routes", i, "to", j), f"unknown destination {target!r}"))
             targets.append(canonical_name(target))
         if route.match.provider:
@@ -215,8 +229,10 @@ class _Locator:
 
 def _is_secret(model: type[BaseModel], name: str) -> bool:
     info = model.model_fields.get(name)
-    return info is not None and info.annotation is not None and SecretStr in (
-        getattr(info.annotation, "__args__", ()) or (info.annotation,)
+    return (
+        info is not None
+        and info.annotation is not None
+        and SecretStr in (getattr(info.annotation, "__args__", ()) or (info.annotation,))
     )
 
 

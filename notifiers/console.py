@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Literal
 
+from pydantic import Field
+
 from notifiers.base import Delivered, DestinationSettings, Notifier
 from tasks.model import Event, Severity
 
@@ -15,7 +17,7 @@ _MARK = {Severity.INFO: "·", Severity.WARNING: "!", Severity.CRITICAL: "✖"}
 
 class ConsoleSettings(DestinationSettings):
     kind: Literal["console"] = "console"
-    retry_schedule: list[float] = []
+    retry_schedule: list[float] = Field(default_factory=list)
 
 
 def format_line(event: Event) -> str:

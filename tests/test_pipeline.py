@@ -20,7 +20,7 @@ from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
 from tasks import keys
 from tasks.model import ResourceRef
-from tasks.poll import PollOutcome, Poller
+from tasks.poll import Poller, PollOutcome
 from tasks.store import Store, WatchMeta
 from tests.conftest import wait_for
 from tests.kit import WHSEC, outbox_len, running_worker, write_config
@@ -169,7 +169,7 @@ async def test_a_400_is_dead_lettered_with_status_and_reason(
         await wait_for(lambda: redis.hexists(keys.STATE, ResourceRef("artistree", "order", oid).key))
         sim["artistree"].set_state(oid, "Unsupported File")
         await wait_for(lambda: redis.xlen(keys.DLQ), what="a dead letter")
-    (entry_id, fields), = await redis.xrange(keys.DLQ)
+    ((_, fields),) = await redis.xrange(keys.DLQ)
     assert fields[b"status"] == b"400"
     assert b"scripted 400" in fields[b"reason"]
     assert fields[b"destination"] == b"hook"

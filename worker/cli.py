@@ -16,7 +16,9 @@ from config.show import resolved
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Watch providers, detect state changes, deliver events.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Watch providers, detect state changes, deliver events."
+)
 
 ConfigOption = Annotated[
     Path | None,

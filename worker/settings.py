@@ -3,6 +3,7 @@ sentry-sdk's ArqIntegration hooks them."""
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any
 
@@ -13,7 +14,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import Config
-import os
 from tasks.jobs import deliver, poll_batch, poll_scan, schedule_due
 from worker.runtime import Runtime
 
