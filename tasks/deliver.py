@@ -17,7 +17,7 @@ from tasks.backoff import delivery_delay
 from tasks.events import utc_iso
 from tasks.model import Event
 
-__all__ = ["Attempt", "DeliveryResult", "DeadLetters", "deliver_once"]
+__all__ = ["Attempt", "DeadLetters", "DeliveryResult", "deliver_once"]
 
 log = logging.getLogger("statehook.deliver")
 

@@ -11,6 +11,8 @@ __all__ = [
     "HEALTH_PREFIX",
     "META",
     "OUTBOX",
+    "PREFIX",
+    "PROVIDER_HEALTH",
     "STATE",
     "STATS",
     "attempts",
@@ -21,6 +23,7 @@ __all__ = [
 ]
 
 PREFIX = "sh:"
+PROVIDER_HEALTH = PREFIX + "provider_health"  # HASH provider -> why it is unhealthy
 DUE = PREFIX + "due"              # ZSET rkey -> due time (unix seconds)
 META = PREFIX + "meta"            # HASH rkey -> watch meta JSON (interval, discovered, scan, source)
 STATE = PREFIX + "state"          # HASH rkey -> "digest|seq|changed_at" (the commit guard)

@@ -11,7 +11,7 @@ import enum
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +25,12 @@ from providers.base import (
     Unauthorized,
     Unavailable,
 )
+from tasks import keys
 from tasks.backoff import poll_backoff
 from tasks.diff import diff
 from tasks.digest import canonical, digest
 from tasks.events import build_events
+from tasks.limits import ProviderLimits, Reservation
 from tasks.model import Event, ResourceRef, Snapshot
 from tasks.schedule import next_poll_at
 from tasks.store import Commit, ResourceState, Store, WatchMeta, pack_snapshot
@@ -51,6 +53,7 @@ class PollOutcome(enum.StrEnum):
     CONFLICT = "conflict"
     ERROR = "error"
     UNWATCHED = "unwatched"
+    PAUSED = "paused"
 
 
 @dataclass(slots=True)
@@ -73,9 +76,9 @@ class _Plan:
     clear_errors: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     outcomes: Counter[PollOutcome] = field(default_factory=Counter)
-
-
-Limiter = Callable[[str], Awaitable[None]]
+    pause: dict[str, float] = field(default_factory=dict)
+    unhealthy: dict[str, str] = field(default_factory=dict)
+    healthy: set[str] = field(default_factory=set)
 
 
 class Poller:
@@ -85,14 +88,22 @@ class Poller:
         providers: dict[str, Provider],
         *,
         on_events: Callable[[list[Event]], None] | None = None,
-        limiter: Callable[[Provider, int], Awaitable[None]] | None = None,
+        limits: ProviderLimits | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
         self.on_events = on_events
-        self.limiter = limiter
-        self._semaphores = {n: asyncio.Semaphore(p.settings.max_concurrency) for n, p in providers.items()}
+        self.limits = limits if limits is not None else ProviderLimits(store.redis)
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self.share_concurrency(1)
         self._unhealthy_logged: dict[str, float] = {}
+
+    def share_concurrency(self, workers: int) -> None:
+        """Each of `workers` live workers takes its share of every provider's max_concurrency."""
+        self._semaphores = {
+            n: asyncio.Semaphore(max(1, p.settings.max_concurrency // max(1, workers)))
+            for n, p in self.providers.items()
+        }
 
     async def poll(self, rkeys: Sequence[str], *, now: float | None = None) -> Counter[PollOutcome]:
         """Poll a batch of resources of one provider and commit what changed."""
@@ -123,9 +134,14 @@ class Poller:
         self, items: list[tuple[ResourceRef, WatchMeta, ResourceState | None, int]], plan: _Plan, now: float
     ) -> None:
         provider = self.providers[items[0][0].provider]
-        if self.limiter is not None:
-            await self.limiter(provider, len(items))
-        results = await asyncio.gather(*(self._fetch(provider, ref) for ref, *_ in items))
+        paused = await self.limits.paused_for(provider.name)
+        if paused:
+            for ref, *_ in items:
+                plan.reschedule[ref.key] = now + paused
+            plan.outcomes[PollOutcome.PAUSED] += len(items)
+            return
+        slots = await self.limits.reserve(provider.name, len(items), provider.settings.requests_per_second)
+        results = await asyncio.gather(*(self._fetch(provider, ref, slots, i) for i, (ref, *_) in enumerate(items)))
         observed: list[tuple[_Observed, WatchMeta, ResourceState | None]] = []
         for (ref, meta, state, fails), result in zip(items, results, strict=True):
             if isinstance(result, ProviderError):
@@ -136,11 +152,13 @@ class Poller:
             except MalformedPayload as exc:
                 self._failed(provider, ref, meta, state, fails, exc, plan, now)
                 continue
+            plan.healthy.add(provider.name)
             if fails:
                 plan.clear_errors.append(ref.key)
         await self._plan_observed(provider, observed, plan, now, schedule=True)
 
-    async def _fetch(self, provider: Provider, ref: ResourceRef) -> Any:
+    async def _fetch(self, provider: Provider, ref: ResourceRef, slots: Reservation, i: int) -> Any:
+        await self.limits.wait_for_slot(slots, i)
         async with self._semaphores[provider.name]:
             try:
                 return await provider.fetch(ref)
@@ -218,9 +236,11 @@ class Poller:
         if isinstance(exc, RateLimited):
             plan.outcomes[PollOutcome.RATE_LIMITED] += 1
             plan.reschedule[ref.key] = now + exc.retry_after
+            plan.pause[provider.name] = max(plan.pause.get(provider.name, 0.0), exc.retry_after)
             return
         if isinstance(exc, Unauthorized):
             plan.outcomes[PollOutcome.UNAUTHORIZED] += 1
+            plan.unhealthy[provider.name] = str(exc)
             last = self._unhealthy_logged.get(provider.name, 0.0)
             if now - last >= meta.interval:
                 self._unhealthy_logged[provider.name] = now
@@ -279,6 +299,17 @@ class Poller:
     # ---- commit ----------------------------------------------------------------------
 
     async def _apply(self, plan: _Plan, *, keep_counts: bool = False) -> None:
+        for name, seconds in plan.pause.items():
+            log.warning("provider %s answered 429: every worker pauses it for %.1fs", name, seconds)
+            await self.limits.pause(name, seconds)
+        plan.pause.clear()
+        if plan.unhealthy:
+            await self.store.redis.hset(keys.PROVIDER_HEALTH, mapping=plan.unhealthy)  # type: ignore[misc]
+            plan.healthy -= set(plan.unhealthy)
+            plan.unhealthy.clear()
+        if plan.healthy:
+            await self.store.redis.hdel(keys.PROVIDER_HEALTH, *plan.healthy)  # type: ignore[misc]
+            plan.healthy.clear()
         if not (plan.commits or plan.reschedule or plan.clear_errors or plan.errors):
             return
         committed = await self.store.commit(

@@ -25,7 +25,7 @@ from providers.base import Provider
 from tasks import keys
 from tasks.dispatch import Dispatcher
 from tasks.model import Event, ResourceRef
-from tasks.poll import PollOutcome, Poller
+from tasks.poll import Poller, PollOutcome
 from tasks.store import Store, WatchMeta
 
 __all__ = ["Runtime", "watch_rkeys"]
@@ -126,6 +126,7 @@ class Runtime:
         while not self.stop.is_set():
             try:
                 await self.redis.set(key, str(time.time()), ex=int(interval * 2) + 1)
+                self.poller.share_concurrency(await self.poller.limits.live_workers())
             except Exception:
                 log.warning("heartbeat: Redis unreachable")
             try:

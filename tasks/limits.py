@@ -1,0 +1,74 @@
+"""Per-provider limits that all workers share through Redis.
+
+Requests per second: a "next free slot" schedule (GCRA). A poll batch of n requests
+reserves n consecutive slots in one round trip and spaces its requests over them, so the
+provider sees an even rate across every worker. A 429 pauses the provider for its
+Retry-After, for every worker. Concurrency is divided among the live workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from tasks import keys
+
+__all__ = ["ProviderLimits", "Reservation"]
+
+# KEYS: slot key. ARGV: now, n, interval, burst. Returns the start of the reserved slots.
+_RESERVE = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = math.max(tat, now - tonumber(ARGV[4]) * interval)
+local finish = start + tonumber(ARGV[2]) * interval
+redis.call('SET', KEYS[1], tostring(finish), 'PX', math.ceil((finish - now) * 1000) + 1000)
+return tostring(start)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    start: float
+    interval: float
+
+    def slot(self, i: int) -> float:
+        return self.start + i * self.interval
+
+
+class ProviderLimits:
+    def __init__(self, redis: aioredis.Redis, *, burst: int = 10) -> None:
+        self.redis = redis
+        self.burst = burst
+        self._reserve = redis.register_script(_RESERVE)
+
+    async def reserve(
+        self, provider: str, n: int, requests_per_second: float, *, now: float | None = None
+    ) -> Reservation:
+        now = time.time() if now is None else now
+        interval = 1.0 / requests_per_second
+        start = await self._reserve(keys=[keys.PREFIX + f"rate:{provider}"], args=[now, n, interval, self.burst])
+        return Reservation(float(start), interval)
+
+    @staticmethod
+    async def wait_for_slot(reservation: Reservation, i: int) -> None:
+        delay = reservation.slot(i) - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def pause(self, provider: str, seconds: float) -> None:
+        """Every worker holds off this provider for `seconds` (a 429's Retry-After)."""
+        await self.redis.set(keys.pause(provider), "1", px=max(1, int(seconds * 1000)))
+
+    async def paused_for(self, provider: str) -> float:
+        ttl = await self.redis.pttl(keys.pause(provider))
+        return ttl / 1000 if ttl and ttl > 0 else 0.0
+
+    async def live_workers(self) -> int:
+        n = 0
+        async for _ in self.redis.scan_iter(match=keys.HEALTH_PREFIX + "*", count=1000):
+            n += 1
+        return max(1, n)
