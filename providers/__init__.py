@@ -6,6 +6,7 @@ from providers.artistree import ArtistreeProvider
 from providers.base import Provider
 from providers.deepomatic import DeepomaticProvider
 from providers.rev import RevProvider
+from providers.sartiq import SartiqProvider
 
 __all__ = ["REGISTRY", "Provider"]
 
@@ -13,4 +14,5 @@ REGISTRY: dict[str, type[Provider]] = {
     ArtistreeProvider.name: ArtistreeProvider,
     DeepomaticProvider.name: DeepomaticProvider,
     RevProvider.name: RevProvider,
+    SartiqProvider.name: SartiqProvider,
 }
