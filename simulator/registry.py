@@ -12,6 +12,7 @@ from simulator.artistree import ArtistreeSim
 from simulator.core import SimProvider, Simulator
 from simulator.deepomatic import DeepomaticSim
 from simulator.rev import RevSim
+from simulator.sartiq import SartiqSim
 
 __all__ = ["SIM_PROVIDERS", "Seedable", "build_simulator"]
 
@@ -19,6 +20,7 @@ SIM_PROVIDERS: dict[str, type[SimProvider]] = {
     "artistree": ArtistreeSim,
     "deepomatic": DeepomaticSim,
     "rev": RevSim,
+    "sartiq": SartiqSim,
 }
 
 
