@@ -103,6 +103,12 @@ class ScanItem:
 class _Token:
     value: str
     expires_at: float
+    issued_at: float = field(default_factory=time.monotonic)
+    after_401: bool = False
+
+
+FRESH_TOKEN = 30.0
+"""Seconds during which a refused token is not replaced (it cannot have expired)."""
 
 
 def parse_retry_after(value: str | None, default: float = 1.0) -> float:
@@ -192,15 +198,20 @@ class Provider(ABC):
     def refreshes_tokens(self) -> bool:
         return type(self).new_token is not Provider.new_token
 
-    async def _bearer(self, *, refresh: bool) -> str | None:
+    async def _bearer(self, *, refresh: bool, rejected: str | None = None) -> str | None:
+        """The cached token, or a new one. `rejected` is the token a 401 refused: when
+        another task has already replaced it, that replacement is used, so a burst of
+        concurrent 401s costs one refresh, not one per request."""
         now = time.monotonic()
         if not refresh and self._token and self._token.expires_at > now:
             return self._token.value
         stale = self._token
         async with self._token_lock:
-            # another task may have refreshed while this one waited
-            if self._token is not stale and self._token and self._token.expires_at > time.monotonic():
-                return self._token.value
+            current = self._token
+            if current and current.expires_at > time.monotonic() and (
+                (not refresh and current is not stale) or (rejected is not None and current.value != rejected)
+            ):
+                return current.value
             got = await self.new_token()
             if got is None:
                 return None
@@ -209,15 +220,34 @@ class Provider(ABC):
             self._token = _Token(value, time.monotonic() + max(5.0, lifetime - 60.0))
             return value
 
+    async def _replace(self, rejected: str | None) -> bool:
+        """After a 401: is there another token worth one more try? A token that was itself
+        fetched moments ago because of a 401, and is refused too, means bad credentials or
+        permissions, not expiry: no refresh storm then, one refresh per FRESH_TOKEN at most."""
+        current = self._token
+        if (
+            current is not None
+            and current.value == rejected
+            and current.after_401
+            and time.monotonic() - current.issued_at < FRESH_TOKEN
+        ):
+            return False
+        got = await self._bearer(refresh=True, rejected=rejected)
+        if self._token is not None and self._token is not current and got != rejected:
+            self._token.after_401 = True
+        return got not in (None, rejected)
+
     async def get_json(self, url: str, *, params: Mapping[str, str] | None = None) -> Any:
         """GET `url` with auth, mapping statuses to ProviderErrors; refreshes the token once on 401."""
         body = await self.get_bytes(url, params=params)
         return self.parse(body)
 
     async def get_bytes(self, url: str, *, params: Mapping[str, str] | None = None) -> bytes:
+        used: str | None = None
         for attempt in (0, 1):
-            headers = await self.auth_headers(refresh=attempt == 1)
+            headers = await self.auth_headers()
             headers.setdefault("Accept", "application/json")
+            used = self._token.value if self._token else None
             try:
                 async with self.session.get(
                     url,
@@ -234,7 +264,7 @@ class Provider(ABC):
                 raise Unavailable(f"{self.name}: {type(exc).__name__}") from exc
             if status < 300:
                 return body
-            if status in (401, 403) and attempt == 0 and self.refreshes_tokens:
+            if status in (401, 403) and attempt == 0 and self.refreshes_tokens and await self._replace(used):
                 continue
             raise self.error_for(status, body, retry_after)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,189 @@
+"""How polling behaves against a rate-limited, failing provider (the simulator's faults)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from providers.artistree import ArtistreeProvider, ArtistreeSettings
+from simulator.artistree import ArtistreeSim
+from simulator.core import Fault, Simulator
+from tasks import keys
+from tasks.limits import ProviderLimits
+from tasks.model import ResourceRef
+from tasks.poll import PollOutcome, Poller
+from tasks.store import Store, WatchMeta
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = Simulator([ArtistreeSim()])
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def make_poller(sim: Simulator, redis: aioredis.Redis, session: aiohttp.ClientSession, **settings: object) -> Poller:
+    cfg = ArtistreeSettings(
+        base_url=sim.url("artistree"), token_url=sim.url("artistree") + "/oauth2/token",
+        client_id="sim-client", client_secret="sim-secret", **settings,  # type: ignore[arg-type]
+    )
+    return Poller(Store(redis), {"artistree": ArtistreeProvider(cfg, session)})
+
+
+async def watched(poller: Poller, sim: Simulator, n: int, interval: float = 60) -> list[str]:
+    ids = [sim["artistree"].add_order()["order_id"] for _ in range(n)]
+    rkeys = [ResourceRef("artistree", "order", i).key for i in ids]
+    await poller.store.add_watches([(k, WatchMeta(interval=interval)) for k in rkeys])
+    return rkeys
+
+
+async def test_a_429_pauses_the_provider_for_every_worker(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    worker_a, worker_b = make_poller(sim, redis, session), make_poller(sim, redis, session)
+    rkeys = await watched(worker_a, sim, 2)
+    sim.faults.add("artistree", "/v1/orders/", Fault(status=429, retry_after=30, times=1))
+    outcomes = await worker_a.poll(rkeys[:1])
+    assert outcomes[PollOutcome.RATE_LIMITED] == 1
+    before = sim.requests["artistree"]
+    outcomes = await worker_b.poll(rkeys[1:])
+    assert outcomes[PollOutcome.PAUSED] == 1
+    assert sim.requests["artistree"] == before  # worker b did not call the provider
+    due = await redis.zscore(keys.DUE, rkeys[1])
+    assert due is not None and due > time.time() + 20
+
+
+async def test_server_errors_back_off_per_resource_and_recover(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session)
+    (rkey,) = await watched(poller, sim, 1, interval=1)
+    oid = ResourceRef.parse(rkey).id
+    sim.faults.add("artistree", f"/v1/orders/{oid}", Fault(status=500, times=3))
+    for failures in (1, 2, 3):
+        assert (await poller.poll([rkey]))[PollOutcome.UNAVAILABLE] == 1
+        assert int(await redis.hget(keys.ERRORS, rkey)) == failures  # type: ignore[misc]
+    due = await redis.zscore(keys.DUE, rkey)
+    assert due is not None and due >= time.time() + 15  # 5 s, 10 s, 20 s: backed off past the 1 s interval
+    assert (await poller.poll([rkey]))[PollOutcome.BASELINE] == 1
+    assert await redis.hget(keys.ERRORS, rkey) is None  # type: ignore[misc]
+
+
+async def test_unauthorized_marks_the_provider_unhealthy_with_one_log_line(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    poller = make_poller(sim, redis, session)
+    rkeys = await watched(poller, sim, 20)
+    sim.faults.add("artistree", "/v1/orders/", Fault(status=401))
+    with caplog.at_level(logging.ERROR, logger="statehook.poll"):
+        assert (await poller.poll(rkeys))[PollOutcome.UNAUTHORIZED] == 20
+        assert (await poller.poll(rkeys))[PollOutcome.UNAUTHORIZED] == 20
+    lines = [r for r in caplog.records if "unhealthy" in r.getMessage()]
+    assert len(lines) == 1
+    assert "sim-secret" not in caplog.text
+    assert await redis.hget(keys.PROVIDER_HEALTH, "artistree")  # type: ignore[misc]
+    # the first token, then one refresh per burst of 401s (not one per request)
+    assert sim["artistree"].tokens_issued == 2
+    sim.faults.clear()
+    assert (await poller.poll(rkeys))[PollOutcome.BASELINE] == 20
+    assert await redis.hget(keys.PROVIDER_HEALTH, "artistree") is None  # type: ignore[misc]
+
+
+async def test_a_resource_that_disappears_is_gone_and_no_longer_polled(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session)
+    (rkey,) = await watched(poller, sim, 1)
+    await poller.poll([rkey])
+    sim["artistree"].remove(ResourceRef.parse(rkey).id)
+    assert (await poller.poll([rkey]))[PollOutcome.GONE] == 1
+    ((_, fields),) = await redis.xrange(keys.OUTBOX)
+    assert orjson.loads(fields[b"e"])["type"] == "artistree.order.gone"
+    assert await redis.zscore(keys.DUE, rkey) is None
+
+
+async def test_an_id_that_never_existed_is_not_gone(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session)
+    rkey = ResourceRef("artistree", "order", "00000000-0000-0000-0000-000000000000").key
+    await poller.store.add_watches([(rkey, WatchMeta(interval=60))])
+    assert (await poller.poll([rkey]))[PollOutcome.NOT_FOUND] == 1
+    assert await redis.xlen(keys.OUTBOX) == 0
+
+
+async def test_a_malformed_payload_is_counted_and_logged_never_an_event(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    poller = make_poller(sim, redis, session)
+    (rkey,) = await watched(poller, sim, 1)
+    await poller.poll([rkey])
+    sim.faults.add("artistree", "/v1/orders/", Fault(malformed=True, times=1))
+    with caplog.at_level(logging.WARNING, logger="statehook.poll"):
+        assert (await poller.poll([rkey]))[PollOutcome.MALFORMED] == 1
+    assert rkey in caplog.text
+    assert await redis.xlen(keys.OUTBOX) == 0
+    assert (await poller.poll([rkey]))[PollOutcome.UNCHANGED] == 1
+
+
+async def test_a_terminal_order_stops_being_polled(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session)
+    (rkey,) = await watched(poller, sim, 1)
+    await poller.poll([rkey])
+    sim["artistree"].set_state(ResourceRef.parse(rkey).id, "Human Certified")
+    assert (await poller.poll([rkey]))[PollOutcome.CHANGED] == 1
+    assert await redis.zscore(keys.DUE, rkey) is None
+
+
+async def test_a_terminal_tail_keeps_a_slow_poll(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, terminal_tail=86400, terminal_interval=3600)
+    (rkey,) = await watched(poller, sim, 1)
+    await poller.poll([rkey])
+    sim["artistree"].set_state(ResourceRef.parse(rkey).id, "Failed")
+    await poller.poll([rkey])
+    due = await redis.zscore(keys.DUE, rkey)
+    assert due is not None and due > time.time() + 3000
+
+
+async def test_the_rate_schedule_is_shared_between_workers(redis: aioredis.Redis) -> None:
+    a, b = ProviderLimits(redis, burst=0), ProviderLimits(redis, burst=0)
+    now = 1_000_000.0
+    first = await a.reserve("rev", 10, 20.0, now=now)
+    second = await b.reserve("rev", 10, 20.0, now=now)
+    assert first.start == pytest.approx(now)
+    assert second.start == pytest.approx(now + 0.5)  # after the first worker's 10 slots at 20/s
+    assert second.slot(9) == pytest.approx(now + 0.95)
+
+
+async def test_a_scan_baselines_every_order_then_sees_changes(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, page_size=100)
+    ids = sim["artistree"].add_many(250)
+    scan = ResourceRef("artistree", "scan", "project_id=All Projects").key
+    await poller.store.add_watches([(scan, WatchMeta(interval=60, scan={"project_id": "All Projects"}))])
+    assert (await poller.poll([scan]))[PollOutcome.BASELINE] == 250
+    assert await redis.xlen(keys.OUTBOX) == 0
+    sim["artistree"].set_state(ids[7], "Failed")
+    outcomes = await poller.poll([scan])
+    assert outcomes[PollOutcome.CHANGED] == 1 and outcomes[PollOutcome.UNCHANGED] == 249
+    ((_, fields),) = await redis.xrange(keys.OUTBOX)
+    event = orjson.loads(fields[b"e"])
+    assert event["resource"]["id"] == ids[7] and event["data"]["to"] == "Failed"
