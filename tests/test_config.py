@@ -13,14 +13,14 @@ from worker.cli import app
 SECRET = "super-secret-client-secret-123"
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
-GOOD = f"""
+GOOD = """
 [providers.artistree]
 base_url = "http://127.0.0.1:9/artistree"
 client_id = "cid"
 
 [[watches]]
 provider = "artistree"
-scan = {{ project_id = "All Projects" }}
+scan = { project_id = "All Projects" }
 interval = "60s"
 
 [destinations.automation]
@@ -31,7 +31,7 @@ url = "https://automation.example.com/hooks/statehook?token=abc"
 kind = "console"
 
 [[routes]]
-match = {{ type = ["*.state_changed"], severity = ["critical", "warning"] }}
+match = { type = ["*.state_changed"], severity = ["critical", "warning"] }
 to = ["automation", "console"]
 """
 

@@ -17,7 +17,7 @@ from simulator.core import Fault, Simulator
 from tasks import keys
 from tasks.limits import ProviderLimits
 from tasks.model import ResourceRef
-from tasks.poll import PollOutcome, Poller
+from tasks.poll import Poller, PollOutcome
 from tasks.store import Store, WatchMeta
 
 
