@@ -81,14 +81,18 @@ class ArtistreeProvider(Provider):
 
     async def scan(self, ref: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[list[ScanItem]]:
         project_id = spec.get("project_id") or ref.id
+        preview = str(spec.get("preview", "false")).lower() in ("1", "true", "yes")
         params = {"project_id": project_id, "limit": str(self.settings.page_size)}
+        if preview:
+            params["preview"] = "true"
         while True:
             page = await self.get_json(f"{self.base_url}/v1/orders", params=params)
             if not isinstance(page, dict):
                 raise MalformedPayload("artistree: order list is not an object")
+            listed = page.get("order_previews" if preview else "orders") or ()
             items = [
-                ScanItem(ResourceRef(self.name, "order", str(o["order_id"])), o)
-                for o in page.get("orders") or ()
+                ScanItem(ResourceRef(self.name, "order", str(o["order_id"])), o, preview=preview)
+                for o in listed
                 if isinstance(o, dict) and o.get("order_id")
             ]
             yield items
@@ -111,6 +115,11 @@ class ArtistreeProvider(Provider):
                 for layer in layers
             ]
         return snap
+
+    def normalize_preview(self, ref: ResourceRef, payload: Any) -> Snapshot:
+        if not isinstance(payload, dict) or not isinstance(payload.get("order_state"), str):
+            raise MalformedPayload(f"artistree: {ref.key}: order preview has no order_state")
+        return {k: v for k, v in payload.items() if k not in VOLATILE_TOP}
 
     def describe(self, ref: ResourceRef, snapshot: Snapshot) -> ResourceInfo:
         state = snapshot.get("order_state")

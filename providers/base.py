@@ -95,8 +95,12 @@ class ResourceInfo:
 
 @dataclass(frozen=True, slots=True)
 class ScanItem:
+    """One resource of a listed page. With `preview`, the payload is a lightweight summary:
+    the poller compares its digest and fetches full details only for what changed."""
+
     ref: ResourceRef
     payload: Any
+    preview: bool = False
 
 
 @dataclass(slots=True)
@@ -163,6 +167,10 @@ class Provider(ABC):
         yield []  # pragma: no cover
 
     # ---- shared behaviour ------------------------------------------------------------
+
+    def normalize_preview(self, ref: ResourceRef, payload: Any) -> Snapshot:
+        """The stable part of a list page's summary of a resource (volatile values dropped)."""
+        return self.normalize(ref, payload)
 
     def discovered(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft:
         info = self.describe(ref, snapshot)

@@ -64,6 +64,7 @@ class _Observed:
     snapshot: Snapshot
     canonical: bytes
     digest: str
+    preview: str = ""
 
 
 @dataclass(slots=True)
@@ -185,10 +186,21 @@ class Poller:
         for obs, meta, state in observed:
             if state is not None and state.digest == obs.digest:
                 plan.outcomes[PollOutcome.UNCHANGED] += 1
+                if obs.preview and obs.preview != state.preview:
+                    # remember the summary's digest, so the next scan does not fetch it again
+                    same = ResourceState(state.digest, state.seq, state.changed_at, obs.preview)
+                    plan.commits.append(Commit(obs.ref, state, same, pack_snapshot(obs.canonical), "-", []))
+                    plan.outcomes_of_commits.append(PollOutcome.UNCHANGED)
+                    plan.outcomes[PollOutcome.UNCHANGED] -= 1
                 if schedule:
                     info = provider.describe(obs.ref, obs.snapshot)
-                    due = next_poll_at(now, interval=meta.interval, terminal=info.terminal,
-                                       changed_at=state.changed_at, settings=provider.settings)
+                    due = next_poll_at(
+                        now,
+                        interval=meta.interval,
+                        terminal=info.terminal,
+                        changed_at=state.changed_at,
+                        settings=provider.settings,
+                    )
                     if due is None:
                         plan.commits.append(self._stop(obs, state))
                         plan.outcomes_of_commits.append(PollOutcome.UNCHANGED)
@@ -206,11 +218,12 @@ class Poller:
                 outcome = PollOutcome.CHANGED
                 base_seq = state.seq
             events = build_events(obs.ref, info, drafts, base_seq=base_seq, now=now, snapshot=obs.snapshot)
-            new_state = ResourceState(obs.digest, base_seq + len(events), now)
+            new_state = ResourceState(obs.digest, base_seq + len(events), now, obs.preview)
             due_at: float | str | None = "-"
             if schedule:
-                due_at = next_poll_at(now, interval=meta.interval, terminal=info.terminal,
-                                      changed_at=now, settings=provider.settings)
+                due_at = next_poll_at(
+                    now, interval=meta.interval, terminal=info.terminal, changed_at=now, settings=provider.settings
+                )
             plan.commits.append(Commit(obs.ref, state, new_state, pack_snapshot(obs.canonical), due_at, events))
             plan.outcomes_of_commits.append(outcome)
 
@@ -285,16 +298,51 @@ class Poller:
         self, provider: Provider, page: list[ScanItem], meta: WatchMeta, plan: _Plan, now: float
     ) -> None:
         observed: list[_Observed] = []
+        previews: list[tuple[ScanItem, str]] = []
         for item in page:
             try:
-                observed.append(self._observe(provider, item.ref, item.payload))
+                if item.preview:
+                    previews.append((item, digest(canonical(provider.normalize_preview(item.ref, item.payload)))))
+                else:
+                    observed.append(self._observe(provider, item.ref, item.payload))
             except MalformedPayload as exc:
                 plan.outcomes[PollOutcome.MALFORMED] += 1
                 log.warning("scan item %s: malformed: %s", item.ref.key, exc, extra={"rkey": item.ref.key})
+        if previews:
+            observed.extend(await self._fetch_changed_previews(provider, previews, plan))
         states = await self.store.states([o.ref.key for o in observed])
         await self._plan_observed(
             provider, [(o, meta, s) for o, s in zip(observed, states, strict=True)], plan, now, schedule=False
         )
+
+    async def _fetch_changed_previews(
+        self, provider: Provider, previews: list[tuple[ScanItem, str]], plan: _Plan
+    ) -> list[_Observed]:
+        """Full details of the resources whose summary changed (or that are new)."""
+        states = await self.store.states([item.ref.key for item, _ in previews])
+        stale = [(item, p) for (item, p), s in zip(previews, states, strict=True) if s is None or s.preview != p]
+        plan.outcomes[PollOutcome.UNCHANGED] += len(previews) - len(stale)
+        if not stale:
+            return []
+        slots = await self.limits.reserve(provider.name, len(stale), provider.settings.requests_per_second)
+        results = await asyncio.gather(
+            *(self._fetch(provider, item.ref, slots, i) for i, (item, _) in enumerate(stale))
+        )
+        observed = []
+        for (item, preview), result in zip(stale, results, strict=True):
+            try:
+                if isinstance(result, ProviderError):
+                    raise result
+                obs = self._observe(provider, item.ref, result)
+            except ProviderError as exc:
+                plan.outcomes[
+                    PollOutcome.ERROR if not isinstance(exc, MalformedPayload) else PollOutcome.MALFORMED
+                ] += 1
+                log.warning("scan item %s: %s", item.ref.key, exc, extra={"rkey": item.ref.key})
+                continue
+            obs.preview = preview
+            observed.append(obs)
+        return observed
 
     # ---- commit ----------------------------------------------------------------------
 
@@ -326,8 +374,9 @@ class Poller:
             else:
                 plan.outcomes[PollOutcome.CONFLICT] += 1
         for event in events:
-            log.info("event %s %s %s", event.id, event.type, event.summary,
-                     extra={"rkey": event.rkey, "event_id": event.id})
+            log.info(
+                "event %s %s %s", event.id, event.type, event.summary, extra={"rkey": event.rkey, "event_id": event.id}
+            )
         if events and self.on_events:
             self.on_events(events)
         plan.commits.clear()

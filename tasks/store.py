@@ -78,18 +78,21 @@ class ResourceState:
     digest: str
     seq: int
     changed_at: float
+    preview: str = ""
+    """digest of the list page's summary, for scans that compare previews"""
 
     @property
     def token(self) -> str:
-        return f"{self.digest}|{self.seq}|{int(self.changed_at)}"
+        base = f"{self.digest}|{self.seq}|{int(self.changed_at)}"
+        return f"{base}|{self.preview}" if self.preview else base
 
     @classmethod
     def parse(cls, raw: bytes | str | None) -> ResourceState | None:
         if not raw:
             return None
         text = raw.decode() if isinstance(raw, bytes) else raw
-        digest, seq, changed_at = text.split("|")
-        return cls(digest, int(seq), float(changed_at))
+        digest, seq, changed_at, *rest = text.split("|")
+        return cls(digest, int(seq), float(changed_at), rest[0] if rest else "")
 
 
 @dataclass(slots=True)
@@ -179,6 +182,8 @@ class Store:
         )
 
     async def states(self, rkeys: Sequence[str]) -> list[ResourceState | None]:
+        if not rkeys:
+            return []
         return [ResourceState.parse(s) for s in await self.redis.hmget(keys.STATE, list(rkeys))]  # type: ignore[misc]
 
     async def snapshots(self, rkeys: Sequence[str]) -> list[Snapshot | None]:

@@ -36,6 +36,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def make_poller(sim: Simulator, redis: aioredis.Redis, session: aiohttp.ClientSession, **settings: object) -> Poller:
+    settings.setdefault("requests_per_second", 5000)
     cfg = ArtistreeSettings(
         base_url=sim.url("artistree"), token_url=sim.url("artistree") + "/oauth2/token",
         client_id="sim-client", client_secret="sim-secret", **settings,  # type: ignore[arg-type]
@@ -187,3 +188,24 @@ async def test_a_scan_baselines_every_order_then_sees_changes(
     ((_, fields),) = await redis.xrange(keys.OUTBOX)
     event = orjson.loads(fields[b"e"])
     assert event["resource"]["id"] == ids[7] and event["data"]["to"] == "Failed"
+
+
+async def test_a_preview_scan_fetches_full_details_only_for_what_changed(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, page_size=100)
+    ids = sim["artistree"].add_many(250)
+    spec = {"project_id": "All Projects", "preview": "true"}
+    scan = ResourceRef("artistree", "scan", "preview=true&project_id=All Projects").key
+    await poller.store.add_watches([(scan, WatchMeta(interval=60, scan=spec))])
+    assert (await poller.poll([scan]))[PollOutcome.BASELINE] == 250
+    before = sim.requests["artistree"]
+    assert (await poller.poll([scan]))[PollOutcome.UNCHANGED] == 250
+    assert sim.requests["artistree"] - before == 3  # three preview pages, no order fetched
+    sim["artistree"].set_state(ids[42], "Action Required")
+    before = sim.requests["artistree"]
+    outcomes = await poller.poll([scan])
+    assert outcomes[PollOutcome.CHANGED] == 1 and outcomes[PollOutcome.UNCHANGED] == 249
+    assert sim.requests["artistree"] - before == 4  # three pages and the one changed order
+    ((_, fields),) = await redis.xrange(keys.OUTBOX)
+    assert orjson.loads(fields[b"e"])["data"]["to"] == "Action Required"
