@@ -106,13 +106,7 @@ def _rev(sim: Simulator) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 
 def _sartiq(sim: Simulator) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    s = sim["sartiq"]
-    ids = []
-    for i in range(6):
-        design = s.add_set_design()
-        design_id = design["id"] if isinstance(design, dict) else design
-        task = s.add_task(design_id, f"subject-{i}", total_items=40)
-        ids.append(task["id"] if isinstance(task, dict) else task)
+    ids = sim["sartiq"].add_many(6)
     block = {"base_url": sim.url("sartiq"), "username": "sim@example.com", "password": "sim-password"}
     return block, [{"provider": "sartiq", "kind": "upload_task", "ids": [str(i) for i in ids], "interval": "1s"}]
 
