@@ -209,3 +209,38 @@ async def test_a_preview_scan_fetches_full_details_only_for_what_changed(
     assert sim.requests["artistree"] - before == 4  # three pages and the one changed order
     ((_, fields),) = await redis.xrange(keys.OUTBOX)
     assert orjson.loads(fields[b"e"])["data"]["to"] == "Action Required"
+
+
+async def test_every_artistree_event_type_from_a_simulator_scenario(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session)
+    oid = sim["artistree"].add_order(state="In Progress")["order_id"]
+    rkey = ResourceRef("artistree", "order", oid).key
+    await poller.store.add_watches([(rkey, WatchMeta(interval=60, discovered=True))])
+    await poller.poll([rkey])
+    sim["artistree"].update(oid, analysis_failed_items=["Layer 2"], confidence=0.42,
+                            annotations=[], order_state="Action Required")
+    await poller.poll([rkey])
+    sim["artistree"].update(oid, reviewed_by="reviewer@example.com", review_timestamp="2026-11-23T10:00:00Z",
+                            order_state="Reviewed")
+    await poller.poll([rkey])
+    sim["artistree"].remove(oid)
+    await poller.poll([rkey])
+    events = [orjson.loads(f[b"e"]) for _, f in await redis.xrange(keys.OUTBOX)]
+    types = [e["type"] for e in events]
+    assert set(types) == {
+        "artistree.order.discovered",
+        "artistree.order.state_changed",
+        "artistree.order.analysis_failed",
+        "artistree.order.annotations_changed",
+        "artistree.order.confidence_changed",
+        "artistree.order.reviewed",
+        "artistree.order.gone",
+    }
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    by_type = {e["type"]: e for e in events}
+    assert by_type["artistree.order.analysis_failed"]["data"]["items"] == ["Layer 2"]
+    assert by_type["artistree.order.analysis_failed"]["severity"] == "warning"
+    assert by_type["artistree.order.reviewed"]["data"]["reviewed_by"] == "reviewer@example.com"
+    assert by_type["artistree.order.confidence_changed"]["data"]["to"] == 0.42
