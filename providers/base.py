@@ -172,12 +172,17 @@ class Provider(ABC):
         """The stable part of a list page's summary of a resource (volatile values dropped)."""
         return self.normalize(ref, payload)
 
+    def label(self, ref: ResourceRef, snapshot: Snapshot) -> str:
+        """How summaries name a resource: `Order “Poster v3”`."""
+        return f"{ref.kind.replace('_', ' ').capitalize()} “{self.describe(ref, snapshot).title}”"
+
     def discovered(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft:
         info = self.describe(ref, snapshot)
+        state = f" ({info.state})" if info.state else ""
         return EventDraft(
             type=f"{self.name}.{ref.kind}.discovered",
             severity=Severity.INFO,
-            summary=f"{ref.kind.capitalize()} “{info.title}” discovered ({info.state})",
+            summary=f"{self.label(ref, snapshot)} discovered{state}",
             data={"state": info.state, "terminal": info.terminal},
         )
 
@@ -186,7 +191,7 @@ class Provider(ABC):
         return EventDraft(
             type=f"{self.name}.{ref.kind}.gone",
             severity=Severity.WARNING,
-            summary=f"{ref.kind.capitalize()} “{info.title}” is gone (404)",
+            summary=f"{self.label(ref, snapshot)} is gone (404)",
             data={"last_state": info.state},
         )
 

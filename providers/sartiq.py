@@ -325,24 +325,8 @@ class SartiqProvider(Provider):
     def severity_of_state(self, state: str | None) -> Severity:
         return Severity.CRITICAL if task_outcome(state) == "failure" else Severity.INFO
 
-    def discovered(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft:
-        info = self.describe(ref, snapshot)
-        state = f" ({info.state})" if info.state else ""
-        return EventDraft(
-            type=f"{self.name}.{ref.kind}.discovered",
-            severity=Severity.INFO,
-            summary=f"{_label(ref, snapshot)} discovered{state}",
-            data={"state": info.state, "terminal": info.terminal},
-        )
-
-    def gone(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft:
-        info = self.describe(ref, snapshot)
-        return EventDraft(
-            type=f"{self.name}.{ref.kind}.gone",
-            severity=Severity.WARNING,
-            summary=f"{_label(ref, snapshot)} is gone (404)",
-            data={"last_state": info.state},
-        )
+    def label(self, ref: ResourceRef, snapshot: Snapshot) -> str:
+        return _label(ref, snapshot)
 
     # ---- classify -----------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-__all__ = ["Fault", "FaultTable", "SimProvider", "Simulator", "json_response"]
+__all__ = ["Fault", "FaultTable", "SimProvider", "Simulator", "json_response", "read_json_object"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -27,6 +27,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json",
                         headers=headers)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object; an empty or unreadable body counts as `{}`."""
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 @dataclass(slots=True)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from simulator.core import SimProvider, json_response
+from simulator.core import SimProvider, json_response, read_json_object
 
 __all__ = ["RevSim"]
 
@@ -225,7 +225,7 @@ class RevSim(SimProvider):
         return json_response({n: o["status"] for n, o in self.orders.items()})
 
     async def _ctl_add(self, request: web.Request) -> web.Response:
-        data = await _json_object(request)
+        data = await read_json_object(request)
         kind = data.get("kind", "transcription")
         if kind not in ("transcription", "caption"):
             return json_response({"detail": "kind must be transcription or caption"}, status=400)
@@ -236,7 +236,7 @@ class RevSim(SimProvider):
         return json_response(self.orders[number], status=201)
 
     async def _ctl_status(self, request: web.Request) -> web.Response:
-        number, data = request.match_info["ordernum"], await _json_object(request)
+        number, data = request.match_info["ordernum"], await read_json_object(request)
         if number not in self.orders:
             return json_response({"detail": "unknown order"}, status=404)
         if not isinstance(data.get("status"), str):
@@ -245,7 +245,7 @@ class RevSim(SimProvider):
         return json_response(self.orders[number])
 
     async def _ctl_attachment(self, request: web.Request) -> web.Response:
-        number, data = request.match_info["ordernum"], await _json_object(request)
+        number, data = request.match_info["ordernum"], await read_json_object(request)
         if number not in self.orders:
             return json_response({"detail": "unknown order"}, status=404)
         kind, name = str(data.get("kind", "transcript")), str(data.get("name", "Transcript.docx"))
@@ -253,7 +253,7 @@ class RevSim(SimProvider):
         return json_response({"id": att_id}, status=201)
 
     async def _ctl_comment(self, request: web.Request) -> web.Response:
-        number, data = request.match_info["ordernum"], await _json_object(request)
+        number, data = request.match_info["ordernum"], await read_json_object(request)
         if number not in self.orders:
             return json_response({"detail": "unknown order"}, status=404)
         self.add_comment(number, str(data.get("by", "Rev Support")), str(data.get("text", "")))
@@ -266,13 +266,3 @@ class RevSim(SimProvider):
         self.remove(number)
         return json_response({"removed": number})
 
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object; an empty or unreadable body counts as `{}`."""
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from simulator.core import SimProvider, json_response
+from simulator.core import SimProvider, json_response, read_json_object
 
 __all__ = ["SHOT_TYPES", "SartiqSim"]
 
@@ -442,7 +442,7 @@ class SartiqSim(SimProvider):
         )
 
     async def _ctl_add_set_design(self, request: web.Request) -> web.Response:
-        data = await _json_object(request)
+        data = await read_json_object(request)
         pairs = [
             (str(i.get("subject_id")), str(i.get("shot_type_id")))
             for i in data.get("base_images") or ()
@@ -457,7 +457,7 @@ class SartiqSim(SimProvider):
         return json_response(self.set_designs[sd_id], status=201)
 
     async def _ctl_add_base_image(self, request: web.Request) -> web.Response:
-        sd_id, data = request.match_info["id"], await _json_object(request)
+        sd_id, data = request.match_info["id"], await read_json_object(request)
         if sd_id not in self.set_designs:
             return json_response({"detail": "Set design not found"}, status=404)
         if not (data.get("subject_id") and data.get("shot_type_id")):
@@ -473,7 +473,7 @@ class SartiqSim(SimProvider):
         return json_response({"removed": sd_id})
 
     async def _ctl_add_task(self, request: web.Request) -> web.Response:
-        data = await _json_object(request)
+        data = await read_json_object(request)
         if not (data.get("set_design_id") and data.get("subject_id")):
             return json_response({"detail": "set_design_id and subject_id are required"}, status=400)
         try:
@@ -490,7 +490,7 @@ class SartiqSim(SimProvider):
         return json_response(self.tasks[tid], status=201)
 
     async def _ctl_advance(self, request: web.Request) -> web.Response:
-        tid, data = request.match_info["id"], await _json_object(request)
+        tid, data = request.match_info["id"], await read_json_object(request)
         if tid not in self.tasks:
             return json_response({"detail": "Upload task not found"}, status=404)
         try:
@@ -500,14 +500,14 @@ class SartiqSim(SimProvider):
         return json_response(task)
 
     async def _ctl_finish(self, request: web.Request) -> web.Response:
-        tid, data = request.match_info["id"], await _json_object(request)
+        tid, data = request.match_info["id"], await read_json_object(request)
         if tid not in self.tasks:
             return json_response({"detail": "Upload task not found"}, status=404)
         task = self.finish_task(tid, str(data.get("status", "completed")), data.get("error_message"))
         return json_response(task)
 
     async def _ctl_status(self, request: web.Request) -> web.Response:
-        tid, data = request.match_info["id"], await _json_object(request)
+        tid, data = request.match_info["id"], await read_json_object(request)
         if tid not in self.tasks:
             return json_response({"detail": "Upload task not found"}, status=404)
         if not isinstance(data.get("status"), str):
@@ -526,13 +526,3 @@ class SartiqSim(SimProvider):
         self.expire_tokens()
         return json_response({"expired": True})
 
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object; an empty or unreadable body counts as `{}`."""
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
