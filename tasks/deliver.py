@@ -16,6 +16,7 @@ from tasks import keys
 from tasks.backoff import delivery_delay
 from tasks.events import utc_iso
 from tasks.model import Event
+from worker import metrics
 
 __all__ = ["Attempt", "DeadLetters", "DeliveryResult", "deliver_once"]
 
@@ -103,13 +104,13 @@ async def deliver_once(
     dead = DeadLetters(redis)
     if notifier is None:
         await dead.add(event_json, destination, "destination is not configured", None, attempt)
-        await _count(redis, "deliveries_dead")
+        await metrics.record(redis, metrics.delivery_counts(destination, "dead"))
         return DeliveryResult(False, dead_lettered=True)
     disabled = await redis.hget(keys.DISABLED, destination)  # type: ignore[misc]
     if disabled:
         reason = f"destination disabled: {disabled.decode()}"
         await dead.add(event_json, destination, reason, None, attempt)
-        await _count(redis, "deliveries_dead")
+        await metrics.record(redis, metrics.delivery_counts(destination, "dead"))
         return DeliveryResult(False, dead_lettered=True)
     started = time.perf_counter()
     status: int | None = None
@@ -136,7 +137,7 @@ async def deliver_once(
     extra = {"rkey": event.rkey, "event_id": event.id, "destination": destination}
     if error is None:
         log.debug("delivered %s to %s in %.0f ms", event.id, destination, duration_ms, extra=extra)
-        await _count(redis, "deliveries_ok")
+        await metrics.record(redis, metrics.delivery_counts(destination, "ok", duration_ms / 1000))
         return DeliveryResult(True)
     if permanent is not None:
         if permanent.disable:
@@ -144,7 +145,7 @@ async def deliver_once(
             log.error("destination %s disabled: %s", destination, error, extra=extra)
         log.warning("delivery %s to %s failed permanently: %s", event.id, destination, error, extra=extra)
         await dead.add(event_json, destination, error, status, attempt)
-        await _count(redis, "deliveries_dead")
+        await metrics.record(redis, metrics.delivery_counts(destination, "dead", duration_ms / 1000))
         return DeliveryResult(False, dead_lettered=True)
     delay = delivery_delay(attempt, notifier.settings.retry_schedule, jitter=notifier.settings.jitter,
                            retry_after=retry_after)
@@ -152,12 +153,9 @@ async def deliver_once(
         reason = f"gave up after {attempt} attempts: {error}"
         log.warning("delivery %s to %s: %s", event.id, destination, reason, extra=extra)
         await dead.add(event_json, destination, reason, status, attempt)
-        await _count(redis, "deliveries_dead")
+        await metrics.record(redis, metrics.delivery_counts(destination, "dead", duration_ms / 1000))
         return DeliveryResult(False, dead_lettered=True)
     log.info("delivery %s to %s: %s; retry in %.1fs", event.id, destination, error, delay, extra=extra)
-    await _count(redis, "deliveries_retried")
+    await metrics.record(redis, metrics.delivery_counts(destination, "retried", duration_ms / 1000))
     return DeliveryResult(False, retry_in=delay)
 
-
-async def _count(redis: aioredis.Redis, name: str) -> None:
-    await redis.hincrby(keys.STATS, name, 1)  # type: ignore[misc]

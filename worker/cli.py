@@ -13,6 +13,7 @@ import typer
 from config import ConfigError, load_config
 from config.load import Config
 from config.show import resolved
+from worker.cli_ops import register_ops
 
 __all__ = ["app", "main"]
 
@@ -67,11 +68,11 @@ def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run a worker: scheduler, pollers, dispatcher and deliveries (production)."""
-    from worker.logs import setup_logging
+    from worker.cli_ops import prepare
     from worker.settings import make_worker
 
     cfg = load_or_exit(config)
-    setup_logging(cfg.settings.log_level, cfg.settings.log_format)
+    prepare(cfg)  # logs that redact, then Sentry: before the worker is made
     make_worker(cfg).run()
 
 
@@ -83,6 +84,9 @@ def demo(
     from worker.demo import run_demo
 
     sys.exit(asyncio.run(run_demo(seconds)))
+
+
+register_ops(app)
 
 
 def main() -> None:

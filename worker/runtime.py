@@ -12,8 +12,10 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
+import orjson
 from arq.connections import ArqRedis
 
 import notifiers as notifier_registry
@@ -27,6 +29,7 @@ from tasks.dispatch import Dispatcher
 from tasks.model import Event, ResourceRef
 from tasks.poll import Poller, PollOutcome
 from tasks.store import Store, WatchMeta
+from worker.metrics import LatencyRecorder
 
 __all__ = ["Runtime", "watch_rkeys"]
 
@@ -58,6 +61,7 @@ class Runtime:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     background: list[asyncio.Task[None]] = field(default_factory=list)
     _event_counts: Counter[str] = field(default_factory=Counter)
+    latency: LatencyRecorder = field(default_factory=LatencyRecorder)
 
     @classmethod
     async def start(cls, config: Config, redis: ArqRedis, *, run_dispatcher: bool = True) -> Runtime:
@@ -86,6 +90,8 @@ class Runtime:
         rt = cls(config, redis, session, provs, notes, store, Poller(store, provs), dispatcher, worker_id)
         rt.poller.on_events = rt._count_events
         await rt.sync_watches()
+        for provider in provs.values():
+            rt._time_fetches(provider)
         await dispatcher.ensure_group()
         if run_dispatcher:
             rt.background.append(asyncio.create_task(dispatcher.run(rt.stop), name="dispatcher"))
@@ -96,14 +102,37 @@ class Runtime:
 
     async def poll(self, rkeys: Sequence[str]) -> Counter[PollOutcome]:
         outcomes = await self.poller.poll(rkeys)
+        started = time.perf_counter()
         provider = ResourceRef.parse(rkeys[0]).provider if rkeys else "?"
+        elapsed = time.perf_counter() - started
         counts = {f"polls:{provider}:{k.value}": v for k, v in outcomes.items()}
+        self.latency.observe("batch", provider, elapsed)
         counts.update(self._event_counts)
         self._event_counts.clear()
+        counts.update(self.latency.drain())
         await self.store.incr_stats(counts)
         return outcomes
+        summary = " ".join(f"{k.value}={v}" for k, v in sorted(outcomes.items()))
+        log.debug("poll %s: %d resources in %.0f ms: %s", provider, len(rkeys), elapsed * 1000, summary,
+                  extra={"provider": provider, "outcomes": {k.value: v for k, v in outcomes.items()},
+                         "duration_ms": round(elapsed * 1000, 1)})
 
     def _count_events(self, events: list[Event]) -> None:
+    def _time_fetches(self, provider: Provider) -> None:
+        """Time every fetch of `provider` into the poll latency histogram. The recorder is
+        in memory; `poll` flushes it with the batch's counters, in the same round trip."""
+        fetch = provider.fetch
+        recorder, name = self.latency, provider.name
+
+        async def timed_fetch(ref: ResourceRef) -> Any:
+            started = time.perf_counter()
+            try:
+                return await fetch(ref)
+            finally:
+                recorder.observe("poll", name, time.perf_counter() - started)
+
+        provider.fetch = timed_fetch  # type: ignore[method-assign]
+
         for event in events:
             self._event_counts[f"events:{event.provider}"] += 1
             self._event_counts[f"events_type:{event.type}"] += 1
@@ -122,22 +151,33 @@ class Runtime:
 
     async def _heartbeat(self) -> None:
         interval = self.config.settings.worker.health_interval
+        """`sh:health:{worker_id}` = {at, interval, pid}, every `health_interval`; it expires
+        by itself if the worker dies without deleting it. /healthz reads these."""
         key = keys.HEALTH_PREFIX + self.worker_id
-        while not self.stop.is_set():
+        try:
+            while not self.stop.is_set():
+                beat = orjson.dumps({"at": time.time(), "interval": interval, "pid": os.getpid()})
+                try:
+                    await self.redis.set(key, beat, px=int(interval * 2000) + 1000)
+                    self.poller.share_concurrency(await self.poller.limits.live_workers())
+                except Exception:
+                    log.warning("heartbeat: Redis unreachable")
+                try:
+                    await asyncio.wait_for(self.stop.wait(), timeout=interval)
+                except TimeoutError:
+                    pass
+        finally:
+            # a graceful stop or a cancellation: this worker stops counting at once
             try:
-                await self.redis.set(key, str(time.time()), ex=int(interval * 2) + 1)
-                self.poller.share_concurrency(await self.poller.limits.live_workers())
+                await asyncio.shield(self.redis.delete(key))
             except Exception:
-                log.warning("heartbeat: Redis unreachable")
-            try:
-                await asyncio.wait_for(self.stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass
-        await self.redis.delete(key)
+                log.warning("heartbeat: could not remove %s", key)
 
     async def close(self) -> None:
         self.stop.set()
-        for task in self.background:
+        # let the loops see `stop` and finish their step (the heartbeat removes its key)
+        _, pending = await asyncio.wait(self.background, timeout=1.0) if self.background else (set(), set())
+        for task in pending:
             task.cancel()
         await asyncio.gather(*self.background, return_exceptions=True)
         for notifier in self.notifiers.values():

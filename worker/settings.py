@@ -1,15 +1,28 @@
-"""ARQ worker construction. Workers are made through `arq.worker.create_worker`, the way
-sentry-sdk's ArqIntegration hooks them."""
+"""ARQ worker construction. Workers are made through `arq.worker.create_worker`, looked up
+on the module at call time: that is the function sentry-sdk's ArqIntegration replaces, so
+a worker made after `sentry_sdk.init` has its jobs wrapped.
+
+Shutdown: SIGTERM (or SIGINT) stops the worker taking jobs; jobs in flight get
+`shutdown_grace` seconds to finish, then are cancelled (a cancelled poll commits nothing
+and its resource is polled again after its lease; a cancelled delivery re-runs).
+Redis connection loss: every command is retried with a capped exponential backoff
+(about a minute in all) before the error reaches the worker loop.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from typing import Any
+from urllib.parse import unquote
 
+import arq.worker
 from arq import cron
 from arq.connections import RedisSettings
-from arq.worker import Worker, create_worker, func
+from arq.worker import Worker, func
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -17,7 +30,11 @@ from config import Config
 from tasks.jobs import deliver, poll_batch, poll_scan, schedule_due
 from worker.runtime import Runtime
 
-__all__ = ["WorkerSettings", "make_worker", "redis_settings"]
+__all__ = ["SCHEDULE_NOW", "WorkerSettings", "make_worker", "redis_settings", "sentinel_settings"]
+
+SCHEDULE_NOW = "schedule_now"
+"""The scheduler as an ordinary job, for the API to run it at once after an inbound hook
+made a resource due (the cron runs it every second): a hint is polled in milliseconds."""
 
 SCAN_TIMEOUT = 1800
 DELIVERY_DEDUP_WINDOW = 600
@@ -25,10 +42,38 @@ DELIVERY_DEDUP_WINDOW = 600
 (an outbox entry is reclaimed after `reclaim_idle`), short enough not to fill Redis."""
 
 
+def sentinel_settings(url: str) -> RedisSettings:
+    """`redis+sentinel://[:password@]host1:26379,host2:26379/service[/db]`: the master of
+    `service` as the sentinels name it, found again after a failover."""
+    rest = url.split("://", 1)[1]
+    auth, _, rest = rest.rpartition("@")
+    hosts, _, path = rest.partition("/")
+    service, _, db = path.partition("/")
+    sentinels = []
+    for item in hosts.split(","):
+        host, _, port = item.strip().rpartition(":")
+        sentinels.append((host or item.strip(), int(port) if host and port else 26379))
+    username, _, password = auth.partition(":") if auth else ("", "", "")
+    return RedisSettings(
+        host=sentinels,
+        sentinel=True,
+        sentinel_master=unquote(service or "mymaster"),
+        database=int(db or 0),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        ssl=url.startswith("rediss+"),
+    )
+
+
 def redis_settings(url: str) -> RedisSettings:
-    settings = RedisSettings.from_dsn(url)
+    """Connection settings from `redis_url`: `redis://`, `rediss://`, `unix://`, or
+    `redis+sentinel://…` for a Sentinel-managed master."""
+    settings = sentinel_settings(url) if url.startswith(("redis+sentinel://", "rediss+sentinel://")) else (
+        RedisSettings.from_dsn(url)
+    )
     settings.retry_on_timeout = True
     settings.retry_on_error = [RedisConnectionError, RedisTimeoutError]
+    settings.retry = Retry(ExponentialBackoff(cap=5.0, base=0.1), 16)
     settings.conn_retries = 30
     return settings
 
@@ -56,9 +101,10 @@ class WorkerSettings:
 def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: bool = True,
                 burst: bool = False) -> Worker:
     tuning = config.settings.worker
-    return create_worker(
+    return arq.worker.create_worker(
         WorkerSettings,  # type: ignore[arg-type]
         functions=[
+            func(schedule_due, name=SCHEDULE_NOW, timeout=30, max_tries=1, keep_result=0),
             func(poll_batch, timeout=tuning.job_timeout, max_tries=1, keep_result=60),
             func(poll_scan, timeout=SCAN_TIMEOUT, max_tries=1, keep_result=60),
             func(deliver, timeout=tuning.delivery_timeout, max_tries=1000, keep_result=DELIVERY_DEDUP_WINDOW),
@@ -71,6 +117,6 @@ def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: 
         job_timeout=tuning.job_timeout,
         health_check_interval=tuning.health_interval,
         health_check_key=f"sh:arq-health:{socket.gethostname()}-{os.getpid()}",
-        job_completion_wait=int(tuning.shutdown_grace),
+        job_completion_wait=max(1, math.ceil(tuning.shutdown_grace)),
         burst=burst,
     )

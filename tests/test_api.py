@@ -1,0 +1,338 @@
+"""The HTTP API end to end on loopback: real Redis, a real worker, the simulator, a webhook
+receiver, and the API served on a free port."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+
+from config import Config, load_config
+from simulator.artistree import ArtistreeSim
+from simulator.core import Simulator
+from simulator.receivers import WebhookReceiver
+from simulator.rev import RevSim
+from tasks import keys
+from tasks.model import ResourceRef
+from tests.conftest import wait_for
+from tests.kit import WHSEC, running_worker, toml_value, write_config
+from worker.api import OPENAPI, rev_order_number, start_api
+
+API_TOKEN = "api-token-7d1f0c9a2b3e4d5f"
+HOOK_TOKEN = "hook-token-0a9b8c7d6e5f4a3b"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+# ---- building blocks (the other API-facing test modules use them too) -------------------
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    simulator = Simulator([ArtistreeSim(), RevSim()])
+    await simulator.start()
+    yield simulator
+    await simulator.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    r = WebhookReceiver(secret=WHSEC)
+    await r.start()
+    yield r
+    await r.stop()
+
+
+def provider_blocks(sim: Simulator) -> dict[str, dict[str, Any]]:
+    return {
+        "artistree": {"base_url": sim.url("artistree"), "token_url": sim.url("artistree") + "/oauth2/token",
+                      "client_id": "sim-client", "client_secret": "sim-secret"},
+        "rev": {"base_url": sim.url("rev"), "client_key": "sim-client-key", "user_key": "sim-user-key"},
+    }
+
+
+def api_config(
+    tmp_path: Path,
+    redis_url: str,
+    sim: Simulator,
+    receiver: WebhookReceiver,
+    *,
+    token: str | None = API_TOKEN,
+    hook_tokens: dict[str, str] | None = None,
+    worker: dict[str, Any] | None = None,
+    providers: dict[str, dict[str, Any]] | None = None,
+    destination: dict[str, Any] | None = None,
+) -> Config:
+    """A config file with the simulated providers, a webhook destination and an [api] table."""
+    path = tmp_path / "statehook.toml"
+    write_config(
+        path,
+        redis_url=redis_url,
+        providers=providers if providers is not None else provider_blocks(sim),
+        destinations={"hook": destination or {"kind": "webhook", "url": receiver.url, "secret": WHSEC,
+                                               "retry_schedule": [0.05, 0.05], "jitter": 0.0}},
+        routes=[{"to": ["hook"]}],
+        worker={"health_interval": "1s", **(worker or {})},
+    )
+    lines = ["", "[api]"]
+    if token is not None:
+        lines.append(f"token = {toml_value(token)}")
+    hooks = {"rev": HOOK_TOKEN} if hook_tokens is None else hook_tokens
+    if hooks:
+        lines.append(f"hook_tokens = {toml_value(hooks)}")
+    path.write_text(path.read_text() + "\n".join(lines) + "\n")
+    return load_config(path)
+
+
+@contextlib.asynccontextmanager
+async def serving(config: Config) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+    """The API on a free loopback port, and a client session."""
+    runner, url = await start_api(config, host="127.0.0.1", port=0)
+    try:
+        async with aiohttp.ClientSession(base_url=url) as session:
+            yield url, session
+    finally:
+        await runner.cleanup()
+
+
+async def call(session: aiohttp.ClientSession, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    async with session.request(method, path, **kwargs) as resp:
+        body = await resp.json(content_type=None) if resp.content_type == "application/json" else await resp.text()
+        return resp.status, body
+
+
+# ---- auth -------------------------------------------------------------------------------------
+
+
+async def test_management_calls_are_refused_without_the_bearer_token(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    config = api_config(tmp_path, redis_url, sim, receiver)
+    body = {"provider": "rev", "ids": ["TC1"]}
+    async with serving(config) as (_, http):
+        for method, path in [("GET", "/v1/watches"), ("POST", "/v1/watches"), ("DELETE", "/v1/watches"),
+                             ("GET", "/v1/events"), ("GET", "/v1/resources/rev:order:TC1")]:
+            status, answer = await call(http, method, path, json=body)
+            assert status == 401, (method, path)
+            assert "missing" in answer["error"]
+            status, answer = await call(http, method, path, json=body,
+                                        headers={"Authorization": "Bearer " + API_TOKEN[:-1] + "x"})
+            assert (status, answer["error"]) == (401, "invalid token"), (method, path)
+        status, _ = await call(http, "GET", "/v1/watches", headers={"Authorization": f"Token {API_TOKEN}"})
+        assert status == 401
+        status, _ = await call(http, "GET", "/v1/watches", headers=AUTH)
+        assert status == 200
+        # health, metrics and the API's description are open
+        for path in ("/healthz", "/metrics", "/openapi.json"):
+            status, _ = await call(http, "GET", path)
+            assert status in (200, 503), path
+
+
+async def test_without_an_api_token_management_is_disabled(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    config = api_config(tmp_path, redis_url, sim, receiver, token=None)
+    async with serving(config) as (_, http):
+        status, answer = await call(http, "GET", "/v1/watches", headers={"Authorization": "Bearer anything"})
+    assert status == 403
+    assert "STATEHOOK_API__TOKEN" in answer["error"]
+
+
+# ---- watches ------------------------------------------------------------------------------------
+
+
+async def test_watch_requests_are_validated_with_a_reason(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis
+) -> None:
+    config = api_config(tmp_path, redis_url, sim, receiver,
+                        providers={"rev": provider_blocks(sim)["rev"]})
+    async with serving(config) as (_, http):
+        status, answer = await call(http, "POST", "/v1/watches", headers=AUTH, json={"provider": "nope", "ids": ["1"]})
+        assert status == 422 and "unknown provider" in answer["error"]
+        status, answer = await call(http, "POST", "/v1/watches", headers=AUTH,
+                                    json={"provider": "artistree", "ids": ["1"]})
+        assert status == 422 and "not configured" in answer["error"] and answer["configured"] == ["rev"]
+        status, answer = await call(http, "POST", "/v1/watches", headers=AUTH, json={"provider": "rev"})
+        assert status == 422 and answer["problems"][0]["field"] == "ids"
+        status, answer = await call(http, "POST", "/v1/watches", headers=AUTH, json={"provider": "rev", "ids": []})
+        assert status == 422
+        status, answer = await call(http, "POST", "/v1/watches", headers=AUTH,
+                                    json={"provider": "rev", "ids": ["TC1"], "interval": "soon"})
+        assert status == 422 and answer["problems"][0]["field"] == "interval"
+        status, answer = await call(http, "POST", "/v1/watches", headers=AUTH,
+                                    json={"provider": "rev", "kind": "scan", "ids": ["x"]})
+        assert status == 422 and "kind" in answer["error"]
+        status, answer = await call(http, "POST", "/v1/watches", headers=AUTH, data=b"{not json",
+                                    )
+        assert status == 400 and "not JSON" in answer["error"]
+        status, answer = await call(http, "POST", "/v1/watches", headers=AUTH, json=["rev"])
+        assert status == 400
+    assert await redis.hlen(keys.META) == 0
+
+
+async def test_a_watch_added_through_the_api_is_polled_and_its_events_delivered(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis
+) -> None:
+    oid = sim["artistree"].add_order(state="In Progress", title="Poster v3")["order_id"]
+    rkey = ResourceRef("artistree", "order", oid).key
+    config = api_config(tmp_path, redis_url, sim, receiver)
+    async with serving(config) as (_, http), running_worker(config):
+        status, answer = await call(http, "POST", "/v1/watches", headers=AUTH,
+                                    json={"provider": "artistree", "ids": [oid], "interval": "0.2s"})
+        assert status == 201
+        assert answer["rkeys"] == [rkey] and answer["added"] == 1
+        status, again = await call(http, "POST", "/v1/watches", headers=AUTH,
+                                   json={"provider": "artistree", "ids": [oid], "interval": "0.2s"})
+        assert (status, again["added"]) == (200, 0)
+
+        await wait_for(lambda: redis.hexists(keys.STATE, rkey), what="baseline poll")
+        sim["artistree"].set_state(oid, "Failed")
+        await wait_for(lambda: len(receiver.delivered) >= 1, what="delivery")
+
+        status, listing = await call(http, "GET", "/v1/watches?provider=artistree", headers=AUTH)
+        assert status == 200
+        assert [(w["rkey"], w["source"], w["interval"]) for w in listing["watches"]] == [(rkey, "api", 0.2)]
+
+        async def delivery_recorded() -> bool:
+            _, view = await call(http, "GET", f"/v1/resources/{rkey}", headers=AUTH)
+            return bool(view["history"] and view["history"][0]["deliveries"])
+
+        await wait_for(delivery_recorded, what="the attempt in the timeline")
+        status, view = await call(http, "GET", f"/v1/resources/{rkey}", headers=AUTH)
+        assert status == 200
+        assert view["snapshot"]["order_state"] == "Failed"
+        assert view["state"]["seq"] == 1 and view["watch"]["source"] == "api"
+        (event,) = view["history"]
+        assert event["type"] == "artistree.order.state_changed" and event["severity"] == "critical"
+        assert [(d["destination"], d["ok"]) for d in event["deliveries"]] == [("hook", True)]
+
+        status, events = await call(http, "GET", "/v1/events?limit=10", headers=AUTH)
+        assert status == 200
+        ids = [e["id"] for e in events["events"]]
+        assert event["id"] in ids or not ids  # the outbox may already be trimmed
+        status, own = await call(http, "GET", f"/v1/events?rkey={rkey}", headers=AUTH)
+        assert [e["id"] for e in own["events"]] == [event["id"]]
+
+        status, removed = await call(http, "DELETE", "/v1/watches", headers=AUTH,
+                                     json={"provider": "artistree", "ids": [oid]})
+        assert (status, removed["removed"]) == (200, 1)
+    assert receiver.delivered[0].event["data"]["to"] == "Failed"
+    assert not await redis.hexists(keys.META, rkey)
+
+
+async def test_resources_and_events_refuse_bad_parameters(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    config = api_config(tmp_path, redis_url, sim, receiver)
+    async with serving(config) as (_, http):
+        assert (await call(http, "GET", "/v1/resources/not-a-key", headers=AUTH))[0] == 400
+        status, answer = await call(http, "GET", "/v1/resources/rev:order:NOPE", headers=AUTH)
+        assert status == 404 and "never polled" in answer["error"]
+        assert (await call(http, "GET", "/v1/events?after=yesterday", headers=AUTH))[0] == 400
+        assert (await call(http, "GET", "/v1/events?limit=0", headers=AUTH))[0] == 400
+        status, answer = await call(http, "GET", "/v1/nothing-here", headers=AUTH)
+        assert status == 404 and answer["error"]
+
+
+# ---- inbound hooks ---------------------------------------------------------------------------------
+
+
+async def test_a_rev_hook_triggers_a_poll_within_a_second(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis
+) -> None:
+    """The watch interval is an hour: after the baseline, only the hook explains a poll."""
+    number = sim["rev"].add_order(status="Transcribing")
+    rkey = ResourceRef("rev", "order", number).key
+    config = api_config(tmp_path, redis_url, sim, receiver)
+    async with serving(config) as (_, http), running_worker(config):
+        status, _ = await call(http, "POST", "/v1/watches", headers=AUTH,
+                               json={"provider": "rev", "ids": [number], "interval": "1h"})
+        assert status == 201
+        await wait_for(lambda: redis.hexists(keys.STATE, rkey), what="baseline poll")
+        assert (await redis.zscore(keys.DUE, rkey)) > time.time() + 3000
+
+        sim["rev"].add_attachment(number, "transcript", "Transcript.docx")
+        sim["rev"].set_status(number, "Complete")
+        before = sim.requests["rev"]
+        started = time.monotonic()
+        status, answer = await call(http, "POST", f"/v1/hooks/rev/{HOOK_TOKEN}",
+                                    data={"order_number": number, "status": "Complete"})
+        assert (status, answer["rkey"]) == (202, rkey)
+        await wait_for(lambda: sim.requests["rev"] > before, timeout=1.0, what="a poll within a second")
+        assert time.monotonic() - started < 1.0
+        await wait_for(lambda: len(receiver.delivered) >= 2, what="the events of that poll")
+
+        # a JSON notification works the same way, for a finished order too
+        sim["rev"].add_comment(number, "Rev Support", "QC done")
+        before = sim.requests["rev"]
+        started = time.monotonic()
+        status, _ = await call(http, "POST", f"/v1/hooks/rev/{HOOK_TOKEN}", json={"order_number": number})
+        assert status == 202
+        await wait_for(lambda: sim.requests["rev"] > before, timeout=1.0, what="a second hinted poll")
+        assert time.monotonic() - started < 1.0
+        await wait_for(lambda: len(receiver.delivered) >= 3, what="the comment event")
+    types = sorted(r.event["type"] for r in receiver.delivered)
+    assert types == ["rev.order.attachment_added", "rev.order.comment_added", "rev.order.state_changed"]
+
+
+async def test_hooks_refuse_bad_tokens_and_bodies(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis
+) -> None:
+    config = api_config(tmp_path, redis_url, sim, receiver)
+    await redis.hset(keys.META, "rev:order:TC9", b'{"i": 60, "d": false, "s": null, "src": "api"}')
+    async with serving(config) as (_, http):
+        status, answer = await call(http, "POST", "/v1/hooks/rev/wrong-token", data={"order_number": "TC9"})
+        assert (status, answer["error"]) == (401, "invalid hook token")
+        status, answer = await call(http, "POST", f"/v1/hooks/rev/{HOOK_TOKEN}", data={"order_number": "TC10"})
+        assert status == 404 and "not watched" in answer["error"]
+        status, answer = await call(http, "POST", f"/v1/hooks/rev/{HOOK_TOKEN}", data={"status": "Complete"})
+        assert status == 422 and "order_number" in answer["error"]
+        status, answer = await call(http, "POST", f"/v1/hooks/rev/{HOOK_TOKEN}", data=b"{oops",
+                                    headers={"Content-Type": "application/json"})
+        assert status == 400
+        status, answer = await call(http, "POST", f"/v1/hooks/artistree/{HOOK_TOKEN}", json={"order_id": "x"})
+        assert status == 404 and "no inbound hooks" in answer["error"]
+        status, answer = await call(http, "POST", f"/v1/hooks/rev/{HOOK_TOKEN}", json={"order_number": "TC9"})
+        assert status == 202
+    config = api_config(tmp_path, redis_url, sim, receiver, hook_tokens={})
+    async with serving(config) as (_, http):
+        status, answer = await call(http, "POST", f"/v1/hooks/rev/{HOOK_TOKEN}", json={"order_number": "TC9"})
+        assert status == 404 and "STATEHOOK_API__HOOK_TOKENS__REV" in answer["error"]
+
+
+def test_rev_order_numbers_are_found_in_the_usual_spellings() -> None:
+    assert rev_order_number({"order_number": "TC432432"}) == "TC432432"
+    assert rev_order_number({"orderNumber": " CP1 "}) == "CP1"
+    assert rev_order_number({"order": {"order_number": "TC2"}}) == "TC2"
+    assert rev_order_number({"order_number": "../../etc"}) is None
+    assert rev_order_number({}) is None
+
+
+# ---- the API's description ------------------------------------------------------------------------
+
+
+async def test_the_openapi_document_describes_every_route(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    config = api_config(tmp_path, redis_url, sim, receiver)
+    async with serving(config) as (_, http):
+        status, doc = await call(http, "GET", "/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    assert doc == OPENAPI | {}  # plain JSON, nothing lost on the way
+    routes = {"/healthz": {"get"}, "/metrics": {"get"}, "/v1/watches": {"get", "post", "delete"},
+              "/v1/resources/{rkey}": {"get"}, "/v1/events": {"get"}, "/v1/hooks/{provider}/{token}": {"post"}}
+    for path, methods in routes.items():
+        assert set(doc["paths"][path]) == methods, path
+    schemas = doc["components"]["schemas"]
+    for path in doc["paths"].values():
+        for op in path.values():
+            for answer in op["responses"].values():
+                for content in answer.get("content", {}).values():
+                    ref = content["schema"].get("$ref")
+                    if ref:
+                        assert ref.rsplit("/", 1)[1] in schemas

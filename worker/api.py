@@ -1,0 +1,705 @@
+"""`statehook api`: the HTTP API (aiohttp.web). Stateless: everything it reads and writes
+is in Redis, so any number of API processes can run beside the workers.
+
+Routes:
+    GET  /healthz               Redis reachable and a fresh worker heartbeat: 200, else 503
+    GET  /metrics               Prometheus text (see `worker.metrics`)
+    GET  /openapi.json          this API, described
+    POST/GET/DELETE /v1/watches register, list, forget watched resources      (bearer)
+    GET  /v1/resources/{rkey}   snapshot, state, timeline of events and deliveries (bearer)
+    GET  /v1/events             recent events from the outbox, or one resource's (bearer)
+    POST /v1/hooks/{provider}/{token}  a provider's notification, taken as a hint to poll
+
+Management calls need `Authorization: Bearer <api.token>`; inbound hooks the provider's
+token from `api.hook_tokens` in the path (providers such as Rev cannot send headers).
+Both are compared in constant time. Every refusal is JSON: `{"error": reason}`.
+
+An inbound hook never carries state into statehook: it makes the resource due now and
+runs the scheduler at once, and the poll reads the state from the provider's API. A hook
+for a resource that is not watched is refused (404): a notification URL is no way to add
+watches (use POST /v1/watches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import re
+import signal
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import orjson
+import redis.asyncio as aioredis
+from aiohttp import web
+from arq.connections import ArqRedis, create_pool
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+import providers as provider_registry
+from config import Config
+from config.schema import Duration, WatchSpec
+from tasks import keys
+from tasks.model import ResourceRef
+from tasks.store import ResourceState, Store, WatchMeta, unpack_snapshot
+from worker import metrics
+from worker.settings import SCHEDULE_NOW, redis_settings
+
+__all__ = [
+    "HOOK_IDS",
+    "ApiState",
+    "InvalidWatch",
+    "WatchRequest",
+    "forget_watches",
+    "make_app",
+    "open_redis",
+    "resource_view",
+    "run_api",
+    "start_api",
+    "validate_watch",
+]
+
+log = logging.getLogger("statehook.api")
+
+MAX_IDS = 10_000
+HEALTH_TIMEOUT = 2.0
+
+ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\s/?#]+$")]
+
+
+class WatchRequest(BaseModel):
+    """Body of POST and DELETE /v1/watches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    kind: str | None = None
+    ids: list[ResourceId] = Field(min_length=1, max_length=MAX_IDS)
+    interval: Duration | None = None
+    discovered: bool = False
+
+
+# ---- inbound hooks: where each provider puts the id of the resource it talks about ----
+
+_ORDER_NUMBER = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+_REV_FIELDS = ("order_number", "orderNumber", "OrderNumber", "ordernum", "order_num", "order_id", "orderId")
+
+
+def rev_order_number(body: Mapping[str, Any]) -> str | None:
+    """Rev's notification names the order as `order_number` (older callbacks and form
+    posts use other spellings; an `order` object may wrap it)."""
+    nested = body.get("order") or body.get("Order")
+    if isinstance(nested, Mapping):
+        found = rev_order_number(nested)
+        if found:
+            return found
+    for name in _REV_FIELDS:
+        value = body.get(name)
+        if isinstance(value, str) and _ORDER_NUMBER.match(value.strip()):
+            return value.strip()
+    return None
+
+
+HOOK_IDS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str | None]]] = {
+    "rev": ("order", rev_order_number),
+}
+"""provider → (kind, how to find the resource id in the notification's body)."""
+
+
+# ---- the app --------------------------------------------------------------------------
+
+
+@dataclass
+class ApiState:
+    config: Config
+    redis: ArqRedis
+    store: Store
+    token: bytes | None
+    hook_tokens: dict[str, bytes]
+
+
+STATE = web.AppKey("statehook", ApiState)
+
+
+def error(status: int, reason: str, *, headers: Mapping[str, str] | None = None, **extra: Any) -> web.Response:
+    return _json({"error": reason, **extra}, status=status, headers=headers)
+
+
+def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json",
+                        headers=headers)
+
+
+def _state(request: web.Request) -> ApiState:
+    return request.app[STATE]
+
+
+def _is_management(path: str) -> bool:
+    return path.startswith("/v1/") and not path.startswith("/v1/hooks/")
+
+
+def check_bearer(header: str | None, token: bytes | None) -> str | None:
+    """Why a management call is refused, or None. Constant-time comparison."""
+    if token is None:
+        return "management API disabled: set STATEHOOK_API__TOKEN"
+    if not header:
+        return "missing Authorization: Bearer <token>"
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return "Authorization must be: Bearer <token>"
+    if not hmac.compare_digest(given.strip().encode(), token):
+        return "invalid token"
+    return None
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every answer is JSON, including aiohttp's own 404/405/413 and unexpected errors."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error(exc.status, exc.reason)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error(500, "internal error")
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if _is_management(request.path):
+        token = _state(request).token
+        reason = check_bearer(request.headers.get("Authorization"), token)
+        if reason is not None:
+            if token is None:
+                return error(403, reason)
+            return error(401, reason, headers={"WWW-Authenticate": 'Bearer realm="statehook"'})
+    return await handler(request)
+
+
+def make_app(config: Config, redis: ArqRedis) -> web.Application:
+    api = config.settings.api
+    app = web.Application(middlewares=[_errors, _auth], client_max_size=8 * 1024 * 1024)
+    app[STATE] = ApiState(
+        config=config,
+        redis=redis,
+        store=Store(redis, history_length=config.settings.worker.history_length),
+        token=api.token.get_secret_value().encode() if api.token else None,
+        hook_tokens={name: t.get_secret_value().encode() for name, t in api.hook_tokens.items()},
+    )
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    app.router.add_get("/openapi.json", openapi_view)
+    app.router.add_post("/v1/watches", add_watches)
+    app.router.add_get("/v1/watches", list_watches)
+    app.router.add_delete("/v1/watches", remove_watches)
+    app.router.add_get("/v1/resources/{rkey}", get_resource)
+    app.router.add_get("/v1/events", list_events)
+    app.router.add_post("/v1/hooks/{provider}/{token}", hook)
+    return app
+
+
+# ---- health and metrics ---------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    redis = _state(request).redis
+    try:
+        await asyncio.wait_for(redis.ping(), timeout=HEALTH_TIMEOUT)
+        workers = await asyncio.wait_for(metrics.fresh_workers(redis), timeout=HEALTH_TIMEOUT)
+    except Exception as exc:
+        return _json({"status": "unavailable", "reason": f"redis unreachable: {type(exc).__name__}"}, status=503)
+    fresh = [w for w in workers if w["fresh"]]
+    if not fresh:
+        if workers:
+            newest = min(workers, key=lambda w: w["age"])
+            reason = (f"no fresh worker heartbeat: the newest is {newest['age']:.1f}s old"
+                      f" (interval {newest['interval']}s)")
+        else:
+            reason = "no worker heartbeat"
+        return _json({"status": "unavailable", "reason": reason, "workers": workers}, status=503)
+    return _json({"status": "ok", "redis": "ok", "workers": workers})
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    body = await metrics.render(_state(request).redis)
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE_LATEST})
+
+
+# ---- watches ----------------------------------------------------------------------------
+
+
+async def _body(request: web.Request) -> dict[str, Any] | web.Response:
+    if not request.can_read_body:
+        return error(400, "a JSON body is required")
+    try:
+        data = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        return error(400, f"body is not JSON: {exc.msg}")
+    if not isinstance(data, dict):
+        return error(400, "body must be a JSON object")
+    return data
+
+
+class InvalidWatch(ValueError):
+    """A watch request that names something invalid; `detail` says what, for the caller."""
+
+    def __init__(self, reason: str, **detail: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def validate_watch(config: Config, data: Mapping[str, Any]) -> tuple[WatchRequest, str]:
+    """The validated request and the resource kind. Raises InvalidWatch. Shared by the API
+    and the CLI: a provider must be known and configured, the kind one it watches by id."""
+    try:
+        req = WatchRequest.model_validate(data)
+    except ValidationError as exc:
+        problems = [{"field": ".".join(str(x) for x in e["loc"]), "problem": e["msg"]}
+                    for e in exc.errors(include_input=False, include_url=False)]
+        raise InvalidWatch("invalid watch request", problems=problems) from None
+    cls = provider_registry.REGISTRY.get(req.provider)
+    if cls is None:
+        raise InvalidWatch(f"unknown provider {req.provider!r}", known=sorted(provider_registry.REGISTRY))
+    if req.provider not in config.providers:
+        raise InvalidWatch(f"provider {req.provider!r} is not configured", configured=sorted(config.providers))
+    kind = req.kind or cls.default_kind
+    if kind == "scan" or kind not in cls.kinds:
+        raise InvalidWatch(f"{req.provider} has no kind {kind!r} to watch by id",
+                           known=[k for k in cls.kinds if k != "scan"])
+    return req, kind
+
+
+def _watch_request(config: Config, data: dict[str, Any]) -> tuple[WatchRequest, str] | web.Response:
+    try:
+        return validate_watch(config, data)
+    except InvalidWatch as exc:
+        return error(422, exc.reason, **exc.detail)
+
+
+async def add_watches(request: web.Request) -> web.Response:
+    st = _state(request)
+    data = await _body(request)
+    if isinstance(data, web.Response):
+        return data
+    parsed = _watch_request(st.config, data)
+    if isinstance(parsed, web.Response):
+        return parsed
+    req, kind = parsed
+    interval = req.interval or float(WatchSpec.model_fields["interval"].default)
+    meta = WatchMeta(interval=interval, discovered=req.discovered, source="api")
+    rkeys = list(dict.fromkeys(ResourceRef(req.provider, kind, rid).key for rid in req.ids))
+    added = await st.store.add_watches((rkey, meta) for rkey in rkeys)
+    log.info("api: %d watches registered for %s (%d new)", len(rkeys), req.provider, added)
+    return _json({"provider": req.provider, "kind": kind, "interval": interval, "watched": len(rkeys),
+                  "added": added, "rkeys": rkeys}, status=201 if added else 200)
+
+
+async def remove_watches(request: web.Request) -> web.Response:
+    st = _state(request)
+    rkeys = request.query.getall("rkey", [])
+    if not rkeys:
+        data = await _body(request)
+        if isinstance(data, web.Response):
+            return data
+        parsed = _watch_request(st.config, data)
+        if isinstance(parsed, web.Response):
+            return parsed
+        req, kind = parsed
+        rkeys = [ResourceRef(req.provider, kind, rid).key for rid in req.ids]
+    removed = await forget_watches(st.store, rkeys)
+    log.info("api: %d watches removed", removed)
+    return _json({"removed": removed, "rkeys": rkeys})
+
+
+async def forget_watches(store: Store, rkeys: list[str]) -> int:
+    """Remove watches; returns how many were watched. (`Store.remove_watches` counts what
+    left the due set, which a finished resource already had.)"""
+    rkeys = list(dict.fromkeys(rkeys))
+    if not rkeys:
+        return 0
+    watched = sum(1 for m in await store.redis.hmget(keys.META, rkeys) if m is not None)  # type: ignore[misc]
+    await store.remove_watches(rkeys)
+    return watched
+
+
+def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int | web.Response:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        return error(400, f"{name} must be an integer")
+    if not lo <= value <= hi:
+        return error(400, f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _meta_view(meta: WatchMeta) -> dict[str, Any]:
+    return {"interval": meta.interval, "discovered": meta.discovered, "scan": meta.scan, "source": meta.source}
+
+
+async def list_watches(request: web.Request) -> web.Response:
+    """A page of watches (HSCAN: about `limit` per page; pass `cursor` back for the next)."""
+    st = _state(request)
+    limit = _int_query(request, "limit", 100, 1, 1000)
+    if isinstance(limit, web.Response):
+        return limit
+    cursor = _int_query(request, "cursor", 0, 0, 2**63)
+    if isinstance(cursor, web.Response):
+        return cursor
+    provider = request.query.get("provider")
+    match = f"{provider}:*" if provider else None
+    found: dict[bytes, bytes] = {}
+    while True:
+        cursor, page = await st.redis.hscan(keys.META, cursor, match=match, count=limit)
+        found.update(page)
+        if cursor == 0 or len(found) >= limit:
+            break
+    rkeys = [k.decode() for k in found]
+    dues = await st.redis.zmscore(keys.DUE, rkeys) if rkeys else []
+    watches = []
+    for rkey, raw, due in zip(rkeys, found.values(), dues, strict=True):
+        meta = WatchMeta.from_json(raw)
+        if meta is None or (request.query.get("source") and meta.source != request.query["source"]):
+            continue
+        watches.append({"rkey": rkey, **_meta_view(meta), "due_at": due})
+    return _json({"watches": watches, "cursor": str(cursor) if cursor else None})
+
+
+# ---- resources and events ------------------------------------------------------------------
+
+
+async def resource_view(redis: aioredis.Redis, rkey: str, *, history: int = 50) -> dict[str, Any] | None:
+    """What statehook knows of one resource: its watch, due time, commit state, snapshot,
+    and its timeline (newest first), each event with its delivery attempts. None if
+    it is neither watched nor ever polled."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hget(keys.META, rkey)
+        pipe.hget(keys.STATE, rkey)
+        pipe.hget(keys.ERRORS, rkey)
+        pipe.zscore(keys.DUE, rkey)
+        pipe.get(keys.snapshot(rkey))
+        pipe.lrange(keys.history(rkey), 0, history - 1)
+        meta_raw, state_raw, errors, due, snap_raw, hist_raw = await pipe.execute()
+    if meta_raw is None and state_raw is None and snap_raw is None:
+        return None
+    meta = WatchMeta.from_json(meta_raw)
+    state = ResourceState.parse(state_raw)
+    timeline = [orjson.loads(x) for x in hist_raw]
+    if timeline:
+        async with redis.pipeline(transaction=False) as pipe:
+            for item in timeline:
+                pipe.lrange(keys.attempts(item["id"]), 0, -1)
+            attempts = await pipe.execute()
+        for item, raw in zip(timeline, attempts, strict=True):
+            item["deliveries"] = [orjson.loads(a) for a in reversed(raw)]
+    ref = ResourceRef.parse(rkey)
+    return {
+        "rkey": rkey,
+        "provider": ref.provider,
+        "kind": ref.kind,
+        "id": ref.id,
+        "watch": _meta_view(meta) if meta else None,
+        "due_at": due,
+        "state": {"digest": state.digest, "seq": state.seq, "changed_at": state.changed_at} if state else None,
+        "consecutive_errors": int(errors or 0),
+        "snapshot": unpack_snapshot(snap_raw),
+        "history": timeline,
+    }
+
+
+async def get_resource(request: web.Request) -> web.Response:
+    rkey = request.match_info["rkey"]
+    try:
+        ResourceRef.parse(rkey)
+    except ValueError:
+        return error(400, "not a resource key: expected provider:kind:id")
+    limit = _int_query(request, "history", 50, 0, 1000)
+    if isinstance(limit, web.Response):
+        return limit
+    view = await resource_view(_state(request).redis, rkey, history=limit)
+    if view is None:
+        return error(404, f"{rkey} is not watched and was never polled")
+    return _json(view)
+
+
+_STREAM_ID = re.compile(r"^\d+(-\d+)?$")
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """Without `rkey`: events of the outbox stream, oldest first, after `after` (a stream
+    id; without it, the latest `limit`). The outbox is trimmed once every consumer has
+    dispatched an entry, so it holds recent events; a resource's own timeline (`rkey=`)
+    keeps its last `history_length` events."""
+    st = _state(request)
+    limit = _int_query(request, "limit", 100, 1, 1000)
+    if isinstance(limit, web.Response):
+        return limit
+    rkey = request.query.get("rkey")
+    if rkey:
+        hist = await st.store.history(rkey, limit)
+        return _json({"rkey": rkey, "events": hist, "next": None})
+    after = request.query.get("after")
+    if after is not None and not _STREAM_ID.match(after):
+        return error(400, "after must be a stream id such as 1700000000000-0")
+    if after is None:
+        entries = list(reversed(await st.redis.xrevrange(keys.OUTBOX, count=limit)))
+    else:
+        entries = await st.redis.xrange(keys.OUTBOX, min=f"({after}", count=limit)
+    events = []
+    for entry_id, fields in entries:
+        raw = fields.get(b"e")
+        if raw is not None:
+            events.append({"stream_id": entry_id.decode(), **orjson.loads(raw)})
+    last = entries[-1][0].decode() if entries else after
+    return _json({"events": events, "next": last})
+
+
+# ---- inbound hooks ------------------------------------------------------------------------
+
+
+async def _hook_body(request: web.Request) -> dict[str, Any] | None:
+    """JSON or form-encoded (urlencoded or multipart); query parameters fill in."""
+    data: dict[str, Any] = dict(request.query)
+    if not request.can_read_body:
+        return data
+    ctype = request.content_type
+    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        data.update({k: v for k, v in form.items() if isinstance(v, str)})
+        return data
+    raw = await request.read()
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if ctype == "application/json":
+            return None
+        from urllib.parse import parse_qsl
+
+        data.update(parse_qsl(raw.decode("utf-8", "replace")))
+        return data
+    if not isinstance(parsed, dict):
+        return None
+    data.update(parsed)
+    return data
+
+
+async def hook(request: web.Request) -> web.Response:
+    st = _state(request)
+    provider = request.match_info["provider"]
+    given = request.match_info["token"].encode()
+    expected = st.hook_tokens.get(provider)
+    # compare against something even when nothing is configured: the answer's timing says nothing
+    ok = hmac.compare_digest(given, expected if expected is not None else b"\0" * 32)
+    if provider not in HOOK_IDS:
+        return error(404, f"no inbound hooks for provider {provider!r}", known=sorted(HOOK_IDS))
+    if expected is None:
+        return error(404, f"inbound hooks for {provider} are not enabled: "
+                          f"set STATEHOOK_API__HOOK_TOKENS__{provider.upper()}")
+    if not ok:
+        return error(401, "invalid hook token")
+    body = await _hook_body(request)
+    if body is None:
+        return error(400, "body must be a JSON object or a form")
+    kind, extract = HOOK_IDS[provider]
+    rid = extract(body)
+    if rid is None:
+        return error(422, f"the notification names no {kind} (expected e.g. order_number)")
+    rkey = ResourceRef(provider, kind, rid).key
+    if not await st.redis.hexists(keys.META, rkey):  # type: ignore[misc]
+        return error(404, f"{rkey} is not watched: register it with POST /v1/watches", rkey=rkey)
+    if not await st.store.poll_now(rkey):
+        # a finished resource left the due set: a notification about it re-arms the poll
+        await st.redis.zadd(keys.DUE, {rkey: time.time()})
+    await st.redis.enqueue_job(SCHEDULE_NOW, _job_id=f"{SCHEDULE_NOW}:{uuid.uuid4().hex}")
+    log.info("hook: %s made due now", rkey, extra={"rkey": rkey, "provider": provider})
+    return _json({"rkey": rkey, "status": "poll scheduled"}, status=202)
+
+
+# ---- OpenAPI ----------------------------------------------------------------------------------
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _answers(ok: tuple[int, str, str | None], *refusals: int) -> dict[str, Any]:
+    status, description, schema = ok
+    out: dict[str, Any] = {str(status): {"description": description}}
+    if schema:
+        out[str(status)]["content"] = {"application/json": {"schema": _ref(schema)}}
+    for code in refusals:
+        out[str(code)] = {"description": _REFUSALS[code], "content": {"application/json": {"schema": _ref("Error")}}}
+    return out
+
+
+_REFUSALS = {
+    400: "bad request: the body or a parameter is malformed",
+    401: "missing or invalid token",
+    403: "management API disabled (no api.token)",
+    404: "not found",
+    422: "the request is well-formed but names something invalid",
+    503: "unavailable",
+}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "statehook", "version": "1",
+             "description": "Watch resources at providers; read their state, events and deliveries."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error"],
+                      "properties": {"error": {"type": "string"}}, "additionalProperties": True},
+            "WatchRequest": {
+                "type": "object", "required": ["provider", "ids"], "additionalProperties": False,
+                "properties": {
+                    "provider": {"type": "string", "example": "rev"},
+                    "kind": {"type": "string", "description": "defaults to the provider's (order)"},
+                    "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_IDS},
+                    "interval": {"oneOf": [{"type": "number"}, {"type": "string", "example": "5m"}],
+                                 "description": "seconds, or a duration such as 30s, 5m; default 60"},
+                    "discovered": {"type": "boolean", "default": False},
+                },
+            },
+            "WatchResult": {"type": "object", "properties": {
+                "provider": {"type": "string"}, "kind": {"type": "string"}, "interval": {"type": "number"},
+                "watched": {"type": "integer"}, "added": {"type": "integer"},
+                "rkeys": {"type": "array", "items": {"type": "string"}}}},
+            "Watches": {"type": "object", "properties": {
+                "watches": {"type": "array", "items": {"type": "object"}},
+                "cursor": {"type": "string", "nullable": True}}},
+            "Removed": {"type": "object", "properties": {"removed": {"type": "integer"},
+                                                         "rkeys": {"type": "array", "items": {"type": "string"}}}},
+            "Resource": {"type": "object", "properties": {
+                "rkey": {"type": "string"}, "watch": {"type": "object", "nullable": True},
+                "due_at": {"type": "number", "nullable": True}, "state": {"type": "object", "nullable": True},
+                "consecutive_errors": {"type": "integer"}, "snapshot": {"type": "object", "nullable": True},
+                "history": {"type": "array", "items": {"type": "object"}}}},
+            "Events": {"type": "object", "properties": {
+                "events": {"type": "array", "items": {"type": "object"}},
+                "next": {"type": "string", "nullable": True}}},
+            "Health": {"type": "object", "properties": {
+                "status": {"type": "string", "enum": ["ok", "unavailable"]}, "reason": {"type": "string"},
+                "workers": {"type": "array", "items": {"type": "object"}}}},
+            "HookAccepted": {"type": "object", "properties": {"rkey": {"type": "string"},
+                                                              "status": {"type": "string"}}},
+        },
+    },
+    "paths": {
+        "/healthz": {"get": {"summary": "Redis reachable and a worker heartbeat fresher than its interval",
+                             "responses": _answers((200, "healthy", "Health"), 503)}},
+        "/metrics": {"get": {"summary": "Prometheus text exposition",
+                             "responses": {"200": {"description": "metrics",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+        "/v1/watches": {
+            "post": {"summary": "Watch resources by id", "security": [{"bearer": []}],
+                     "requestBody": {"required": True,
+                                     "content": {"application/json": {"schema": _ref("WatchRequest")}}},
+                     "responses": {**_answers((201, "some were new", "WatchResult"), 400, 401, 403, 422),
+                                   "200": {"description": "all were watched already",
+                                           "content": {"application/json": {"schema": _ref("WatchResult")}}}}},
+            "get": {"summary": "List watches, a page at a time", "security": [{"bearer": []}],
+                    "parameters": [
+                        {"name": "provider", "in": "query", "schema": {"type": "string"}},
+                        {"name": "source", "in": "query", "schema": {"type": "string",
+                                                                     "enum": ["config", "api", "cli"]}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+                    "responses": _answers((200, "a page", "Watches"), 400, 401, 403)},
+            "delete": {"summary": "Stop watching resources (body as for POST, or ?rkey=… repeated)",
+                       "security": [{"bearer": []}],
+                       "parameters": [{"name": "rkey", "in": "query", "schema": {"type": "string"}}],
+                       "requestBody": {"content": {"application/json": {"schema": _ref("WatchRequest")}}},
+                       "responses": _answers((200, "removed", "Removed"), 400, 401, 403, 422)},
+        },
+        "/v1/resources/{rkey}": {"get": {
+            "summary": "Snapshot, state and timeline (events with their deliveries) of one resource",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "rkey", "in": "path", "required": True, "schema": {"type": "string"},
+                            "example": "rev:order:TC432432"},
+                           {"name": "history", "in": "query", "schema": {"type": "integer", "default": 50}}],
+            "responses": _answers((200, "the resource", "Resource"), 400, 401, 403, 404)}},
+        "/v1/events": {"get": {
+            "summary": "Recent events from the outbox (after a stream id), or one resource's timeline",
+            "security": [{"bearer": []}],
+            "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}},
+                           {"name": "after", "in": "query", "schema": {"type": "string"}},
+                           {"name": "rkey", "in": "query", "schema": {"type": "string"}}],
+            "responses": _answers((200, "events", "Events"), 400, 401, 403)}},
+        "/v1/hooks/{provider}/{token}": {"post": {
+            "summary": "A provider's notification (Rev: JSON or form with order_number): poll that resource now",
+            "parameters": [{"name": "provider", "in": "path", "required": True,
+                            "schema": {"type": "string", "enum": sorted(HOOK_IDS)}},
+                           {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
+                            "description": "api.hook_tokens.<provider>"}],
+            "requestBody": {"content": {
+                "application/json": {"schema": {"type": "object",
+                                                "properties": {"order_number": {"type": "string"}}}},
+                "application/x-www-form-urlencoded": {"schema": {"type": "object",
+                                                                 "properties": {"order_number": {"type": "string"}}}}}},
+            "responses": _answers((202, "poll scheduled", "HookAccepted"), 400, 401, 404, 422)}},
+    },
+}
+
+
+async def openapi_view(request: web.Request) -> web.Response:
+    return _json(OPENAPI)
+
+
+# ---- serving ------------------------------------------------------------------------------------
+
+
+async def open_redis(config: Config) -> ArqRedis:
+    """A Redis client that can also enqueue ARQ jobs (the hooks run the scheduler)."""
+    return await create_pool(redis_settings(config.redis_url))
+
+
+async def start_api(config: Config, *, host: str | None = None, port: int | None = None,
+                    redis: ArqRedis | None = None) -> tuple[web.AppRunner, str]:
+    """Serve the API; returns the runner (to clean up) and the base URL it listens on."""
+    own = redis is None
+    client = redis if redis is not None else await open_redis(config)
+    app = make_app(config, client)
+    if own:
+        async def _close(_: web.Application) -> None:
+            await client.aclose()
+
+        app.on_cleanup.append(_close)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    bind_host = host if host is not None else config.settings.api.host
+    site = web.TCPSite(runner, bind_host, config.settings.api.port if port is None else port)
+    await site.start()
+    sockets = getattr(site._server, "sockets", None) or ()
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, f"http://{bind_host}:{bound}"
+
+
+async def run_api(config: Config, *, host: str | None = None, port: int | None = None) -> None:
+    """`statehook api`: serve until SIGTERM or SIGINT."""
+    runner, url = await start_api(config, host=host, port=port)
+    log.info("api listening on %s", url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("api stopping")
+        await runner.cleanup()

@@ -1,0 +1,74 @@
+"""Sentry, when `STATEHOOK_SENTRY_DSN` is set: errors of workers (through sentry-sdk's ARQ
+integration) and of the API, with secrets removed before anything leaves the process.
+
+sentry-sdk sends exception messages, log breadcrumbs, job arguments and request data as
+they are; statehook's exception messages and job arguments can carry URLs, provider
+error bodies and echoes of credentials. `before_send` and `before_breadcrumb` pass every
+string through the process's redactor (`worker.redact`: credential shapes and the
+configuration's own secret values) and mask the values of credential-named keys. Local
+variables are not sent: an OAuth token fetched at run time sits in one, under no name a
+redactor could recognise.
+
+`init_sentry` must run before the worker is made (`worker.settings.make_worker`): the
+integration wraps jobs in `arq.worker.create_worker`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+import sentry_sdk
+from sentry_sdk.integrations.arq import ArqIntegration
+
+from config import Config
+from worker import redact
+
+__all__ = ["before_breadcrumb", "before_send", "init_sentry", "sentry_options"]
+
+
+def before_send(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The event with every string redacted: message, exception values, breadcrumbs,
+    extra, request (URL, query, headers, body), contexts and tags."""
+    cleaned: dict[str, Any] = redact.active().value(event)
+    return cleaned
+
+
+def before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+    cleaned: dict[str, Any] = redact.active().value(crumb)
+    return cleaned
+
+
+def _release() -> str | None:
+    try:
+        return f"statehook@{importlib.metadata.version('statehook')}"
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def sentry_options(config: Config, **overrides: Any) -> dict[str, Any]:
+    settings = config.settings
+    options: dict[str, Any] = {
+        "dsn": settings.sentry_dsn.get_secret_value() if settings.sentry_dsn else None,
+        "environment": settings.sentry_environment,
+        "release": _release(),
+        "integrations": [ArqIntegration()],
+        "before_send": before_send,
+        "before_breadcrumb": before_breadcrumb,
+        "send_default_pii": False,
+        "include_local_variables": False,
+        "max_breadcrumbs": 50,
+    }
+    options.update(overrides)
+    return options
+
+
+def init_sentry(config: Config, **overrides: Any) -> bool:
+    """Turn Sentry on if the DSN is set (or `dsn` is given). Returns whether it is on.
+    `overrides` reach `sentry_sdk.init` (tests pass a capturing `transport`)."""
+    redact.configure(redact.secret_values(config))
+    options = sentry_options(config, **overrides)
+    if not options["dsn"]:
+        return False
+    sentry_sdk.init(**options)
+    return True
