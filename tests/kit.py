@@ -74,7 +74,12 @@ async def running_worker(config: Config, **kwargs: Any) -> AsyncIterator[Any]:
     try:
         yield worker
     finally:
-        await worker.close()
+        # let jobs in flight finish (bounded), as a SIGTERM'd worker would, then stop it
+        deadline = asyncio.get_running_loop().time() + 5
+        while any(not t.done() for t in worker.tasks.values()) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.close()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
