@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, SecretStr
 
@@ -119,6 +119,9 @@ def _secret_parts(field: str, secret: str) -> list[str]:
                 parts.append(url.username)
             return parts
         parts.append(secret)
+        # its credentials may travel alone (a log call's arguments): query values, long path segments
+        parts.extend(v for _, v in parse_qsl(url.query) if len(v) >= 8)
+        parts.extend(seg for seg in url.path.split("/") if len(seg) >= 16)
         return parts
     parts.extend(secret.split())
     if " " in secret.strip():

@@ -5,9 +5,10 @@ sentry-sdk sends exception messages, log breadcrumbs, job arguments and request 
 they are; statehook's exception messages and job arguments can carry URLs, provider
 error bodies and echoes of credentials. `before_send` and `before_breadcrumb` pass every
 string through the process's redactor (`worker.redact`: credential shapes and the
-configuration's own secret values) and mask the values of credential-named keys. Local
-variables are not sent: an OAuth token fetched at run time sits in one, under no name a
-redactor could recognise.
+configuration's own secret values) and mask the values of credential-named keys. A log
+event's arguments are dropped once its line is formatted (and redacted as a whole).
+Local variables are not sent: an OAuth token fetched at run time sits in one, under no
+name a redactor could recognise.
 
 `init_sentry` must run before the worker is made (`worker.settings.make_worker`): the
 integration wraps jobs in `arq.worker.create_worker`.
@@ -30,6 +31,15 @@ __all__ = ["before_breadcrumb", "before_send", "init_sentry", "sentry_options"]
 def before_send(event: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
     """The event with every string redacted: message, exception values, breadcrumbs,
     extra, request (URL, query, headers, body), contexts and tags."""
+    logentry = event.get("logentry")
+    if isinstance(logentry, dict) and logentry.get("params"):
+        # a log call's arguments travel apart from its template: keep only the formatted line
+        if not logentry.get("formatted"):
+            try:
+                logentry["formatted"] = str(logentry.get("message", "")) % tuple(logentry["params"])
+            except (TypeError, ValueError):
+                logentry["formatted"] = str(logentry.get("message", ""))
+        logentry["params"] = []
     cleaned: dict[str, Any] = redact.active().value(event)
     return cleaned
 
@@ -55,7 +65,6 @@ def sentry_options(config: Config, **overrides: Any) -> dict[str, Any]:
         "integrations": [ArqIntegration()],
         "before_send": before_send,
         "before_breadcrumb": before_breadcrumb,
-        "send_default_pii": False,
         "include_local_variables": False,
         "max_breadcrumbs": 50,
     }

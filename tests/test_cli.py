@@ -1,0 +1,206 @@
+"""The operator's commands against real Redis: watch add/ls/rm, show, events tail, and the
+long-running `api` and `simulate` as processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+from typer.testing import CliRunner, Result
+
+from config import Config
+from simulator.core import Simulator
+from simulator.receivers import WebhookReceiver
+from tasks import keys
+from tasks.model import ResourceRef
+from tasks.store import Store, WatchMeta
+from tests import test_api
+from tests.conftest import free_port, wait_for
+from tests.kit import running_worker
+from tests.test_api import api_config
+from worker.cli import app
+
+STATEHOOK = str(Path(sys.executable).with_name("statehook"))
+
+# the simulator (Artistree and Rev) and the webhook receiver of the API tests
+sim = test_api.sim
+receiver = test_api.receiver
+
+
+async def cli(*args: str, input: str | None = None) -> Result:
+    """Run a command in a thread: the commands run their own event loop."""
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args), input=input)
+
+
+def path_of(config: Config) -> str:
+    assert config.source is not None
+    return str(config.source)
+
+
+async def test_watch_add_ls_rm(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    c = path_of(api_config(tmp_path, redis_url, sim, receiver))
+    result = await cli("watch", "add", "rev", "TC1", "TC2", "--interval", "5m", "-c", c)
+    assert result.exit_code == 0, result.output
+    assert "2 rev order(s) watched every 300s (2 new, 0 already watched)" in result.output
+    result = await cli("watch", "add", "rev", "TC2", "-c", c, "--json")
+    assert orjson.loads(result.output) == {"provider": "rev", "kind": "order", "interval": 60.0, "watched": 1,
+                                           "added": 0}
+
+    result = await cli("watch", "ls", "-c", c, "--json")
+    listing = orjson.loads(result.output)
+    assert listing["total"] == 2
+    assert [(w["rkey"], w["source"]) for w in listing["watches"]] == [("rev:order:TC1", "cli"),
+                                                                       ("rev:order:TC2", "cli")]
+    result = await cli("watch", "ls", "-c", c, "--provider", "rev")
+    assert "rev:order:TC1" in result.output and "2 watch(es)" in result.output
+
+    result = await cli("watch", "rm", "rev", "TC1", "-c", c)
+    assert result.exit_code == 0 and "1 of 1 watch(es) removed" in result.output
+    assert [k.decode() for k in await redis.hkeys(keys.META)] == ["rev:order:TC2"]
+
+    result = await cli("watch", "add", "nope", "X", "-c", c)
+    assert result.exit_code == 2 and "unknown provider 'nope'" in result.output
+    result = await cli("watch", "add", "rev", "-c", c)
+    assert result.exit_code == 2 and "no ids given" in result.output
+    result = await cli("watch", "add", "rev", "TC 3", "-c", c)
+    assert result.exit_code == 2
+
+
+async def test_watch_add_from_a_file_registers_thousands(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    c = path_of(api_config(tmp_path, redis_url, sim, receiver))
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# orders placed today\n" + "\n".join(f"TC{n}" for n in range(25_000)) + "\n\n")
+    result = await cli("watch", "add", "rev", "--from-file", str(ids), "--interval", "1h", "-c", c, "--json")
+    assert result.exit_code == 0, result.output
+    assert orjson.loads(result.output)["added"] == 25_000
+    assert await redis.hlen(keys.META) == 25_000
+    result = await cli("watch", "add", "rev", "--from-file", "-", "-c", c, input="TC1\nTC99999\n")
+    assert "(1 new, 1 already watched)" in result.output
+
+
+async def test_show_prints_the_snapshot_and_the_timeline_of_events_and_deliveries(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    oid = sim["artistree"].add_order(state="In Progress", title="Poster v3")["order_id"]
+    rkey = ResourceRef("artistree", "order", oid).key
+    config = api_config(tmp_path, redis_url, sim, receiver)
+    receiver.script = [500]
+    async with running_worker(config):
+        await Store(redis).add_watches([(rkey, WatchMeta(interval=0.2, source="cli"))])
+        await wait_for(lambda: redis.hexists(keys.STATE, rkey), what="baseline")
+        sim["artistree"].set_state(oid, "Action Required")
+        await wait_for(lambda: len(receiver.delivered) == 1, what="delivery after a retry")
+
+        async def both_attempts_recorded() -> bool:
+            return int(await redis.llen(keys.attempts(receiver.delivered[0].event["id"]))) == 2
+
+        await wait_for(both_attempts_recorded, what="both attempts recorded")
+    result = await cli("show", rkey, "-c", path_of(config))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert f"{rkey}  watched (cli), every 0.2s" in out
+    assert "Poster v3: Action Required" in out
+    assert "order_state: Action Required" in out
+    assert "critical artistree.order.state_changed" in out
+    assert "→ hook  attempt 1  500" in out and "failed: HTTP 500" in out
+    assert "→ hook  attempt 2  204" in out
+
+    result = await cli("show", rkey, "-c", path_of(config), "--json")
+    view = orjson.loads(result.output)
+    assert view["snapshot"]["order_state"] == "Action Required"
+    assert [d["ok"] for d in view["history"][0]["deliveries"]] == [False, True]
+    result = await cli("show", "artistree:order:nope", "-c", path_of(config))
+    assert result.exit_code == 1 and "never polled" in result.output
+
+
+async def test_events_tail_prints_recent_events_and_follows_new_ones(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    a = sim["artistree"].add_order(state="In Progress")["order_id"]
+    b = sim["artistree"].add_order(state="In Progress")["order_id"]
+    config = api_config(tmp_path, redis_url, sim, receiver)
+    c = path_of(config)
+    rkeys = [ResourceRef("artistree", "order", x).key for x in (a, b)]
+    async with running_worker(config):
+        await Store(redis).add_watches([(k, WatchMeta(interval=0.2)) for k in rkeys])
+        await wait_for(lambda: redis.hexists(keys.STATE, rkeys[1]), what="baselines")
+        await wait_for(lambda: redis.hexists(keys.STATE, rkeys[0]), what="baselines")
+        sim["artistree"].set_state(a, "Failed")
+        await wait_for(lambda: len(receiver.delivered) == 1)
+        result = await cli("events", "tail", "-n", "5", "-c", c)
+        assert result.exit_code == 0
+        assert "artistree.order.state_changed" in result.output and rkeys[0] in result.output
+
+        # -f from the newest event on: the one that follows is printed, then it stops
+        follower = asyncio.create_task(cli("events", "tail", "-f", "-n", "1", "--max-events", "1", "--json",
+                                           "-c", c))
+        sim["artistree"].set_state(b, "Human Certified")
+        result = await asyncio.wait_for(follower, timeout=20)
+    lines = [orjson.loads(line) for line in result.output.splitlines()]
+    assert [(x["resource"]["key"], x["data"]["to"]) for x in lines] == [(rkeys[0], "Failed"), (rkeys[1],
+                                                                                             "Human Certified")]
+    assert all(x["stream_id"] for x in lines)
+
+
+async def test_the_api_command_serves_until_sigterm(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    config = api_config(tmp_path, redis_url, sim, receiver)
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        STATEHOOK, "api", "-c", path_of(config), "--port", str(port),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def answers() -> bool:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                        return resp.status == 503 and (await resp.json())["reason"] == "no worker heartbeat"
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await wait_for(answers, timeout=20, what="the API up")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    assert "api listening on" in stderr.decode()
+
+
+async def test_simulate_runs_the_simulator_on_its_own() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        STATEHOOK, "simulate", "--port", "0", "--orders", "2", "--providers", "artistree,rev",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        first = (await asyncio.wait_for(proc.stdout.readline(), timeout=20)).decode()
+        assert first.startswith("simulator listening on http://127.0.0.1:")
+        base = first.split(" on ", 1)[1].strip()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/_sim/artistree/stats") as resp:
+                assert resp.status == 200 and (await resp.json())["orders"] == 2
+            async with http.get(f"{base}/_sim/rev/orders") as resp:
+                assert resp.status == 200
+            async with http.get(f"{base}/rev/api/v1/orders") as resp:
+                assert resp.status == 401  # the stand-in wants Rev's keys, like Rev
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), timeout=10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
