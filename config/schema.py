@@ -8,13 +8,22 @@ nothing here.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from tasks.model import Severity
 
-__all__ = ["Duration", "Route", "RouteMatch", "WatchSpec", "parse_duration"]
+__all__ = [
+    "TEMPLATE_KEYS",
+    "Duration",
+    "Route",
+    "RouteMatch",
+    "TemplateKey",
+    "Templates",
+    "WatchSpec",
+    "parse_duration",
+]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -45,6 +54,23 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+TemplateKey = Literal[
+    "subject", "body", "text", "html", "slack", "digest_subject", "digest_text", "digest_html", "digest_slack"
+]
+"""What a template renders: `subject` (email subject and Slack fallback text), `text` and
+`html` (email parts), `slack` (the Slack message section), `body` (text and Slack at once);
+the `digest_` ones render a digest of several events. See notifiers/templates.py."""
+
+TEMPLATE_KEYS: tuple[str, ...] = get_args(TemplateKey)
+
+
+def _body_shorthand(value: Any) -> Any:
+    return {"body": value} if isinstance(value, str) else value
+
+
+Templates = Annotated[dict[TemplateKey, str], BeforeValidator(_body_shorthand)]
+"""Jinja2 sources by what they render. A plain string is the `body`."""
 
 
 class WatchSpec(BaseModel):
@@ -98,5 +124,9 @@ class Route(BaseModel):
     throttle: Duration | None = Field(
         default=None, description="the same event type for the same resource at most once per window"
     )
-    digest: Duration | None = Field(default=None, description="email: gather a window's events in one message")
-    template: str | None = None
+    digest: Duration | None = Field(
+        default=None, description="gather the events of each window into one message (made for email)"
+    )
+    template: Templates | None = Field(
+        default=None, description="template overrides for this route's deliveries (a string is the body)"
+    )

@@ -19,7 +19,11 @@ from notifiers.base import Delivered, DestinationSettings, Notifier, PermanentFa
 from providers.base import parse_retry_after
 from tasks.model import Event
 
-__all__ = ["WebhookNotifier", "WebhookSettings", "sign"]
+__all__ = ["RESERVED_HEADERS", "TRANSIENT_4XX", "WebhookNotifier", "WebhookSettings", "sign"]
+
+RESERVED_HEADERS = frozenset({"content-type", "webhook-id", "webhook-timestamp", "webhook-signature"})
+TRANSIENT_4XX = frozenset({408, 425, 429})
+"""Client errors that say "later" (timeout, too early, too many): retried, not dead-lettered."""
 
 
 class WebhookSettings(DestinationSettings):
@@ -35,6 +39,14 @@ class WebhookSettings(DestinationSettings):
         url = value.get_secret_value()
         if not url.startswith(("http://", "https://")) or len(url.split("/", 3)[2]) == 0:
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if name.lower() in RESERVED_HEADERS:
+                raise ValueError(f"header {name!r} is set by statehook")
         return value
 
     @field_validator("secret")
@@ -64,10 +76,11 @@ class WebhookNotifier(Notifier):
     async def send(self, event: Event) -> Delivered:
         body = event.to_json()
         now = datetime.fromtimestamp(int(time.time()), tz=UTC)
+        custom = self.settings.headers
         headers = {
-            **self.settings.headers,
+            **({} if any(k.lower() == "user-agent" for k in custom) else {"user-agent": "statehook"}),
+            **custom,
             "content-type": "application/json",
-            "user-agent": "statehook",
             "webhook-id": event.id,
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": sign(self.settings.secret.get_secret_value().split(), event.id, now, body),
@@ -90,7 +103,7 @@ class WebhookNotifier(Notifier):
         if 200 <= status < 300:
             return Delivered(status=status)
         reason = f"HTTP {status}" + (f": {text.strip()}" if text.strip() else "")
-        if status == 429 or status >= 500:
+        if status in TRANSIENT_4XX or status >= 500:
             after = parse_retry_after(retry_after, default=0.0) if retry_after else None
             raise TransientFailure(reason, status=status, retry_after=after)
         if status == 410:

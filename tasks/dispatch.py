@@ -1,13 +1,17 @@
 """The dispatcher: reads the outbox with a consumer group and enqueues one delivery job
 per (event, destination). A long-lived consumer started with each worker, so an event is
-handed on in milliseconds; entries a dead worker left pending are reclaimed."""
+handed on in milliseconds; entries a dead worker left pending are reclaimed.
+
+A route's throttle drops repeats (same event type, same resource) within its window; a
+route's digest files the event under its window instead, and each step sends the windows
+that have ended as one digest event each (notifiers/digest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -15,6 +19,7 @@ from arq.connections import ArqRedis
 from redis.exceptions import ResponseError
 
 from config.schema import Route
+from notifiers.digest import DigestBuffer
 from tasks import keys
 from tasks.model import Event
 from tasks.route import select
@@ -42,6 +47,7 @@ class Dispatcher:
         enabled_destinations: set[str],
         reclaim_idle: float = 30.0,
         batch: int = 200,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.redis = redis
         self.routes = list(routes)
@@ -52,6 +58,8 @@ class Dispatcher:
         self._last_reclaim = 0.0
         self._last_trim = 0.0
         self.dispatched = 0
+        self.clock = clock
+        self.digests = DigestBuffer(redis)
 
     async def ensure_group(self) -> None:
         try:
@@ -86,7 +94,23 @@ class Dispatcher:
         )
         for _stream, entries in response or ():
             handled += await self.handle(entries)
+        await self.flush_digests()
         return handled
+
+    async def flush_digests(self) -> int:
+        """Enqueue one delivery per digest window that has ended. Returns how many."""
+        sent = 0
+        for window in await self.digests.claim(self.clock()):
+            route = self.routes[window.route] if window.route < len(self.routes) else None
+            event = await self.digests.collect(window, route.name if route else None)
+            if event is not None:
+                await self.redis.enqueue_job(
+                    "deliver", event.to_json(), window.destination,
+                    _job_id=delivery_job_id(event.id, window.destination), _expires=DELIVER_EXPIRES,
+                )
+                sent += 1
+            await self.digests.done(window)
+        return sent
 
     async def reclaim(self) -> int:
         """Take over entries another consumer read but never acknowledged (it died)."""
@@ -106,6 +130,7 @@ class Dispatcher:
 
     async def handle(self, entries: list[Any]) -> int:
         ids = []
+        now = self.clock()  # one batch, one digest window
         for entry_id, fields in entries:
             raw = fields.get(b"e")
             if raw is None:
@@ -117,6 +142,9 @@ class Dispatcher:
                     continue
                 route = self.routes[sel.route]
                 if route.throttle and not await self._first_in_window(sel.route, event, route.throttle):
+                    continue
+                if route.digest:
+                    await self.digests.add(sel.route, sel.destination, raw, route.digest, now)
                     continue
                 await self.redis.enqueue_job(
                     "deliver", raw, sel.destination,

@@ -79,6 +79,7 @@ class Runtime:
             name: notifier_registry.REGISTRY[settings.kind](name, settings, nctx)
             for name, settings in config.destinations.items()
         }
+        notifier_registry.bind_routes(notes.values(), config.routes)  # per-route template overrides
         store = Store(redis, history_length=config.settings.worker.history_length)
         dispatcher = Dispatcher(
             redis,

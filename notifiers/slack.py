@@ -1,0 +1,319 @@
+"""Slack: a Block Kit message per event, through an incoming webhook or, with a bot token,
+`chat.postMessage` into one thread per resource.
+
+Slack takes about one message per second per webhook (and per channel for the API) and
+answers 429 beyond that. Every worker sending to the same webhook shares one schedule in
+Redis: a send reserves the next free slot atomically; a short wait is spent inside the
+job, a long one is handed back as a retry at the slot's time. A 429 moves the schedule past
+its Retry-After for every worker. `invalid_payload`, `channel_not_found`,
+`channel_is_archived` and `action_prohibited` (and the API's other errors) are permanent:
+dead-lettered with Slack's own string as the reason.
+
+The webhook URL and the bot token are secrets: they never appear in a log line, an error
+or a Redis key (keys hold a hash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+
+from config.schema import Templates
+from notifiers.base import Delivered, DestinationSettings, Notifier, NotifierContext, PermanentFailure, TransientFailure
+from notifiers.templates import DIGEST_TYPE, TemplateBook, mrkdwn_escape, notable_changes
+from providers.base import parse_retry_after
+from tasks.model import Event, Severity
+
+__all__ = [
+    "PERMANENT_WEBHOOK_ERRORS",
+    "SlackLimiter",
+    "SlackNotifier",
+    "SlackSettings",
+    "build_message",
+]
+
+MAX_BLOCKS = 50
+SECTION_CHARS = 3000
+FIELD_CHARS = 2000
+MAX_FIELDS = 10
+URL_CHARS = 3000
+THREAD_TTL = 30 * 86400
+PENDING = b"pending"
+
+PREFIX = "sh:slack:"
+
+PERMANENT_WEBHOOK_ERRORS = ("invalid_payload", "channel_not_found", "channel_is_archived", "action_prohibited")
+"""Slack's answers that no retry changes (its documented incoming-webhook errors)."""
+
+TRANSIENT_API_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"}
+)
+
+# KEYS: the webhook's schedule. ARGV: interval ms, longest acceptable wait ms. Returns the
+# wait before the reserved slot (ms), or minus the wait if it is too long (nothing reserved).
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local wait = slot - now
+if wait > tonumber(ARGV[2]) then return -wait end
+redis.call('SET', KEYS[1], string.format('%d', slot + tonumber(ARGV[1])), 'PX', wait + tonumber(ARGV[1]) + 1000)
+return wait
+"""
+
+# KEYS: the webhook's schedule. ARGV: hold ms. Nobody sends before now + hold.
+_HOLD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ = now + tonumber(ARGV[1])
+if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
+  redis.call('SET', KEYS[1], string.format('%d', until_), 'PX', tonumber(ARGV[1]) + 1000)
+end
+return until_
+"""
+
+
+class SlackSettings(DestinationSettings):
+    kind: Literal["slack"] = "slack"
+    webhook_url: SecretStr | None = Field(default=None, description="incoming webhook (a secret: set it in the env)")
+    bot_token: SecretStr | None = Field(default=None, description="xoxb-… for chat.postMessage, with `channel`")
+    channel: str | None = Field(default=None, description="channel id or name for the bot token")
+    api_url: str = Field(
+        default="https://slack.com/api",
+        validation_alias=AliasChoices("api_url", "slack_api_url"),
+        description="base of the Web API (chat.postMessage); tests point it at the stand-in",
+    )
+    thread: bool = Field(default=True, description="bot token: all events of one resource in one thread")
+    broadcast: list[Severity] = Field(
+        default_factory=lambda: [Severity.CRITICAL],
+        description="thread replies of these severities also go to the channel",
+    )
+    min_interval: float = Field(default=1.0, ge=0, description="seconds between two messages to one webhook")
+    max_wait: float = Field(default=5.0, ge=0, description="longer waits for a slot are retries, not a busy job")
+    timeout: float = Field(default=10.0, gt=0)
+    templates: Templates = Field(default_factory=dict)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SlackSettings:
+        if self.webhook_url is None and self.bot_token is None:
+            raise ValueError("set `webhook_url` (a secret, e.g. in the environment) or `bot_token` and `channel`")
+        if self.webhook_url is not None and self.bot_token is not None:
+            raise ValueError("set either `webhook_url` or `bot_token`, not both")
+        if self.bot_token is not None and not self.channel:
+            raise ValueError("`bot_token` needs a `channel`")
+        return self
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def build_message(event: Event, templates: TemplateBook) -> dict[str, Any]:
+    """The Block Kit message for an event, within Slack's limits. Pure."""
+    fallback = _clip(templates.render("subject", event).strip() or event.summary, SECTION_CHARS)
+    section = templates.render("slack", event).strip() or mrkdwn_escape(fallback)
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(section, SECTION_CHARS)}}
+    ]
+    if event.type == DIGEST_TYPE:
+        window = event.data.get("window") or {}
+        context = f"statehook digest · {window.get('label', '')} · {event.id}"
+    else:
+        fields = [
+            {"type": "mrkdwn", "text": _clip(f"*{mrkdwn_escape(c['path'])}*\n{mrkdwn_escape(c['old'])} → "
+                                             f"{mrkdwn_escape(c['new'])}", FIELD_CHARS)}
+            for c in notable_changes(event, MAX_FIELDS)
+        ]
+        if fields:
+            blocks.append({"type": "section", "fields": fields})
+        r = event.resource
+        context = (f"*{event.severity.value}* · {mrkdwn_escape(event.type)} #{event.seq} · {event.detected_at}"
+                   f" · {event.id}")
+        url = r.get("url")
+        if isinstance(url, str) and url.startswith(("http://", "https://")) and len(url) <= URL_CHARS:
+            label = _clip(f"Open {r.get('kind') or 'resource'}", 75)
+            blocks.append({"type": "actions", "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url, "action_id": "open"}
+            ]})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(context, SECTION_CHARS)}]})
+    return {"text": fallback, "blocks": blocks[:MAX_BLOCKS]}
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.blake2b("\x00".join(parts).encode(), digest_size=10).hexdigest()
+
+
+class SlackLimiter:
+    """One send schedule per webhook (or channel) shared by every worker, in Redis."""
+
+    def __init__(self, redis: Any) -> None:
+        self._take = redis.register_script(_TAKE)
+        self._hold = redis.register_script(_HOLD)
+
+    async def take(self, key: str, interval: float, max_wait: float) -> float:
+        """Seconds to wait for the reserved slot; negative (minus the wait) if it would be
+        longer than `max_wait`, and then nothing is reserved."""
+        return int(await self._take(keys=[key], args=[round(interval * 1000), round(max_wait * 1000)])) / 1000
+
+    async def hold(self, key: str, seconds: float) -> None:
+        await self._hold(keys=[key], args=[max(1, round(seconds * 1000))])
+
+
+class SlackNotifier(Notifier):
+    kind = "slack"
+    settings_model = SlackSettings
+    settings: SlackSettings
+
+    def __init__(self, name: str, settings: DestinationSettings, ctx: NotifierContext) -> None:
+        super().__init__(name, settings, ctx)
+        self.templates = TemplateBook(name, self.settings.templates)
+        self.limiter = SlackLimiter(ctx.redis) if ctx.redis is not None else None
+        s = self.settings
+        target = s.webhook_url.get_secret_value() if s.webhook_url else f"{s.channel}\x00{s.bot_token}"
+        self.rate_key = f"{PREFIX}rate:{_hash(target)}"
+
+    async def send(self, event: Event) -> Delivered:
+        message = build_message(event, self.templates)
+        if self.settings.bot_token is not None:
+            return await self._post_message(event, message)
+        await self._wait_for_slot()
+        return await self._post_webhook(message)
+
+    async def _wait_for_slot(self) -> None:
+        if self.limiter is None or self.settings.min_interval <= 0:
+            return
+        wait = await self.limiter.take(self.rate_key, self.settings.min_interval, self.settings.max_wait)
+        if wait < 0:
+            raise TransientFailure(f"webhook busy: next free slot in {-wait:.1f}s", retry_after=-wait)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _rate_limited(self, retry_after: str | None) -> TransientFailure:
+        after = parse_retry_after(retry_after, default=max(1.0, self.settings.min_interval))
+        if self.limiter is not None:
+            await self.limiter.hold(self.rate_key, after)
+        return TransientFailure("rate limited by Slack", status=429, retry_after=after)
+
+    async def _post(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+        try:
+            async with self.ctx.session.post(
+                url, data=orjson.dumps(payload), headers={"content-type": "application/json; charset=utf-8", **headers},
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout), allow_redirects=False,
+            ) as resp:
+                return resp.status, resp.headers.get("Retry-After"), (await resp.read())[:2000]
+        except TimeoutError as exc:
+            raise TransientFailure(f"timeout after {self.settings.timeout}s") from exc
+        except aiohttp.ClientError as exc:
+            raise TransientFailure(f"connection failed: {type(exc).__name__}") from exc
+
+    async def _post_webhook(self, message: dict[str, Any]) -> Delivered:
+        assert self.settings.webhook_url is not None
+        status, retry_after, body = await self._post(self.settings.webhook_url.get_secret_value(), message, {})
+        text = body.decode(errors="replace").strip()
+        if 200 <= status < 300:
+            return Delivered(status=status, detail=text[:100])
+        if status == 429:
+            raise await self._rate_limited(retry_after)
+        if status >= 500:
+            after = parse_retry_after(retry_after, default=0.0) if retry_after else None
+            reason = f"HTTP {status}" + (f": {text[:200]}" if text else "")
+            raise TransientFailure(reason, status=status, retry_after=after)
+        if text in PERMANENT_WEBHOOK_ERRORS:
+            raise PermanentFailure(text, status=status)
+        raise PermanentFailure(f"HTTP {status}" + (f": {text[:200]}" if text else ""), status=status)
+
+    # -- chat.postMessage ---------------------------------------------------------------
+
+    def _thread_key(self, event: Event) -> str:
+        return f"{PREFIX}thread:{self.name}:{_hash(self.settings.channel or '')}:{event.rkey}"
+
+    async def _claim_thread(self, key: str) -> tuple[str | None, bool]:
+        """The thread's ts, or (None, True) when this send is to start the thread. Two
+        events of a new resource sent at once must not start two threads."""
+        redis = self.ctx.redis
+        for _ in range(100):
+            if await redis.set(key, PENDING, nx=True, px=round((self.settings.timeout + 5) * 1000)):
+                return None, True
+            value = await redis.get(key)
+            if value is not None and value != PENDING:
+                return value.decode(), False
+            if value is not None:
+                await asyncio.sleep(0.05)
+        return None, False
+
+    async def _post_message(self, event: Event, message: dict[str, Any]) -> Delivered:
+        s = self.settings
+        assert s.bot_token is not None
+        await self._wait_for_slot()
+        key = self._thread_key(event)
+        threaded = s.thread and event.type != DIGEST_TYPE and self.ctx.redis is not None
+        ts, root = await self._claim_thread(key) if threaded else (None, False)
+        try:
+            delivered, posted_ts = await self._chat_post(message, ts, event.severity in s.broadcast)
+            if delivered is None:  # the thread is gone: start a new one
+                await self.ctx.redis.delete(key)
+                ts, root = await self._claim_thread(key)
+                delivered, posted_ts = await self._chat_post(message, ts, event.severity in s.broadcast)
+                if delivered is None:
+                    raise TransientFailure("the resource's thread vanished twice")
+        except BaseException:
+            if root:
+                await self._release_claim(key)
+            raise
+        if root and posted_ts:
+            await self.ctx.redis.set(key, posted_ts, ex=THREAD_TTL)
+        elif ts is not None:
+            await self.ctx.redis.expire(key, THREAD_TTL)
+        return delivered
+
+    async def _release_claim(self, key: str) -> None:
+        if await self.ctx.redis.get(key) == PENDING:
+            await self.ctx.redis.delete(key)
+
+    async def _chat_post(
+        self, message: dict[str, Any], thread_ts: str | None, broadcast: bool
+    ) -> tuple[Delivered | None, str | None]:
+        """One chat.postMessage. Returns (delivered, ts of the message), or (None, None)
+        when the thread to answer in no longer exists."""
+        s = self.settings
+        assert s.bot_token is not None
+        payload: dict[str, Any] = {**message, "channel": s.channel, "unfurl_links": False, "unfurl_media": False}
+        if thread_ts:
+            payload["thread_ts"] = thread_ts
+            if broadcast:
+                payload["reply_broadcast"] = True
+        url = s.api_url.rstrip("/") + "/chat.postMessage"
+        auth = {"authorization": f"Bearer {s.bot_token.get_secret_value()}"}
+        status, retry_after, body = await self._post(url, payload, auth)
+        if status == 429:
+            raise await self._rate_limited(retry_after)
+        if status >= 500:
+            raise TransientFailure(f"HTTP {status}", status=status)
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise TransientFailure(f"HTTP {status}: not a Slack API answer", status=status)
+        if answer.get("ok"):
+            return Delivered(status=status, detail=str(answer.get("ts", ""))), str(answer.get("ts") or "") or None
+        error = str(answer.get("error") or "unknown_error")
+        if thread_ts and error in ("thread_not_found", "invalid_thread_ts", "message_not_found"):
+            return None, None
+        if error == "ratelimited":
+            raise await self._rate_limited(retry_after)
+        if error in TRANSIENT_API_ERRORS:
+            raise TransientFailure(error, status=status)
+        raise PermanentFailure(error, status=status)
