@@ -87,6 +87,7 @@ def demo(
 
 
 register_ops(app)
+app.add_typer(__import__("worker.cli_deliveries", fromlist=["app"]).app)  # dlq …, notify …
 
 
 def main() -> None:

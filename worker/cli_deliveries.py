@@ -1,0 +1,377 @@
+"""`statehook dlq …` and `statehook notify …`: operating deliveries.
+
+    statehook dlq ls                     dead letters, oldest first
+    statehook dlq replay ID [ID…]        deliver again (a new delivery job each, then removed)
+    statehook dlq replay --all
+    statehook dlq purge [--yes]
+    statehook notify test DESTINATION    a sample event through the real delivery path
+    statehook notify status              destinations: kind, disabled (410 Gone), dead letters
+    statehook notify enable NAME         re-enable a destination disabled by a 410
+    statehook notify disable NAME
+    statehook notify attempts EVENT_ID   every delivery attempt of an event
+
+The async functions do the work and are what tests and the HTTP API call; the commands
+only print. A replayed dead letter gets a job id of its own (`…:replay:{entry id}`): the
+original job id may still be remembered by ARQ, and replaying one entry twice at once
+must not deliver it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import aiohttp
+import orjson
+import typer
+from arq.connections import ArqRedis, create_pool
+
+import notifiers
+from config.load import Config, canonical_name
+from notifiers.base import NotifierContext
+from notifiers.templates import sample_event
+from tasks import keys
+from tasks.deliver import DeadLetters, deliver_once
+from tasks.dispatch import DELIVER_EXPIRES, delivery_job_id
+from tasks.model import Severity
+
+__all__ = [
+    "ReplayOutcome",
+    "TestOutcome",
+    "app",
+    "delivery_attempts",
+    "destination_status",
+    "disable_destination",
+    "enable_destination",
+    "list_dead_letters",
+    "purge_dead_letters",
+    "replay_dead_letters",
+    "replay_job_id",
+    "send_test",
+]
+
+app = typer.Typer(add_completion=False)
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: deliveries that failed for good.")
+notify_app = typer.Typer(no_args_is_help=True, help="Destinations: test, status, enable, delivery attempts.")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(notify_app, name="notify")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="statehook.toml (default: $STATEHOOK_CONFIG_FILE or ./statehook.toml)"),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+# -- the work ------------------------------------------------------------------------------
+
+
+def replay_job_id(event_id: str, destination: str, entry_id: str) -> str:
+    return f"{delivery_job_id(event_id, destination)}:replay:{entry_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOutcome:
+    entry_id: str
+    event_id: str
+    destination: str
+    enqueued: bool
+    """False when that replay was already queued (and this one was dropped)"""
+
+
+async def list_dead_letters(redis: Any, limit: int = 1000) -> list[dict[str, Any]]:
+    return await DeadLetters(redis).list(count=limit)
+
+
+async def replay_dead_letters(redis: ArqRedis, entry_ids: list[str] | None) -> list[ReplayOutcome]:
+    """Enqueue a delivery per dead letter (all of them if `entry_ids` is None), then remove
+    each from the stream: enqueued first, so a crash in between loses nothing."""
+    if entry_ids is None:
+        entries = await redis.xrange(keys.DLQ)
+    else:
+        entries = []
+        for entry_id in entry_ids:
+            entries.extend(await redis.xrange(keys.DLQ, min=entry_id, max=entry_id))
+    out = []
+    for raw_id, fields in entries:
+        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        event_json = fields[b"event"]
+        destination = fields[b"destination"].decode()
+        event_id = str(orjson.loads(event_json)["id"])
+        job = await redis.enqueue_job(
+            "deliver", event_json, destination,
+            _job_id=replay_job_id(event_id, destination, entry_id), _expires=DELIVER_EXPIRES,
+        )
+        await redis.xdel(keys.DLQ, entry_id)
+        out.append(ReplayOutcome(entry_id, event_id, destination, job is not None))
+    return out
+
+
+async def purge_dead_letters(redis: Any) -> int:
+    return await DeadLetters(redis).purge()
+
+
+async def delivery_attempts(redis: Any, event_id: str) -> list[dict[str, Any]]:
+    """Every recorded attempt to deliver `event_id`, oldest first (the last 20 per event)."""
+    raw = await redis.lrange(keys.attempts(event_id), 0, -1)
+    return [orjson.loads(r) for r in reversed(raw)]
+
+
+async def destination_status(redis: Any, config: Config) -> list[dict[str, Any]]:
+    disabled = {k.decode(): v.decode() for k, v in (await redis.hgetall(keys.DISABLED)).items()}
+    dead = Counter(d["destination"] for d in await DeadLetters(redis).list(count=100_000))
+    names = sorted(set(config.destinations) | set(disabled))
+    return [
+        {
+            "name": name,
+            "kind": config.destinations[name].kind if name in config.destinations else None,
+            "configured": name in config.destinations,
+            "enabled": config.destinations[name].enabled if name in config.destinations else False,
+            "disabled": disabled.get(name),
+            "dead_letters": dead.get(name, 0),
+        }
+        for name in names
+    ]
+
+
+async def enable_destination(redis: Any, name: str) -> bool:
+    """Lift a 410's disable. True if it was disabled."""
+    return bool(await redis.hdel(keys.DISABLED, canonical_name(name)))
+
+
+async def disable_destination(redis: Any, name: str, reason: str) -> None:
+    await redis.hset(keys.DISABLED, canonical_name(name), f"{reason} (by hand)")
+
+
+@dataclass(frozen=True, slots=True)
+class TestOutcome:
+    event_id: str
+    delivered: bool
+    dead_lettered: bool = False
+    retry_in: float | None = None
+    attempt: dict[str, Any] | None = None
+    queued: bool = False
+
+
+async def send_test(
+    redis: ArqRedis,
+    config: Config,
+    destination: str,
+    *,
+    severity: Severity = Severity.CRITICAL,
+    via_worker: bool = False,
+    timeout: float = 30.0,
+) -> TestOutcome:
+    """A sample event to `destination` through the delivery path: its templates, its rate
+    limit, a recorded attempt, the dead letters on a permanent failure. In this process by
+    default; with `via_worker`, as a delivery job that a running worker takes (and retries)."""
+    name = canonical_name(destination)
+    if name not in config.destinations:
+        raise KeyError(name)
+    event = sample_event(severity, event_id=f"evt_test_{uuid.uuid4().hex[:16]}")
+    if via_worker:
+        await redis.enqueue_job("deliver", event.to_json(), name, _job_id=delivery_job_id(event.id, name),
+                                _expires=DELIVER_EXPIRES)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            attempts = await delivery_attempts(redis, event.id)
+            if attempts:
+                last = attempts[-1]
+                return TestOutcome(event.id, bool(last["ok"]), attempt=last, queued=True)
+            await asyncio.sleep(0.1)
+        return TestOutcome(event.id, False, queued=True)
+    settings = config.destinations[name]
+    async with aiohttp.ClientSession() as session:
+        notifier = notifiers.REGISTRY[settings.kind](name, settings, NotifierContext(session=session, redis=redis))
+        notifiers.bind_routes([notifier], config.routes)
+        try:
+            result = await deliver_once(redis, notifier, name, event.to_json(), 1)
+        finally:
+            await notifier.close()
+    attempts = await delivery_attempts(redis, event.id)
+    return TestOutcome(event.id, result.delivered, result.dead_lettered, result.retry_in,
+                       attempts[-1] if attempts else None)
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+
+def _config(path: Path | None) -> Config:
+    from worker.cli import load_or_exit  # the CLI's own loader: one message per problem
+
+    return load_or_exit(path)
+
+
+async def _with_redis(config: Config, work: Any) -> Any:
+    from worker.settings import redis_settings
+
+    redis = await create_pool(redis_settings(config.redis_url))
+    try:
+        return await work(redis)
+    finally:
+        await redis.aclose()
+
+
+def _run(config: Config, work: Any) -> Any:
+    return asyncio.run(_with_redis(config, work))
+
+
+@dlq_app.command("ls")
+def dlq_ls(
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    limit: Annotated[int, typer.Option("--limit", help="at most this many")] = 1000,
+) -> None:
+    """Dead letters, oldest first: id, when, destination, status, attempts, event, reason."""
+    cfg = _config(config)
+
+    async def work(redis: ArqRedis) -> tuple[list[dict[str, Any]], dict[bytes, bytes]]:
+        return await list_dead_letters(redis, limit), await redis.hgetall(keys.DISABLED)  # type: ignore[misc]
+
+    entries, disabled = _run(cfg, work)
+    if as_json:
+        typer.echo(json.dumps(entries, indent=2))
+        return
+    for name, why in sorted(disabled.items()):
+        typer.echo(f"destination {name.decode()} is DISABLED: {why.decode()} "
+                   f"(statehook notify enable {name.decode()})")
+    if not entries:
+        typer.echo("no dead letters")
+        return
+    for d in entries:
+        typer.echo(f"{d['id']}  {d['at']}  {d['destination']}  status={d['status'] or '-'}  "
+                   f"attempts={d['attempts']}  {d['type']}  {d['resource']}  {d['event_id']}\n    {d['reason']}")
+    typer.echo(f"{len(entries)} dead letter(s)")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    entry_ids: Annotated[list[str] | None, typer.Argument(help="dead letter ids (from `dlq ls`)")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="every dead letter")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Deliver dead letters again: each becomes a delivery job, with the retry schedule."""
+    if bool(entry_ids) == replay_all:
+        typer.echo("error: give dead letter ids or --all", err=True)
+        raise typer.Exit(2)
+    cfg = _config(config)
+    outcomes = _run(cfg, lambda r: replay_dead_letters(r, None if replay_all else list(entry_ids or [])))
+    for o in outcomes:
+        what = "queued" if o.enqueued else "already queued"
+        typer.echo(f"{o.entry_id}: {o.event_id} -> {o.destination}: {what}")
+        if o.destination not in cfg.destinations:
+            typer.echo(f"  warning: {o.destination} is not in the configuration: it will be dead-lettered again")
+    missing = set(entry_ids or []) - {o.entry_id for o in outcomes}
+    for entry_id in sorted(missing):
+        typer.echo(f"{entry_id}: no such dead letter", err=True)
+    typer.echo(f"{len(outcomes)} replayed")
+    if missing:
+        raise typer.Exit(1)
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    config: ConfigOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+) -> None:
+    """Delete every dead letter."""
+    cfg = _config(config)
+    if not yes:
+        typer.confirm("delete every dead letter?", abort=True)
+    n = _run(cfg, purge_dead_letters)
+    typer.echo(f"{n} dead letter(s) deleted")
+
+
+@notify_app.command("test")
+def notify_test(
+    destination: Annotated[str, typer.Argument(help="a destination name from the config")],
+    config: ConfigOption = None,
+    severity: Annotated[Severity, typer.Option("--severity")] = Severity.CRITICAL,
+    via_worker: Annotated[bool, typer.Option("--via-worker", help="as a job for a running worker")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="with --via-worker: seconds to wait")] = 30.0,
+) -> None:
+    """Send a sample event to DESTINATION through the real delivery path."""
+    cfg = _config(config)
+    if canonical_name(destination) not in cfg.destinations:
+        typer.echo(f"error: no destination {destination!r} (known: {', '.join(cfg.destinations)})", err=True)
+        raise typer.Exit(2)
+    outcome = _run(cfg, lambda r: send_test(r, cfg, destination, severity=severity, via_worker=via_worker,
+                                            timeout=timeout))
+    attempt = outcome.attempt or {}
+    detail = f" (status {attempt.get('status')}, {attempt.get('duration_ms')} ms)" if attempt else ""
+    if outcome.delivered:
+        typer.echo(f"delivered {outcome.event_id} to {canonical_name(destination)}{detail}")
+        return
+    if outcome.queued and not attempt:
+        typer.echo(f"no worker took {outcome.event_id} within {timeout:g}s: is `statehook run` running?", err=True)
+    elif outcome.dead_lettered:
+        why = attempt.get("error") or "see statehook dlq ls"
+        typer.echo(f"failed for good, dead-lettered: {why}{detail}", err=True)
+    else:
+        later = f"; a worker would retry in {outcome.retry_in:.1f}s" if outcome.retry_in is not None else ""
+        typer.echo(f"failed: {attempt.get('error')}{detail}{later}", err=True)
+    raise typer.Exit(1)
+
+
+@notify_app.command("status")
+def notify_status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Every destination: kind, enabled, disabled by a 410 (and why), dead letters."""
+    cfg = _config(config)
+    rows = _run(cfg, lambda r: destination_status(r, cfg))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = f"DISABLED: {row['disabled']}" if row["disabled"] else ("ok" if row["enabled"] else "off in config")
+        kind = row["kind"] or "not configured"
+        typer.echo(f"{row['name']:<24} {kind:<10} {state}  dead letters: {row['dead_letters']}")
+
+
+@notify_app.command("enable")
+def notify_enable(name: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+    """Re-enable a destination that a 410 Gone disabled."""
+    cfg = _config(config)
+    was = _run(cfg, lambda r: enable_destination(r, name))
+    typer.echo(f"{canonical_name(name)} enabled" if was else f"{canonical_name(name)} was not disabled")
+    if was:
+        typer.echo("its dead letters stay: `statehook dlq replay --all` sends them again")
+
+
+@notify_app.command("disable")
+def notify_disable(
+    name: Annotated[str, typer.Argument()],
+    config: ConfigOption = None,
+    reason: Annotated[str, typer.Option("--reason")] = "disabled by an operator",
+) -> None:
+    """Stop delivering to a destination (its deliveries are dead-lettered) until enabled."""
+    cfg = _config(config)
+    _run(cfg, lambda r: disable_destination(r, name, reason))
+    typer.echo(f"{canonical_name(name)} disabled")
+
+
+@notify_app.command("attempts")
+def notify_attempts(
+    event_id: Annotated[str, typer.Argument(help="evt_… (or dig_… for a digest)")],
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every recorded delivery attempt of an event: destination, status, duration, error."""
+    cfg = _config(config)
+    attempts = _run(cfg, lambda r: delivery_attempts(r, event_id))
+    if as_json:
+        typer.echo(json.dumps(attempts, indent=2))
+        return
+    if not attempts:
+        typer.echo(f"no delivery attempts recorded for {event_id}")
+        raise typer.Exit(1)
+    for a in attempts:
+        result = "ok" if a["ok"] else f"failed: {a['error']}"
+        typer.echo(f"{a['at']}  {a['destination']:<20} #{a['attempt']:<3} status={a['status'] or '-':<4} "
+                   f"{a['duration_ms']:>8.1f} ms  {result}")
+
