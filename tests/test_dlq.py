@@ -1,0 +1,171 @@
+"""Operating deliveries: the dead-letter stream (list, replay once, purge), `notify test`
+through the real delivery path, and the recorded attempts of an event; through the
+`statehook` command line where it matters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from click.testing import Result
+from typer.testing import CliRunner
+
+from config import Config
+from simulator.receivers import WebhookReceiver
+from tasks import keys
+from tests.conftest import wait_for
+from tests.kit import WHSEC, running_worker, write_config
+from tests.test_routes import equals, event, publish
+from worker.cli import app
+from worker.cli_deliveries import list_dead_letters, purge_dead_letters, replay_dead_letters
+
+FAST = {"retry_schedule": [0.05, 0.05, 0.05], "jitter": 0.0}
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    r = WebhookReceiver(secret=WHSEC)
+    await r.start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+async def arq(redis_url: str) -> AsyncIterator[ArqRedis]:
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    yield pool
+    await pool.aclose()
+
+
+def config(tmp_path: Path, redis_url: str, receiver: WebhookReceiver) -> Config:
+    return write_config(tmp_path / "statehook.toml", redis_url=redis_url, providers={},
+                        destinations={"hook": {"kind": "webhook", "url": receiver.url, "secret": WHSEC, **FAST}},
+                        routes=[{"to": ["hook"]}])
+
+
+async def cli(*args: str) -> Result:
+    """The `statehook` command, in a thread (it runs its own event loop)."""
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args))
+
+
+def failed(rid: str = "ord-1") -> Any:
+    return event("artistree.order.state_changed", "critical", to="Failed", rid=rid)
+
+
+async def dead_letter_two(cfg: Config, redis: aioredis.Redis, receiver: WebhookReceiver) -> None:
+    receiver.script = [400, 422]
+    async with running_worker(cfg):
+        await publish(redis, failed("ord-1"), failed("ord-2"))
+        await wait_for(lambda: equals(redis.xlen(keys.DLQ), 2), what="two dead letters")
+
+
+async def test_a_replay_from_the_dead_letter_stream_delivers_once(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, arq: ArqRedis, receiver: WebhookReceiver
+) -> None:
+    cfg = config(tmp_path, redis_url, receiver)
+    await dead_letter_two(cfg, redis, receiver)
+    (first, second) = await list_dead_letters(redis)
+    assert (first["event_id"], first["destination"], first["status"]) == (failed("ord-1").id, "hook", 400)
+
+    # an operator replays one entry twice, at once: it is queued once and removed
+    outcomes = await asyncio.gather(replay_dead_letters(arq, [first["id"]]), replay_dead_letters(arq, [first["id"]]))
+    assert sum(o.enqueued for batch in outcomes for o in batch) == 1
+    assert [d["id"] for d in await list_dead_letters(redis)] == [second["id"]]
+    async with running_worker(cfg):
+        await wait_for(lambda: len(receiver.delivered) == 1, what="the replayed delivery")
+        assert await replay_dead_letters(arq, [first["id"]]) == []  # gone from the stream
+        await publish(redis, failed("ord-9"))  # the worker is busy with other things meanwhile
+        await wait_for(lambda: len(receiver.delivered) == 2)
+    assert receiver.unique_ids()[failed("ord-1").id] == 1
+    assert await redis.xlen(keys.DLQ) == 1
+
+
+async def test_dlq_ls_replay_and_purge_from_the_command_line(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    cfg = config(tmp_path, redis_url, receiver)
+    path = str(tmp_path / "statehook.toml")
+    await dead_letter_two(cfg, redis, receiver)
+    listed = await cli("dlq", "ls", "-c", path)
+    assert listed.exit_code == 0, listed.output
+    assert "2 dead letter(s)" in listed.output and "scripted 400" in listed.output and "scripted 422" in listed.output
+    entries = orjson.loads((await cli("dlq", "ls", "-c", path, "--json")).output)
+    assert [e["status"] for e in entries] == [400, 422]
+
+    assert (await cli("dlq", "replay", "-c", path)).exit_code == 2  # ids or --all
+    missing = await cli("dlq", "replay", "0-1", "-c", path)
+    assert missing.exit_code == 1 and "no such dead letter" in missing.output
+    replayed = await cli("dlq", "replay", entries[0]["id"], "-c", path)
+    assert replayed.exit_code == 0 and "1 replayed" in replayed.output
+    async with running_worker(cfg):
+        await wait_for(lambda: len(receiver.delivered) == 1, what="the replayed delivery")
+        replayed_all = await cli("dlq", "replay", "--all", "-c", path)
+        assert "1 replayed" in replayed_all.output
+        await wait_for(lambda: len(receiver.delivered) == 2, what="the other one")
+    assert (await cli("dlq", "ls", "-c", path)).output.strip() == "no dead letters"
+
+    receiver.script = [400]
+    async with running_worker(cfg):
+        await publish(redis, failed("ord-3"))
+        await wait_for(lambda: redis.xlen(keys.DLQ), what="another dead letter")
+    purged = await cli("dlq", "purge", "--yes", "-c", path)
+    assert purged.exit_code == 0 and "1 dead letter(s) deleted" in purged.output
+    assert await purge_dead_letters(redis) == 0
+
+
+async def test_notify_test_sends_a_sample_event_through_the_real_path(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    config(tmp_path, redis_url, receiver)
+    path = str(tmp_path / "statehook.toml")
+    result = await cli("notify", "test", "hook", "-c", path)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("delivered evt_test_") and "status 204" in result.output
+    (got,) = receiver.delivered
+    assert got.verified and got.event["type"] == "statehook.test.state_changed"
+    attempts = await cli("notify", "attempts", got.event["id"], "-c", path)
+    assert " hook " in attempts.output and "ok" in attempts.output
+
+    receiver.script = [400]
+    refused = await cli("notify", "test", "hook", "-c", path, "--severity", "info")
+    assert refused.exit_code == 1 and "dead-lettered: HTTP 400: scripted 400" in refused.output
+    assert (await list_dead_letters(redis))[0]["type"] == "statehook.test.state_changed"
+
+    unknown = await cli("notify", "test", "nope", "-c", path)
+    assert unknown.exit_code == 2 and "no destination 'nope'" in unknown.output
+
+
+async def test_notify_test_via_a_running_worker(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    cfg = config(tmp_path, redis_url, receiver)
+    async with running_worker(cfg):
+        result = await cli("notify", "test", "hook", "--via-worker", "--timeout", "10", "-c",
+                           str(tmp_path / "statehook.toml"))
+    assert result.exit_code == 0, result.output
+    assert len(receiver.delivered) == 1
+
+
+async def test_every_attempt_is_recorded_and_shown_per_event(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    cfg = config(tmp_path, redis_url, receiver)
+    receiver.script = [500, 503]
+    async with running_worker(cfg):
+        await publish(redis, failed())
+        await wait_for(lambda: len(receiver.delivered) == 1, what="the delivery")
+        await wait_for(lambda: equals(redis.llen(keys.attempts(failed().id)), 3), what="3 attempts recorded")
+    shown = await cli("notify", "attempts", failed().id, "-c", str(tmp_path / "statehook.toml"), "--json")
+    attempts = orjson.loads(shown.output)
+    assert [(a["attempt"], a["status"], a["ok"]) for a in attempts] == [
+        (1, 500, False), (2, 503, False), (3, 204, True)]
+    assert all(a["duration_ms"] >= 0 and a["destination"] == "hook" for a in attempts)
+    assert attempts[0]["error"] == "HTTP 500: scripted 500"
+    status = await cli("notify", "status", "-c", str(tmp_path / "statehook.toml"))
+    assert "hook" in status.output and "webhook" in status.output and "ok" in status.output
