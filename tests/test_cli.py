@@ -204,3 +204,23 @@ async def test_simulate_runs_the_simulator_on_its_own() -> None:
             proc.kill()
             await proc.wait()
     assert proc.returncode == 0
+
+
+async def test_healthcheck_probes_this_hosts_worker_and_the_api(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    from tests.test_api import serving
+
+    config = api_config(tmp_path, redis_url, sim, receiver, worker={"health_interval": "0.5s"})
+    c = path_of(config)
+    result = await cli("healthcheck", "--role", "worker", "-c", c)
+    assert result.exit_code == 1 and "no fresh worker heartbeat" in result.output
+    async with running_worker(config), serving(config) as (url, _):
+        async def healthy() -> bool:
+            return (await cli("healthcheck", "--role", "worker", "-c", c)).exit_code == 0
+
+        await wait_for(healthy, what="a fresh heartbeat on this host")
+        result = await cli("healthcheck", "--role", "api", "--url", url, "-c", c)
+        assert result.exit_code == 0 and result.output.strip() == "api: ok"
+    result = await cli("healthcheck", "--role", "api", "--url", url, "-c", c)
+    assert result.exit_code == 1 and "not answering" in result.output

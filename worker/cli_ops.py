@@ -1,4 +1,5 @@
-"""The operator's commands: `api`, `watch add|rm|ls`, `show`, `events tail`, `simulate`.
+"""The operator's commands: `api`, `watch add|rm|ls`, `show`, `events tail`, `simulate`,
+`healthcheck`.
 
 Human output by default, `--json` for scripts. Each command opens its own Redis client
 (the same settings as the workers: Sentinel URLs work, connection loss is retried) and
@@ -19,7 +20,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from arq.connections import ArqRedis
+from arq.connections import ArqRedis, create_pool
 
 from config import Config
 from tasks import keys
@@ -126,6 +127,77 @@ def simulate(
                           out=lambda line: typer.echo(line)))
     except ValueError as exc:
         raise _fail(str(exc)) from None
+
+
+def _pid1_role() -> str:
+    """`api` if this container's main process serves the API, else `worker`."""
+    try:
+        args = Path("/proc/1/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "worker"
+    return "api" if b"api" in args else "worker"
+
+
+async def _probe_worker(cfg: Config) -> tuple[bool, str]:
+    import socket
+
+    from worker.metrics import fresh_workers
+    from worker.settings import redis_settings
+
+    settings = redis_settings(cfg.redis_url)
+    settings.conn_retries, settings.retry = 0, None
+    try:
+        redis = await asyncio.wait_for(create_pool(settings), timeout=5)
+    except Exception as exc:
+        return False, f"redis unreachable: {type(exc).__name__}"
+    try:
+        beats = await asyncio.wait_for(fresh_workers(redis), timeout=5)
+    finally:
+        await redis.aclose()
+    prefix = socket.gethostname() + "-"
+    mine = [b for b in beats if b["worker"].startswith(prefix)]
+    if any(b["fresh"] for b in mine):
+        return True, f"ok: {sum(b['fresh'] for b in mine)} fresh worker heartbeat(s) on {prefix[:-1]}"
+    return False, f"no fresh worker heartbeat on {prefix[:-1]} ({len(mine)} stale)"
+
+
+async def _probe_api(cfg: Config, url: str | None) -> tuple[bool, str]:
+    import aiohttp
+
+    base = url or f"http://127.0.0.1:{cfg.settings.api.port}"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            async with http.get(f"{base}/healthz") as resp:
+                body = await resp.json(content_type=None)
+    except Exception as exc:
+        return False, f"api not answering at {base}: {type(exc).__name__}"
+    reason = str(body.get("reason", "")) if isinstance(body, dict) else ""
+    if resp.status == 200:
+        return True, "ok"
+    # the API process is fine when it answers; a missing worker is the workers' health
+    if reason.startswith("redis unreachable"):
+        return False, reason
+    return True, f"serving ({reason})"
+
+
+def healthcheck(
+    role: Annotated[str, typer.Option("--role", help="worker, api, or auto (from the container's main process)")]
+    = "auto",
+    url: Annotated[str | None, typer.Option("--url", help="api: base URL (default: 127.0.0.1 and api.port)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Exit 0 if this container's worker or API is healthy (the image's HEALTHCHECK).
+
+    A worker: a fresh heartbeat of a worker on this host. The API: it answers and reaches Redis.
+    """
+    cfg = _load(config)
+    chosen = _pid1_role() if role == "auto" else role
+    if chosen not in ("worker", "api"):
+        raise _fail("--role is worker, api or auto")
+    ok, message = asyncio.run(_probe_api(cfg, url) if chosen == "api" else _probe_worker(cfg))
+    typer.echo(f"{chosen}: {message}")
+    if not ok:
+        raise typer.Exit(1)
 
 
 # ---- watch ---------------------------------------------------------------------------------
@@ -374,8 +446,10 @@ def events_tail(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Print recent events of the outbox stream, then (-f) new ones as they are committed.
-    Reads the stream directly (XREAD): it does not take events from the dispatcher."""
+    """Print recent events, then (-f) new ones as they are committed.
+
+    Reads the outbox stream directly (XREAD): it takes nothing from the dispatcher.
+    """
     cfg = _load(config)
 
     def out(entry_id: bytes, fields: dict[bytes, bytes]) -> None:
@@ -421,3 +495,4 @@ def register_ops(app: typer.Typer) -> None:
     app.command("show")(show)
     app.add_typer(events_app, name="events")
     app.command("simulate")(simulate)
+    app.command("healthcheck")(healthcheck)
