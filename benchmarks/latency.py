@@ -1,0 +1,120 @@
+"""Scenario 4: from a change at the provider to the receiver's 2xx.
+
+The simulator serves the orders here, because orders must change while statehook polls
+them. Its load stays modest (10,000 orders every 10 s is ~1,000 requests/s); its request
+rate over the run is reported beside the figure so that one can see it kept up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from benchmarks.stack import stat, wait_until, workers, write_config
+from simulator.artistree import ArtistreeSim
+from simulator.core import Simulator
+from simulator.receivers import Received, WebhookReceiver
+from tasks import keys
+from tasks.model import ResourceRef
+from tasks.store import Store, WatchMeta
+
+__all__ = ["latency"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[k]
+
+
+async def latency(
+    redis: aioredis.Redis,
+    redis_url: str,
+    receiver: WebhookReceiver,
+    workdir: Path,
+    log: Path,
+    *,
+    n: int = 10_000,
+    interval: float = 10.0,
+    change_for: float = 20.0,
+    changes_per_s: float = 25.0,
+) -> dict[str, Any]:
+    await redis.flushall()
+    receiver.received.clear()
+    sim = Simulator([ArtistreeSim(seed=11)], seed=11)
+    base = await sim.start()
+    art: ArtistreeSim = sim["artistree"]
+    ids = art.add_many(n)
+    config = write_config(
+        workdir / "latency.toml", redis_url=redis_url, base_url=f"{base}/artistree",
+        token_url=f"{base}/artistree/oauth2/token", receiver_url=receiver.url, concurrency=64,
+    )
+    changed_at: dict[str, float] = {}
+    seen: dict[str, float] = {}
+
+    def on_receive(item: Received) -> None:
+        oid = item.event["resource"]["id"]
+        if oid in changed_at and oid not in seen:
+            seen[oid] = item.at
+
+    receiver.on_receive = on_receive
+    try:
+        async with workers(config, 1, log, redis):
+            rkeys = [ResourceRef("artistree", "order", i).key for i in ids]
+            await Store(redis).add_watches([(k, WatchMeta(interval=interval)) for k in rkeys])
+            # spread the first polls over one interval, as a running system's due times are
+            rng = random.Random(5)
+            now = time.time()
+            await redis.zadd(keys.DUE, {k: now + rng.uniform(0, interval) for k in rkeys}, xx=True)
+
+            async def baselined() -> bool:
+                return await stat(redis, "polls:artistree:baseline") >= n
+
+            await wait_until(baselined, interval * 3 + 30, "baseline polls")
+            requests_before, t_before = sim.requests["artistree"], time.perf_counter()
+            pool = list(ids)
+            rng.shuffle(pool)
+            step = 1.0 / changes_per_s
+            end = time.perf_counter() + change_for
+            while time.perf_counter() < end and pool:
+                oid = pool.pop()
+                art.set_state(oid, "Action Required")
+                changed_at[oid] = time.time()
+                await asyncio.sleep(step)
+            sim_rate = (sim.requests["artistree"] - requests_before) / (time.perf_counter() - t_before)
+
+            async def all_seen() -> bool:
+                return len(seen) >= len(changed_at)
+
+            try:
+                await wait_until(all_seen, interval * 3, "deliveries of the changes", every=0.1)
+            except TimeoutError:
+                pass
+            failures = await stat(redis, "polls:artistree:unavailable", "polls:artistree:error")
+    finally:
+        receiver.on_receive = None
+        await sim.stop()
+    lat = [seen[oid] - changed_at[oid] for oid in changed_at if oid in seen]
+    return {
+        "watched": n,
+        "interval_s": interval,
+        "changes": len(changed_at),
+        "delivered": len(lat),
+        "missing": len(changed_at) - len(lat),
+        "p50_s": percentile(lat, 50),
+        "p99_s": percentile(lat, 99),
+        "max_s": max(lat) if lat else float("nan"),
+        "mean_s": statistics.mean(lat) if lat else float("nan"),
+        "p99_over_interval_s": percentile(lat, 99) - interval,
+        "sim_requests_per_s": sim_rate,
+        "poll_failures": failures,
+        "samples": lat,
+    }

@@ -1,0 +1,235 @@
+"""The scenarios of issue 6 against nginx: polling throughput (one and two workers),
+scans, deliveries and footprint. Each returns plain figures for the report."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from benchmarks.payloads import Orders, rewrite_state
+from benchmarks.stack import stat, wait_until, workers
+from providers.artistree import ArtistreeProvider, ArtistreeSettings
+from providers.base import ResourceInfo
+from simulator.receivers import WebhookReceiver
+from tasks import keys
+from tasks.events import build_events
+from tasks.model import EventDraft, ResourceRef, Severity
+from tasks.store import Store, WatchMeta
+
+__all__ = ["Bench", "deliveries", "footprint", "polling", "scan"]
+
+POLLS = "polls:artistree:"
+
+
+@dataclass
+class Bench:
+    """What every scenario shares: Redis, the payloads, the config and where logs go."""
+
+    redis: aioredis.Redis
+    redis_url: str
+    base_url: str
+    orders: Orders
+    config: Path
+    log: Path
+    receiver: WebhookReceiver
+
+    def rkeys(self, n: int, start: int = 0) -> list[str]:
+        return [ResourceRef("artistree", "order", i).key for i in self.orders.ids[start : start + n]]
+
+    async def reset(self) -> None:
+        await self.redis.flushall()
+        self.receiver.received.clear()
+        self.receiver.attempts.clear()
+
+
+async def _watch(redis: aioredis.Redis, rkeys: Sequence[str], interval: float) -> None:
+    store = Store(redis)
+    meta = WatchMeta(interval=interval)
+    for i in range(0, len(rkeys), 10_000):
+        await store.add_watches([(k, meta) for k in rkeys[i : i + 10_000]])
+
+
+async def _make_due(redis: aioredis.Redis, rkeys: Sequence[str], when: float) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for i in range(0, len(rkeys), 5000):
+            pipe.zadd(keys.DUE, {k: when for k in rkeys[i : i + 5000]}, xx=True)
+        await pipe.execute()
+
+
+async def timed_pass(
+    redis: aioredis.Redis, rkeys: Sequence[str], outcome: str, timeout: float = 120
+) -> dict[str, float]:
+    """Makes `rkeys` due now and times the workers' pass over them: from the scheduler's
+    claim (the due entries leave `now`) to the last batch's outcome in the stats."""
+    before = await stat(redis, POLLS + outcome)
+    now = time.time()
+    set_at = time.perf_counter()
+    await _make_due(redis, rkeys, now)
+
+    async def claimed() -> bool:
+        return int(await redis.zcount(keys.DUE, "-inf", now)) == 0
+
+    async def done() -> bool:
+        return await stat(redis, POLLS + outcome) - before >= len(rkeys)
+
+    claim_at = await wait_until(claimed, timeout, "the scheduler's claim", every=0.005)
+    done_at = await wait_until(done, timeout, f"{len(rkeys)} {outcome} polls", every=0.01)
+    return {"per_s": len(rkeys) / (done_at - claim_at), "wait_for_tick_s": claim_at - set_at}
+
+
+async def polling(b: Bench, n: int, *, processes: int, passes: int = 2) -> dict[str, Any]:
+    """Scenario 1 (and 6 with processes=2): `n` watched orders, all due."""
+    await b.reset()
+    rkeys = b.rkeys(n)
+    out: dict[str, Any] = {"n": n, "processes": processes}
+    async with workers(b.config, processes, b.log, b.redis) as w:
+        t0 = time.perf_counter()
+        await _watch(b.redis, rkeys, 3600)
+        await wait_until(lambda: _reached(b.redis, POLLS + "baseline", n), 120, "baseline polls")
+        out["baseline_per_s"] = n / (time.perf_counter() - t0)
+        runs = [await timed_pass(b.redis, rkeys, "unchanged") for _ in range(passes)]
+        out["passes_per_s"] = [r["per_s"] for r in runs]
+        out["polls_per_s"] = max(out["passes_per_s"])
+        out["rss_mb"] = [r for r, _ in w.rss_mb()]
+        if processes > 1:
+            out.update(await _changes_delivered_once(b, rkeys[: min(2000, n)]))
+    return out
+
+
+async def _reached(redis: aioredis.Redis, name: str, n: int) -> bool:
+    return await stat(redis, name) >= n
+
+
+async def _changes_delivered_once(b: Bench, rkeys: Sequence[str]) -> dict[str, Any]:
+    """Every order of `rkeys` changes state at the provider; every worker may poll it; the
+    receiver must see each change exactly once."""
+    for rkey in rkeys:
+        rewrite_state(b.orders.data, ResourceRef.parse(rkey).id, "Action Required")
+    await timed_pass(b.redis, rkeys, "changed")
+    await wait_until(lambda: _count(b.receiver, len(rkeys)), 60, "deliveries of the changes")
+    counts = b.receiver.unique_ids()
+    sample = [keys.history(k) for k in rkeys[:200]]
+    history = [int(await b.redis.memory_usage(k) or 0) for k in sample]
+    for rkey in rkeys:  # the files go back to what the other scenarios expect
+        rewrite_state(b.orders.data, ResourceRef.parse(rkey).id, "In Progress")
+    return {
+        "changes": len(rkeys),
+        "delivered_unique": len(counts),
+        "duplicates": sum(v - 1 for v in counts.values()),
+        "history_bytes_one_event": statistics.mean(history),
+    }
+
+
+async def _count(receiver: WebhookReceiver, n: int) -> bool:
+    return len(receiver.delivered) >= n
+
+
+async def scan(b: Bench, *, passes: int = 2) -> dict[str, Any]:
+    """Scenario 2: one scan watch over the project's 100,000 orders, 1,000 per page."""
+    await b.reset()
+    n = len(b.orders.ids)
+    rkey = ResourceRef("artistree", "scan", f"project_id={b.orders.project_id}").key
+    meta = WatchMeta(interval=3600, scan={"project_id": b.orders.project_id})
+    async with workers(b.config, 1, b.log, b.redis):
+        t0 = time.perf_counter()
+        await Store(b.redis).add_watches([(rkey, meta)])
+        await wait_until(lambda: _reached(b.redis, POLLS + "baseline", n), 180, "the baseline scan")
+        baseline = n / (time.perf_counter() - t0)
+        runs = []
+        for _ in range(passes):
+            before = await stat(b.redis, POLLS + "unchanged")
+            runs.append(await _timed_scan(b.redis, rkey, n, before))
+    return {"orders": n, "pages": b.orders.pages, "baseline_per_s": baseline, "passes_per_s": runs,
+            "orders_per_s": max(runs)}
+
+
+async def _timed_scan(redis: aioredis.Redis, rkey: str, n: int, before: int) -> float:
+    now = time.time()
+    await redis.zadd(keys.DUE, {rkey: now}, xx=True)
+
+    async def claimed() -> bool:
+        score = await redis.zscore(keys.DUE, rkey)
+        return score is not None and score > now
+
+    claim_at = await wait_until(claimed, 30, "the scan's claim", every=0.005)
+    done_at = await wait_until(lambda: _reached(redis, POLLS + "unchanged", before + n), 120, "the scan")
+    return n / (done_at - claim_at)
+
+
+def _events(b: Bench, n: int) -> list[bytes]:
+    settings = ArtistreeSettings(base_url=b.base_url, client_id="x", client_secret="x")  # type: ignore[arg-type]
+    provider = ArtistreeProvider(settings, None)  # type: ignore[arg-type]
+    out = []
+    now = time.time()
+    for oid in b.orders.ids[:n]:
+        ref = ResourceRef("artistree", "order", oid)
+        snap = provider.normalize(ref, orjson.loads((b.orders.data / "orders" / oid).read_bytes()))
+        info: ResourceInfo = provider.describe(ref, snap)
+        draft = EventDraft("artistree.order.state_changed", Severity.CRITICAL, f"Order {oid}: In Progress → Failed",
+                           {"from": "In Progress", "to": "Failed", "terminal": True})
+        (event,) = build_events(ref, info, [draft], base_seq=1, now=now, snapshot=snap)
+        out.append(event.to_json())
+    return out
+
+
+async def deliveries(b: Bench, n: int) -> dict[str, Any]:
+    """Scenario 3: `n` events appear in the outbox at once; one worker dispatches and
+    delivers them to the signature-verifying receiver."""
+    await b.reset()
+    events = _events(b, n)
+    async with workers(b.config, 1, b.log, b.redis):
+        started = time.perf_counter()
+        async with b.redis.pipeline(transaction=False) as pipe:
+            for raw in events:
+                pipe.xadd(keys.OUTBOX, {"e": raw})
+            await pipe.execute()
+        done_at = await wait_until(lambda: _count(b.receiver, n), 120, f"{n} deliveries")
+        first = min(r.at for r in b.receiver.delivered)
+        last = max(r.at for r in b.receiver.delivered)
+        dead = int(await b.redis.xlen(keys.DLQ))
+    counts = b.receiver.unique_ids()
+    return {
+        "events": n,
+        "deliveries_per_s": n / (done_at - started),
+        "steady_per_s": (n - 1) / (last - first) if last > first else 0.0,
+        "delivered_unique": len(counts),
+        "lost": n - len(counts),
+        "duplicates": sum(v - 1 for v in counts.values()),
+        "dead_lettered": dead,
+        "verified": all(r.verified for r in b.receiver.delivered),
+    }
+
+
+async def footprint(b: Bench, n: int) -> dict[str, Any]:
+    """Scenario 5: `n` watched orders polled once (baseline): Redis bytes per order and
+    the worker's RSS."""
+    await b.reset()
+    base = int((await b.redis.info("memory"))["used_memory"])
+    rkeys = b.rkeys(n)
+    async with workers(b.config, 1, b.log, b.redis) as w:
+        t0 = time.perf_counter()
+        await _watch(b.redis, rkeys, 3600)
+        await wait_until(lambda: _reached(b.redis, POLLS + "baseline", n), 240, "baseline polls")
+        rate = n / (time.perf_counter() - t0)
+        (rss, peak), = w.rss_mb()
+        used = int((await b.redis.info("memory"))["used_memory"])
+        arq = 0
+        async for key in b.redis.scan_iter(match="arq:*", count=1000):
+            arq += int(await b.redis.memory_usage(key) or 0)
+    return {
+        "watched": n,
+        "baseline_per_s": rate,
+        "used_memory_delta": used - base,
+        "arq_bytes": arq,
+        "bytes_per_order": (used - base - arq) / n,
+        "bytes_per_order_with_arq": (used - base) / n,
+        "worker_rss_mb": rss,
+        "worker_peak_rss_mb": peak,
+    }

@@ -1,0 +1,164 @@
+"""statehook as it runs in production, for the benchmark: a config file, real worker
+processes (`python -m benchmarks.worker`, the same calls as `statehook run`), and what the
+benchmark reads from Redis to follow their progress."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from tasks import keys
+
+__all__ = [
+    "WHSEC",
+    "Workers",
+    "rss_mb",
+    "stat",
+    "wait_until",
+    "write_config",
+]
+
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(type(value))
+
+
+def write_config(
+    path: Path,
+    *,
+    redis_url: str,
+    base_url: str,
+    token_url: str,
+    receiver_url: str | None = None,
+    concurrency: int = 64,
+    worker: dict[str, Any] | None = None,
+) -> Path:
+    """A statehook.toml for one Artistree account and, optionally, one signed webhook."""
+    blocks: list[tuple[str, dict[str, Any]]] = [
+        ("worker", worker or {}),
+        ("providers.artistree", {
+            "base_url": base_url,
+            "token_url": token_url,
+            "client_id": "sim-client",
+            "client_secret": "sim-secret",
+            "max_concurrency": concurrency,
+            "requests_per_second": 1_000_000.0,
+            "timeout": 30.0,
+        }),
+    ]
+    if receiver_url:
+        blocks.append(("destinations.hook", {"kind": "webhook", "url": receiver_url, "secret": WHSEC}))
+    lines = [f"redis_url = {_toml(redis_url)}", 'log_level = "info"', ""]
+    for name, block in blocks:
+        block = {k: v for k, v in block.items() if v is not None}
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {_toml(v)}" for k, v in block.items()]
+        lines.append("")
+    if receiver_url:
+        lines += ["[[routes]]", 'to = ["hook"]', ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+class Workers:
+    """`n` worker processes on one config, their output in `log`."""
+
+    def __init__(self, config: Path, n: int, log: Path) -> None:
+        self.config, self.n, self.log = config, n, log
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        for _ in range(self.n):
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.worker", str(self.config)],
+                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+            ))
+        out.close()
+
+    async def ready(self, redis: aioredis.Redis, timeout: float = 30.0) -> None:
+        """Every process has started its runtime (its heartbeat key exists)."""
+        async def all_up() -> bool:
+            self.check()
+            found = [k async for k in redis.scan_iter(match=keys.HEALTH_PREFIX + "*")]
+            return len(found) >= self.n
+        await wait_until(all_up, timeout, "workers to start")
+
+    def check(self) -> None:
+        for p in self.procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"worker {p.pid} exited with {p.returncode}; see {self.log}")
+
+    def rss_mb(self) -> list[tuple[float, float]]:
+        return [rss_mb(p.pid) for p in self.procs]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        self.procs.clear()
+
+
+@contextlib.asynccontextmanager
+async def workers(config: Path, n: int, log: Path, redis: aioredis.Redis) -> AsyncIterator[Workers]:
+    w = Workers(config, n, log)
+    w.start()
+    try:
+        await w.ready(redis)
+        yield w
+    finally:
+        w.stop()
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) of a process, in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        fields[name] = value
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+async def stat(redis: aioredis.Redis, *names: str) -> int:
+    values = await redis.hmget(keys.STATS, list(names))  # type: ignore[misc]
+    return sum(int(v) for v in values if v)
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]], timeout: float, what: str, *, every: float = 0.02
+) -> float:
+    """Polls `condition` until true; returns the time (perf_counter) it was first seen true."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        if await condition():
+            return time.perf_counter()
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"gave up waiting for {what} after {timeout:.0f}s")
+        await asyncio.sleep(every)
