@@ -70,7 +70,9 @@ async def test_watch_add_ls_rm(
     result = await cli("watch", "add", "rev", "-c", c)
     assert result.exit_code == 2 and "no ids given" in result.output
     result = await cli("watch", "add", "rev", "TC 3", "-c", c)
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and "invalid id(s): 'TC 3'" in result.output
+    result = await cli("watch", "add", "rev", "TC4", "--interval", "soon", "-c", c)
+    assert result.exit_code == 2 and "interval" in result.output
 
 
 async def test_watch_add_from_a_file_registers_thousands(

@@ -51,6 +51,7 @@ from worker.settings import SCHEDULE_NOW, redis_settings
 
 __all__ = [
     "HOOK_IDS",
+    "ID_PATTERN",
     "ApiState",
     "InvalidWatch",
     "WatchRequest",
@@ -68,7 +69,9 @@ log = logging.getLogger("statehook.api")
 MAX_IDS = 10_000
 HEALTH_TIMEOUT = 2.0
 
-ResourceId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^\s/?#]+$")]
+ID_PATTERN = r"^[^\s/?#]{1,256}$"
+"""A resource id as the API and the CLI accept it: no whitespace, no URL delimiters."""
+ResourceId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
 class WatchRequest(BaseModel):

@@ -240,22 +240,26 @@ def watch_add(
     as_json: JsonOption = False,
 ) -> None:
     """Watch resources by id (source "cli"). Already watched ones keep their next poll time."""
-    from worker.api import MAX_IDS, InvalidWatch, WatchRequest, validate_watch
+    import re
+
+    from worker.api import ID_PATTERN, InvalidWatch, validate_watch
 
     cfg = _load(config)
     all_ids = _read_ids(ids or [], from_file)
     if not all_ids:
         raise _fail("no ids given (arguments or --from-file)")
+    valid = re.compile(ID_PATTERN)
+    bad = [rid for rid in all_ids if not valid.match(rid)]
+    if bad:
+        shown = ", ".join(repr(b) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise _fail(f"invalid id(s): {shown} (no whitespace, '/', '?' or '#')")
     try:
-        # the request model checks provider, kind and interval; ids are checked in chunks
+        # provider, kind and interval, as the API checks them
         req, resolved_kind = validate_watch(cfg, {"provider": provider, "kind": kind, "ids": all_ids[:1],
                                                    "interval": interval, "discovered": discovered})
-        for i in range(0, len(all_ids), MAX_IDS):
-            WatchRequest.model_validate({"provider": provider, "ids": all_ids[i : i + MAX_IDS]})
-    except (InvalidWatch, ValueError) as exc:
-        reason = exc.reason if isinstance(exc, InvalidWatch) else str(exc).splitlines()[0]
-        detail = exc.detail if isinstance(exc, InvalidWatch) else {}
-        raise _fail(f"{reason} {json.dumps(detail) if detail else ''}".strip()) from None
+    except InvalidWatch as exc:
+        detail = exc.detail.get("problems") or exc.detail
+        raise _fail(f"{exc.reason} {json.dumps(detail) if detail else ''}".strip()) from None
     meta = WatchMeta(interval=float(req.interval or 60.0), discovered=discovered, source="cli")
     rkeys = [ResourceRef(provider, resolved_kind, rid).key for rid in all_ids]
 

@@ -177,7 +177,8 @@ async def fresh_workers(redis: aioredis.Redis, now: float | None = None) -> list
     each is fresher than its interval (plus 10 %, at least one second, for the write)."""
     now = time.time() if now is None else now
     found: list[str] = []
-    async for key in redis.scan_iter(match=keys.HEALTH_PREFIX + "*", count=200):
+    # SCAN walks the whole keyspace (snapshots included): large steps keep it to a few calls
+    async for key in redis.scan_iter(match=keys.HEALTH_PREFIX + "*", count=5000):
         found.append(key.decode() if isinstance(key, bytes) else key)
     if not found:
         return []
