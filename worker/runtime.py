@@ -90,9 +90,9 @@ class Runtime:
         )
         rt = cls(config, redis, session, provs, notes, store, Poller(store, provs), dispatcher, worker_id)
         rt.poller.on_events = rt._count_events
-        await rt.sync_watches()
         for provider in provs.values():
             rt._time_fetches(provider)
+        await rt.sync_watches()
         await dispatcher.ensure_group()
         if run_dispatcher:
             rt.background.append(asyncio.create_task(dispatcher.run(rt.stop), name="dispatcher"))
@@ -102,23 +102,22 @@ class Runtime:
         return rt
 
     async def poll(self, rkeys: Sequence[str]) -> Counter[PollOutcome]:
-        outcomes = await self.poller.poll(rkeys)
         started = time.perf_counter()
-        provider = ResourceRef.parse(rkeys[0]).provider if rkeys else "?"
+        outcomes = await self.poller.poll(rkeys)
         elapsed = time.perf_counter() - started
-        counts = {f"polls:{provider}:{k.value}": v for k, v in outcomes.items()}
+        provider = ResourceRef.parse(rkeys[0]).provider if rkeys else "?"
         self.latency.observe("batch", provider, elapsed)
+        counts = {f"polls:{provider}:{k.value}": v for k, v in outcomes.items()}
         counts.update(self._event_counts)
-        self._event_counts.clear()
         counts.update(self.latency.drain())
+        self._event_counts.clear()
         await self.store.incr_stats(counts)
-        return outcomes
         summary = " ".join(f"{k.value}={v}" for k, v in sorted(outcomes.items()))
         log.debug("poll %s: %d resources in %.0f ms: %s", provider, len(rkeys), elapsed * 1000, summary,
                   extra={"provider": provider, "outcomes": {k.value: v for k, v in outcomes.items()},
                          "duration_ms": round(elapsed * 1000, 1)})
+        return outcomes
 
-    def _count_events(self, events: list[Event]) -> None:
     def _time_fetches(self, provider: Provider) -> None:
         """Time every fetch of `provider` into the poll latency histogram. The recorder is
         in memory; `poll` flushes it with the batch's counters, in the same round trip."""
@@ -134,6 +133,7 @@ class Runtime:
 
         provider.fetch = timed_fetch  # type: ignore[method-assign]
 
+    def _count_events(self, events: list[Event]) -> None:
         for event in events:
             self._event_counts[f"events:{event.provider}"] += 1
             self._event_counts[f"events_type:{event.type}"] += 1
@@ -151,9 +151,9 @@ class Runtime:
             log.info("watches from the config file: %d added, %d removed", added, removed)
 
     async def _heartbeat(self) -> None:
-        interval = self.config.settings.worker.health_interval
         """`sh:health:{worker_id}` = {at, interval, pid}, every `health_interval`; it expires
         by itself if the worker dies without deleting it. /healthz reads these."""
+        interval = self.config.settings.worker.health_interval
         key = keys.HEALTH_PREFIX + self.worker_id
         try:
             while not self.stop.is_set():
