@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr, ValidationError
 
 import notifiers
+import notifiers.templates
 import providers
 from config.schema import Route, WatchSpec
 from config.settings import Settings, settings_class_for
@@ -144,6 +145,9 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
                     problems.append(locator.line(("routes", i, "match", "provider"), f"unknown provider {p!r}"))
         routes.append(route.model_copy(update={"to": targets}))
 
+    if not problems:
+        for loc, msg in notifiers.templates.template_problems(destinations, routes):
+            problems.append(locator.line(loc, msg))
     if problems:
         raise ConfigError(problems)
     return Config(settings, provider_settings, destinations, settings.watches, routes, toml_path)

@@ -94,3 +94,10 @@ def test_bad_secret_format_is_named_without_the_value(tmp_config: Callable[[str]
     assert code == 2
     assert "destinations.automation.secret" in out
     assert "not-a-whsec-value-xyz" not in out
+
+
+def test_a_template_error_is_reported_by_check(env: None, tmp_config: Callable[[str], Path]) -> None:
+    bad = GOOD.replace('to = ["automation", "console"]', 'to = ["automation", "console"]\ntemplate = "{{ event.nope }"')
+    code, out = run_check(tmp_config(bad))
+    assert code == 2
+    assert "routes.0.template" in out

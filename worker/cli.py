@@ -13,6 +13,7 @@ import typer
 from config import ConfigError, load_config
 from config.load import Config
 from config.show import resolved
+from worker.cli_deliveries import app as deliveries_app
 from worker.cli_ops import register_ops
 
 __all__ = ["app", "main"]
@@ -87,7 +88,7 @@ def demo(
 
 
 register_ops(app)
-app.add_typer(__import__("worker.cli_deliveries", fromlist=["app"]).app)  # dlq …, notify …
+app.add_typer(deliveries_app)  # dlq …, notify …
 
 
 def main() -> None:
