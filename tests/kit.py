@@ -75,9 +75,9 @@ async def running_worker(config: Config, **kwargs: Any) -> AsyncIterator[Any]:
         yield worker
     finally:
         # let jobs in flight finish (bounded), as a SIGTERM'd worker would, then stop it
-        deadline = asyncio.get_running_loop().time() + 5
-        while any(not t.done() for t in worker.tasks.values()) and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.01)
+        in_flight = [t for t in worker.tasks.values() if not t.done()]
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=5)
         with contextlib.suppress(asyncio.CancelledError):
             await worker.close()
         with contextlib.suppress(asyncio.CancelledError):
