@@ -214,28 +214,33 @@ async def test_a_digest_claim_left_by_a_dead_worker_is_sent_again_once(arq: ArqR
 
 
 def test_template_errors_name_the_field_and_the_problem(tmp_path: Path) -> None:
-    from notifiers.templates import validate_templates
+    """`statehook check` (load_config) refuses the config with one line per bad template."""
+    from config import ConfigError
     from tests.kit import write_config
 
-    cfg = write_config(
-        tmp_path / "statehook.toml", redis_url="redis://127.0.0.1:1/0", providers={},
-        destinations={
-            "ops-mail": {"kind": "email", "host": "127.0.0.1", "from": "a@example.com", "to": ["b@example.com"],
-                         "subject": "{{ event.summary ", "templates": {"html": "<p>{{ evnt.id }}</p>"}},
-            "ops-slack": {"kind": "slack", "webhook_url": "https://hooks.example/x",
-                          "templates": {"slack": "{{ title }} {{ ''.__class__.__mro__ }}"}},
-        },
-        routes=[{"to": ["ops-mail"], "template": "{{ to_state }} {{ event.data.nope }}"},
-                {"to": ["ops-slack"], "template": {"digest_text": "{% for e in events %}{{ e.event.id }}{% endfor %}",
-                                                   "subject": "{{ severity|upper }} {{ title }}"}}],
-    )
-    assert validate_templates(cfg) == [
+    with pytest.raises(ConfigError) as raised:
+        write_config(
+            tmp_path / "statehook.toml", redis_url="redis://127.0.0.1:1/0", providers={},
+            destinations={
+                "ops-mail": {"kind": "email", "host": "127.0.0.1", "from": "a@example.com", "to": ["b@example.com"],
+                             "subject": "{{ event.summary ", "templates": {"html": "<p>{{ evnt.id }}</p>"}},
+                "ops-slack": {"kind": "slack", "webhook_url": "https://hooks.example/x",
+                              "templates": {"slack": "{{ title }} {{ ''.__class__.__mro__ }}"}},
+            },
+            routes=[{"to": ["ops-mail"], "template": "{{ to_state }} {{ event.data.nope }}"},
+                    {"to": ["ops-slack"],
+                     "template": {"digest_text": "{% for e in events %}{{ e.event.id }}{% endfor %}",
+                                  "subject": "{{ severity|upper }} {{ title }}"}}],
+        )
+    problems = [p.split(": ", 1)[1] for p in raised.value.problems]
+    assert problems == [
         "destinations.ops-mail.templates.html: unknown variable: 'evnt' is undefined",
         "destinations.ops-mail.subject: line 1: unexpected end of template, expected 'end of print statement'.",
         "destinations.ops-slack.templates.slack: not allowed in the sandbox: access to attribute '__class__' of 'str' "
         "object is unsafe.",
         "routes.0.template.body: unknown variable: 'dict object' has no attribute 'nope'",
     ]
+    assert all(p.startswith(str(tmp_path / "statehook.toml") + ":") for p in raised.value.problems)
 
 
 def test_a_template_that_fails_on_a_real_event_falls_back_to_the_default() -> None:
