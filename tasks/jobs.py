@@ -6,6 +6,7 @@ import hashlib
 import logging
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 from arq import Retry
@@ -16,6 +17,9 @@ from tasks.model import ResourceRef
 __all__ = ["deliver", "poll_batch", "poll_scan", "schedule_due"]
 
 log = logging.getLogger("statehook.jobs")
+
+SCHEDULE_TICK = 1.0
+"""The scheduler's period (`schedule_due` runs every second)."""
 
 
 def _batch_job_id(kind: str, provider: str, rkeys: list[str], claimed_at: float) -> str:
@@ -31,20 +35,31 @@ async def schedule_due(ctx: dict[str, Any]) -> int:
     rt = ctx["rt"]
     tuning = rt.config.settings.worker
     now = time.time()
-    claimed = await rt.store.claim_due(now, tuning.poll_lease, tuning.schedule_max_per_tick)
-    by_provider: dict[str, list[str]] = defaultdict(list)
-    scans: list[str] = []
-    for rkey in claimed:
+    # claim up to the next tick too, and defer each batch to its first due time: a resource is
+    # polled when it is due, not up to one tick later (the tick added to the change latency)
+    claimed = await rt.store.claim_due_times(now + SCHEDULE_TICK, tuning.poll_lease, tuning.schedule_max_per_tick)
+    by_provider: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    scans: list[tuple[str, float]] = []
+    for rkey, due in claimed:
         ref = ResourceRef.parse(rkey)
-        (scans if ref.kind == "scan" else by_provider[ref.provider]).append(rkey)
+        (scans if ref.kind == "scan" else by_provider[ref.provider]).append((rkey, due))
     size = tuning.poll_batch_size
-    for provider, rkeys in by_provider.items():
-        for i in range(0, len(rkeys), size):
-            chunk = rkeys[i : i + size]
-            await ctx["redis"].enqueue_job("poll_batch", chunk, _job_id=_batch_job_id("poll", provider, chunk, now))
-    for rkey in scans:
-        await ctx["redis"].enqueue_job("poll_scan", rkey, _job_id=_batch_job_id("scan", rkey, [rkey], now))
+    for provider, items in by_provider.items():
+        for i in range(0, len(items), size):
+            chunk = [rkey for rkey, _ in items[i : i + size]]
+            await ctx["redis"].enqueue_job(
+                "poll_batch", chunk, _job_id=_batch_job_id("poll", provider, chunk, now),
+                _defer_until=_not_before(items[i][1], now),
+            )
+    for rkey, due in scans:
+        await ctx["redis"].enqueue_job(
+            "poll_scan", rkey, _job_id=_batch_job_id("scan", rkey, [rkey], now), _defer_until=_not_before(due, now)
+        )
     return len(claimed)
+
+
+def _not_before(due: float, now: float) -> datetime | None:
+    return datetime.fromtimestamp(due, UTC) if due > now else None
 
 
 async def poll_batch(ctx: dict[str, Any], rkeys: list[str]) -> dict[str, int]:

@@ -43,11 +43,12 @@ if n > 0 and keep > 0 then redis.call('LTRIM', KEYS[5], 0, keep - 1) end
 return 1
 """
 
-# KEYS: due zset. ARGV: now, lease until, limit. Claims what is due by moving it to the lease.
+# KEYS: due zset. ARGV: until, lease until, limit. Claims what is due by `until` by moving it
+# to the lease; returns rkey, due time, rkey, due time, ...
 _CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, rkey in ipairs(due) do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], rkey)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+for i = 1, #due, 2 do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], due[i])
 end
 return due
 """
@@ -164,8 +165,13 @@ class Store:
         return bool(await self.redis.zadd(keys.DUE, {rkey: time.time()}, xx=True, ch=True))
 
     async def claim_due(self, now: float, lease: float, limit: int) -> list[str]:
-        raw = await self._claim(keys=[keys.DUE], args=[now, now + lease, limit])
-        return [r.decode() for r in raw]
+        return [rkey for rkey, _ in await self.claim_due_times(now, lease, limit)]
+
+    async def claim_due_times(self, until: float, lease: float, limit: int) -> list[tuple[str, float]]:
+        """Claims what is due by `until` (leasing it for `lease` seconds past `until`);
+        returns (rkey, due time) in due order, so that a poll can wait for its time."""
+        raw = await self._claim(keys=[keys.DUE], args=[until, until + lease, limit])
+        return [(raw[i].decode(), float(raw[i + 1])) for i in range(0, len(raw), 2)]
 
     # ---- poll batch reads ------------------------------------------------------------
 
