@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -226,3 +227,46 @@ async def test_healthcheck_probes_this_hosts_worker_and_the_api(
         assert result.exit_code == 0 and result.output.strip() == "api: ok"
     result = await cli("healthcheck", "--role", "api", "--url", url, "-c", c)
     assert result.exit_code == 1 and "not answering" in result.output
+
+
+async def test_watch_scan_runs_the_first_scan_here_and_leaves_the_next_to_the_workers(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    numbers = [sim["rev"].add_order() for _ in range(60)]  # three pages of 25
+    c = path_of(api_config(tmp_path, redis_url, sim, receiver))
+    started = time.time()
+    result = await cli("watch", "scan", "rev", "--interval", "1h", "-c", c, "--json")
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.output)
+    assert report["rkey"] == "rev:scan:all" and report["added"] == 1
+    assert (report["pages"], report["items"], report["outcomes"]) == (3, 60, {"baseline": 60})
+    states = await redis.hmget(keys.STATE, [ResourceRef("rev", "order", n).key for n in numbers])
+    assert all(states)
+    due = await redis.zscore(keys.DUE, "rev:scan:all")
+    assert started + 3600 - 5 < due < time.time() + 3600 + 5
+    assert (await redis.hget(keys.STATS, "polls:rev:baseline")) == b"60"
+
+    result = await cli("watch", "scan", "rev", "-c", c)
+    assert "rev:scan:all: already watched" in result.output
+    assert "first scan: 3 page(s), 60 resource(s): unchanged=60" in result.output
+    result = await cli("watch", "scan", "rev", "--param", "nonsense", "-c", c)
+    assert result.exit_code == 2 and "key=value" in result.output
+
+
+async def test_a_scan_without_parameters_from_the_config_file_is_polled(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    """Rev's scan takes no parameters (`scan = {}`): its watch key is `rev:scan:all`."""
+    from tests.kit import write_config
+    from tests.test_api import provider_blocks
+
+    number = sim["rev"].add_order()
+    config = write_config(
+        tmp_path / "scan.toml", redis_url=redis_url, providers={"rev": provider_blocks(sim)["rev"]},
+        watches=[{"provider": "rev", "scan": {}, "interval": "1h"}],
+        destinations={"console": {"kind": "console"}}, routes=[{"to": ["console"]}],
+    )
+    async with running_worker(config):
+        await wait_for(lambda: redis.hexists(keys.STATE, ResourceRef("rev", "order", number).key),
+                       what="the scanned order's baseline")
+    assert await redis.hexists(keys.META, "rev:scan:all")

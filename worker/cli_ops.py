@@ -13,7 +13,7 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +23,7 @@ import typer
 from arq.connections import ArqRedis, create_pool
 
 from config import Config
+from providers.base import ScanItem
 from tasks import keys
 from tasks.model import ResourceRef
 from tasks.store import Store, WatchMeta
@@ -274,6 +275,116 @@ def watch_add(
     else:
         typer.echo(f"{len(rkeys)} {provider} {resolved_kind}(s) watched every {meta.interval:g}s "
                    f"({added} new, {len(rkeys) - added} already watched)")
+
+
+def _scan_params(params: list[str]) -> dict[str, str]:
+    out = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--param takes key=value, not {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+async def _first_scan(cfg: Config, store: Store, rkey: str, *, show_progress: bool) -> tuple[dict[str, int], int, int]:
+    """Run a scan watch's first scan in this process, as a worker would (same poller, same
+    commits, page by page), counting pages and items as they arrive."""
+    import aiohttp
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    import providers as provider_registry
+    from tasks.poll import Poller
+
+    ref = ResourceRef.parse(rkey)
+    seen = {"pages": 0, "items": 0}
+    console = Console(stderr=True)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    async with aiohttp.ClientSession() as session:
+        provider = provider_registry.REGISTRY[ref.provider](cfg.providers[ref.provider], session)
+        scan = provider.scan
+        with Progress(*columns, console=console, disable=not show_progress or not console.is_terminal) as progress:
+            task = progress.add_task(f"scanning {ref.provider}", total=None)
+
+            async def counted(r: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[list[ScanItem]]:
+                async for page in scan(r, spec):
+                    seen["pages"] += 1
+                    seen["items"] += len(page)
+                    progress.update(task, description=f"scanning {ref.provider}: page {seen['pages']}, "
+                                                      f"{seen['items']} {ref.provider} resources")
+                    yield page
+
+            provider.scan = counted  # type: ignore[method-assign,assignment]
+            event_counts: dict[str, int] = {}
+
+            def count_events(events: list[Any]) -> None:
+                for e in events:
+                    for name in (f"events:{e.provider}", f"events_type:{e.type}"):
+                        event_counts[name] = event_counts.get(name, 0) + 1
+
+            poller = Poller(store, {ref.provider: provider}, on_events=count_events)
+            outcomes = await poller.poll([rkey])
+        await provider.close()
+    counts = {f"polls:{ref.provider}:{k.value}": v for k, v in outcomes.items()}
+    await store.incr_stats({**counts, **event_counts})
+    return {k.value: v for k, v in outcomes.items()}, seen["pages"], seen["items"]
+
+
+@watch_app.command("scan")
+def watch_scan(
+    provider: Annotated[str, typer.Argument(help="a configured provider that can list its resources")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value of the scan, e.g. "
+                                                    "project_id=…; repeatable")] = None,
+    interval: Annotated[str, typer.Option("--interval", help="how often workers scan again")] = "10m",
+    discovered: Annotated[bool, typer.Option("--discovered", help="emit *.discovered for new ones")] = False,
+    run: Annotated[bool, typer.Option("--run/--no-run", help="do the first scan now, here, with progress")] = True,
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Watch every resource of a collection (a scan); do the first scan now, showing progress.
+
+    The first scan of thousands of orders is long: it runs in this process (committing page
+    by page, exactly as a worker does) and the workers take over at the next interval.
+    """
+    import providers as provider_registry
+    from config.schema import WatchSpec
+    from worker.runtime import watch_rkeys
+
+    cfg = _load(config)
+    cls = provider_registry.REGISTRY.get(provider)
+    if cls is None or provider not in cfg.providers:
+        raise _fail(f"provider {provider!r} is not configured (configured: {', '.join(sorted(cfg.providers))})")
+    if "scan" not in cls.kinds:
+        raise _fail(f"{provider} cannot list its resources: watch them by id")
+    try:
+        spec = WatchSpec.model_validate({"provider": provider, "scan": _scan_params(param or []),
+                                         "interval": interval, "discovered": discovered})
+    except ValueError as exc:
+        raise _fail(str(exc).splitlines()[-1].strip()) from None
+    ((rkey, config_meta),) = watch_rkeys(spec, cls)
+    meta = WatchMeta(interval=config_meta.interval, discovered=discovered, scan=config_meta.scan, source="cli")
+
+    async def go() -> tuple[int, dict[str, int], int, int]:
+        async with _redis(cfg) as redis:
+            store = Store(redis, history_length=cfg.settings.worker.history_length)
+            # when this process scans first, the workers' first turn is one interval later
+            due = time.time() + meta.interval if run else None
+            added = await store.add_watches([(rkey, meta)], due_at=due)
+            if not run:
+                return added, {}, 0, 0
+            outcomes, pages, items = await _first_scan(cfg, store, rkey, show_progress=not as_json)
+            return added, outcomes, pages, items
+
+    added, outcomes, pages, items = asyncio.run(go())
+    if as_json:
+        _echo_json({"rkey": rkey, "added": added, "interval": meta.interval, "pages": pages, "items": items,
+                    "outcomes": outcomes})
+        return
+    typer.echo(f"{rkey}: {'watched' if added else 'already watched'}, scanned every {meta.interval:g}s")
+    if run:
+        summary = ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "nothing"
+        typer.echo(f"first scan: {pages} page(s), {items} resource(s): {summary}")
 
 
 @watch_app.command("rm")

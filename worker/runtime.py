@@ -40,7 +40,8 @@ def watch_rkeys(spec: WatchSpec, provider: type[Provider]) -> list[tuple[str, Wa
     """The resources a watch from the config file names, with their meta."""
     meta = WatchMeta(interval=spec.interval, discovered=spec.discovered, source="config")
     if spec.scan is not None:
-        scan_id = "&".join(f"{k}={v}" for k, v in sorted(spec.scan.items()))
+        # an empty scan (every order of a Rev account) still needs an id: "rev:scan:" is no rkey
+        scan_id = "&".join(f"{k}={v}" for k, v in sorted(spec.scan.items())) or "all"
         meta = WatchMeta(interval=spec.interval, discovered=spec.discovered, scan=spec.scan, source="config")
         return [(ResourceRef(spec.provider, "scan", scan_id).key, meta)]
     kind = spec.kind or provider.default_kind
