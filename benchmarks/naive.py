@@ -19,7 +19,7 @@ from tasks.model import ResourceRef
 from tasks.store import pack_snapshot
 from worker.settings import redis_settings
 
-__all__ = ["naive_polls_per_s"]
+__all__ = ["arq_jobs_per_s", "naive_polls_per_s"]
 
 QUEUE = "bench:naive"
 
@@ -74,3 +74,26 @@ async def naive_polls_per_s(redis_url: str, base_url: str, rkeys: Sequence[str],
     """A baseline pass first (as statehook's measured pass, the measured one is unchanged)."""
     await _run_burst(redis_url, base_url, rkeys, concurrency)
     return await _run_burst(redis_url, base_url, rkeys, concurrency)
+
+
+async def _trivial(ctx: dict[str, Any]) -> None:
+    return None
+
+
+async def arq_jobs_per_s(redis_url: str, n: int, *, max_jobs: int = 32, poll_delay: float = 0.05) -> float:
+    """ARQ's own ceiling on this machine: `n` trivial jobs run by one in-process worker with
+    statehook's worker settings (max_jobs, poll_delay). A delivery is one such job."""
+    pool = await create_pool(redis_settings(redis_url), default_queue_name=QUEUE + ":trivial")
+    for _ in range(n):
+        await pool.enqueue_job("trivial")
+    worker = Worker(
+        functions=[func(_trivial, name="trivial", max_tries=1)],  # type: ignore[list-item]
+        redis_pool=pool, queue_name=QUEUE + ":trivial", burst=True, max_jobs=max_jobs,
+        poll_delay=poll_delay, handle_signals=False,
+    )
+    started = time.perf_counter()
+    await worker.main()
+    elapsed = time.perf_counter() - started
+    await worker.close()
+    await pool.aclose()
+    return n / elapsed

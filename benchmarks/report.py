@@ -78,6 +78,8 @@ def table(r: dict[str, Any]) -> str:
          _ok("scan_orders_per_s", s["scan_orders_per_s"])),
         ("3 deliveries", "signed webhooks verified/s", f"{s['deliveries_per_s']:,.0f}",
          _ok("deliveries_per_s", s["deliveries_per_s"])),
+        ("", "ARQ trivial jobs/s, same worker settings (ceiling)",
+         f"{r['deliveries'].get('arq_trivial_jobs_per_s', float('nan')):,.0f}", ""),
         ("", "lost / duplicated", f"{r['deliveries']['lost']} / {r['deliveries']['duplicates']}", ""),
         ("4 latency", f"change → 2xx p50 / p99 (interval {r['latency']['interval_s']:g} s)",
          f"{r['latency']['p50_s']:.2f} / {r['latency']['p99_s']:.2f} s", ""),

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from benchmarks import scenarios
 from benchmarks.infra import nginx, redis_server
 from benchmarks.latency import latency
-from benchmarks.naive import naive_polls_per_s
+from benchmarks.naive import arq_jobs_per_s, naive_polls_per_s
 from benchmarks.payloads import build_orders
 from benchmarks.raw import raw_get_loop
 from benchmarks.report import bench_line, histogram, machine, table, write_json
@@ -88,7 +88,9 @@ async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver
             if "deliver" in only:
                 say(f"3. deliveries: {n_deliver:,} events to a signature-verifying receiver")
                 results["deliveries"] = await scenarios.deliveries(b, n_deliver)
-                say(f"   {results['deliveries']['deliveries_per_s']:,.0f} deliveries/s")
+                results["deliveries"]["arq_trivial_jobs_per_s"] = await arq_jobs_per_s(rs.url, 3000)
+                say(f"   {results['deliveries']['deliveries_per_s']:,.0f} deliveries/s "
+                    f"(ARQ's ceiling for trivial jobs here: {results['deliveries']['arq_trivial_jobs_per_s']:,.0f}/s)")
             if "footprint" in only:
                 say(f"5. footprint: {n_total:,} watched orders")
                 results["footprint"] = await scenarios.footprint(b, n_total)
@@ -104,7 +106,9 @@ async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver
             say("4. latency: 10,000 orders every 10 s (simulator), random changes")
             async with aioredis.Redis.from_url(rs.url) as redis:
                 results["latency"] = await latency(redis, rs.url, receiver, work, log)
-            say(f"   p99 {results['latency']['p99_s']:.2f} s")
+            lat = results["latency"]
+            say(f"   p50 {lat['p50_s']:.2f} s, p99 {lat['p99_s']:.2f} s, max {lat['max_s']:.2f} s, "
+                f"{lat['delivered']}/{lat['changes']} delivered")
     await receiver.stop()
     errors = [line for line in log.read_text(errors="replace").splitlines()
               if " ERROR " in line or "Traceback" in line]

@@ -1,7 +1,12 @@
-"""One statehook worker process for the benchmark: exactly what `statehook run -c FILE` does."""
+"""One statehook worker process for the benchmark: exactly what `statehook run -c FILE` does.
+
+With STATEHOOK_BENCH_PROFILE=path, the process runs under cProfile and writes its stats
+there when it stops (to find where a scenario's time goes)."""
 
 from __future__ import annotations
 
+import cProfile
+import os
 import sys
 from pathlib import Path
 
@@ -19,4 +24,10 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    profile_to = os.environ.get("STATEHOOK_BENCH_PROFILE")
+    if profile_to:
+        profiler = cProfile.Profile()
+        profiler.runcall(main, sys.argv[1])
+        profiler.dump_stats(f"{profile_to}.{os.getpid()}")
+    else:
+        main(sys.argv[1])
