@@ -75,6 +75,13 @@ class Dispatcher:
                 await self.step(block_ms=500)
             except asyncio.CancelledError:
                 raise
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):  # Redis lost its data (restart without persistence)
+                    log.warning("outbox consumer group missing: recreating it")
+                    await self.ensure_group()
+                    continue
+                log.exception("dispatcher step failed")
+                await asyncio.sleep(1.0)
             except Exception:  # Redis hiccup or a bad entry: logged, the loop goes on
                 log.exception("dispatcher step failed")
                 await asyncio.sleep(1.0)

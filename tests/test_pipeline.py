@@ -213,3 +213,19 @@ async def test_two_workers_deliver_every_event_exactly_once(
     counts = receiver.unique_ids()
     assert len(counts) == 60
     assert max(counts.values()) == 1
+
+
+async def test_the_dispatcher_recovers_when_redis_loses_its_data(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    oid = sim["artistree"].add_order()["order_id"]
+    config = make_config(tmp_path, redis_url, sim, receiver, [oid])
+    rkey = ResourceRef("artistree", "order", oid).key
+    async with running_worker(config):
+        await wait_for(lambda: redis.hexists(keys.STATE, rkey), what="baseline poll")
+        await redis.flushall()  # a Redis restarted without persistence
+        async with poller_for(config, redis) as poller:
+            await poller.store.add_watches([(rkey, WatchMeta(interval=0.2))])
+        await wait_for(lambda: redis.hexists(keys.STATE, rkey), what="a new baseline")
+        sim["artistree"].set_state(oid, "Failed")
+        await wait_for(lambda: len(receiver.delivered) == 1, what="delivery after the data loss")
