@@ -35,7 +35,7 @@ async def naive_poll(ctx: dict[str, Any], rkey: str) -> None:
     d = digest(body).encode()
     if stored != d:
         await r.set(keys.snapshot(rkey), pack_snapshot(body))
-        await r.hset(keys.STATE, rkey, d)  # type: ignore[misc]
+        await r.hset(keys.STATE, rkey, d)  # type: ignore[misc,arg-type]
     if interval is not None:
         await r.zadd(keys.DUE, {rkey: time.time() + interval}, xx=True)
 
@@ -44,11 +44,11 @@ async def _run_burst(redis_url: str, base_url: str, rkeys: Sequence[str], concur
     pool = await create_pool(redis_settings(redis_url), default_queue_name=QUEUE)
     for rkey in rkeys:
         await pool.enqueue_job("naive_poll", rkey)
-    settings = ArtistreeSettings(base_url=base_url, client_id="x", client_secret="x")  # type: ignore[arg-type]
+    settings = ArtistreeSettings(base_url=base_url, client_id="x", client_secret="x")
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30.0) as http:
         worker = Worker(
-            functions=[func(naive_poll, name="naive_poll", max_tries=1)],  # type: ignore[list-item]
+            functions=[func(naive_poll, name="naive_poll", max_tries=1)],
             redis_pool=pool,
             queue_name=QUEUE,
             burst=True,
@@ -87,7 +87,7 @@ async def arq_jobs_per_s(redis_url: str, n: int, *, max_jobs: int = 32, poll_del
     for _ in range(n):
         await pool.enqueue_job("trivial")
     worker = Worker(
-        functions=[func(_trivial, name="trivial", max_tries=1)],  # type: ignore[list-item]
+        functions=[func(_trivial, name="trivial", max_tries=1)],
         redis_pool=pool, queue_name=QUEUE + ":trivial", burst=True, max_jobs=max_jobs,
         poll_delay=poll_delay, handle_signals=False,
     )
