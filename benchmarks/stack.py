@@ -5,8 +5,10 @@ benchmark reads from Redis to follow their progress."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -27,7 +29,8 @@ __all__ = [
     "write_config",
 ]
 
-WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+WHSEC = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+"""A signing secret made for each benchmark run."""
 ROOT = Path(__file__).resolve().parent.parent
 
 

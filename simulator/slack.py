@@ -81,7 +81,7 @@ def check_blocks(payload: dict[str, Any]) -> str | None:
 class SlackStandIn:
     interval: float = 1.0
     tolerance: float = 0.1
-    bot_token: str = "xoxb-standin-token"
+    bot_token: str = "sim-bot-token"
     messages: list[SlackMessage] = field(default_factory=list)
     rejected: list[tuple[str, float, str]] = field(default_factory=list)
     """(target, when, error) of every request answered with an error, 429s included"""
