@@ -18,6 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from config.toml_out import toml_value
 from tasks import keys
 
 __all__ = [
@@ -34,16 +35,6 @@ WHSEC = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(type(value))
 
 
 def write_config(
@@ -71,11 +62,11 @@ def write_config(
     ]
     if receiver_url:
         blocks.append(("destinations.hook", {"kind": "webhook", "url": receiver_url, "secret": WHSEC}))
-    lines = [f"redis_url = {_toml(redis_url)}", 'log_level = "info"', ""]
+    lines = [f"redis_url = {toml_value(redis_url)}", 'log_level = "info"', ""]
     for name, block in blocks:
         block = {k: v for k, v in block.items() if v is not None}
         lines.append(f"[{name}]")
-        lines += [f"{k} = {_toml(v)}" for k, v in block.items()]
+        lines += [f"{k} = {toml_value(v)}" for k, v in block.items()]
         lines.append("")
     if receiver_url:
         lines += ["[[routes]]", 'to = ["hook"]', ""]

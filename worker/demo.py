@@ -26,6 +26,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from config import load_config
+from config.toml_out import toml_value
 from simulator.core import Simulator
 from simulator.receivers import Received, WebhookReceiver
 from simulator.registry import SIM_PROVIDERS, build_simulator
@@ -75,16 +76,6 @@ def private_redis() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _q(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_q(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {_q(v)}' for k, v in value.items()) + " }"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 # Per simulated provider: its settings block and its watches, given the running simulator.
@@ -121,19 +112,20 @@ SETUPS: dict[str, Setup] = {"artistree": _artistree, "rev": _rev, "sartiq": _sar
 
 
 def write_demo_config(path: Path, redis_url: str, sim: Simulator, hook_url: str, secret: str) -> None:
-    lines = [f"redis_url = {_q(redis_url)}", "", "[worker]", 'reclaim_idle = "5s"', ""]
+    lines = [f"redis_url = {toml_value(redis_url)}", "", "[worker]", 'reclaim_idle = "5s"', ""]
     for name in sim.providers:
         block, watches = SETUPS[name](sim)
         lines.append(f"[providers.{name}]")
-        lines += [f"{k} = {_q(v)}" for k, v in block.items()]
+        lines += [f"{k} = {toml_value(v)}" for k, v in block.items()]
         lines.append("")
         for w in watches:
             lines.append("[[watches]]")
-            lines += [f"{k} = {_q(v)}" for k, v in w.items()]
+            lines += [f"{k} = {toml_value(v)}" for k, v in w.items()]
             lines.append("")
     lines += [
         "[destinations.console]", 'kind = "console"', "",
-        "[destinations.receiver]", 'kind = "webhook"', f"url = {_q(hook_url)}", f"secret = {_q(secret)}",
+        "[destinations.receiver]", 'kind = "webhook"',
+        f"url = {toml_value(hook_url)}", f"secret = {toml_value(secret)}",
         "retry_schedule = [0.5, 1, 2]", "",
         "[[routes]]", 'to = ["console", "receiver"]', "",
     ]
