@@ -7,7 +7,6 @@ batch, never one per resource.
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from tasks import keys
+from tasks import keys, snapshot_codec
 from tasks.model import Event, ResourceRef, Snapshot
 
 __all__ = ["Commit", "ResourceState", "Store", "WatchMeta"]
@@ -108,13 +107,14 @@ class Commit:
 
 
 def pack_snapshot(canonical_bytes: bytes) -> bytes:
-    return zlib.compress(canonical_bytes, 1)
+    """What a snapshot's key holds (`tasks.snapshot_codec`: deflated with a preset dictionary)."""
+    return snapshot_codec.pack(canonical_bytes)
 
 
 def unpack_snapshot(raw: bytes | None) -> Snapshot | None:
     if raw is None:
         return None
-    snap: Snapshot = orjson.loads(zlib.decompress(raw))
+    snap: Snapshot = orjson.loads(snapshot_codec.unpack(raw))
     return snap
 
 

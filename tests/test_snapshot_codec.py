@@ -1,0 +1,84 @@
+"""The stored snapshot's format: a dictionary id byte and raw deflate; plain zlib from before."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from providers.artistree import ArtistreeProvider, ArtistreeSettings
+from tasks import keys, snapshot_codec
+from tasks.digest import canonical
+from tasks.model import ResourceRef
+from tasks.snapshot_dicts import build
+from tasks.store import Commit, ResourceState, Store, pack_snapshot, unpack_snapshot
+
+FIXTURE = Path(__file__).parent / "fixtures" / "artistree_order.json"
+
+
+def _order_body() -> bytes:
+    provider = ArtistreeProvider(ArtistreeSettings(client_id="x", client_secret="x"), None)  # type: ignore[arg-type]
+    payload = orjson.loads(FIXTURE.read_bytes())
+    return canonical(provider.normalize(ResourceRef("artistree", "order", payload["order_id"]), payload))
+
+
+@pytest.mark.parametrize("body", [_order_body(), b"{}", b'{"status":"Complete"}', b'{"x":"' + b"ab" * 40_000 + b'"}'])
+def test_a_packed_snapshot_unpacks_to_the_same_bytes(body: bytes) -> None:
+    packed = snapshot_codec.pack(body)
+    assert packed[0] == snapshot_codec.WRITE_WITH
+    assert snapshot_codec.unpack(packed) == body
+
+
+def test_the_dictionary_makes_an_order_smaller_than_plain_zlib() -> None:
+    body = _order_body()
+    assert len(snapshot_codec.pack(body)) < 0.75 * len(zlib.compress(body, 1))
+
+
+def test_a_plain_zlib_snapshot_from_before_dictionaries_still_reads() -> None:
+    body = _order_body()
+    old = zlib.compress(body, 1)
+    assert old[0] == snapshot_codec.LEGACY_ZLIB
+    assert snapshot_codec.unpack(old) == body
+    assert unpack_snapshot(old) == orjson.loads(body)
+
+
+def test_an_unknown_dictionary_id_says_which_and_why() -> None:
+    packed = bytearray(snapshot_codec.pack(b'{"a":1}'))
+    packed[0] = 200
+    with pytest.raises(snapshot_codec.UnknownDictionary, match=r"dictionary 200.*newer version"):
+        snapshot_codec.unpack(bytes(packed))
+
+
+def test_a_truncated_snapshot_is_an_error_not_partial_json() -> None:
+    packed = snapshot_codec.pack(_order_body())
+    with pytest.raises(ValueError, match="truncated"):
+        snapshot_codec.unpack(packed[: len(packed) // 2])
+
+
+def test_no_dictionary_id_looks_like_a_zlib_stream() -> None:
+    assert snapshot_codec.LEGACY_ZLIB not in snapshot_codec.DICTIONARIES
+    assert snapshot_codec.WRITE_WITH in snapshot_codec.DICTIONARIES
+
+
+@pytest.mark.parametrize("dict_id", sorted(snapshot_codec.DICTIONARIES))
+def test_every_dictionary_file_is_the_one_it_was_pinned_as(dict_id: int) -> None:
+    assert snapshot_codec.dictionary(dict_id)  # raises if the file's sha256 differs
+
+
+def test_the_build_script_makes_dictionary_1_byte_for_byte() -> None:
+    assert build.artistree_dictionary() == snapshot_codec.dictionary(1)
+
+
+async def test_the_store_reads_snapshots_of_both_formats(redis: aioredis.Redis) -> None:
+    store = Store(redis)
+    body = _order_body()
+    ref, old_ref = ResourceRef("artistree", "order", "new-1"), ResourceRef("artistree", "order", "old-1")
+    state = ResourceState("d" * 24, 0, 1_700_000_000.0)
+    assert await store.commit([Commit(ref, None, state, pack_snapshot(body), None, [])]) == [True]
+    await redis.set(keys.snapshot(old_ref.key), zlib.compress(body, 1))
+    expected = orjson.loads(body)
+    assert await store.snapshots([ref.key, old_ref.key, "artistree:order:none"]) == [expected, expected, None]
+    assert (await redis.get(keys.snapshot(ref.key)))[0] == snapshot_codec.WRITE_WITH
