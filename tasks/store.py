@@ -6,6 +6,7 @@ batch, never one per resource.
 
 from __future__ import annotations
 
+import calendar
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ import orjson
 import redis.asyncio as aioredis
 
 from tasks import keys, snapshot_codec
+from tasks.events import event_id, utc_iso
 from tasks.model import Event, ResourceRef, Snapshot
 
-__all__ = ["Commit", "ResourceState", "Store", "WatchMeta"]
+__all__ = ["Commit", "ResourceState", "Store", "WatchMeta", "history_entry", "read_history_entry"]
 
 # KEYS: state hash, snapshot key, outbox, due zset, history list
 # ARGV: rkey, expected token, new token, snapshot, due ('' = stop polling, '-' = leave), history
@@ -116,6 +118,43 @@ def unpack_snapshot(raw: bytes | None) -> Snapshot | None:
         return None
     snap: Snapshot = orjson.loads(snapshot_codec.unpack(raw))
     return snap
+
+
+def history_entry(rkey: str, event: Event) -> bytes:
+    """A resource's timeline entry for `event`, as the history list stores it: the JSON array
+    `[seq, at, type, severity, summary]`, `at` in epoch seconds. The id is left out when
+    `event_id` gives it back from the rkey, seq and type (always, for built events), and
+    appended otherwise. About 90 bytes less than the object `read_history_entry` returns,
+    in every entry of every resource's list."""
+    at: int | str = event.detected_at
+    try:
+        epoch = calendar.timegm(time.strptime(event.detected_at, "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        pass
+    else:
+        if utc_iso(epoch) == event.detected_at:
+            at = epoch
+    entry: list[Any] = [event.seq, at, event.type, event.severity.value, event.summary]
+    if event.id != event_id(rkey, event.seq, event.type):
+        entry.append(event.id)
+    return orjson.dumps(entry)
+
+
+def read_history_entry(raw: bytes | str, rkey: str) -> dict[str, Any]:
+    """A timeline entry of `rkey` as readers see it: id, type, seq, at (ISO), severity,
+    summary. Reads both the array of `history_entry` and the object stored before it."""
+    item = orjson.loads(raw)
+    if isinstance(item, dict):
+        return item
+    seq, at, event_type, severity, summary, *rest = item
+    return {
+        "id": rest[0] if rest else event_id(rkey, seq, event_type),
+        "type": event_type,
+        "seq": seq,
+        "at": utc_iso(at) if isinstance(at, int) else at,
+        "severity": severity,
+        "summary": summary,
+    }
 
 
 class Store:
@@ -217,11 +256,7 @@ class Store:
         (due times of unchanged resources, error counters, stats) beside them."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in commits:
-                history = [
-                    orjson.dumps({"id": e.id, "type": e.type, "seq": e.seq, "at": e.detected_at,
-                                  "severity": e.severity.value, "summary": e.summary})
-                    for e in c.events
-                ]
+                history = [history_entry(c.ref.key, e) for e in c.events]
                 due = "" if c.due_at is None else (c.due_at if isinstance(c.due_at, str) else repr(c.due_at))
                 await self._commit(
                     keys=[keys.STATE, keys.snapshot(c.ref.key), keys.OUTBOX, keys.DUE, keys.history(c.ref.key)],
@@ -261,4 +296,5 @@ class Store:
         return {k.decode(): int(v) for k, v in (await self.redis.hgetall(keys.STATS)).items()}  # type: ignore[misc]
 
     async def history(self, rkey: str, limit: int = 50) -> list[dict[str, Any]]:
-        return [orjson.loads(x) for x in await self.redis.lrange(keys.history(rkey), 0, limit - 1)]  # type: ignore[misc]
+        raw = await self.redis.lrange(keys.history(rkey), 0, limit - 1)  # type: ignore[misc]
+        return [read_history_entry(x, rkey) for x in raw]

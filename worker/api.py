@@ -45,7 +45,7 @@ from config import Config
 from config.schema import Duration, WatchSpec
 from tasks import keys
 from tasks.model import ResourceRef
-from tasks.store import ResourceState, Store, WatchMeta, unpack_snapshot
+from tasks.store import ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
 from worker import metrics
 from worker.settings import SCHEDULE_NOW, redis_settings
 
@@ -401,7 +401,7 @@ async def resource_view(redis: aioredis.Redis, rkey: str, *, history: int = 50) 
         return None
     meta = WatchMeta.from_json(meta_raw)
     state = ResourceState.parse(state_raw)
-    timeline = [orjson.loads(x) for x in hist_raw]
+    timeline = [read_history_entry(x, rkey) for x in hist_raw]
     if timeline:
         async with redis.pipeline(transaction=False) as pipe:
             for item in timeline:

@@ -1,0 +1,76 @@
+"""A resource's timeline entries: a compact array in Redis, the same object for every reader."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+import redis.asyncio as aioredis
+
+from providers.base import ResourceInfo
+from tasks import keys
+from tasks.events import build_events
+from tasks.model import Event, EventDraft, ResourceRef, Severity
+from tasks.store import (
+    Commit,
+    ResourceState,
+    Store,
+    WatchMeta,
+    history_entry,
+    pack_snapshot,
+    read_history_entry,
+)
+from worker.api import resource_view
+
+REF = ResourceRef("artistree", "order", "3f2b8c1e-9d47-4a6b-b0e5-7c1d2a9f4e38")
+NOW = 1_795_430_669.25
+
+
+def _event(seq: int = 0) -> Event:
+    info = ResourceInfo(title="Harbor Lights Poster v3", url="https://example.test/o", state="Action Required")
+    draft = EventDraft("artistree.order.state_changed", Severity.CRITICAL,
+                       "Order “Harbor Lights Poster v3”: In Progress → Action Required")
+    (event,) = build_events(REF, info, [draft], base_seq=seq, now=NOW, snapshot=None)
+    return event
+
+
+def _as_before(event: Event) -> dict[str, object]:
+    """The object the history list held before the compact entry, as readers saw it."""
+    return {"id": event.id, "type": event.type, "seq": event.seq, "at": event.detected_at,
+            "severity": event.severity.value, "summary": event.summary}
+
+
+def test_an_entry_reads_back_as_the_object_readers_know() -> None:
+    event = _event()
+    raw = history_entry(REF.key, event)
+    assert read_history_entry(raw, REF.key) == _as_before(event)
+    assert len(raw) < len(orjson.dumps(_as_before(event))) - 80
+
+
+def test_an_entry_stored_before_still_reads() -> None:
+    old = orjson.dumps(_as_before(_event()))
+    assert read_history_entry(old, REF.key) == _as_before(_event())
+
+
+def test_an_id_that_is_not_derived_from_the_resource_is_kept() -> None:
+    event = dataclasses.replace(_event(), id="evt_imported")
+    assert read_history_entry(history_entry(REF.key, event), REF.key)["id"] == "evt_imported"
+
+
+def test_a_detection_time_in_another_format_is_kept_as_it_was() -> None:
+    event = dataclasses.replace(_event(), detected_at="2026-11-23T10:40:44.5+00:00")
+    assert read_history_entry(history_entry(REF.key, event), REF.key)["at"] == "2026-11-23T10:40:44.5+00:00"
+
+
+async def test_store_history_and_the_resource_view_read_old_and_new_entries(redis: aioredis.Redis) -> None:
+    store = Store(redis)
+    first, second = _event(0), _event(1)
+    await redis.lpush(keys.history(REF.key), orjson.dumps(_as_before(first)))  # written before the change
+    await store.add_watches([(REF.key, WatchMeta(interval=60))])
+    commit = Commit(REF, None, ResourceState("e" * 24, 2, NOW), pack_snapshot(b"{}"), NOW + 60, [second])
+    assert await store.commit([commit]) == [True]
+    expected = [_as_before(second), _as_before(first)]
+    assert await store.history(REF.key) == expected
+    view = await resource_view(redis, REF.key)
+    assert view is not None
+    assert [{k: v for k, v in item.items() if k != "deliveries"} for item in view["history"]] == expected
