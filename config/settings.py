@@ -27,6 +27,7 @@ class WorkerTuning(BaseModel):
     max_jobs: int = Field(default=32, ge=1)
     job_timeout: Duration = 60.0
     delivery_timeout: Duration = 30.0
+    delivery_concurrency: int = Field(default=32, ge=1, description="sends in flight per delivery batch")
     history_length: int = Field(default=50, ge=0)
     health_interval: Duration = 30.0
     shutdown_grace: Duration = 20.0

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -18,7 +19,8 @@ from tasks.events import utc_iso
 from tasks.model import Event
 from worker import metrics
 
-__all__ = ["Attempt", "DeadLetters", "DeliveryResult", "deliver_once"]
+__all__ = ["Attempt", "DeadLetters", "DeliveryRecords", "DeliveryResult", "attempt_delivery", "deliver_once",
+           "disabled_reason"]
 
 log = logging.getLogger("statehook.deliver")
 
@@ -92,6 +94,43 @@ class DeadLetters:
         return n
 
 
+@dataclass(slots=True)
+class DeliveryRecords:
+    """Attempt records and stats of one or many attempts, written in one round trip: a
+    delivery batch records its hundreds of attempts at once, not three commands each."""
+
+    attempts: list[tuple[str, bytes]] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    trim: bool = True
+    """False for first attempts only: their lists cannot be longer than ATTEMPTS_KEPT"""
+
+    def add(self, event_id: str, attempt: Attempt, counts: dict[str, int]) -> None:
+        self.attempts.append((event_id, attempt.to_json()))
+        self.counts.update(counts)
+
+    async def flush(self, redis: aioredis.Redis) -> None:
+        if not self.attempts and not self.counts:
+            return
+        async with redis.pipeline(transaction=False) as pipe:
+            for event_id, record in self.attempts:
+                pipe.lpush(keys.attempts(event_id), record)
+            for event_id in {eid for eid, _ in self.attempts}:
+                if self.trim:
+                    pipe.ltrim(keys.attempts(event_id), 0, ATTEMPTS_KEPT - 1)
+                pipe.expire(keys.attempts(event_id), ATTEMPTS_TTL)
+            for name, n in self.counts.items():
+                pipe.hincrby(keys.STATS, name, n)
+            await pipe.execute()
+        self.attempts.clear()
+        self.counts.clear()
+
+
+async def disabled_reason(redis: aioredis.Redis, destination: str) -> str | None:
+    raw = await redis.hget(keys.DISABLED, destination)  # type: ignore[misc]
+    return raw.decode() if raw else None
+
+
 async def deliver_once(
     redis: aioredis.Redis,
     notifier: Notifier | None,
@@ -100,17 +139,33 @@ async def deliver_once(
     attempt: int,
 ) -> DeliveryResult:
     """One attempt. Records it, and decides: delivered, retry (in how long), or dead letter."""
-    event = Event.from_json(event_json)
+    records = DeliveryRecords()
+    try:
+        return await attempt_delivery(redis, notifier, destination, Event.from_json(event_json), attempt, records,
+                                      await disabled_reason(redis, destination))
+    finally:
+        await records.flush(redis)
+
+
+async def attempt_delivery(
+    redis: aioredis.Redis,
+    notifier: Notifier | None,
+    destination: str,
+    event: Event,
+    attempt: int,
+    records: DeliveryRecords,
+    disabled: str | None,
+) -> DeliveryResult:
+    """One attempt, its record and stats added to `records` (the caller flushes them).
+    Dead letters and the disabling of a destination are written at once."""
     dead = DeadLetters(redis)
     if notifier is None:
-        await dead.add(event_json, destination, "destination is not configured", None, attempt)
-        await metrics.record(redis, metrics.delivery_counts(destination, "dead"))
+        await dead.add(event.to_json(), destination, "destination is not configured", None, attempt)
+        records.counts.update(metrics.delivery_counts(destination, "dead"))
         return DeliveryResult(False, dead_lettered=True)
-    disabled = await redis.hget(keys.DISABLED, destination)  # type: ignore[misc]
     if disabled:
-        reason = f"destination disabled: {disabled.decode()}"
-        await dead.add(event_json, destination, reason, None, attempt)
-        await metrics.record(redis, metrics.delivery_counts(destination, "dead"))
+        await dead.add(event.to_json(), destination, f"destination disabled: {disabled}", None, attempt)
+        records.counts.update(metrics.delivery_counts(destination, "dead"))
         return DeliveryResult(False, dead_lettered=True)
     started = time.perf_counter()
     status: int | None = None
@@ -127,35 +182,29 @@ async def deliver_once(
     except Exception as exc:  # a bug or an unexpected library error: retried, never lost
         log.exception("delivery %s to %s: unexpected error", event.id, destination)
         error = f"unexpected {type(exc).__name__}"
-    duration_ms = (time.perf_counter() - started) * 1000
-    record = Attempt(destination, attempt, utc_iso(time.time()), error is None, status, duration_ms, error)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.lpush(keys.attempts(event.id), record.to_json())
-        pipe.ltrim(keys.attempts(event.id), 0, ATTEMPTS_KEPT - 1)
-        pipe.expire(keys.attempts(event.id), ATTEMPTS_TTL)
-        await pipe.execute()
+    seconds = time.perf_counter() - started
+    record = Attempt(destination, attempt, utc_iso(time.time()), error is None, status, seconds * 1000, error)
     extra = {"rkey": event.rkey, "event_id": event.id, "destination": destination}
     if error is None:
-        log.debug("delivered %s to %s in %.0f ms", event.id, destination, duration_ms, extra=extra)
-        await metrics.record(redis, metrics.delivery_counts(destination, "ok", duration_ms / 1000))
+        log.debug("delivered %s to %s in %.0f ms", event.id, destination, seconds * 1000, extra=extra)
+        records.add(event.id, record, metrics.delivery_counts(destination, "ok", seconds))
         return DeliveryResult(True)
     if permanent is not None:
         if permanent.disable:
             await redis.hset(keys.DISABLED, destination, f"{error} at {utc_iso(time.time())}")  # type: ignore[misc]
             log.error("destination %s disabled: %s", destination, error, extra=extra)
         log.warning("delivery %s to %s failed permanently: %s", event.id, destination, error, extra=extra)
-        await dead.add(event_json, destination, error, status, attempt)
-        await metrics.record(redis, metrics.delivery_counts(destination, "dead", duration_ms / 1000))
+        await dead.add(event.to_json(), destination, error, status, attempt)
+        records.add(event.id, record, metrics.delivery_counts(destination, "dead", seconds))
         return DeliveryResult(False, dead_lettered=True)
     delay = delivery_delay(attempt, notifier.settings.retry_schedule, jitter=notifier.settings.jitter,
                            retry_after=retry_after)
     if delay is None:
         reason = f"gave up after {attempt} attempts: {error}"
         log.warning("delivery %s to %s: %s", event.id, destination, reason, extra=extra)
-        await dead.add(event_json, destination, reason, status, attempt)
-        await metrics.record(redis, metrics.delivery_counts(destination, "dead", duration_ms / 1000))
+        await dead.add(event.to_json(), destination, reason, status, attempt)
+        records.add(event.id, record, metrics.delivery_counts(destination, "dead", seconds))
         return DeliveryResult(False, dead_lettered=True)
     log.info("delivery %s to %s: %s; retry in %.1fs", event.id, destination, error, delay, extra=extra)
-    await metrics.record(redis, metrics.delivery_counts(destination, "retried", duration_ms / 1000))
+    records.add(event.id, record, metrics.delivery_counts(destination, "retried", seconds))
     return DeliveryResult(False, retry_in=delay)
-

@@ -1,6 +1,8 @@
-"""The dispatcher: reads the outbox with a consumer group and enqueues one delivery job
-per (event, destination). A long-lived consumer started with each worker, so an event is
-handed on in milliseconds; entries a dead worker left pending are reclaimed.
+"""The dispatcher: reads the outbox with a consumer group and enqueues, per destination,
+one batch job with that read's events for it (`deliver_events`, tasks/batch_delivery.py:
+first attempts, each event sent once; retries become a job per event). A long-lived
+consumer started with each worker, so an event is handed on in milliseconds; entries a
+dead worker left pending are reclaimed.
 
 A route's throttle drops repeats (same event type, same resource) within its window; a
 route's digest files the event under its window instead, and each step sends the windows
@@ -9,6 +11,7 @@ that have ended as one digest event each (notifiers/digest.py)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +27,7 @@ from tasks import keys
 from tasks.model import Event
 from tasks.route import select
 
-__all__ = ["DELIVER_EXPIRES", "Dispatcher", "delivery_job_id"]
+__all__ = ["DELIVER_EXPIRES", "Dispatcher", "batch_job_id", "delivery_job_id"]
 
 log = logging.getLogger("statehook.dispatch")
 
@@ -35,6 +38,11 @@ job expiry of one day would drop it."""
 
 def delivery_job_id(event_id: str, destination: str) -> str:
     return f"deliver:{event_id}:{destination}"
+
+
+def batch_job_id(event_ids: Sequence[str], destination: str) -> str:
+    h = hashlib.blake2b("\n".join(event_ids).encode(), digest_size=12).hexdigest()
+    return f"deliver-batch:{destination}:{h}"
 
 
 class Dispatcher:
@@ -138,6 +146,7 @@ class Dispatcher:
     async def handle(self, entries: list[Any]) -> int:
         ids = []
         now = self.clock()  # one batch, one digest window
+        batches: dict[str, list[tuple[str, bytes]]] = {}
         for entry_id, fields in entries:
             raw = fields.get(b"e")
             if raw is None:
@@ -153,11 +162,13 @@ class Dispatcher:
                 if route.digest:
                     await self.digests.add(sel.route, sel.destination, raw, route.digest, now)
                     continue
-                await self.redis.enqueue_job(
-                    "deliver", raw, sel.destination,
-                    _job_id=delivery_job_id(event.id, sel.destination), _expires=DELIVER_EXPIRES,
-                )
+                batches.setdefault(sel.destination, []).append((event.id, raw))
             ids.append(entry_id)
+        for destination, items in batches.items():
+            await self.redis.enqueue_job(
+                "deliver_events", [raw for _, raw in items], destination,
+                _job_id=batch_job_id([eid for eid, _ in items], destination), _expires=DELIVER_EXPIRES,
+            )
         if ids:
             await self.redis.xack(keys.OUTBOX, keys.GROUP, *ids)
             self.dispatched += len(ids)

@@ -10,16 +10,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from arq import Retry
+from redis.exceptions import RedisError
 
+from tasks.batch_delivery import deliver_batch
 from tasks.deliver import deliver_once
-from tasks.model import ResourceRef
+from tasks.dispatch import DELIVER_EXPIRES, delivery_job_id
+from tasks.model import Event, ResourceRef
 
-__all__ = ["deliver", "poll_batch", "poll_scan", "schedule_due"]
+__all__ = ["BATCH_DEADLINE", "deliver", "deliver_events", "poll_batch", "poll_scan", "schedule_due"]
 
 log = logging.getLogger("statehook.jobs")
 
 SCHEDULE_TICK = 1.0
 """The scheduler's period (`schedule_due` runs every second)."""
+BATCH_DEADLINE = 120.0
+"""What a delivery batch may take; what it has not attempted by then gets jobs of its own."""
+DELIVERY_MARK_KEEP = 600
+"""How long a delivery mark says "done": longer than any re-dispatch of an outbox entry."""
 
 
 def _batch_job_id(kind: str, provider: str, rkeys: list[str], claimed_at: float) -> str:
@@ -72,9 +79,36 @@ async def poll_scan(ctx: dict[str, Any], rkey: str) -> dict[str, int]:
     return {k.value: v for k, v in outcomes.items()}
 
 
-async def deliver(ctx: dict[str, Any], event_json: bytes, destination: str) -> str:
+async def deliver(ctx: dict[str, Any], event_json: bytes, destination: str, attempts_before: int = 0) -> str:
+    """One event to one destination, retried by ARQ on the destination's schedule.
+    `attempts_before`: attempts a delivery batch already made."""
     rt = ctx["rt"]
-    result = await deliver_once(rt.redis, rt.notifiers.get(destination), destination, event_json, ctx["job_try"])
+    attempt = attempts_before + ctx["job_try"]
+    result = await deliver_once(rt.redis, rt.notifiers.get(destination), destination, event_json, attempt)
     if result.retry_in is not None:
         raise Retry(defer=result.retry_in)
     return "delivered" if result.delivered else "dead-lettered"
+
+
+async def deliver_events(ctx: dict[str, Any], events: list[bytes], destination: str) -> dict[str, int]:
+    """First attempts of one outbox read's events to one destination (tasks/batch_delivery.py).
+    A failure of Redis itself re-runs the batch: the delivery marks keep it from sending twice."""
+    rt = ctx["rt"]
+
+    async def hand_over(event: Event, retry_in: float | None) -> None:
+        await ctx["redis"].enqueue_job(
+            "deliver", event.to_json(), destination, 0 if retry_in is None else 1,
+            _job_id=delivery_job_id(event.id, destination), _expires=DELIVER_EXPIRES, _defer_by=retry_in,
+        )
+
+    try:
+        result = await deliver_batch(
+            rt.redis, rt.notifiers.get(destination), destination, events, hand_over,
+            concurrency=rt.config.settings.worker.delivery_concurrency, deadline_s=BATCH_DEADLINE,
+            keep_mark_s=DELIVERY_MARK_KEEP,
+        )
+    except (OSError, RedisError) as exc:
+        log.warning("delivery batch to %s: %s; running it again in 5s", destination, type(exc).__name__)
+        raise Retry(defer=5) from exc
+    return {"delivered": result.delivered, "dead_lettered": result.dead_lettered,
+            "handed_over": result.handed_over, "skipped": result.skipped}

@@ -16,6 +16,7 @@ __all__ = [
     "STATE",
     "STATS",
     "attempts",
+    "delivery_mark",
     "history",
     "pause",
     "snapshot",
@@ -46,6 +47,11 @@ def history(rkey: str) -> str:
 
 def attempts(event_id: str) -> str:
     return f"{PREFIX}att:{event_id}"
+
+
+def delivery_mark(event_id: str, destination: str) -> str:
+    """"lease" while a batch sends the event, then "done": a batch that runs twice sends once."""
+    return f"{PREFIX}dm:{event_id}:{destination}"
 
 
 def pause(provider: str) -> str:

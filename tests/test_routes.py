@@ -129,9 +129,14 @@ async def publish(redis: aioredis.Redis, *events: Event) -> None:
 
 
 async def deliveries(arq: ArqRedis) -> list[tuple[str, dict[str, Any]]]:
-    """(destination, event) of every queued delivery job."""
-    jobs = [j for j in await arq.queued_jobs() if j.function == "deliver"]
-    return sorted(((j.args[1], orjson.loads(j.args[0])) for j in jobs), key=lambda x: (x[0], x[1]["id"]))
+    """(destination, event) of every queued delivery: single jobs and batch jobs."""
+    out = []
+    for j in await arq.queued_jobs():
+        if j.function == "deliver":
+            out.append((j.args[1], orjson.loads(j.args[0])))
+        elif j.function == "deliver_events":
+            out.extend((j.args[1], orjson.loads(raw)) for raw in j.args[0])
+    return sorted(out, key=lambda x: (x[0], x[1]["id"]))
 
 
 async def test_throttle_lets_one_event_type_per_resource_through_per_window(arq: ArqRedis) -> None:

@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import Config
-from tasks.jobs import deliver, poll_batch, poll_scan, schedule_due
+from tasks.jobs import BATCH_DEADLINE, deliver, deliver_events, poll_batch, poll_scan, schedule_due
 from worker.runtime import Runtime
 
 __all__ = ["SCHEDULE_NOW", "WorkerSettings", "make_worker", "redis_settings", "sentinel_settings"]
@@ -108,6 +108,8 @@ def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: 
             func(poll_batch, timeout=tuning.job_timeout, max_tries=1, keep_result=60),
             func(poll_scan, timeout=SCAN_TIMEOUT, max_tries=1, keep_result=60),
             func(deliver, timeout=tuning.delivery_timeout, max_tries=1000, keep_result=DELIVERY_DEDUP_WINDOW),
+            # the batch's own deadline comes first; the job's timeout only catches a hang
+            func(deliver_events, timeout=BATCH_DEADLINE + 60, max_tries=1000, keep_result=0),
         ],
         cron_jobs=[cron(schedule_due, second=set(range(60)), unique=True, timeout=30, run_at_startup=True)],
         redis_settings=redis_settings(config.redis_url),

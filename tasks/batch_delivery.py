@@ -1,0 +1,140 @@
+"""First attempts in batches: one job delivers many events to one destination.
+
+A delivery job per (event, destination) caps a worker at ARQ's own job rate (about 1,000
+trivial jobs/s here, see docs/performance.md), so the dispatcher hands each destination
+the events of one outbox read as one batch job. Each event keeps its own identity:
+
+- a *delivery mark* per (event, destination) in Redis, taken with SET NX before the send
+  and kept for `keep_mark_s`, makes a batch that runs twice (a reclaimed outbox entry) send
+  each event once; a cancelled batch (shutdown) releases the marks of what it did not
+  hand over, and ARQ runs it again;
+- events of one resource go out in order; different resources go out concurrently;
+- a transient failure becomes an ordinary `deliver` job (id `deliver:{event}:{dest}`) that
+  follows the destination's retry schedule from attempt 2; permanent failures are
+  dead-lettered at once, as by a single delivery;
+- the attempts' records and stats go to Redis in one round trip at the end;
+- what the batch did not finish (its deadline passed, a bug) becomes a `deliver` job too,
+  so that nothing read from the outbox is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+
+from notifiers.base import Notifier
+from tasks import keys
+from tasks.deliver import DeliveryRecords, attempt_delivery, disabled_reason
+from tasks.model import Event
+
+__all__ = ["BatchResult", "deliver_batch", "group_by_resource"]
+
+log = logging.getLogger("statehook.deliver")
+
+
+
+@dataclass(slots=True)
+class BatchResult:
+    delivered: int = 0
+    dead_lettered: int = 0
+    handed_over: int = 0
+    """events given a `deliver` job: first attempt failed (retry on the schedule), or not
+    attempted before the deadline"""
+    skipped: int = 0
+    """events whose mark another run holds (sent, or being sent)"""
+
+
+HandOver = Callable[[Event, float | None], Awaitable[None]]
+"""Enqueue a `deliver` job for an event: (event, retry in seconds, or None for a first
+attempt)."""
+T = TypeVar("T")
+
+
+def group_by_resource(events: Sequence[tuple[str, str, T]]) -> list[list[tuple[str, T]]]:
+    """(event id, rkey, event) in outbox order → one chain per resource, each in order. Pure."""
+    chains: dict[str, list[tuple[str, T]]] = defaultdict(list)
+    for event_id, rkey, raw in events:
+        chains[rkey].append((event_id, raw))
+    return list(chains.values())
+
+
+async def _claim(redis: aioredis.Redis, event_ids: Sequence[str], destination: str, keep_s: int) -> list[bool]:
+    async with redis.pipeline(transaction=False) as pipe:
+        for eid in event_ids:
+            pipe.set(keys.delivery_mark(eid, destination), "1", nx=True, ex=keep_s)
+        return [bool(r) for r in await pipe.execute()]
+
+
+async def _release(redis: aioredis.Redis, destination: str, event_ids: Sequence[str]) -> None:
+    """Claimed but not handed over (a cancelled batch): a re-run of the batch sends them."""
+    if event_ids:
+        await redis.delete(*(keys.delivery_mark(eid, destination) for eid in event_ids))
+
+
+async def deliver_batch(
+    redis: aioredis.Redis,
+    notifier: Notifier | None,
+    destination: str,
+    events: Sequence[bytes],
+    hand_over: HandOver,
+    *,
+    concurrency: int,
+    deadline_s: float,
+    keep_mark_s: int,
+) -> BatchResult:
+    """First attempt of each event of `events` that no other run claimed."""
+    result = BatchResult()
+    parsed = [Event.from_json(raw) for raw in events]
+    claimed = await _claim(redis, [e.id for e in parsed], destination, keep_mark_s)
+    mine = [(e.id, e.rkey, e) for e, ok in zip(parsed, claimed, strict=True) if ok]
+    result.skipped = len(parsed) - len(mine)
+    final: set[str] = set()
+    retry: list[tuple[str, Event, float]] = []
+    lanes = asyncio.Semaphore(concurrency)
+    records = DeliveryRecords(trim=False)
+    disabled = await disabled_reason(redis, destination)
+
+    async def chain(items: list[tuple[str, Event]]) -> None:
+        for eid, event in items:
+            async with lanes:
+                outcome = await attempt_delivery(redis, notifier, destination, event, 1, records, disabled)
+            if outcome.retry_in is not None:
+                retry.append((eid, event, outcome.retry_in))
+                continue
+            final.add(eid)
+            if outcome.delivered:
+                result.delivered += 1
+            else:
+                result.dead_lettered += 1
+
+    started = time.monotonic()
+    try:
+        try:
+            async with asyncio.timeout(deadline_s):
+                await asyncio.gather(*(chain(c) for c in group_by_resource(mine)))
+        except TimeoutError:
+            log.warning("delivery batch to %s passed its deadline of %.0fs: the rest get jobs of their own",
+                        destination, deadline_s)
+        except Exception:
+            log.exception("delivery batch to %s failed: the rest get jobs of their own", destination)
+        for eid, event, delay in retry:
+            await hand_over(event, delay)
+            final.add(eid)
+        for eid, _, event in mine:
+            if eid not in final:
+                await hand_over(event, None)
+                final.add(eid)
+        result.handed_over = len(mine) - result.delivered - result.dead_lettered
+    finally:
+        await records.flush(redis)
+        await _release(redis, destination, [eid for eid, _, _ in mine if eid not in final])
+        log.debug("batch to %s: %d of %d sent in %.2fs", destination, result.delivered, len(events),
+                  time.monotonic() - started)
+    return result

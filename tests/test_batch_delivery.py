@@ -1,0 +1,124 @@
+"""Delivery batches (tasks/batch_delivery.py) against real Redis and a real HTTP endpoint:
+each event sent once however often its batch runs, order kept per resource, failures and
+what a deadline or a cancel left undone handed over to jobs of their own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from notifiers.base import NotifierContext
+from notifiers.webhook import WebhookNotifier, WebhookSettings
+from tasks import keys
+from tasks.batch_delivery import BatchResult, deliver_batch, group_by_resource
+from tasks.model import Event
+from tests.conftest import wait_for
+from tests.kit import WHSEC
+from tests.test_webhook_delivery import FAST, Endpoint, endpoint, failed
+
+__all__ = ["endpoint"]  # the fixture, imported for the tests below
+
+
+def test_events_are_chained_per_resource_in_outbox_order() -> None:
+    items = [("e1", "a", 1), ("e2", "b", 2), ("e3", "a", 3), ("e4", "c", 4), ("e5", "b", 5)]
+    assert group_by_resource(items) == [[("e1", 1), ("e3", 3)], [("e2", 2), ("e5", 5)], [("e4", 4)]]
+
+
+@pytest.fixture
+async def hook(endpoint: Endpoint, redis: aioredis.Redis) -> AsyncIterator[WebhookNotifier]:
+    async with aiohttp.ClientSession() as session:
+        settings = WebhookSettings(url=endpoint.url, secret=WHSEC, **FAST)  # type: ignore[arg-type]
+        yield WebhookNotifier("hook", settings, NotifierContext(session, redis))
+
+
+class HandOvers:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, float | None]] = []
+
+    async def __call__(self, event: Event, retry_in: float | None) -> None:
+        self.items.append((event.id, retry_in))
+
+
+async def run(redis: aioredis.Redis, hook: WebhookNotifier, events: list[Event], handed: HandOvers,
+              deadline_s: float = 30) -> BatchResult:
+    return await deliver_batch(redis, hook, "hook", [e.to_json() for e in events], handed,
+                               concurrency=8, deadline_s=deadline_s, keep_mark_s=60)
+
+
+def ids_received(endpoint: Endpoint) -> list[str]:
+    return [orjson.loads(r.body)["id"] for r in endpoint.requests]
+
+
+async def test_a_batch_that_runs_twice_sends_each_event_once(
+    redis: aioredis.Redis, hook: WebhookNotifier, endpoint: Endpoint
+) -> None:
+    events = [failed(rid=f"ord-{i}") for i in range(20)]
+    handed = HandOvers()
+    first = await run(redis, hook, events, handed)
+    again = await run(redis, hook, events, handed)
+    assert (first.delivered, first.skipped) == (20, 0)
+    assert (again.delivered, again.skipped) == (0, 20)
+    assert sorted(ids_received(endpoint)) == sorted(e.id for e in events)
+    assert handed.items == []
+    assert await redis.hget(keys.STATS, "deliveries:hook:ok") == b"20"
+
+
+async def test_events_of_one_resource_arrive_in_order(
+    redis: aioredis.Redis, hook: WebhookNotifier, endpoint: Endpoint
+) -> None:
+    events = [failed(rid="ord-1", seq=s) for s in range(1, 11)] + [failed(rid="ord-2", seq=s) for s in (1, 2, 3)]
+    endpoint.script = [(204, {}, 0.02)] * 5  # the first answers are slow: order must not depend on speed
+    await run(redis, hook, events, HandOvers())
+    got = ids_received(endpoint)
+    assert [i for i in got if "_ord-1_" in i] == [e.id for e in events[:10]]
+    assert [i for i in got if "_ord-2_" in i] == [e.id for e in events[10:]]
+
+
+async def test_a_failed_first_attempt_is_handed_over_with_its_retry_delay(
+    redis: aioredis.Redis, hook: WebhookNotifier, endpoint: Endpoint
+) -> None:
+    events = [failed(rid="ord-1"), failed(rid="ord-2")]
+    endpoint.script = [(503, {}, 0.0)]
+    handed = HandOvers()
+    result = await run(redis, hook, events[:1], handed)
+    result2 = await run(redis, hook, events[1:], handed)
+    assert (result.delivered, result.handed_over, result2.delivered) == (0, 1, 1)
+    assert handed.items == [(events[0].id, FAST["retry_schedule"][0])]
+    (attempt,) = [orjson.loads(a) for a in await redis.lrange(keys.attempts(events[0].id), 0, -1)]
+    assert (attempt["attempt"], attempt["status"], attempt["ok"]) == (1, 503, False)
+
+
+async def test_what_the_deadline_cut_off_is_handed_over_for_a_first_attempt(
+    redis: aioredis.Redis, hook: WebhookNotifier, endpoint: Endpoint
+) -> None:
+    events = [failed(rid="ord-1", seq=s) for s in (1, 2, 3)]  # one chain: one at a time
+    endpoint.script = [(204, {}, 0.0), (204, {}, 1.5)]
+    handed = HandOvers()
+    result = await run(redis, hook, events, handed, deadline_s=0.5)
+    assert result.delivered == 1
+    assert handed.items == [(events[1].id, None), (events[2].id, None)]
+
+
+async def test_a_cancelled_batch_releases_what_it_did_not_hand_over(
+    redis: aioredis.Redis, hook: WebhookNotifier, endpoint: Endpoint
+) -> None:
+    events = [failed(rid="ord-1", seq=s) for s in (1, 2, 3)]
+    endpoint.script = [(204, {}, 0.0), (204, {}, 1.5)]
+    task = asyncio.create_task(run(redis, hook, events, HandOvers()))
+
+    async def second_in_flight() -> bool:
+        return len(endpoint.requests) == 2
+
+    await wait_for(second_in_flight, what="the second request")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    marks = [await redis.exists(keys.delivery_mark(e.id, "hook")) for e in events]
+    assert marks == [1, 0, 0]
+    again = await run(redis, hook, events, HandOvers())  # ARQ runs a cancelled job again
+    assert (again.delivered, again.skipped) == (2, 1)
