@@ -95,7 +95,8 @@ async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver
             if "footprint" in only:
                 say(f"5. footprint: {n_total:,} watched orders")
                 results["footprint"] = await scenarios.footprint(b, n_total)
-                say(f"   {results['footprint']['bytes_per_order']:,.0f} B/order, "
+                say(f"   {results['footprint']['bytes_per_order']:,.0f} B/order "
+                    f"+ {results['footprint']['history_bytes_one_event']:,.0f} B of history with one event, "
                     f"RSS {results['footprint']['worker_rss_mb']:.0f} MB")
             if "scan" in only:
                 say(f"2. scan: {n_total:,} orders, 1,000 per page")
@@ -127,7 +128,8 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
     nan = float("nan")
     poll, scale = r.get("polling", {}), r.get("scale_out", {})
     fp, lat = r.get("footprint", {}), r.get("latency", {})
-    history = scale.get("history_bytes_one_event", 0.0)
+    # the footprint scenario measures its own history lists; scenario 6's are the fallback
+    history = fp.get("history_bytes_one_event", scale.get("history_bytes_one_event", 0.0))
     s = {
         "polls_per_s": poll.get("polls_per_s", nan),
         "raw_per_s": poll.get("raw_per_s", nan),

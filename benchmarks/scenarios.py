@@ -218,9 +218,10 @@ async def deliveries(b: Bench, n: int) -> dict[str, Any]:
     }
 
 
-async def footprint(b: Bench, n: int) -> dict[str, Any]:
+async def footprint(b: Bench, n: int, *, history_sample: int = 200) -> dict[str, Any]:
     """Scenario 5: `n` watched orders polled once (baseline): Redis bytes per order and
-    the worker's RSS."""
+    the worker's RSS; then `history_sample` of them change state once, for the bytes of a
+    history list holding one event (measured after the baseline's figure is taken)."""
     await b.reset()
     base = int((await b.redis.info("memory"))["used_memory"])
     rkeys = b.rkeys(n)
@@ -234,8 +235,10 @@ async def footprint(b: Bench, n: int) -> dict[str, Any]:
         arq = 0
         async for key in b.redis.scan_iter(match="arq:*", count=1000):
             arq += int(await b.redis.memory_usage(key) or 0)
+        history = await _history_bytes(b, rkeys[:history_sample])
     return {
         "watched": n,
+        "history_bytes_one_event": history,
         "baseline_per_s": rate,
         "used_memory_delta": used - base,
         "arq_bytes": arq,
@@ -244,3 +247,17 @@ async def footprint(b: Bench, n: int) -> dict[str, Any]:
         "worker_rss_mb": rss,
         "worker_peak_rss_mb": peak,
     }
+
+
+async def _history_bytes(b: Bench, rkeys: Sequence[str]) -> float:
+    """Mean MEMORY USAGE of the history lists of `rkeys` after each order changed state once
+    (as `_changes_delivered_once` measures it in scenario 6); the files go back after."""
+    for rkey in rkeys:
+        rewrite_state(b.orders.data, ResourceRef.parse(rkey).id, "Action Required")
+    try:
+        await timed_pass(b.redis, rkeys, "changed")
+        await wait_until(lambda: _count(b.receiver, len(rkeys)), 60, "deliveries of the changes")
+        return statistics.mean([int(await b.redis.memory_usage(keys.history(k)) or 0) for k in rkeys])
+    finally:
+        for rkey in rkeys:
+            rewrite_state(b.orders.data, ResourceRef.parse(rkey).id, "In Progress")
