@@ -8,6 +8,7 @@ request, so they never reach a snapshot.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -24,14 +25,19 @@ from providers.base import (
     Unauthorized,
     Unavailable,
 )
+from providers.listing import blank_values, split_page
 from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
 
 __all__ = ["ArtistreeProvider", "ArtistreeSettings"]
+
+log = logging.getLogger("statehook.providers.artistree")
 
 STATES = ("In Progress", "Human Certified", "Action Required", "Reviewed", "Failed", "Unsupported File")
 TERMINAL = frozenset({"Human Certified", "Failed", "Unsupported File"})
 CRITICAL = frozenset({"Failed", "Unsupported File", "Action Required"})
 VOLATILE_TOP = ("asset_preview_url",)
+VOLATILE_ANYWHERE = ("asset_preview_url", "layer_url")
+"""presigned wherever they occur: blanked in listed pages before the items are compared"""
 
 
 class ArtistreeSettings(ProviderSettings):
@@ -86,17 +92,28 @@ class ArtistreeProvider(Provider):
         if preview:
             params["preview"] = "true"
         while True:
-            page = await self.get_json(f"{self.base_url}/v1/orders", params=params)
-            if not isinstance(page, dict):
-                raise MalformedPayload("artistree: order list is not an object")
-            listed = page.get("order_previews" if preview else "orders") or ()
-            items = [
-                ScanItem(ResourceRef(self.name, "order", str(o["order_id"])), o, preview=preview)
-                for o in listed
-                if isinstance(o, dict) and o.get("order_id")
-            ]
-            yield items
-            token = page.get("next_page_token")
+            if preview:
+                page = await self.get_json(f"{self.base_url}/v1/orders", params=params)
+                if not isinstance(page, dict):
+                    raise MalformedPayload("artistree: order list is not an object")
+                yield [
+                    ScanItem(ResourceRef(self.name, "order", str(o["order_id"])), o, preview=True)
+                    for o in page.get("order_previews") or ()
+                    if isinstance(o, dict) and o.get("order_id")
+                ]
+                token = page.get("next_page_token")
+            else:
+                body = await self.get_bytes(f"{self.base_url}/v1/orders", params=params)
+                try:
+                    listed = split_page(blank_values(body, VOLATILE_ANYWHERE), "orders", "order_id",
+                                        ("next_page_token",))
+                except ValueError as exc:
+                    raise MalformedPayload(f"artistree: order list: {exc}") from exc
+                if listed.skipped:
+                    log.warning("artistree: %d listed orders of %s are not objects with an order_id",
+                                listed.skipped, ref.key, extra={"rkey": ref.key})
+                yield [ScanItem(ResourceRef(self.name, "order", oid), None, listing=raw) for oid, raw in listed.items]
+                token = listed.fields["next_page_token"]
             if not token:
                 return
             params = {**params, "page_token": str(token)}

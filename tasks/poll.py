@@ -7,13 +7,14 @@ provider's limits); the store reads and the commit are one round trip each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from providers.base import (
     MalformedPayload,
@@ -28,7 +29,7 @@ from providers.base import (
 from tasks import keys
 from tasks.backoff import poll_backoff
 from tasks.diff import diff
-from tasks.digest import canonical, digest
+from tasks.digest import canonical, digest, fingerprint
 from tasks.events import build_events
 from tasks.limits import ProviderLimits, Reservation
 from tasks.model import Event, ResourceRef, Snapshot
@@ -38,6 +39,7 @@ from tasks.store import Commit, ResourceState, Store, WatchMeta, pack_snapshot
 __all__ = ["PollOutcome", "Poller"]
 
 log = logging.getLogger("statehook.poll")
+T = TypeVar("T")
 
 
 class PollOutcome(enum.StrEnum):
@@ -80,6 +82,26 @@ class _Plan:
     pause: dict[str, float] = field(default_factory=dict)
     unhealthy: dict[str, str] = field(default_factory=dict)
     healthy: set[str] = field(default_factory=set)
+
+
+async def read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`pages`, with the next one already being fetched while the caller works on this one:
+    a listed page's transfer overlaps the comparison of the page before it."""
+    it = aiter(pages)
+    ahead: asyncio.Future[T] = asyncio.ensure_future(anext(it))
+    try:
+        while True:
+            try:
+                page = await ahead
+            except StopAsyncIteration:
+                return
+            ahead = asyncio.ensure_future(anext(it))
+            yield page
+    finally:
+        if not ahead.done():
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await ahead
 
 
 class Poller:
@@ -297,7 +319,7 @@ class Poller:
         provider = self.providers[ref.provider]
         item_meta = WatchMeta(interval=meta.interval, discovered=meta.discovered, source="scan")
         try:
-            async for page in provider.scan(ref, meta.scan or {}):
+            async for page in read_ahead(provider.scan(ref, meta.scan or {})):
                 await self._plan_scan_page(provider, page, item_meta, plan, now)
                 # commit page by page: a 100,000-order scan never holds all of it in memory
                 await self._apply(plan, keep_counts=True)
@@ -311,9 +333,12 @@ class Poller:
     ) -> None:
         observed: list[_Observed] = []
         previews: list[tuple[ScanItem, str]] = []
+        listings: list[tuple[ScanItem, str]] = []
         for item in page:
             try:
-                if item.preview:
+                if item.listing is not None:
+                    listings.append((item, fingerprint(item.listing)))
+                elif item.preview:
                     previews.append((item, digest(canonical(provider.normalize_preview(item.ref, item.payload)))))
                 else:
                     observed.append(self._observe(provider, item.ref, item.payload))
@@ -322,10 +347,32 @@ class Poller:
                 log.warning("scan item %s: malformed: %s", item.ref.key, exc, extra={"rkey": item.ref.key})
         if previews:
             observed.extend(await self._fetch_changed_previews(provider, previews, plan))
+        if listings:
+            observed.extend(await self._parse_changed_listings(provider, listings, plan))
         states = await self.store.states([o.ref.key for o in observed])
         await self._plan_observed(
             provider, [(o, meta, s) for o, s in zip(observed, states, strict=True)], plan, now, schedule=False
         )
+
+    async def _parse_changed_listings(
+        self, provider: Provider, listings: list[tuple[ScanItem, str]], plan: _Plan
+    ) -> list[_Observed]:
+        """The listed items whose fingerprint differs from the one stored with their state
+        (or that are new), parsed and normalized; the rest are unchanged without a parse."""
+        same = await self.store.listed_unchanged([item.ref.key for item, _ in listings], [fp for _, fp in listings])
+        stale = [listed for listed, unchanged in zip(listings, same, strict=True) if not unchanged]
+        plan.outcomes[PollOutcome.UNCHANGED] += len(listings) - len(stale)
+        observed = []
+        for item, fp in stale:
+            try:
+                obs = self._observe(provider, item.ref, provider.parse(item.listing or b""))
+            except MalformedPayload as exc:
+                plan.outcomes[PollOutcome.MALFORMED] += 1
+                log.warning("scan item %s: malformed: %s", item.ref.key, exc, extra={"rkey": item.ref.key})
+                continue
+            obs.preview = fp
+            observed.append(obs)
+        return observed
 
     async def _fetch_changed_previews(
         self, provider: Provider, previews: list[tuple[ScanItem, str]], plan: _Plan

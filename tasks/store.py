@@ -240,6 +240,14 @@ class Store:
             return []
         return [ResourceState.parse(s) for s in await self.redis.hmget(keys.STATE, list(rkeys))]  # type: ignore[misc]
 
+    async def listed_unchanged(self, rkeys: Sequence[str], fingerprints: Sequence[str]) -> list[bool]:
+        """Whether each resource's state ends with that listing fingerprint: the cheap
+        check of a scan, without parsing the states."""
+        if not rkeys:
+            return []
+        raw = await self.redis.hmget(keys.STATE, list(rkeys))  # type: ignore[misc]
+        return [r is not None and r.endswith(b"|" + fp.encode()) for r, fp in zip(raw, fingerprints, strict=True)]
+
     async def snapshots(self, rkeys: Sequence[str]) -> list[Snapshot | None]:
         if not rkeys:
             return []

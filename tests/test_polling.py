@@ -190,6 +190,29 @@ async def test_a_scan_baselines_every_order_then_sees_changes(
     assert event["resource"]["id"] == ids[7] and event["data"]["to"] == "Failed"
 
 
+async def test_a_scan_parses_only_the_listed_orders_whose_bytes_changed(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """Presigned URLs differ in every listing; they are blanked before the comparison."""
+    poller = make_poller(sim, redis, session, page_size=100)
+    provider = poller.providers["artistree"]
+    ids = sim["artistree"].add_many(250)
+    scan = ResourceRef("artistree", "scan", "project_id=All Projects").key
+    await poller.store.add_watches([(scan, WatchMeta(interval=60, scan={"project_id": "All Projects"}))])
+    await poller.poll([scan])
+    parsed: list[bytes] = []
+    parse = provider.parse
+    provider.parse = lambda body: parsed.append(body) or parse(body)  # type: ignore[method-assign]
+    assert (await poller.poll([scan]))[PollOutcome.UNCHANGED] == 250
+    assert parsed == []
+    sim["artistree"].set_state(ids[3], "Reviewed")
+    sim["artistree"].rotate_presigned_urls(ids[4])
+    outcomes = await poller.poll([scan])
+    assert (outcomes[PollOutcome.CHANGED], outcomes[PollOutcome.UNCHANGED]) == (1, 249)
+    assert sorted(orjson.loads(p)["order_id"] for p in parsed) == [ids[3]]
+    assert await redis.xlen(keys.OUTBOX) == 1
+
+
 async def test_a_preview_scan_fetches_full_details_only_for_what_changed(
     redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
 ) -> None:

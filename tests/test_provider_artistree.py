@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+import orjson
 import pytest
 
 from providers.artistree import ArtistreeProvider, ArtistreeSettings
@@ -218,7 +219,8 @@ async def test_scan_over_2500_orders_yields_every_one(provider: ArtistreeProvide
     seen = [item.ref.id for page in pages for item in page]
     assert sorted(seen) == sorted(ids) and len(set(seen)) == 2500
     item = pages[0][0]
-    assert item.ref.kind == "order" and item.payload["order_id"] == item.ref.id
+    assert item.ref.kind == "order" and item.listing is not None
+    assert orjson.loads(item.listing)["order_id"] == item.ref.id
     assert artistree.tokens_issued == 1
 
 

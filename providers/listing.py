@@ -1,0 +1,100 @@
+"""Listed pages without building every item: the bytes of each item, volatile values
+blanked, so that a scan compares a fingerprint of each item and parses only what changed.
+
+A 1,000-order Artistree page is 2.7 MB. Building its Python objects (`orjson.loads`) takes
+15–25 ms on a 2-core VM, more than everything else a scan does per order. Here the page's
+volatile values (presigned URLs) are blanked in place (`blank_values`, a split and a
+join), msgspec decodes the page keeping each item as raw bytes (no Python objects built
+for it) and reads each item's id alone: ~3–4 ms for the page, against 23 ms for
+`orjson.loads` of the same blanked page (and ~6 ms for the same with pysimdjson).
+
+`blank_values` blanks the values of the named keys wherever they appear, at any depth: a
+provider names here only keys that are volatile wherever they occur.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+__all__ = ["ListedPage", "blank_values", "split_page"]
+
+_BACKSLASH = 0x5C
+
+
+def _closing_quote(piece: bytes) -> int:
+    """Index in `piece` of the quote that ends the JSON string `piece` begins with."""
+    end = piece.find(b'"')
+    while end > 0 and piece[end - 1] == _BACKSLASH:
+        k = end - 1
+        while k >= 0 and piece[k] == _BACKSLASH:
+            k -= 1
+        if (end - 1 - k) % 2 == 0:  # an even run of backslashes escapes itself, not the quote
+            break
+        end = piece.find(b'"', end + 1)
+    if end < 0:
+        raise ValueError("a string value is not closed")
+    return end
+
+
+def blank_values(data: bytes, keys: Sequence[str]) -> bytes:
+    """`data` (compact JSON) with every string value of the named keys made "". Keys
+    followed by whitespace before their value, or non-string values, are left as they are
+    (the fingerprint then changes with them: a needless parse, never a missed change)."""
+    for key in keys:
+        marker = b'"' + key.encode() + b'":"'
+        pieces = data.split(marker)
+        if len(pieces) > 1:
+            data = marker.join([pieces[0], *(p[_closing_quote(p):] for p in pieces[1:])])
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPage:
+    items: list[tuple[str, bytes]]
+    """(id, the item's JSON bytes as listed) for each listed object that has an id"""
+    fields: dict[str, Any]
+    """the page's other top-level values that were asked for (a next-page token…)"""
+    skipped: int = 0
+    """listed entries that are not objects or have no id"""
+
+
+@functools.cache
+def _decoders(list_key: str, id_key: str, fields: tuple[str, ...]) -> tuple[msgspec.json.Decoder[Any], ...]:
+    """A decoder of the page that keeps each listed item as raw bytes (no Python objects
+    built for it) and one that reads only an item's id."""
+    names = {"items": list_key, **{f"f{i}": name for i, name in enumerate(fields)}}
+    page = msgspec.defstruct(
+        "ListedPageBody",
+        [("items", list[msgspec.Raw] | None, None), *((f"f{i}", Any, None) for i in range(len(fields)))],
+        rename=names,
+    )
+    item = msgspec.defstruct("ListedItemId", [("id", str | int | None, None)], rename={"id": id_key})
+    return msgspec.json.Decoder(page), msgspec.json.Decoder(item)
+
+
+def split_page(body: bytes, list_key: str, id_key: str, fields: Sequence[str] = ()) -> ListedPage:
+    """The items of `body[list_key]`. Raises ValueError when the body is not a JSON object
+    or `list_key` is not a list (missing or null is an empty page)."""
+    page_decoder, item_decoder = _decoders(list_key, id_key, tuple(fields))
+    try:
+        page = page_decoder.decode(body)
+    except msgspec.DecodeError as exc:  # ValidationError included: a wrong shape
+        raise ValueError(str(exc)) from None
+    out = {name: getattr(page, f"f{i}") for i, name in enumerate(fields)}
+    items: list[tuple[str, bytes]] = []
+    skipped = 0
+    for raw in page.items or ():
+        try:
+            ident = item_decoder.decode(raw).id
+        except msgspec.DecodeError:  # not an object, or an id that is neither text nor a number
+            ident = None
+        if ident is None or ident == "" or isinstance(ident, bool):
+            skipped += 1
+            continue
+        items.append((str(ident), bytes(raw)))
+    return ListedPage(items, out, skipped)

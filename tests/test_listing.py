@@ -1,0 +1,58 @@
+"""Listed pages as item bytes (providers/listing.py): volatile values blanked wherever
+they occur, escaped quotes respected; items without an id skipped and counted. Pure."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from providers.listing import blank_values, split_page
+
+
+def test_blanks_every_value_of_the_named_keys_at_any_depth() -> None:
+    page = orjson.dumps({"asset_preview_url": "https://s3/x?sig=1", "layers_info": [
+        {"layer_name": "a", "layer_url": "https://s3/a?sig=2"}, {"layer_url": "https://s3/b?sig=3"}]})
+    blanked = blank_values(page, ["asset_preview_url", "layer_url"])
+    assert orjson.loads(blanked) == {"asset_preview_url": "", "layers_info": [
+        {"layer_name": "a", "layer_url": ""}, {"layer_url": ""}]}
+
+
+def test_an_escaped_quote_inside_a_value_does_not_end_it() -> None:
+    page = orjson.dumps([{"layer_url": 'a"b\\', "keep": 'x\\"y'}, {"layer_url": '\\"'}])
+    assert orjson.loads(blank_values(page, ["layer_url"])) == [{"layer_url": "", "keep": 'x\\"y'}, {"layer_url": ""}]
+
+
+def test_other_keys_and_non_string_values_are_left_alone() -> None:
+    page = b'{"layer_url":null,"my_layer_url":"kept","x":"layer_url"}'
+    assert blank_values(page, ["layer_url"]) == page
+
+
+def test_an_unterminated_value_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        blank_values(b'{"layer_url":"abc', ["layer_url"])
+
+
+def test_items_come_back_as_their_bytes_with_their_ids() -> None:
+    orders = [{"order_id": "o-1", "n": [1, {"order_id": "inner"}]}, {"order_id": 7, "s": "é"}]
+    body = orjson.dumps({"order_stats": {"a": 1}, "orders": orders, "next_page_token": "tok"})
+    page = split_page(body, "orders", "order_id", ["next_page_token"])
+    assert [(i, orjson.loads(raw)) for i, raw in page.items] == [("o-1", orders[0]), ("7", orders[1])]
+    assert page.fields == {"next_page_token": "tok"} and page.skipped == 0
+
+
+def test_entries_that_are_not_objects_or_have_no_id_are_skipped_and_counted() -> None:
+    body = orjson.dumps({"orders": [3, {"x": 1}, {"order_id": ""}, {"order_id": True}, {"order_id": "ok"}]})
+    page = split_page(body, "orders", "order_id", ["next_page_token"])
+    assert [i for i, _ in page.items] == ["ok"] and page.skipped == 4
+    assert page.fields == {"next_page_token": None}
+
+
+@pytest.mark.parametrize("body", [b"[1]", b'{"orders": 3}', b"{bad", b""])
+def test_a_page_of_the_wrong_shape_is_an_error(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        split_page(body, "orders", "order_id")
+
+
+def test_a_missing_or_null_list_is_an_empty_page() -> None:
+    assert split_page(b'{"orders": null}', "orders", "order_id").items == []
+    assert split_page(b"{}", "orders", "order_id").items == []
