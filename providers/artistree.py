@@ -37,7 +37,8 @@ TERMINAL = frozenset({"Human Certified", "Failed", "Unsupported File"})
 CRITICAL = frozenset({"Failed", "Unsupported File", "Action Required"})
 VOLATILE_TOP = ("asset_preview_url",)
 VOLATILE_ANYWHERE = ("asset_preview_url", "layer_url")
-"""presigned wherever they occur: blanked in listed pages before the items are compared"""
+"""presigned wherever they occur (the top level and `layers_info[]`): blanked in fetched
+bodies and listed pages before their fingerprints are compared"""
 
 
 class ArtistreeSettings(ProviderSettings):
@@ -82,8 +83,13 @@ class ArtistreeProvider(Provider):
             raise Unauthorized("artistree: token endpoint answered without an access_token")
         return data["access_token"], float(data.get("expires_in") or 3600)
 
+    fingerprint_blanks = VOLATILE_ANYWHERE
+
     async def fetch(self, ref: ResourceRef) -> Any:
-        return await self.get_json(f"{self.base_url}/v1/orders/{quote(ref.id, safe='')}")
+        return self.parse(await self.fetch_body(ref))
+
+    async def fetch_body(self, ref: ResourceRef) -> bytes:
+        return await self.get_bytes(f"{self.base_url}/v1/orders/{quote(ref.id, safe='')}")
 
     async def scan(self, ref: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[list[ScanItem]]:
         project_id = spec.get("project_id") or ref.id

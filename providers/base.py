@@ -148,9 +148,19 @@ class Provider(ABC):
 
     # ---- what a provider implements -------------------------------------------------
 
+    fingerprint_blanks: ClassVar[tuple[str, ...] | None] = None
+    """Keys whose string values are volatile wherever they occur in a payload (presigned
+    URLs). When set, `fetch_body` gives the raw body, the poller fingerprints it with these
+    values blanked, and a body whose fingerprint matches the last one is unchanged without
+    a parse. Left None, every poll parses, normalizes and digests."""
+
     @abstractmethod
     async def fetch(self, ref: ResourceRef) -> Any:
         """The parsed payload of one resource. Raises a ProviderError subclass."""
+
+    async def fetch_body(self, ref: ResourceRef) -> bytes:
+        """The raw body of one resource, for providers that set `fingerprint_blanks`."""
+        raise NotImplementedError(f"{self.name} does not fetch raw bodies")
 
     @abstractmethod
     def normalize(self, ref: ResourceRef, payload: Any) -> Snapshot:

@@ -29,7 +29,7 @@ from providers.base import (
 from tasks import keys
 from tasks.backoff import poll_backoff
 from tasks.diff import diff
-from tasks.digest import canonical, digest, fingerprint
+from tasks.digest import body_fingerprint, canonical, digest, fingerprint
 from tasks.events import build_events
 from tasks.limits import ProviderLimits, Reservation
 from tasks.model import Event, ResourceRef, Snapshot
@@ -104,6 +104,18 @@ async def read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
                 await ahead
 
 
+def _unchanged_body_due(
+    provider: Provider, meta: WatchMeta, state: ResourceState | None, fp: str, now: float
+) -> float | None:
+    """The next due time of a resource whose fetched body has the fingerprint of its last
+    poll: unchanged without a parse. None when that cannot be decided without one (no
+    fingerprint or terminal flag stored yet, a different body, or polling should stop)."""
+    if state is None or state.terminal is None or not fp or state.preview != fp:
+        return None
+    return next_poll_at(now, interval=meta.interval, terminal=state.terminal, changed_at=state.changed_at,
+                        settings=provider.settings)
+
+
 class Poller:
     def __init__(
         self,
@@ -171,7 +183,18 @@ class Poller:
                 self._failed(provider, ref, meta, state, fails, result, plan, now)
                 continue
             try:
-                observed.append((self._observe(provider, ref, result), meta, state))
+                if isinstance(result, bytes):
+                    fp = body_fingerprint(result, provider.fingerprint_blanks or ())
+                    due = _unchanged_body_due(provider, meta, state, fp, now)
+                    if due is not None:
+                        plan.outcomes[PollOutcome.UNCHANGED] += 1
+                        plan.reschedule[ref.key] = due
+                    else:
+                        obs = self._observe(provider, ref, provider.parse(result))
+                        obs.preview = fp
+                        observed.append((obs, meta, state))
+                else:
+                    observed.append((self._observe(provider, ref, result), meta, state))
             except MalformedPayload as exc:
                 self._failed(provider, ref, meta, state, fails, exc, plan, now)
                 continue
@@ -180,20 +203,24 @@ class Poller:
                 plan.clear_errors.append(ref.key)
         await self._plan_observed(provider, observed, plan, now, schedule=True)
 
-    async def _fetch_all(self, provider: Provider, refs: Sequence[ResourceRef], slots: Reservation) -> list[Any]:
-        """Payloads (or ProviderErrors) of `refs`, in order. A few lanes, each holding one of
+    async def _fetch_all(
+        self, provider: Provider, refs: Sequence[ResourceRef], slots: Reservation, *, previews: bool = False
+    ) -> list[Any]:
+        """Payloads (or ProviderErrors) of `refs`, in order: raw bodies for a provider that
+        fingerprints them (`fingerprint_blanks`), unless for a preview scan. A few lanes, each holding one of
         the provider's concurrency permits, take the next resource until none is left: one
         task and one semaphore wait per lane rather than per resource, which the event
         loop felt at thousands of resources in flight."""
         results: list[Any] = [None] * len(refs)
         todo = iter(enumerate(refs))
+        raw = provider.fingerprint_blanks is not None and not previews
 
         async def lane() -> None:
             async with self._semaphores[provider.name]:
                 for i, ref in todo:
                     await self.limits.wait_for_slot(slots, i)
                     try:
-                        results[i] = await provider.fetch(ref)
+                        results[i] = await (provider.fetch_body(ref) if raw else provider.fetch(ref))
                     except ProviderError as exc:
                         results[i] = exc
 
@@ -220,14 +247,16 @@ class Poller:
         for obs, meta, state in observed:
             if state is not None and state.digest == obs.digest:
                 plan.outcomes[PollOutcome.UNCHANGED] += 1
-                if obs.preview and obs.preview != state.preview:
-                    # remember the summary's digest, so the next scan does not fetch it again
-                    same = ResourceState(state.digest, state.seq, state.changed_at, obs.preview)
+                info = provider.describe(obs.ref, obs.snapshot) if schedule else None
+                terminal = info.terminal if info is not None else state.terminal
+                if obs.preview and (obs.preview != state.preview or terminal != state.terminal):
+                    # remember the fingerprint, so that the next look needs no fetch or no parse
+                    same = ResourceState(state.digest, state.seq, state.changed_at, obs.preview, terminal)
                     plan.commits.append(Commit(obs.ref, state, same, pack_snapshot(obs.canonical), "-", []))
                     plan.outcomes_of_commits.append(PollOutcome.UNCHANGED)
                     plan.outcomes[PollOutcome.UNCHANGED] -= 1
-                if schedule:
-                    info = provider.describe(obs.ref, obs.snapshot)
+                    state = same
+                if info is not None:
                     due = next_poll_at(
                         now,
                         interval=meta.interval,
@@ -252,7 +281,8 @@ class Poller:
                 outcome = PollOutcome.CHANGED
                 base_seq = state.seq
             events = build_events(obs.ref, info, drafts, base_seq=base_seq, now=now, snapshot=obs.snapshot)
-            new_state = ResourceState(obs.digest, base_seq + len(events), now, obs.preview)
+            new_state = ResourceState(obs.digest, base_seq + len(events), now, obs.preview,
+                                      info.terminal if schedule and obs.preview else None)
             due_at: float | str | None = "-"
             if schedule:
                 due_at = next_poll_at(
@@ -384,7 +414,7 @@ class Poller:
         if not stale:
             return []
         slots = await self.limits.reserve(provider.name, len(stale), provider.settings.requests_per_second)
-        results = await self._fetch_all(provider, [item.ref for item, _ in stale], slots)
+        results = await self._fetch_all(provider, [item.ref for item, _ in stale], slots, previews=True)
         observed = []
         for (item, preview), result in zip(stale, results, strict=True):
             try:

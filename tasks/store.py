@@ -90,11 +90,17 @@ class ResourceState:
     seq: int
     changed_at: float
     preview: str = ""
-    """digest of the list page's summary, for scans that compare previews"""
+    """a fingerprint of what was last seen before parsing: a preview scan's summary digest,
+    or a listed item's or a fetched body's bytes (volatile values blanked)"""
+    terminal: bool | None = None
+    """whether the snapshot is in a terminal state, when a poll recorded it: lets a poll
+    whose body fingerprint matches reschedule without parsing"""
 
     @property
     def token(self) -> str:
         base = f"{self.digest}|{self.seq}|{int(self.changed_at)}"
+        if self.terminal is not None:
+            return f"{base}|{self.preview}|{'t' if self.terminal else 'o'}"
         return f"{base}|{self.preview}" if self.preview else base
 
     @classmethod
@@ -103,7 +109,8 @@ class ResourceState:
             return None
         text = raw.decode() if isinstance(raw, bytes) else raw
         digest, seq, changed_at, *rest = text.split("|")
-        return cls(digest, int(seq), float(changed_at), rest[0] if rest else "")
+        terminal = {"t": True, "o": False}.get(rest[1]) if len(rest) > 1 else None
+        return cls(digest, int(seq), float(changed_at), rest[0] if rest else "", terminal)
 
 
 @dataclass(slots=True)
@@ -241,12 +248,13 @@ class Store:
         return [ResourceState.parse(s) for s in await self.redis.hmget(keys.STATE, list(rkeys))]  # type: ignore[misc]
 
     async def listed_unchanged(self, rkeys: Sequence[str], fingerprints: Sequence[str]) -> list[bool]:
-        """Whether each resource's state ends with that listing fingerprint: the cheap
-        check of a scan, without parsing the states."""
+        """Whether each resource's state holds that listing fingerprint as its preview: the
+        cheap check of a scan, without building the states."""
         if not rkeys:
             return []
         raw = await self.redis.hmget(keys.STATE, list(rkeys))  # type: ignore[misc]
-        return [r is not None and r.endswith(b"|" + fp.encode()) for r, fp in zip(raw, fingerprints, strict=True)]
+        return [r is not None and r.split(b"|", 4)[3:4] == [fp.encode()]
+                for r, fp in zip(raw, fingerprints, strict=True)]
 
     async def snapshots(self, rkeys: Sequence[str]) -> list[Snapshot | None]:
         if not rkeys:

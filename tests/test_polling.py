@@ -18,7 +18,7 @@ from tasks import keys
 from tasks.limits import ProviderLimits
 from tasks.model import ResourceRef
 from tasks.poll import Poller, PollOutcome
-from tasks.store import Store, WatchMeta
+from tasks.store import ResourceState, Store, WatchMeta
 
 
 @pytest.fixture
@@ -190,19 +190,74 @@ async def test_a_scan_baselines_every_order_then_sees_changes(
     assert event["resource"]["id"] == ids[7] and event["data"]["to"] == "Failed"
 
 
+def count_parses(poller: Poller) -> list[bytes]:
+    provider = poller.providers["artistree"]
+    parsed: list[bytes] = []
+    parse = provider.parse
+    provider.parse = lambda body: parsed.append(body) or parse(body)  # type: ignore[method-assign]
+    return parsed
+
+
+async def test_a_poll_whose_body_fingerprint_matches_is_unchanged_without_a_parse(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """The presigned URLs differ in every answer; they are blanked before the fingerprint."""
+    poller = make_poller(sim, redis, session)
+    rkeys = await watched(poller, sim, 3)
+    await poller.poll(rkeys)
+    parsed = count_parses(poller)
+    sim["artistree"].rotate_presigned_urls(ResourceRef.parse(rkeys[0]).id)
+    assert (await poller.poll(rkeys))[PollOutcome.UNCHANGED] == 3
+    assert parsed == []
+    sim["artistree"].set_state(ResourceRef.parse(rkeys[1]).id, "Failed")
+    outcomes = await poller.poll(rkeys)
+    assert (outcomes[PollOutcome.CHANGED], outcomes[PollOutcome.UNCHANGED]) == (1, 2)
+    assert [orjson.loads(p)["order_id"] for p in parsed] == [ResourceRef.parse(rkeys[1]).id]
+
+
+async def test_the_fast_path_keeps_a_terminal_order_on_its_slow_tail(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, terminal_tail=86400, terminal_interval=3600)
+    (rkey,) = await watched(poller, sim, 1)
+    await poller.poll([rkey])
+    sim["artistree"].set_state(ResourceRef.parse(rkey).id, "Failed")
+    await poller.poll([rkey])
+    parsed = count_parses(poller)
+    assert (await poller.poll([rkey]))[PollOutcome.UNCHANGED] == 1
+    assert parsed == []
+    due = await redis.zscore(keys.DUE, rkey)
+    assert due is not None and due > time.time() + 3000
+
+
+async def test_a_state_without_a_fingerprint_is_parsed_once_then_fingerprinted(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """States written before fingerprints (digest|seq|changed_at) still work."""
+    poller = make_poller(sim, redis, session)
+    (rkey,) = await watched(poller, sim, 1)
+    await poller.poll([rkey])
+    state = ResourceState.parse(await redis.hget(keys.STATE, rkey))
+    assert state is not None and state.preview and state.terminal is False
+    await redis.hset(keys.STATE, rkey, f"{state.digest}|{state.seq}|{int(state.changed_at)}")
+    parsed = count_parses(poller)
+    assert (await poller.poll([rkey]))[PollOutcome.UNCHANGED] == 1
+    assert len(parsed) == 1
+    assert (await poller.poll([rkey]))[PollOutcome.UNCHANGED] == 1
+    assert len(parsed) == 1
+    assert await redis.xlen(keys.OUTBOX) == 0
+
+
 async def test_a_scan_parses_only_the_listed_orders_whose_bytes_changed(
     redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
 ) -> None:
     """Presigned URLs differ in every listing; they are blanked before the comparison."""
     poller = make_poller(sim, redis, session, page_size=100)
-    provider = poller.providers["artistree"]
     ids = sim["artistree"].add_many(250)
     scan = ResourceRef("artistree", "scan", "project_id=All Projects").key
     await poller.store.add_watches([(scan, WatchMeta(interval=60, scan={"project_id": "All Projects"}))])
     await poller.poll([scan])
-    parsed: list[bytes] = []
-    parse = provider.parse
-    provider.parse = lambda body: parsed.append(body) or parse(body)  # type: ignore[method-assign]
+    parsed = count_parses(poller)
     assert (await poller.poll([scan]))[PollOutcome.UNCHANGED] == 250
     assert parsed == []
     sim["artistree"].set_state(ids[3], "Reviewed")

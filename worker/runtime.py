@@ -121,8 +121,10 @@ class Runtime:
 
     def _time_fetches(self, provider: Provider) -> None:
         """Time every fetch of `provider` into the poll latency histogram. The recorder is
-        in memory; `poll` flushes it with the batch's counters, in the same round trip."""
-        fetch = provider.fetch
+        in memory; `poll` flushes it with the batch's counters, in the same round trip.
+        A provider that fetches raw bodies has `fetch_body` timed (its `fetch` calls it)."""
+        attr = "fetch_body" if provider.fingerprint_blanks is not None else "fetch"
+        fetch = getattr(provider, attr)
         recorder, name = self.latency, provider.name
 
         async def timed_fetch(ref: ResourceRef) -> Any:
@@ -132,7 +134,7 @@ class Runtime:
             finally:
                 recorder.observe("poll", name, time.perf_counter() - started)
 
-        provider.fetch = timed_fetch  # type: ignore[method-assign]
+        setattr(provider, attr, timed_fetch)
 
     def _count_events(self, events: list[Event]) -> None:
         for event in events:
