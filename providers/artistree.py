@@ -36,6 +36,9 @@ STATES = ("In Progress", "Human Certified", "Action Required", "Reviewed", "Fail
 TERMINAL = frozenset({"Human Certified", "Failed", "Unsupported File"})
 CRITICAL = frozenset({"Failed", "Unsupported File", "Action Required"})
 VOLATILE_TOP = ("asset_preview_url",)
+LIST_READ_BUFSIZE = 4 << 20
+"""a list page of 1,000 orders is about 2.7 MB: let the next one arrive whole while the
+current one is compared"""
 VOLATILE_ANYWHERE = ("asset_preview_url", "layer_url")
 """presigned wherever they occur (the top level and `layers_info[]`): blanked in fetched
 bodies and listed pages before their fingerprints are compared"""
@@ -109,7 +112,7 @@ class ArtistreeProvider(Provider):
                 ]
                 token = page.get("next_page_token")
             else:
-                body = await self.get_bytes(f"{self.base_url}/v1/orders", params=params)
+                body = await self.get_bytes(f"{self.base_url}/v1/orders", params=params, read_bufsize=LIST_READ_BUFSIZE)
                 try:
                     listed = split_page(blank_values(body, VOLATILE_ANYWHERE), "orders", "order_id",
                                         ("next_page_token",))

@@ -268,7 +268,12 @@ class Provider(ABC):
         body = await self.get_bytes(url, params=params)
         return self.parse(body)
 
-    async def get_bytes(self, url: str, *, params: Mapping[str, str] | None = None) -> bytes:
+    async def get_bytes(
+        self, url: str, *, params: Mapping[str, str] | None = None, read_bufsize: int | None = None
+    ) -> bytes:
+        """`read_bufsize`: how much of the body may arrive while nobody reads it (aiohttp
+        pauses the socket at twice this; its default, 64 KiB, stalls a multi-megabyte list
+        page that is fetched ahead while the page before it is compared)."""
         used: str | None = None
         for attempt in (0, 1):
             headers = await self.auth_headers()
@@ -280,6 +285,7 @@ class Provider(ABC):
                     params=params,
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+                    read_bufsize=read_bufsize,
                 ) as resp:
                     body = await resp.read()
                     status = resp.status
