@@ -56,3 +56,12 @@ def test_a_page_of_the_wrong_shape_is_an_error(body: bytes) -> None:
 def test_a_missing_or_null_list_is_an_empty_page() -> None:
     assert split_page(b'{"orders": null}', "orders", "order_id").items == []
     assert split_page(b"{}", "orders", "order_id").items == []
+
+
+def test_keys_with_a_common_suffix_and_without_one_are_all_blanked() -> None:
+    page = b'{"image_url":"kept","layer_url":"x","asset_preview_url":"y","signature":"z","a":"1"}'
+    assert blank_values(page, ["asset_preview_url", "layer_url"]) == \
+        b'{"image_url":"kept","layer_url":"","asset_preview_url":"","signature":"z","a":"1"}'
+    assert blank_values(page, ["signature", "layer_url", "a"]) == \
+        b'{"image_url":"kept","layer_url":"","asset_preview_url":"y","signature":"","a":""}'
+    assert blank_values(page, []) == page
