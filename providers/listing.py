@@ -114,7 +114,14 @@ def split_page(body: bytes, list_key: str, id_key: str, fields: Sequence[str] = 
     out = {name: getattr(page, f"f{i}") for i, name in enumerate(fields)}
     items: list[tuple[str, bytes]] = []
     skipped = 0
+    lead = b'{"' + id_key.encode() + b'":"'
     for raw in page.items or ():
+        item = bytes(raw)
+        if item.startswith(lead):  # the usual shape: the id first, a plain string
+            end = item.find(b'"', len(lead))
+            if end > len(lead) and b"\\" not in item[len(lead) : end]:
+                items.append((item[len(lead) : end].decode(), item))
+                continue
         try:
             ident = item_decoder.decode(raw).id
         except msgspec.DecodeError:  # not an object, or an id that is neither text nor a number
@@ -122,5 +129,5 @@ def split_page(body: bytes, list_key: str, id_key: str, fields: Sequence[str] = 
         if ident is None or ident == "" or isinstance(ident, bool):
             skipped += 1
             continue
-        items.append((str(ident), bytes(raw)))
+        items.append((str(ident), item))
     return ListedPage(items, out, skipped)

@@ -65,3 +65,9 @@ def test_keys_with_a_common_suffix_and_without_one_are_all_blanked() -> None:
     assert blank_values(page, ["signature", "layer_url", "a"]) == \
         b'{"image_url":"kept","layer_url":"","asset_preview_url":"y","signature":"","a":""}'
     assert blank_values(page, []) == page
+
+
+def test_an_id_with_an_escape_or_not_first_is_still_read_exactly() -> None:
+    body = b'{"orders":[{"order_id":"a\\\\b"},{"x":1,"order_id":"late"},{"order_id":"\\u00e9"}]}'
+    page = split_page(body, "orders", "order_id")
+    assert [i for i, _ in page.items] == ["a\\b", "late", "\u00e9"]
