@@ -44,6 +44,14 @@ def make_poller(sim: Simulator, redis: aioredis.Redis, session: aiohttp.ClientSe
     return Poller(Store(redis), {"artistree": ArtistreeProvider(cfg, session)})
 
 
+async def scan_watch(poller: Poller, **spec: str) -> str:
+    """A scan watch of the whole organization (plus `spec`); returns its rkey."""
+    spec = {"project_id": "All Projects", **spec}
+    scan = ResourceRef("artistree", "scan", "&".join(f"{k}={v}" for k, v in sorted(spec.items()))).key
+    await poller.store.add_watches([(scan, WatchMeta(interval=60, scan=spec))])
+    return scan
+
+
 async def watched(poller: Poller, sim: Simulator, n: int, interval: float = 60) -> list[str]:
     ids = [sim["artistree"].add_order()["order_id"] for _ in range(n)]
     rkeys = [ResourceRef("artistree", "order", i).key for i in ids]
@@ -178,8 +186,7 @@ async def test_a_scan_baselines_every_order_then_sees_changes(
 ) -> None:
     poller = make_poller(sim, redis, session, page_size=100)
     ids = sim["artistree"].add_many(250)
-    scan = ResourceRef("artistree", "scan", "project_id=All Projects").key
-    await poller.store.add_watches([(scan, WatchMeta(interval=60, scan={"project_id": "All Projects"}))])
+    scan = await scan_watch(poller)
     assert (await poller.poll([scan]))[PollOutcome.BASELINE] == 250
     assert await redis.xlen(keys.OUTBOX) == 0
     sim["artistree"].set_state(ids[7], "Failed")
@@ -254,8 +261,7 @@ async def test_a_scan_parses_only_the_listed_orders_whose_bytes_changed(
     """Presigned URLs differ in every listing; they are blanked before the comparison."""
     poller = make_poller(sim, redis, session, page_size=100)
     ids = sim["artistree"].add_many(250)
-    scan = ResourceRef("artistree", "scan", "project_id=All Projects").key
-    await poller.store.add_watches([(scan, WatchMeta(interval=60, scan={"project_id": "All Projects"}))])
+    scan = await scan_watch(poller)
     await poller.poll([scan])
     parsed = count_parses(poller)
     assert (await poller.poll([scan]))[PollOutcome.UNCHANGED] == 250
@@ -273,9 +279,7 @@ async def test_a_preview_scan_fetches_full_details_only_for_what_changed(
 ) -> None:
     poller = make_poller(sim, redis, session, page_size=100)
     ids = sim["artistree"].add_many(250)
-    spec = {"project_id": "All Projects", "preview": "true"}
-    scan = ResourceRef("artistree", "scan", "preview=true&project_id=All Projects").key
-    await poller.store.add_watches([(scan, WatchMeta(interval=60, scan=spec))])
+    scan = await scan_watch(poller, preview="true")
     assert (await poller.poll([scan]))[PollOutcome.BASELINE] == 250
     before = sim.requests["artistree"]
     assert (await poller.poll([scan]))[PollOutcome.UNCHANGED] == 250
