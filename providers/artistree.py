@@ -17,11 +17,13 @@ import aiohttp
 from pydantic import Field, SecretStr
 
 from providers.base import (
+    ListedItems,
     MalformedPayload,
     Provider,
     ProviderSettings,
     ResourceInfo,
     ScanItem,
+    ScanPage,
     Unauthorized,
     Unavailable,
 )
@@ -94,7 +96,7 @@ class ArtistreeProvider(Provider):
     async def fetch_body(self, ref: ResourceRef) -> bytes:
         return await self.get_bytes(f"{self.base_url}/v1/orders/{quote(ref.id, safe='')}")
 
-    async def scan(self, ref: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[list[ScanItem]]:
+    async def scan(self, ref: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[ScanPage]:
         project_id = spec.get("project_id") or ref.id
         preview = str(spec.get("preview", "false")).lower() in ("1", "true", "yes")
         params = {"project_id": project_id, "limit": str(self.settings.page_size)}
@@ -121,7 +123,7 @@ class ArtistreeProvider(Provider):
                 if listed.skipped:
                     log.warning("artistree: %d listed orders of %s are not objects with an order_id",
                                 listed.skipped, ref.key, extra={"rkey": ref.key})
-                yield [ScanItem(ResourceRef(self.name, "order", oid), None, listing=raw) for oid, raw in listed.items]
+                yield ListedItems("order", listed.items)
                 token = listed.fields["next_page_token"]
             if not token:
                 return

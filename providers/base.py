@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
 
 __all__ = [
+    "ListedItems",
     "MalformedPayload",
     "NotFound",
     "Provider",
@@ -30,6 +31,7 @@ __all__ = [
     "RateLimited",
     "ResourceInfo",
     "ScanItem",
+    "ScanPage",
     "Unauthorized",
     "Unavailable",
     "parse_retry_after",
@@ -96,14 +98,27 @@ class ResourceInfo:
 @dataclass(frozen=True, slots=True)
 class ScanItem:
     """One resource of a listed page. With `preview`, the payload is a lightweight summary:
-    the poller compares its digest and fetches full details only for what changed. With
-    `listing` (the item's JSON bytes, volatile values blanked; payload None), the poller
-    compares a fingerprint of those bytes and parses only the items that changed."""
+    the poller compares its digest and fetches full details only for what changed."""
 
     ref: ResourceRef
     payload: Any
     preview: bool = False
-    listing: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedItems:
+    """A listed page kept as bytes (providers/listing.py): each resource's id and its JSON
+    as listed, volatile values blanked. The poller compares a fingerprint of each item's
+    bytes and parses only the items that changed; nothing is built per unchanged item."""
+
+    kind: str
+    items: list[tuple[str, bytes]]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+ScanPage = list[ScanItem] | ListedItems
 
 
 @dataclass(slots=True)
@@ -174,7 +189,7 @@ class Provider(ABC):
         self, ref: ResourceRef, old: Snapshot, new: Snapshot, changes: list[Change]
     ) -> list[EventDraft]: ...
 
-    async def scan(self, ref: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[list[ScanItem]]:
+    async def scan(self, ref: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[ScanPage]:
         """Pages of the resources of a collection. Providers that list override this."""
         raise NotImplementedError(f"{self.name} cannot scan")
         yield []  # pragma: no cover

@@ -48,7 +48,12 @@ class ResourceRef:
 
     @property
     def key(self) -> str:
-        return f"{self.provider}:{self.kind}:{self.id}"
+        return self.key_of(self.provider, self.kind, self.id)
+
+    @staticmethod
+    def key_of(provider: str, kind: str, rid: str) -> str:
+        """The rkey of a resource, without building its ResourceRef."""
+        return f"{provider}:{kind}:{rid}"
 
     @classmethod
     def parse(cls, rkey: str) -> ResourceRef:

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from providers.base import (
+    ListedItems,
     MalformedPayload,
     NotFound,
     Provider,
     ProviderError,
     RateLimited,
     ScanItem,
+    ScanPage,
     Unauthorized,
     Unavailable,
 )
@@ -359,16 +361,16 @@ class Poller:
         plan.reschedule[ref.key] = now + meta.interval
 
     async def _plan_scan_page(
-        self, provider: Provider, page: list[ScanItem], meta: WatchMeta, plan: _Plan, now: float
+        self, provider: Provider, page: ScanPage, meta: WatchMeta, plan: _Plan, now: float
     ) -> None:
         observed: list[_Observed] = []
         previews: list[tuple[ScanItem, str]] = []
-        listings: list[tuple[ScanItem, str]] = []
+        if isinstance(page, ListedItems):
+            observed = await self._parse_changed_listings(provider, page, plan)
+            page = []
         for item in page:
             try:
-                if item.listing is not None:
-                    listings.append((item, fingerprint(item.listing)))
-                elif item.preview:
+                if item.preview:
                     previews.append((item, digest(canonical(provider.normalize_preview(item.ref, item.payload)))))
                 else:
                     observed.append(self._observe(provider, item.ref, item.payload))
@@ -377,28 +379,28 @@ class Poller:
                 log.warning("scan item %s: malformed: %s", item.ref.key, exc, extra={"rkey": item.ref.key})
         if previews:
             observed.extend(await self._fetch_changed_previews(provider, previews, plan))
-        if listings:
-            observed.extend(await self._parse_changed_listings(provider, listings, plan))
         states = await self.store.states([o.ref.key for o in observed])
         await self._plan_observed(
             provider, [(o, meta, s) for o, s in zip(observed, states, strict=True)], plan, now, schedule=False
         )
 
-    async def _parse_changed_listings(
-        self, provider: Provider, listings: list[tuple[ScanItem, str]], plan: _Plan
-    ) -> list[_Observed]:
+    async def _parse_changed_listings(self, provider: Provider, page: ListedItems, plan: _Plan) -> list[_Observed]:
         """The listed items whose fingerprint differs from the one stored with their state
         (or that are new), parsed and normalized; the rest are unchanged without a parse."""
-        same = await self.store.listed_unchanged([item.ref.key for item, _ in listings], [fp for _, fp in listings])
-        stale = [listed for listed, unchanged in zip(listings, same, strict=True) if not unchanged]
-        plan.outcomes[PollOutcome.UNCHANGED] += len(listings) - len(stale)
+        fps = [fingerprint(raw) for _, raw in page.items]
+        rkeys = [ResourceRef.key_of(provider.name, page.kind, rid) for rid, _ in page.items]
+        same = await self.store.listed_unchanged(rkeys, fps)
         observed = []
-        for item, fp in stale:
+        for (rid, raw), fp, unchanged in zip(page.items, fps, same, strict=True):
+            if unchanged:
+                plan.outcomes[PollOutcome.UNCHANGED] += 1
+                continue
+            ref = ResourceRef(provider.name, page.kind, rid)
             try:
-                obs = self._observe(provider, item.ref, provider.parse(item.listing or b""))
+                obs = self._observe(provider, ref, provider.parse(raw))
             except MalformedPayload as exc:
                 plan.outcomes[PollOutcome.MALFORMED] += 1
-                log.warning("scan item %s: malformed: %s", item.ref.key, exc, extra={"rkey": item.ref.key})
+                log.warning("scan item %s: malformed: %s", ref.key, exc, extra={"rkey": ref.key})
                 continue
             obs.preview = fp
             observed.append(obs)

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from providers.artistree import ArtistreeProvider, ArtistreeSettings
-from providers.base import MalformedPayload, NotFound, RateLimited, Unauthorized, Unavailable
+from providers.base import ListedItems, MalformedPayload, NotFound, RateLimited, Unauthorized, Unavailable
 from simulator.artistree import ALL_PROJECTS, ArtistreeSim
 from simulator.core import Fault, Simulator
 from simulator.registry import build_simulator
@@ -216,11 +216,11 @@ async def test_scan_over_2500_orders_yields_every_one(provider: ArtistreeProvide
         async for page in provider.scan(ResourceRef("artistree", "scan", ALL_PROJECTS), {"project_id": ALL_PROJECTS})
     ]
     assert [len(p) for p in pages] == [1000, 1000, 500]
-    seen = [item.ref.id for page in pages for item in page]
+    assert all(isinstance(p, ListedItems) and p.kind == "order" for p in pages)
+    listed = [item for page in pages for item in page.items]  # type: ignore[union-attr]
+    seen = [rid for rid, _ in listed]
     assert sorted(seen) == sorted(ids) and len(set(seen)) == 2500
-    item = pages[0][0]
-    assert item.ref.kind == "order" and item.listing is not None
-    assert orjson.loads(item.listing)["order_id"] == item.ref.id
+    assert all(orjson.loads(raw)["order_id"] == rid for rid, raw in listed[:10])
     assert artistree.tokens_issued == 1
 
 
@@ -229,7 +229,7 @@ async def test_scan_of_one_project(provider: ArtistreeProvider, artistree: Artis
     artistree.add_many(4)
     theirs = artistree.add_many(3, project_id=other)
     pages = [page async for page in provider.scan(ResourceRef("artistree", "scan", other), {"project_id": other})]
-    assert sorted(item.ref.id for page in pages for item in page) == sorted(theirs)
+    assert sorted(rid for page in pages for rid, _ in page.items) == sorted(theirs)  # type: ignore[union-attr]
 
 
 # ---- classify (pure) ----------------------------------------------------------------------------

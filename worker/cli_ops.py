@@ -23,7 +23,7 @@ import typer
 from arq.connections import ArqRedis, create_pool
 
 from config import Config
-from providers.base import ScanItem
+from providers.base import ScanPage
 from tasks import keys
 from tasks.model import ResourceRef
 from tasks.store import Store, WatchMeta
@@ -307,7 +307,7 @@ async def _first_scan(cfg: Config, store: Store, rkey: str, *, show_progress: bo
         with Progress(*columns, console=console, disable=not show_progress or not console.is_terminal) as progress:
             task = progress.add_task(f"scanning {ref.provider}", total=None)
 
-            async def counted(r: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[list[ScanItem]]:
+            async def counted(r: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[ScanPage]:
                 async for page in scan(r, spec):
                     seen["pages"] += 1
                     seen["items"] += len(page)
