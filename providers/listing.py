@@ -49,6 +49,16 @@ def _common_suffix(words: Sequence[str]) -> str:
     return shortest[len(shortest) - n :]
 
 
+@functools.cache
+def _markers(keys: tuple[str, ...]) -> tuple[bytes, tuple[bytes, ...]] | None:
+    """The split marker (the keys' common suffix, `":"`) and what precedes it for each key;
+    None when the keys share no suffix. Cached: a poll blanks every body it fetches."""
+    suffix = _common_suffix(keys)
+    if not suffix:
+        return None
+    return suffix.encode() + b'":"', tuple(b'"' + k[: len(k) - len(suffix)].encode() for k in keys)
+
+
 def blank_values(data: bytes, keys: Sequence[str]) -> bytes:
     """`data` (compact JSON) with every string value of the named keys made "". Keys
     followed by whitespace before their value, or non-string values, are left as they are
@@ -59,11 +69,10 @@ def blank_values(data: bytes, keys: Sequence[str]) -> bytes:
     instead of one per key (12 → 6 ms for a 2.7 MB page)."""
     if not keys:
         return data
-    suffix = _common_suffix(keys)
-    if not suffix:
+    found = _markers(tuple(keys))
+    if found is None:
         return blank_values(blank_values(data, keys[:1]), keys[1:]) if len(keys) > 1 else data
-    marker = suffix.encode() + b'":"'
-    heads = tuple(b'"' + k[: len(k) - len(suffix)].encode() for k in keys)
+    marker, heads = found
     pieces = data.split(marker)
     if len(pieces) == 1:
         return data
