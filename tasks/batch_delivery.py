@@ -117,8 +117,11 @@ async def deliver_batch(
     started = time.monotonic()
     try:
         try:
-            async with asyncio.timeout(deadline_s):
-                await asyncio.gather(*(chain(c) for c in group_by_resource(mine)))
+            # a TaskGroup, not gather: when one chain fails, the others stop too, so that
+            # nothing is still being sent while the rest is handed over to jobs of their own
+            async with asyncio.timeout(deadline_s), asyncio.TaskGroup() as chains:
+                for items in group_by_resource(mine):
+                    chains.create_task(chain(items))
         except TimeoutError:
             log.warning("delivery batch to %s passed its deadline of %.0fs: the rest get jobs of their own",
                         destination, deadline_s)

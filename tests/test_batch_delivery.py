@@ -12,7 +12,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from notifiers.base import NotifierContext
+from notifiers.base import Delivered, NotifierContext, TransientFailure
 from notifiers.webhook import WebhookNotifier, WebhookSettings
 from tasks import keys
 from tasks.batch_delivery import BatchResult, deliver_batch, group_by_resource
@@ -122,3 +122,33 @@ async def test_a_cancelled_batch_releases_what_it_did_not_hand_over(
     assert marks == [1, 0, 0]
     again = await run(redis, hook, events, HandOvers())  # ARQ runs a cancelled job again
     assert (again.delivered, again.skipped) == (2, 1)
+
+
+class BuggyNotifier:
+    """Fails with a bug (no settings to schedule a retry from) for ord-1; slow for others."""
+
+    settings = None
+
+    def __init__(self) -> None:
+        self.cancelled: list[str] = []
+
+    async def send(self, event: Event) -> Delivered:
+        if event.rkey.endswith(":ord-1"):
+            raise TransientFailure("later")
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            self.cancelled.append(event.id)
+            raise
+        return Delivered(204)
+
+
+async def test_a_failing_chain_stops_the_others_before_everything_is_handed_over(redis: aioredis.Redis) -> None:
+    events = [failed(rid="ord-1"), failed(rid="ord-2")]
+    notifier = BuggyNotifier()
+    handed = HandOvers()
+    result = await deliver_batch(redis, notifier, "hook", [e.to_json() for e in events], handed,  # type: ignore[arg-type]
+                                 concurrency=8, deadline_s=30, keep_mark_s=60)
+    assert notifier.cancelled == [events[1].id]  # nothing still in flight once the batch returned
+    assert sorted(handed.items) == sorted([(events[0].id, None), (events[1].id, None)])
+    assert (result.delivered, result.handed_over) == (0, 2)
