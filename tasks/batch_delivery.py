@@ -4,10 +4,10 @@ A delivery job per (event, destination) caps a worker at ARQ's own job rate (abo
 trivial jobs/s here, see docs/performance.md), so the dispatcher hands each destination
 the events of one outbox read as one batch job. Each event keeps its own identity:
 
-- a *delivery mark* per (event, destination) in Redis, taken with SET NX before the send
-  and kept for `keep_mark_s`, makes a batch that runs twice (a reclaimed outbox entry) send
-  each event once; a cancelled batch (shutdown) releases the marks of what it did not
-  hand over, and ARQ runs it again;
+- a *delivery mark* per (event, destination) in Redis, leased to the batch before the send
+  and kept as "done" for `keep_mark_s` once the event is handed over, makes a second batch
+  with the same event (a reclaimed outbox entry) skip it; ARQ re-running the same batch (a
+  Redis error, a cancel) takes back the marks it had not settled;
 - events of one resource go out in order; different resources go out concurrently;
 - a transient failure becomes an ordinary `deliver` job (id `deliver:{event}:{dest}`) that
   follows the destination's retry schedule from attempt 2; permanent failures are
@@ -55,6 +55,8 @@ HandOver = Callable[[Event, float | None], Awaitable[None]]
 """Enqueue a `deliver` job for an event: (event, retry in seconds, or None for a first
 attempt)."""
 T = TypeVar("T")
+LEASE_MARGIN_S = 60
+"""A mark outlives its batch's deadline by this much before another batch may take it."""
 
 
 def group_by_resource(events: Sequence[tuple[str, str, T]]) -> list[list[tuple[str, T]]]:
@@ -65,17 +67,46 @@ def group_by_resource(events: Sequence[tuple[str, str, T]]) -> list[list[tuple[s
     return list(chains.values())
 
 
-async def _claim(redis: aioredis.Redis, event_ids: Sequence[str], destination: str, keep_s: int) -> list[bool]:
+# KEYS: the delivery marks. ARGV: owner (the batch job's id), lease seconds. A mark is
+# taken when free, or taken again by the same batch job (ARQ re-running it after a Redis
+# error or a cancel); "done" or another batch's lease is left alone. Returns 1/0 per key.
+_CLAIM = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local owner = redis.call('GET', key)
+  if not owner or owner == ARGV[1] then
+    redis.call('SET', key, ARGV[1], 'EX', tonumber(ARGV[2]))
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
+
+async def _claim(redis: aioredis.Redis, event_ids: Sequence[str], destination: str, owner: str,
+                 lease_s: int) -> list[bool]:
+    if not event_ids:
+        return []
+    marks = [keys.delivery_mark(eid, destination) for eid in event_ids]
+    claim = redis.register_script(_CLAIM)
+    return [bool(r) for r in await claim(keys=marks, args=[owner, lease_s])]
+
+
+async def _settle(redis: aioredis.Redis, destination: str, done: Sequence[str], released: Sequence[str],
+                  keep_s: int) -> None:
+    """`done`: handed over for good (sent, dead-lettered or given a job of their own), kept
+    as "done" for `keep_s`; `released`: claimed but not handed over (a cancelled batch),
+    freed so that a re-run sends them."""
+    if not done and not released:
+        return
     async with redis.pipeline(transaction=False) as pipe:
-        for eid in event_ids:
-            pipe.set(keys.delivery_mark(eid, destination), "1", nx=True, ex=keep_s)
-        return [bool(r) for r in await pipe.execute()]
-
-
-async def _release(redis: aioredis.Redis, destination: str, event_ids: Sequence[str]) -> None:
-    """Claimed but not handed over (a cancelled batch): a re-run of the batch sends them."""
-    if event_ids:
-        await redis.delete(*(keys.delivery_mark(eid, destination) for eid in event_ids))
+        for eid in done:
+            pipe.set(keys.delivery_mark(eid, destination), "done", ex=keep_s)
+        if released:
+            pipe.delete(*(keys.delivery_mark(eid, destination) for eid in released))
+        await pipe.execute()
 
 
 async def deliver_batch(
@@ -85,14 +116,16 @@ async def deliver_batch(
     events: Sequence[bytes],
     hand_over: HandOver,
     *,
+    owner: str,
     concurrency: int,
     deadline_s: float,
     keep_mark_s: int,
 ) -> BatchResult:
-    """First attempt of each event of `events` that no other run claimed."""
+    """First attempt of each event of `events` that no other batch claimed. `owner` names
+    this batch (its job id): a re-run of the same batch takes its own marks back."""
     result = BatchResult()
     parsed = [Event.from_json(raw) for raw in events]
-    claimed = await _claim(redis, [e.id for e in parsed], destination, keep_mark_s)
+    claimed = await _claim(redis, [e.id for e in parsed], destination, owner, int(deadline_s) + LEASE_MARGIN_S)
     mine = [(e.id, e.rkey, e) for e, ok in zip(parsed, claimed, strict=True) if ok]
     result.skipped = len(parsed) - len(mine)
     final: set[str] = set()
@@ -137,7 +170,7 @@ async def deliver_batch(
         result.handed_over = len(mine) - result.delivered - result.dead_lettered
     finally:
         await records.flush(redis)
-        await _release(redis, destination, [eid for eid, _, _ in mine if eid not in final])
+        await _settle(redis, destination, sorted(final), [eid for eid, _, _ in mine if eid not in final], keep_mark_s)
         log.debug("batch to %s: %d of %d sent in %.2fs", destination, result.delivered, len(events),
                   time.monotonic() - started)
     return result

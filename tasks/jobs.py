@@ -103,7 +103,7 @@ async def deliver_events(ctx: dict[str, Any], events: list[bytes], destination: 
 
     try:
         result = await deliver_batch(
-            rt.redis, rt.notifiers.get(destination), destination, events, hand_over,
+            rt.redis, rt.notifiers.get(destination), destination, events, hand_over, owner=ctx["job_id"],
             concurrency=rt.config.settings.worker.delivery_concurrency, deadline_s=BATCH_DEADLINE,
             keep_mark_s=DELIVERY_MARK_KEEP,
         )

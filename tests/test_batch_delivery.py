@@ -45,8 +45,8 @@ class HandOvers:
 
 
 async def run(redis: aioredis.Redis, hook: WebhookNotifier, events: list[Event], handed: HandOvers,
-              deadline_s: float = 30) -> BatchResult:
-    return await deliver_batch(redis, hook, "hook", [e.to_json() for e in events], handed,
+              deadline_s: float = 30, owner: str = "batch-1") -> BatchResult:
+    return await deliver_batch(redis, hook, "hook", [e.to_json() for e in events], handed, owner=owner,
                                concurrency=8, deadline_s=deadline_s, keep_mark_s=60)
 
 
@@ -60,7 +60,7 @@ async def test_a_batch_that_runs_twice_sends_each_event_once(
     events = [failed(rid=f"ord-{i}") for i in range(20)]
     handed = HandOvers()
     first = await run(redis, hook, events, handed)
-    again = await run(redis, hook, events, handed)
+    again = await run(redis, hook, events, handed, owner="batch-2")  # the same events, reclaimed
     assert (first.delivered, first.skipped) == (20, 0)
     assert (again.delivered, again.skipped) == (0, 20)
     assert sorted(ids_received(endpoint)) == sorted(e.id for e in events)
@@ -148,7 +148,22 @@ async def test_a_failing_chain_stops_the_others_before_everything_is_handed_over
     notifier = BuggyNotifier()
     handed = HandOvers()
     result = await deliver_batch(redis, notifier, "hook", [e.to_json() for e in events], handed,  # type: ignore[arg-type]
-                                 concurrency=8, deadline_s=30, keep_mark_s=60)
+                                 owner="batch-1", concurrency=8, deadline_s=30, keep_mark_s=60)
     assert notifier.cancelled == [events[1].id]  # nothing still in flight once the batch returned
     assert sorted(handed.items) == sorted([(events[0].id, None), (events[1].id, None)])
     assert (result.delivered, result.handed_over) == (0, 2)
+
+
+async def test_a_rerun_of_the_same_batch_takes_back_the_marks_it_left_behind(
+    redis: aioredis.Redis, hook: WebhookNotifier, endpoint: Endpoint
+) -> None:
+    """Marks left leased (Redis failed before the batch could settle them) do not hold
+    the events back from the re-run of the same batch job; another batch still skips them."""
+    events = [failed(rid=f"ord-{i}") for i in range(3)]
+    for e in events:
+        await redis.set(keys.delivery_mark(e.id, "hook"), "batch-1", ex=60)
+    other = await run(redis, hook, events, HandOvers(), owner="batch-2")
+    rerun = await run(redis, hook, events, HandOvers(), owner="batch-1")
+    assert (other.delivered, other.skipped) == (0, 3)
+    assert (rerun.delivered, rerun.skipped) == (3, 0)
+    assert [await redis.get(keys.delivery_mark(e.id, "hook")) for e in events] == [b"done"] * 3
