@@ -205,17 +205,15 @@ class Poller:
                 plan.clear_errors.append(ref.key)
         await self._plan_observed(provider, observed, plan, now, schedule=True)
 
-    async def _fetch_all(
-        self, provider: Provider, refs: Sequence[ResourceRef], slots: Reservation, *, previews: bool = False
-    ) -> list[Any]:
+    async def _fetch_all(self, provider: Provider, refs: Sequence[ResourceRef], slots: Reservation) -> list[Any]:
         """Payloads (or ProviderErrors) of `refs`, in order: raw bodies for a provider that
-        fingerprints them (`fingerprint_blanks`), unless for a preview scan. A few lanes, each holding one of
+        fingerprints them (`fingerprint_blanks`). A few lanes, each holding one of
         the provider's concurrency permits, take the next resource until none is left: one
         task and one semaphore wait per lane rather than per resource, which the event
         loop felt at thousands of resources in flight."""
         results: list[Any] = [None] * len(refs)
         todo = iter(enumerate(refs))
-        raw = provider.fingerprint_blanks is not None and not previews
+        raw = provider.fingerprint_blanks is not None
 
         async def lane() -> None:
             async with self._semaphores[provider.name]:
@@ -363,11 +361,20 @@ class Poller:
     async def _plan_scan_page(
         self, provider: Provider, page: ScanPage, meta: WatchMeta, plan: _Plan, now: float
     ) -> None:
-        observed: list[_Observed] = []
-        previews: list[tuple[ScanItem, str]] = []
         if isinstance(page, ListedItems):
             observed = await self._parse_changed_listings(provider, page, plan)
-            page = []
+        else:
+            observed = await self._observe_scan_items(provider, page, plan)
+        states = await self.store.states([o.ref.key for o in observed])
+        await self._plan_observed(
+            provider, [(o, meta, s) for o, s in zip(observed, states, strict=True)], plan, now, schedule=False
+        )
+
+    async def _observe_scan_items(self, provider: Provider, page: list[ScanItem], plan: _Plan) -> list[_Observed]:
+        """Listed payloads observed as they are; listed summaries compared, and the full
+        details fetched of those that changed."""
+        observed: list[_Observed] = []
+        previews: list[tuple[ScanItem, str]] = []
         for item in page:
             try:
                 if item.preview:
@@ -379,10 +386,7 @@ class Poller:
                 log.warning("scan item %s: malformed: %s", item.ref.key, exc, extra={"rkey": item.ref.key})
         if previews:
             observed.extend(await self._fetch_changed_previews(provider, previews, plan))
-        states = await self.store.states([o.ref.key for o in observed])
-        await self._plan_observed(
-            provider, [(o, meta, s) for o, s in zip(observed, states, strict=True)], plan, now, schedule=False
-        )
+        return observed
 
     async def _parse_changed_listings(self, provider: Provider, page: ListedItems, plan: _Plan) -> list[_Observed]:
         """The listed items whose fingerprint differs from the one stored with their state
@@ -416,13 +420,14 @@ class Poller:
         if not stale:
             return []
         slots = await self.limits.reserve(provider.name, len(stale), provider.settings.requests_per_second)
-        results = await self._fetch_all(provider, [item.ref for item, _ in stale], slots, previews=True)
+        results = await self._fetch_all(provider, [item.ref for item, _ in stale], slots)
         observed = []
         for (item, preview), result in zip(stale, results, strict=True):
             try:
                 if isinstance(result, ProviderError):
                     raise result
-                obs = self._observe(provider, item.ref, result)
+                payload = provider.parse(result) if isinstance(result, bytes) else result
+                obs = self._observe(provider, item.ref, payload)
             except ProviderError as exc:
                 plan.outcomes[
                     PollOutcome.ERROR if not isinstance(exc, MalformedPayload) else PollOutcome.MALFORMED

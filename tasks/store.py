@@ -108,6 +108,9 @@ class WatchMeta:
         return cls(interval=float(d["i"]), discovered=bool(d.get("d")), scan=d.get("s"), source=d.get("src", "api"))
 
 
+_TERMINAL_FLAGS = {"t": True, "o": False}
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceState:
     """The commit guard: what a resource's stored snapshot is, as of the last commit."""
@@ -135,7 +138,7 @@ class ResourceState:
             return None
         text = raw.decode() if isinstance(raw, bytes) else raw
         digest, seq, changed_at, *rest = text.split("|")
-        terminal = {"t": True, "o": False}.get(rest[1]) if len(rest) > 1 else None
+        terminal = _TERMINAL_FLAGS.get(rest[1]) if len(rest) > 1 else None
         return cls(digest, int(seq), float(changed_at), rest[0] if rest else "", terminal)
 
 
