@@ -17,7 +17,9 @@ from tasks.deliver import deliver_once
 from tasks.dispatch import DELIVER_EXPIRES, delivery_job_id
 from tasks.model import Event, ResourceRef
 
-__all__ = ["BATCH_DEADLINE", "deliver", "deliver_events", "poll_batch", "poll_scan", "schedule_due"]
+__all__ = [
+    "BATCH_DEADLINE", "DELIVERY_DEDUP_WINDOW", "deliver", "deliver_events", "poll_batch", "poll_scan", "schedule_due",
+]
 
 log = logging.getLogger("statehook.jobs")
 
@@ -25,8 +27,10 @@ SCHEDULE_TICK = 1.0
 """The scheduler's period (`schedule_due` runs every second)."""
 BATCH_DEADLINE = 120.0
 """What a delivery batch may take; what it has not attempted by then gets jobs of its own."""
-DELIVERY_MARK_KEEP = 600
-"""How long a delivery mark says "done": longer than any re-dispatch of an outbox entry."""
+DELIVERY_DEDUP_WINDOW = 600
+"""How long a delivered event stays known, as a delivery mark saying "done" and as a
+finished `deliver` job id in ARQ: longer than any re-dispatch (an outbox entry is
+reclaimed after `reclaim_idle`), short enough not to fill Redis."""
 
 
 def _batch_job_id(kind: str, provider: str, rkeys: list[str], claimed_at: float) -> str:
@@ -105,7 +109,7 @@ async def deliver_events(ctx: dict[str, Any], events: list[bytes], destination: 
         result = await deliver_batch(
             rt.redis, rt.notifiers.get(destination), destination, events, hand_over, owner=ctx["job_id"],
             concurrency=rt.config.settings.worker.delivery_concurrency, deadline_s=BATCH_DEADLINE,
-            keep_mark_s=DELIVERY_MARK_KEEP,
+            keep_mark_s=DELIVERY_DEDUP_WINDOW,
         )
     except (OSError, RedisError) as exc:
         log.warning("delivery batch to %s: %s; running it again in 5s", destination, type(exc).__name__)

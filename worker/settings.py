@@ -27,7 +27,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import Config
-from tasks.jobs import BATCH_DEADLINE, deliver, deliver_events, poll_batch, poll_scan, schedule_due
+from tasks.jobs import (
+    BATCH_DEADLINE,
+    DELIVERY_DEDUP_WINDOW,
+    deliver,
+    deliver_events,
+    poll_batch,
+    poll_scan,
+    schedule_due,
+)
 from worker.runtime import Runtime
 
 __all__ = ["SCHEDULE_NOW", "WorkerSettings", "make_worker", "redis_settings", "sentinel_settings"]
@@ -37,9 +45,6 @@ SCHEDULE_NOW = "schedule_now"
 made a resource due (the cron runs it every second): a hint is polled in milliseconds."""
 
 SCAN_TIMEOUT = 1800
-DELIVERY_DEDUP_WINDOW = 600
-"""How long a finished delivery job id stays known to ARQ: longer than any re-dispatch
-(an outbox entry is reclaimed after `reclaim_idle`), short enough not to fill Redis."""
 
 
 def sentinel_settings(url: str) -> RedisSettings:
