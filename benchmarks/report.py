@@ -97,6 +97,8 @@ def table(r: dict[str, Any]) -> str:
         ("", "two / one (each as its ratio to the raw rounds)", f"{s['scale_out']:.2f}",
          _ok("scale_out", s["scale_out"])),
         ("", "two / one (polls/s)", f"{r['scale_out']['polls_per_s'] / s['polls_per_s']:.2f}", ""),
+        ("", "two raw client processes / one (what a second process gains here)",
+         f"{s['machine_scale_out']:.2f}", ""),
         ("", "duplicate deliveries", f"{r['scale_out']['duplicates']}", ""),
     ]
     w = [max(len(row[i]) for row in rows) for i in range(4)]

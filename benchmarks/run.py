@@ -25,7 +25,7 @@ from benchmarks.infra import nginx, redis_server
 from benchmarks.latency import latency
 from benchmarks.naive import arq_jobs_per_s, naive_polls_per_s
 from benchmarks.payloads import build_orders
-from benchmarks.raw import raw_get_loop
+from benchmarks.raw import raw_get_loop, raw_get_processes
 from benchmarks.report import bench_line, histogram, machine, table, write_json
 from benchmarks.stack import write_config
 from simulator.receivers import WebhookReceiver
@@ -69,6 +69,9 @@ async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver
         async def raw() -> float:
             return await raw_get_loop(urls, concurrency=CONCURRENCY)
 
+        async def raw_two() -> float:
+            return await raw_get_processes(urls, processes=2, concurrency=CONCURRENCY)
+
         try:
             if "poll" in only:
                 say(f"1. polling throughput: {n_poll:,} watched orders, all due, one worker")
@@ -83,9 +86,10 @@ async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver
                 say(f"   naive reference {results['naive']['polls_per_s']:,.0f} polls/s")
             if "scale" in only:
                 say(f"6. scale-out: the same {n_poll:,} orders, two workers")
-                results["scale_out"] = await scenarios.polling(b, n_poll, raw, processes=2)
+                results["scale_out"] = await scenarios.polling(b, n_poll, raw, processes=2, raw_processes=raw_two)
                 say(f"   {results['scale_out']['polls_per_s']:,.0f} polls/s, "
-                    f"{results['scale_out']['duplicates']} duplicates")
+                    f"{results['scale_out']['duplicates']} duplicates; two raw client processes "
+                    f"{results['scale_out']['raw_processes_ratio']:.2f}× one")
             if "deliver" in only:
                 say(f"3. deliveries: {n_deliver:,} events to a signature-verifying receiver")
                 results["deliveries"] = await scenarios.deliveries(b, n_deliver)
@@ -143,6 +147,8 @@ def summarize(r: dict[str, Any]) -> dict[str, Any]:
     s["poll_ratio"] = poll.get("ratio", nan)
     # two workers' ratio to the raw client over one worker's: the raw rounds cancel the noise
     s["scale_out"] = scale.get("ratio", nan) / s["poll_ratio"] if s["poll_ratio"] else nan
+    # what a second process gains on this machine at all: two raw client processes over one
+    s["machine_scale_out"] = scale.get("raw_processes_ratio", nan)
     one = s["polls_per_s"]
     s["workers_per_million_at_60s"] = math.ceil(1_000_000 / 60 / one) if one == one and one else nan
     return s

@@ -86,12 +86,20 @@ async def timed_pass(
 
 
 async def polling(
-    b: Bench, n: int, raw: Callable[[], Awaitable[float]], *, processes: int, rounds: int = 3
+    b: Bench,
+    n: int,
+    raw: Callable[[], Awaitable[float]],
+    *,
+    processes: int,
+    rounds: int = 3,
+    raw_processes: Callable[[], Awaitable[float]] | None = None,
 ) -> dict[str, Any]:
     """Scenario 1 (and 6 with processes=2): `n` watched orders, all due.
 
     Each round runs the raw client loop and then statehook's pass over the same orders, back
-    to back, so that both see the same machine; the ratio is the median of the rounds'."""
+    to back, so that both see the same machine; the ratio is the median of the rounds'.
+    With `raw_processes`, each round also runs the raw loop in as many processes as there
+    are workers: what a second process gains here at all."""
     await b.reset()
     rkeys = b.rkeys(n)
     out: dict[str, Any] = {"n": n, "processes": processes}
@@ -101,10 +109,16 @@ async def polling(
         await wait_until(lambda: _reached(b.redis, POLLS + "baseline", n), 120, "baseline polls")
         out["baseline_per_s"] = n / (time.perf_counter() - t0)
         raws, polls = [], []
+        raws_many: list[float] = []
         for _ in range(rounds):
             raws.append(await raw())
+            if raw_processes is not None:
+                raws_many.append(await raw_processes())
             polls.append((await timed_pass(b.redis, rkeys, "unchanged"))["per_s"])
         out["raw_passes_per_s"], out["passes_per_s"] = raws, polls
+        if raws_many:
+            out["raw_processes_passes_per_s"] = raws_many
+            out["raw_processes_ratio"] = statistics.median([m / r for m, r in zip(raws_many, raws, strict=True)])
         out["ratios"] = [p / r for p, r in zip(polls, raws, strict=True)]
         out["raw_per_s"] = statistics.median(raws)
         out["polls_per_s"] = statistics.median(polls)
