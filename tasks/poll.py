@@ -392,13 +392,13 @@ class Poller:
         """The listed items whose fingerprint differs from the one stored with their state
         (or that are new), parsed and normalized; the rest are unchanged without a parse."""
         fps = [fingerprint(raw) for _, raw in page.items]
-        rkeys = [ResourceRef.key_of(provider.name, page.kind, rid) for rid, _ in page.items]
-        same = await self.store.listed_unchanged(rkeys, fps)
+        prefix = ResourceRef.key_of(provider.name, page.kind, "")  # a page's 1,000 keys, built by concatenation
+        same = await self.store.listed_unchanged([prefix + rid for rid, _ in page.items], fps)
+        changed = [i for i, unchanged in enumerate(same) if not unchanged]
+        plan.outcomes[PollOutcome.UNCHANGED] += len(same) - len(changed)
         observed = []
-        for (rid, raw), fp, unchanged in zip(page.items, fps, same, strict=True):
-            if unchanged:
-                plan.outcomes[PollOutcome.UNCHANGED] += 1
-                continue
+        for i in changed:
+            (rid, raw), fp = page.items[i], fps[i]
             ref = ResourceRef(provider.name, page.kind, rid)
             try:
                 obs = self._observe(provider, ref, provider.parse(raw))

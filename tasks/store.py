@@ -297,6 +297,8 @@ class Store:
             return [r is not None and r.split(b"|", 4)[3:4] == [fp.encode()]
                     for r, fp in zip(raw, fingerprints, strict=True)]
         flags = await self._listed(keys=[keys.STATE], args=["\n".join(rkeys), "\n".join(fingerprints)])
+        if len(flags) != len(rkeys):  # an empty rkey or fingerprint would shift the answers
+            raise ValueError(f"listed_unchanged: {len(flags)} answers for {len(rkeys)} resources")
         return [f == 49 for f in flags]  # b"1"
 
     async def snapshots(self, rkeys: Sequence[str]) -> list[Snapshot | None]:

@@ -40,6 +40,21 @@ def test_items_come_back_as_their_bytes_with_their_ids() -> None:
     assert page.fields == {"next_page_token": "tok"} and page.skipped == 0
 
 
+def test_ids_read_for_the_whole_page_match_the_item_by_item_way() -> None:
+    plain = [{"order_id": f"o-{i}", "x": i} for i in range(3)] + [{"order_id": "é-ü", "x": 9}]
+    page = split_page(orjson.dumps({"orders": plain}), "orders", "order_id")
+    assert [i for i, _ in page.items] == ["o-0", "o-1", "o-2", "é-ü"] and page.skipped == 0
+    # an escaped id, or one item of another shape, sends the whole page the item-by-item way
+    escaped = [{"order_id": 'a"b', "x": 1}, {"order_id": "c\\d"}, *plain[:1]]
+    assert [i for i, _ in split_page(orjson.dumps({"orders": escaped}), "orders", "order_id").items] == [
+        'a"b', "c\\d", "o-0"]
+    mixed = [*plain[:2], {"x": 1, "order_id": "late"}, {"order_id": ""}]
+    page = split_page(orjson.dumps({"orders": mixed}), "orders", "order_id")
+    assert [i for i, _ in page.items] == ["o-0", "o-1", "late"] and page.skipped == 1
+    page = split_page(orjson.dumps({"orders": [*plain[:2], {"order_id": ""}]}), "orders", "order_id")
+    assert [i for i, _ in page.items] == ["o-0", "o-1"] and page.skipped == 1
+
+
 def test_entries_that_are_not_objects_or_have_no_id_are_skipped_and_counted() -> None:
     body = orjson.dumps({"orders": [3, {"x": 1}, {"order_id": ""}, {"order_id": True}, {"order_id": "ok"}]})
     page = split_page(body, "orders", "order_id", ["next_page_token"])
