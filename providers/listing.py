@@ -3,8 +3,8 @@ blanked, so that a scan compares a fingerprint of each item and parses only what
 
 A 1,000-order Artistree page is 2.7 MB. Building its Python objects (`orjson.loads`) takes
 15–25 ms on a 2-core VM, more than everything else a scan does per order. Here the page's
-volatile values (presigned URLs) are blanked in place (`blank_values`, a split and a
-join), msgspec decodes the page keeping each item as raw bytes (no Python objects built
+volatile values (presigned URLs) are blanked in place (`blank_values`, one regex
+substitution), msgspec decodes the page keeping each item as raw bytes (no Python objects built
 for it) and reads each item's id alone: ~3–4 ms for the page, against 23 ms for
 `orjson.loads` of the same blanked page (and ~6 ms for the same with pysimdjson).
 
@@ -15,6 +15,7 @@ provider names here only keys that are volatile wherever they occur.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
@@ -51,13 +52,19 @@ def _common_suffix(words: Sequence[str]) -> str:
 
 
 @functools.cache
-def _markers(keys: tuple[str, ...]) -> tuple[bytes, tuple[bytes, ...]] | None:
-    """The split marker (the keys' common suffix, `":"`) and what precedes it for each key;
-    None when the keys share no suffix. Cached: a poll blanks every body it fetches."""
+def _markers(keys: tuple[str, ...]) -> tuple[bytes, tuple[bytes, ...], re.Pattern[bytes]] | None:
+    """The split marker (the keys' common suffix, `":"`), what precedes it for each key, and
+    the pattern of a value of the keys in a page without escapes; None when the keys share
+    no suffix. Cached: a poll blanks every body it fetches."""
     suffix = _common_suffix(keys)
     if not suffix:
         return None
-    return suffix.encode() + b'":"', tuple(b'"' + k[: len(k) - len(suffix)].encode() for k in keys)
+    marker = suffix.encode() + b'":"'
+    heads = tuple(b'"' + k[: len(k) - len(suffix)].encode() for k in keys)
+    # the marker leads, so that the regex engine looks for it as a literal; which key it
+    # ends is told by looking behind; the value runs to the next quote (no escapes here)
+    behind = b"|".join(b"(?<=" + re.escape(head + marker) + b")" for head in heads)
+    return marker, heads, re.compile(re.escape(marker) + b"(?:" + behind + b')[^"]*+(?=")')
 
 
 def blank_values(data: bytes, keys: Sequence[str]) -> bytes:
@@ -65,15 +72,22 @@ def blank_values(data: bytes, keys: Sequence[str]) -> bytes:
     followed by whitespace before their value, or non-string values, are left as they are
     (the fingerprint then changes with them: a needless parse, never a missed change).
 
-    Keys that share a suffix (`asset_preview_url`, `layer_url`) are found in one split on
-    it, the text before each occurrence telling which key it ends: one pass over the page
-    instead of one per key (12 → 6 ms for a 2.7 MB page)."""
+    Keys that share a suffix (`asset_preview_url`, `layer_url`) are found in one pass on
+    it. A page without a backslash (the usual case: no escapes, so every value ends at the
+    next quote) is blanked by one regex substitution: 4.0 → 2.6 ms for a 2.7 MB page,
+    whose marker search dominates; otherwise a split on the marker and a walk over the
+    pieces that respects escapes."""
     if not keys:
         return data
     found = _markers(tuple(keys))
     if found is None:
         return blank_values(blank_values(data, keys[:1]), keys[1:]) if len(keys) > 1 else data
-    marker, heads = found
+    marker, heads, value = found
+    if b"\\" not in data:
+        last = data.rfind(marker)
+        if last >= 0 and data.endswith(heads, 0, last) and data.find(b'"', last + len(marker)) < 0:
+            raise ValueError("a string value is not closed")
+        return value.sub(marker, data)
     pieces = data.split(marker)
     if len(pieces) == 1:
         return data

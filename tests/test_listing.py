@@ -3,6 +3,8 @@ they occur, escaped quotes respected; items without an id skipped and counted. P
 
 from __future__ import annotations
 
+import random
+
 import orjson
 import pytest
 
@@ -86,3 +88,38 @@ def test_an_id_with_an_escape_or_not_first_is_still_read_exactly() -> None:
     body = b'{"orders":[{"order_id":"a\\\\b"},{"x":1,"order_id":"late"},{"order_id":"\\u00e9"}]}'
     page = split_page(body, "orders", "order_id")
     assert [i for i, _ in page.items] == ["a\\b", "late", "\u00e9"]
+
+
+def _blank_reference(value: object, keys: set[str]) -> object:
+    if isinstance(value, dict):
+        return {k: "" if k in keys and isinstance(v, str) else _blank_reference(v, keys) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_blank_reference(v, keys) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("alphabet", ["ab_url:/?=&", 'ab_url:"\\/'], ids=["no escapes", "escapes"])
+def test_blanking_agrees_with_a_parse_on_random_documents(alphabet: str) -> None:
+    rng = random.Random(alphabet)
+    names = ["asset_preview_url", "layer_url", "my_layer_url", "url", "layer", "x"]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 12)))
+
+    def value(depth: int) -> object:
+        kind = rng.randrange(5 if depth < 3 else 3)
+        if kind == 0:
+            return text()
+        if kind == 1:
+            return rng.choice([None, 1, True, 2.5])
+        if kind == 2:
+            return rng.choice(names)
+        if kind == 3:
+            return [value(depth + 1) for _ in range(rng.randrange(4))]
+        return {rng.choice([*names, text()]): value(depth + 1) for _ in range(rng.randrange(5))}
+
+    keys = ["asset_preview_url", "layer_url"]
+    for _ in range(400):
+        doc = {"orders": [value(1) for _ in range(rng.randrange(1, 4))]}
+        blanked = blank_values(orjson.dumps(doc), keys)
+        assert orjson.loads(blanked) == _blank_reference(doc, set(keys)), doc
