@@ -163,8 +163,8 @@ def split_page(body: bytes, list_key: str, id_key: str, fields: Sequence[str] = 
 def _leading_ids(raws: list[bytes], lead: bytes) -> list[str] | None:
     """The ids of a page whose every item starts with its id as a plain, non-empty string
     (`{"order_id":"…"`, the shape providers send), read for the whole page in a few C-level
-    passes (1.7 → 0.5 ms for 1,000 orders); None when any item differs, for the item by
-    item way. The ids are valid JSON string contents, so they hold no raw newline."""
+    passes (`split_page` of 1,000 orders: 2.44 → 1.86 ms); None when any item differs,
+    for the item by item way. The ids are valid JSON string contents, so they hold no raw newline."""
     if not all(map(bytes.startswith, raws, repeat(lead))):
         return None
     start = len(lead)
