@@ -36,6 +36,7 @@ from tasks.jobs import (
     poll_scan,
     schedule_due,
 )
+from worker.job_pickup import skip_running_jobs
 from worker.runtime import Runtime
 
 __all__ = ["SCHEDULE_NOW", "WorkerSettings", "make_worker", "redis_settings", "sentinel_settings"]
@@ -106,7 +107,7 @@ class WorkerSettings:
 def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: bool = True,
                 burst: bool = False) -> Worker:
     tuning = config.settings.worker
-    return arq.worker.create_worker(
+    return skip_running_jobs(arq.worker.create_worker(
         WorkerSettings,  # type: ignore[arg-type]
         functions=[
             func(schedule_due, name=SCHEDULE_NOW, timeout=30, max_tries=1, keep_result=0),
@@ -126,4 +127,4 @@ def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: 
         health_check_key=f"sh:arq-health:{socket.gethostname()}-{os.getpid()}",
         job_completion_wait=max(1, math.ceil(tuning.shutdown_grace)),
         burst=burst,
-    )
+    ))
