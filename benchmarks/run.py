@@ -45,14 +45,16 @@ def say(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver: int, scratch: Path) -> dict[str, Any]:
+async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver: int, scratch: Path,
+              event_loop: str = "asyncio") -> dict[str, Any]:
     data, work = scratch / "data", scratch / "work"
     t = time.perf_counter()
     orders = build_orders(data, n_total)
     say(f"rendered {n_total:,} orders ({orders.mean_bytes:,.0f} B each) and {orders.pages} list pages "
         f"in {time.perf_counter() - t:.1f}s")
     results: dict[str, Any] = {"machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                               "order_bytes": orders.mean_bytes, "concurrency": CONCURRENCY}
+                               "order_bytes": orders.mean_bytes, "concurrency": CONCURRENCY,
+                               "event_loop": event_loop}
     log = LOG
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
@@ -62,7 +64,7 @@ async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver
         redis = aioredis.Redis.from_url(rs.url)
         config = write_config(work / "statehook.toml", redis_url=rs.url, base_url=web.url,
                               token_url=f"{web.url}/oauth2/token", receiver_url=receiver.url,
-                              concurrency=CONCURRENCY)
+                              concurrency=CONCURRENCY, worker={"event_loop": event_loop})
         b = scenarios.Bench(redis, rs.url, web.url, orders, config, log, receiver)
         urls = [f"{web.url}/v1/orders/{i}" for i in orders.ids[:n_poll]]
 
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--watched", type=int, default=20_000, help="orders polled in scenarios 1 and 6")
     p.add_argument("--naive", type=int, default=1_000, help="orders polled by the naive reference")
     p.add_argument("--events", type=int, default=5_000, help="events delivered in scenario 3")
+    p.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
+                   help="the event loop of the workers polling nginx (worker.event_loop)")
     p.add_argument("--no-write", action="store_true", help="print only; leave latest.json and the PNG alone")
     args = p.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -171,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     scratch.chmod(0o755)  # nginx's workers may run as `nobody`
     (scratch / "work").mkdir()
     try:
-        results = asyncio.run(run(only, args.watched, args.orders, args.naive, args.events, scratch))
+        results = asyncio.run(run(only, args.watched, args.orders, args.naive, args.events, scratch,
+                                  args.event_loop))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     results["summary"] = summary = summarize(results)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from config import load_config
 from worker.logs import setup_logging
-from worker.settings import make_worker
+from worker.settings import make_worker, use_event_loop
 
 __all__ = ["main"]
 
@@ -20,6 +20,7 @@ __all__ = ["main"]
 def main(path: str) -> None:
     config = load_config(Path(path))
     setup_logging(config.settings.log_level, config.settings.log_format)
+    use_event_loop(config)
     make_worker(config).run()
 
 

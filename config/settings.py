@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,6 +33,16 @@ class WorkerTuning(BaseModel):
     health_interval: Duration = 30.0
     shutdown_grace: Duration = 20.0
     reclaim_idle: Duration = Field(default=30.0, description="outbox entries pending this long are reclaimed")
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio", description="the worker's event loop; uvloop needs the uvloop extra"
+    )
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop_installed(cls, value: str) -> str:
+        if value == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ValueError("uvloop is not installed (pip install 'statehook[uvloop]')")
+        return value
 
 
 class ApiSettings(BaseModel):

@@ -101,3 +101,15 @@ def test_a_template_error_is_reported_by_check(env: None, tmp_config: Callable[[
     code, out = run_check(tmp_config(bad))
     assert code == 2
     assert "routes.0.template" in out
+
+
+def test_uvloop_without_its_package_is_named(env: None, tmp_config: Callable[[str], Path],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import config.settings
+
+    real = config.settings.importlib.util.find_spec
+    monkeypatch.setattr(config.settings.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "uvloop" else real(name, *a))
+    code, out = run_check(tmp_config('[worker]\nevent_loop = "uvloop"\n' + GOOD))
+    assert code == 2
+    assert "worker.event_loop" in out and "statehook[uvloop]" in out

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
+import pytest
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 
@@ -98,14 +99,18 @@ async def test_healthz_is_503_when_redis_is_unreachable(
     assert body["reason"].startswith("redis unreachable")
 
 
+@pytest.mark.parametrize(("loop", "loop_class"), [("asyncio", "asyncio.unix_events._UnixSelectorEventLoop"),
+                                                  ("uvloop", "uvloop.Loop")])
 async def test_sigterm_lets_the_poll_in_flight_finish(
-    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver, loop: str,
+    loop_class: str,
 ) -> None:
-    """`statehook run` as a process: SIGTERM arrives while a fetch is answered slowly; the
-    worker stops taking jobs, finishes the poll (its commit lands), and exits cleanly."""
+    """`statehook run` as a process, on either event loop: SIGTERM arrives while a fetch is
+    answered slowly; the worker stops taking jobs, finishes the poll (its commit lands), and
+    exits cleanly."""
     oid = sim["artistree"].add_order()["order_id"]
     rkey = ResourceRef("artistree", "order", oid).key
-    config = api_config(tmp_path, redis_url, sim, receiver, worker={"shutdown_grace": "10s"})
+    config = api_config(tmp_path, redis_url, sim, receiver, worker={"shutdown_grace": "10s", "event_loop": loop})
     sim.faults.add("artistree", f"/v1/orders/{oid}", Fault(delay=1.5, times=1))
     await Store(redis).add_watches([(rkey, WatchMeta(interval=3600))])
     assert config.source is not None
@@ -124,6 +129,7 @@ async def test_sigterm_lets_the_poll_in_flight_finish(
             proc.kill()
             await proc.wait()
     assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert f"event loop: {loop_class}" in stderr.decode()
     assert time.monotonic() - started < 10
     assert await redis.hexists(keys.STATE, rkey), "the poll in flight committed its baseline"
     assert not [k async for k in redis.scan_iter(match=keys.HEALTH_PREFIX + "*")]

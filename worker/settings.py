@@ -11,6 +11,8 @@ Redis connection loss: every command is retried with a capped exponential backof
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import os
 import socket
@@ -39,7 +41,7 @@ from tasks.jobs import (
 from worker.job_pickup import skip_running_jobs
 from worker.runtime import Runtime
 
-__all__ = ["SCHEDULE_NOW", "WorkerSettings", "make_worker", "redis_settings", "sentinel_settings"]
+__all__ = ["SCHEDULE_NOW", "WorkerSettings", "make_worker", "redis_settings", "sentinel_settings", "use_event_loop"]
 
 SCHEDULE_NOW = "schedule_now"
 """The scheduler as an ordinary job, for the API to run it at once after an inbound hook
@@ -102,6 +104,22 @@ class WorkerSettings:
     keep_result = 3600
     poll_delay = 0.05
     max_tries = 1
+
+
+def use_event_loop(config: Config) -> None:
+    """Makes the configured event loop (`worker.event_loop`) the current one, for the worker
+    `make_worker` builds next: ARQ's Worker runs on the loop that is current when it is made.
+    For a process's main thread, before any loop runs (`statehook run`). asyncio stays the
+    default: uvloop's gain in the benchmark was +15% one day and lost in the noise another
+    (docs/performance.md)."""
+    if config.settings.worker.event_loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop(uvloop.new_event_loop())
+    else:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+    loop = type(asyncio.get_event_loop())
+    logging.getLogger("statehook.worker").info("event loop: %s.%s", loop.__module__, loop.__qualname__)
 
 
 def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: bool = True,
