@@ -38,12 +38,14 @@ test: lint typecheck pytest
 demo: install redis-server
 	$(BIN)/statehook demo --seconds $(DEMO_SECONDS)
 
-# the benchmark of issue 6 (docs/performance.md): its own Redis and nginx on free ports, about 4 minutes
-bench: install redis-server
+# the benchmark of issue 6 (docs/performance.md): its own Redis and nginx on free ports, about 4 minutes;
+# it needs the package and its bench extra only (not the test tools)
+bench: redis-server
 	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
 	  echo "installing nginx-light from Debian's packages"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m benchmarks.run
 

@@ -80,18 +80,20 @@ async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver
                 res = await scenarios.polling(b, n_poll, raw, processes=1)
                 results["polling"] = res
                 say(f"   statehook {res['polls_per_s']:,.0f} polls/s, raw {res['raw_per_s']:,.0f} req/s")
+            if "scale" in only:
+                say(f"6. scale-out: the same {n_poll:,} orders, two workers")
+                results["scale_out"] = await scenarios.polling(b, n_poll, raw, processes=2, raw_processes=raw_two,
+                                                               baselined="poll" in only)
+                say(f"   {results['scale_out']['polls_per_s']:,.0f} polls/s, "
+                    f"{results['scale_out']['duplicates']} duplicates; two raw client processes "
+                    f"{results['scale_out']['raw_processes_ratio']:.2f}× one")
+            if "poll" in only:
                 await b.reset()
                 rkeys = b.rkeys(n_naive)
                 await scenarios._watch(redis, rkeys, 3600)
                 results["naive"] = {"n": n_naive, "polls_per_s": await naive_polls_per_s(
                     rs.url, web.url, rkeys, CONCURRENCY)}
-                say(f"   naive reference {results['naive']['polls_per_s']:,.0f} polls/s")
-            if "scale" in only:
-                say(f"6. scale-out: the same {n_poll:,} orders, two workers")
-                results["scale_out"] = await scenarios.polling(b, n_poll, raw, processes=2, raw_processes=raw_two)
-                say(f"   {results['scale_out']['polls_per_s']:,.0f} polls/s, "
-                    f"{results['scale_out']['duplicates']} duplicates; two raw client processes "
-                    f"{results['scale_out']['raw_processes_ratio']:.2f}× one")
+                say(f"   naive reference (scenario 1) {results['naive']['polls_per_s']:,.0f} polls/s")
             if "deliver" in only:
                 say(f"3. deliveries: {n_deliver:,} events to a signature-verifying receiver")
                 results["deliveries"] = await scenarios.deliveries(b, n_deliver)
