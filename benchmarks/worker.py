@@ -12,7 +12,7 @@ from pathlib import Path
 
 from config import load_config
 from worker.logs import setup_logging
-from worker.settings import make_worker, use_event_loop
+from worker.settings import make_worker, tune_gc, use_event_loop
 
 __all__ = ["main"]
 
@@ -21,7 +21,9 @@ def main(path: str) -> None:
     config = load_config(Path(path))
     setup_logging(config.settings.log_level, config.settings.log_format)
     use_event_loop(config)
-    make_worker(config).run()
+    worker = make_worker(config)
+    tune_gc(config.settings.worker.gc_threshold)
+    worker.run()
 
 
 if __name__ == "__main__":

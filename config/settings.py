@@ -36,6 +36,9 @@ class WorkerTuning(BaseModel):
     event_loop: Literal["asyncio", "uvloop"] = Field(
         default="asyncio", description="the worker's event loop; uvloop needs the uvloop extra"
     )
+    gc_threshold: int = Field(
+        default=10_000, ge=700, description="allocations between the worker's young-generation collections"
+    )
 
     @field_validator("event_loop")
     @classmethod

@@ -130,6 +130,7 @@ async def test_sigterm_lets_the_poll_in_flight_finish(
             await proc.wait()
     assert proc.returncode == 0, stderr.decode()[-2000:]
     assert f"event loop: {loop_class}" in stderr.decode()
+    assert "start-up objects frozen, young collection every 10000 allocations" in stderr.decode()
     assert time.monotonic() - started < 10
     assert await redis.hexists(keys.STATE, rkey), "the poll in flight committed its baseline"
     assert not [k async for k in redis.scan_iter(match=keys.HEALTH_PREFIX + "*")]
