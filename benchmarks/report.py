@@ -71,7 +71,7 @@ def table(r: dict[str, Any]) -> str:
     rows = [
         ("1 poll throughput", "raw aiohttp GET loop, req/s", f"{s['raw_per_s']:,.0f}", ""),
         ("", "statehook worker, polls/s", f"{s['polls_per_s']:,.0f}", ""),
-        ("", "poll_ratio (median of 3 back-to-back rounds)", f"{s['poll_ratio']:.2f}",
+        ("", "poll_ratio (median of 3 rounds, raw before+after)", f"{s['poll_ratio']:.2f}",
          _ok("poll_ratio", s["poll_ratio"])),
         ("", f"naive design (httpx, job per resource), polls/s, {r['naive']['n']} orders",
          f"{r['naive']['polls_per_s']:,.0f}", f"ratio {r['naive']['polls_per_s'] / s['raw_per_s']:.2f}"),
