@@ -114,14 +114,16 @@ def use_event_loop(config: Config) -> None:
     For a process's main thread, before any loop runs (`statehook run`). asyncio stays the
     default: uvloop's gain in the benchmark was +15% one day and lost in the noise another
     (docs/performance.md)."""
+    loop: asyncio.AbstractEventLoop
     if config.settings.worker.event_loop == "uvloop":
         import uvloop
 
-        asyncio.set_event_loop(uvloop.new_event_loop())
+        loop = uvloop.new_event_loop()
     else:
-        asyncio.set_event_loop(asyncio.new_event_loop())
-    loop = type(asyncio.get_event_loop())
-    logging.getLogger("statehook.worker").info("event loop: %s.%s", loop.__module__, loop.__qualname__)
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    kind = type(loop)
+    logging.getLogger("statehook.worker").info("event loop: %s.%s", kind.__module__, kind.__qualname__)
 
 
 def tune_gc(threshold: int) -> None:
