@@ -60,4 +60,5 @@ async def enqueue_jobs(redis: ArqRedis, jobs: Sequence[JobSpec], *, queue: str |
         expires_ms = max(score, now_ms) - now_ms + redis.expires_extra_ms
         payload = serialize_job(job.function, job.args, job.kwargs, None, now_ms, serializer=redis.job_serializer)
         argv += [job.job_id, score, expires_ms, payload]
-    return int(await redis.eval(_ENQUEUE, 1, queue or redis.default_queue_name, *argv))  # type: ignore[misc]
+    enqueue = redis.register_script(_ENQUEUE)
+    return int(await enqueue(keys=[queue or redis.default_queue_name], args=argv))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from arq.connections import ArqRedis, RedisSettings, create_pool
 
 
 def free_port() -> int:
@@ -65,6 +66,14 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.from_url(redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def arq(redis_url: str) -> AsyncIterator[ArqRedis]:
+    """An ARQ pool on the same flushed database."""
+    pool = await create_pool(RedisSettings.from_dsn(redis_url))
+    yield pool
+    await pool.aclose()
 
 
 async def wait_for(

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -34,13 +34,6 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
     await r.start()
     yield r
     await r.stop()
-
-
-@pytest.fixture
-async def arq(redis_url: str) -> AsyncIterator[ArqRedis]:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield pool
-    await pool.aclose()
 
 
 def config(tmp_path: Path, redis_url: str, receiver: WebhookReceiver) -> Config:

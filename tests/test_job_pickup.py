@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker, func
 
@@ -20,22 +18,15 @@ async def noop(ctx: dict[str, Any]) -> None:
     ran.append(ctx["job_id"])
 
 
-@pytest.fixture
-async def pool(redis_url: str) -> AsyncIterator[ArqRedis]:
-    p = await create_pool(RedisSettings.from_dsn(redis_url))
-    yield p
-    await p.aclose()
+def make(arq: ArqRedis) -> Worker:
+    return Worker(functions=[func(noop, name="noop")], redis_pool=arq, handle_signals=False, burst=True)
 
 
-def make(pool: ArqRedis) -> Worker:
-    return Worker(functions=[func(noop, name="noop")], redis_pool=pool, handle_signals=False, burst=True)
-
-
-async def test_jobs_running_here_or_elsewhere_are_left_out(pool: ArqRedis) -> None:
+async def test_jobs_running_here_or_elsewhere_are_left_out(arq: ArqRedis) -> None:
     for job_id in ("free", "elsewhere", "here", "finished-here"):
-        await pool.enqueue_job("noop", _job_id=job_id)
-    await pool.set(in_progress_key_prefix + "elsewhere", b"1")
-    worker = make(pool)
+        await arq.enqueue_job("noop", _job_id=job_id)
+    await arq.set(in_progress_key_prefix + "elsewhere", b"1")
+    worker = make(arq)
     blocker = asyncio.get_running_loop().create_future()
     done = asyncio.get_running_loop().create_future()
     done.set_result(None)
@@ -48,17 +39,17 @@ async def test_jobs_running_here_or_elsewhere_are_left_out(pool: ArqRedis) -> No
     blocker.cancel()
 
 
-async def test_the_wrapped_pickup_claims_only_the_free_job_with_one_watch(pool: ArqRedis) -> None:
+async def test_the_wrapped_pickup_claims_only_the_free_job_with_one_watch(arq: ArqRedis) -> None:
     ran.clear()
     for job_id in ("free", "elsewhere"):
-        await pool.enqueue_job("noop", _job_id=job_id)
-    await pool.set(in_progress_key_prefix + "elsewhere", b"1")
-    worker = skip_running_jobs(make(pool))
-    await pool.config_resetstat()
+        await arq.enqueue_job("noop", _job_id=job_id)
+    await arq.set(in_progress_key_prefix + "elsewhere", b"1")
+    worker = skip_running_jobs(make(arq))
+    await arq.config_resetstat()
 
     await worker.start_jobs([b"free", b"elsewhere"])
     await asyncio.gather(*worker.tasks.values())
 
     assert ran == ["free"]
-    stats = await pool.info("commandstats")
+    stats = await arq.info("commandstats")
     assert stats["cmdstat_watch"]["calls"] == 1  # ARQ's own claim, for "free" only
