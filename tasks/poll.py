@@ -132,13 +132,22 @@ class Poller:
         self.on_events = on_events
         self.limits = limits if limits is not None else ProviderLimits(store.redis)
         self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._share_of = 0
         self.share_concurrency(1)
         self._unhealthy_logged: dict[str, float] = {}
 
     def share_concurrency(self, workers: int) -> None:
-        """Each of `workers` live workers takes its share of every provider's max_concurrency."""
+        """Each of `workers` live workers takes its share of every provider's max_concurrency.
+
+        Called on every heartbeat: the semaphores are replaced only when the number of
+        workers changed, because lanes in flight keep the one they hold, and a fresh one
+        beside it would let up to twice the share reach the provider until they finish."""
+        workers = max(1, workers)
+        if workers == self._share_of:
+            return
+        self._share_of = workers
         self._semaphores = {
-            n: asyncio.Semaphore(max(1, p.settings.max_concurrency // max(1, workers)))
+            n: asyncio.Semaphore(max(1, p.settings.max_concurrency // workers))
             for n, p in self.providers.items()
         }
 

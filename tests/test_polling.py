@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from tasks.limits import ProviderLimits
 from tasks.model import ResourceRef
 from tasks.poll import Poller, PollOutcome
 from tasks.store import ResourceState, Store, WatchMeta
+from tests.conftest import wait_for
 
 
 @pytest.fixture
@@ -326,3 +328,38 @@ async def test_every_artistree_event_type_from_a_simulator_scenario(
     assert by_type["artistree.order.analysis_failed"]["severity"] == "warning"
     assert by_type["artistree.order.reviewed"]["data"]["reviewed_by"] == "reviewer@example.com"
     assert by_type["artistree.order.confidence_changed"]["data"]["to"] == 0.42
+
+
+async def test_a_heartbeat_with_the_same_worker_count_keeps_the_concurrency_limit(
+    redis: aioredis.Redis, sim: Simulator
+) -> None:
+    """The heartbeat calls share_concurrency every interval: with the same count, a batch
+    started after it must still wait for the lanes of the batch already in flight."""
+    in_flight, most = 0, 0
+
+    async def started(*_: object) -> None:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+
+    async def ended(*_: object) -> None:
+        nonlocal in_flight
+        in_flight -= 1
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(started)
+    trace.on_request_end.append(ended)
+    trace.on_request_exception.append(ended)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as traced:
+        poller = make_poller(sim, redis, traced, max_concurrency=2)
+        rkeys = await watched(poller, sim, 8)
+        await poller.poll(rkeys)  # baselines, and the token is fetched outside the count
+        sim.faults.add("artistree", "/v1/orders/", Fault(delay=0.2))
+        most = 0
+        first = asyncio.create_task(poller.poll(rkeys[:4]))
+        await wait_for(lambda: in_flight == 2, what="the first batch's two requests")
+        poller.share_concurrency(1)  # a heartbeat: still one live worker
+        second = asyncio.create_task(poller.poll(rkeys[4:]))
+        outcomes = await first + await second
+    assert outcomes[PollOutcome.UNCHANGED] == 8
+    assert most == 2
