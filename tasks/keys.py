@@ -15,6 +15,7 @@ __all__ = [
     "PROVIDER_HEALTH",
     "STATE",
     "STATS",
+    "WORKERS",
     "attempts",
     "delivery_mark",
     "history",
@@ -35,6 +36,7 @@ DLQ = PREFIX + "dlq"              # STREAM of dead letters
 STATS = PREFIX + "stats"          # HASH counter -> value, shared by all workers
 DISABLED = PREFIX + "disabled"    # HASH destination -> reason (410 Gone)
 HEALTH_PREFIX = PREFIX + "health:"  # per-worker heartbeat keys
+WORKERS = PREFIX + "workers"      # ZSET worker id -> when its heartbeat runs out (unix seconds)
 
 
 def snapshot(rkey: str) -> str:

@@ -155,7 +155,9 @@ class Runtime:
 
     async def _heartbeat(self) -> None:
         """`sh:health:{worker_id}` = {at, interval, pid}, every `health_interval`; it expires
-        by itself if the worker dies without deleting it. /healthz reads these."""
+        by itself if the worker dies without deleting it. /healthz reads these. The same beat
+        puts the worker in `sh:workers` (scored by when it runs out), whose count gives each
+        worker its share of every provider's concurrency."""
         interval = self.config.settings.worker.health_interval
         key = keys.HEALTH_PREFIX + self.worker_id
         try:
@@ -163,7 +165,8 @@ class Runtime:
                 beat = orjson.dumps({"at": time.time(), "interval": interval, "pid": os.getpid()})
                 try:
                     await self.redis.set(key, beat, px=int(interval * 2000) + 1000)
-                    self.poller.share_concurrency(await self.poller.limits.live_workers())
+                    live = await self.poller.limits.beat(self.worker_id, interval * 2 + 1)
+                    self.poller.share_concurrency(live)
                 except Exception:
                     log.warning("heartbeat: Redis unreachable")
                 try:
@@ -174,6 +177,7 @@ class Runtime:
             # a graceful stop or a cancellation: this worker stops counting at once
             try:
                 await asyncio.shield(self.redis.delete(key))
+                await asyncio.shield(self.poller.limits.leave(self.worker_id))
             except Exception:
                 log.warning("heartbeat: could not remove %s", key)
 
