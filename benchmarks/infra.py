@@ -84,6 +84,9 @@ error_log {dir}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
+    map_hash_max_size 262144;
+    map_hash_bucket_size 128;
+    map $uri $order_body {{ default ""; include {data}/memory/*.map; }}
     client_body_temp_path {dir}/tmp-body;
     proxy_temp_path {dir}/tmp-proxy;
     fastcgi_temp_path {dir}/tmp-fastcgi;
@@ -100,7 +103,10 @@ http {{
         default_type application/json;
         location = /oauth2/token {{ return 200 '{token}'; }}
         location = /v1/orders {{ try_files /pages/$page.json =404; }}
-        location /v1/orders/ {{ alias {data}/orders/; }}
+        location /v1/orders/ {{
+            if ($order_body) {{ return 200 $order_body; }}
+            alias {data}/orders/;
+        }}
     }}
 }}
 """
@@ -109,8 +115,9 @@ http {{
 @contextlib.contextmanager
 def nginx(data: Path, workdir: Path, *, workers: int = 1) -> Iterator[Server]:
     """nginx serving `data/orders/{id}` as `/v1/orders/{id}` and `data/pages/{token}.json` as
-    the order list. One worker process by default: the client, Redis and the worker share
-    the machine's two cores with it."""
+    the order list; the orders of `data/memory/*.map` from memory (`payloads.py`). One
+    worker process by default: the client, Redis and the worker share the machine's two
+    cores with it."""
     exe = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if exe is None:
         raise RuntimeError("nginx is not installed (apt-get install nginx-light)")

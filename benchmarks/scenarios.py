@@ -4,9 +4,10 @@ scans, deliveries and footprint. Each returns plain figures for the report."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,9 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from benchmarks.payloads import Orders, rewrite_state
+from benchmarks.payloads import Orders
 from benchmarks.raw import raw_list_parse
-from benchmarks.stack import stat, wait_until, workers
+from benchmarks.stack import HEALTH_INTERVAL, stat, wait_until, workers
 from providers.artistree import ArtistreeProvider, ArtistreeSettings
 from providers.base import ResourceInfo
 from simulator.receivers import WebhookReceiver
@@ -105,51 +106,81 @@ async def polling(
     n: int,
     raw: Callable[[], Awaitable[float]],
     *,
-    processes: int,
     rounds: int = 3,
     raw_processes: Callable[[], Awaitable[float]] | None = None,
+    changes: int = 2000,
     baselined: bool = False,
-) -> dict[str, Any]:
-    """Scenario 1 (and 6 with processes=2): `n` watched orders, all due.
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Scenarios 1 and 6 together: `n` watched orders, all due, polled in `2 * rounds + 1`
+    passes that alternate between one worker and two (1, 2, 1, ..., 2, 1): the first worker
+    runs throughout and a second starts before each two-worker pass and stops after it.
 
-    The raw client loop runs before the first pass and after each, so that every statehook
-    pass over the same orders sits between two raw loops; a round's ratio is its pass over
-    the mean of those two, and the figure is the median of the rounds'.
-    With `raw_processes`, each round also runs the raw loop in as many processes as there
-    are workers: what a second process gains here at all. `baselined`: the same `n` orders
-    are already watched and baselined (by the scenario before), so their baseline is not
-    polled again."""
-    rkeys = b.rkeys(n)
+    A raw client loop runs before the first pass and after each. Scenario 1's figure is the
+    median, over the one-worker passes, of each pass over the mean of the raw loops on
+    either side; scenario 6's is the median, over the two-worker passes, of each pass over
+    the mean of the one-worker passes on either side. This VM's speed drifts by ±20% within
+    seconds, so each figure compares work done at most seconds apart, the same work for
+    scale-out. With `raw_processes`, the raw loop also runs in two processes before each
+    two-worker pass: what a second process gains on this machine at all, beside the raw
+    loop just before it. Last, `changes` orders that are not among the `n` change at nginx
+    and two workers poll them: each change must be delivered exactly once.
+    `baselined`: every order is already watched and baselined (by the footprint scenario,
+    just before), so the passes run among all of them."""
+    rkeys, changed = b.rkeys(n), b.rkeys(changes, start=n)
+    one: dict[str, Any] = {"n": n, "processes": 1, "watched": len(b.orders.ids) if baselined else n + changes}
+    two: dict[str, Any] = {"n": n, "processes": 2}
     if not baselined:
         await b.reset()
-    out: dict[str, Any] = {"n": n, "processes": processes}
-    async with workers(b.config, processes, b.log, b.redis) as w:
+    async with workers(b.config, 1, b.log, b.redis) as first:
         if not baselined:
             t0 = time.perf_counter()
-            await _watch(b.redis, rkeys, 3600)
-            await wait_until(lambda: _reached(b.redis, POLLS + "baseline", n), 120, "baseline polls")
-            out["baseline_per_s"] = n / (time.perf_counter() - t0)
-        raws, polls = [await raw()], []
-        raws_many: list[float] = []
-        for _ in range(rounds):
-            if raw_processes is not None:
-                raws_many.append(await raw_processes())
-            polls.append((await timed_pass(b.redis, rkeys, "unchanged"))["per_s"])
+            await _watch(b.redis, rkeys + changed, 3600)
+            await wait_until(lambda: _reached(b.redis, POLLS + "baseline", n + len(changed)), 120, "baseline polls")
+            one["baseline_per_s"] = (n + len(changed)) / (time.perf_counter() - t0)
+        raws = [await raw()]
+        passes: list[float] = []
+        machine: list[float] = []
+        for i in range(2 * rounds + 1):
+            if i % 2 == 0:
+                passes.append((await timed_pass(b.redis, rkeys, "unchanged"))["per_s"])
+            else:
+                if raw_processes is not None:
+                    machine.append(await raw_processes() / raws[-1])
+                async with _second_worker(b):
+                    passes.append((await timed_pass(b.redis, rkeys, "unchanged"))["per_s"])
             raws.append(await raw())
-        out["raw_passes_per_s"], out["passes_per_s"] = raws, polls
-        if raws_many:
-            out["raw_processes_passes_per_s"] = raws_many
-            out["raw_processes_ratio"] = statistics.median([m / r for m, r in zip(raws_many, raws, strict=False)])
-        # each pass against the mean of the raw loops just before and just after it: this VM's
-        # speed drifts within seconds, and a raw loop on one side only carried the drift
-        out["ratios"] = [p / ((a + z) / 2) for p, a, z in zip(polls, raws, raws[1:], strict=False)]
-        out["raw_per_s"] = statistics.median(raws)
-        out["polls_per_s"] = statistics.median(polls)
-        out["ratio"] = statistics.median(out["ratios"])
-        out["rss_mb"] = [r for r, _ in w.rss_mb()]
-        if processes > 1:
-            out.update(await _changes_delivered_once(b, rkeys[: min(2000, n)]))
-    return out
+        one["rss_mb"] = [r for r, _ in first.rss_mb()]
+        async with _second_worker(b):
+            two.update(await _changes_delivered_once(b, changed))
+    # pass i sits between raw loops i and i + 1, and a two-worker pass between one-worker ones
+    vs_raw = [p / ((raws[i] + raws[i + 1]) / 2) for i, p in enumerate(passes)]
+    singles, doubles = passes[0::2], passes[1::2]
+    one.update({
+        "raw_passes_per_s": raws, "passes_per_s": singles, "ratios": vs_raw[0::2],
+        "raw_per_s": statistics.median(raws), "polls_per_s": statistics.median(singles),
+        "ratio": statistics.median(vs_raw[0::2]),
+    })
+    two.update({
+        "passes_per_s": doubles, "polls_per_s": statistics.median(doubles),
+        "ratios": vs_raw[1::2], "ratio": statistics.median(vs_raw[1::2]),
+        "vs_one": [d / ((a + z) / 2) for d, a, z in zip(doubles, singles, singles[1:], strict=False)],
+    })
+    two["scale_out"] = statistics.median(two["vs_one"])
+    if machine:
+        two["raw_processes_ratios"] = machine
+        two["raw_processes_ratio"] = statistics.median(machine)
+    return one, two
+
+
+@contextlib.asynccontextmanager
+async def _second_worker(b: Bench) -> AsyncIterator[None]:
+    """A second worker beside the running one, each holding its half of the concurrency
+    (they take their share at each heartbeat); stopped afterwards, the first holding its
+    whole share again."""
+    async with workers(b.config, 1, b.log, b.redis):
+        await asyncio.sleep(2 * HEALTH_INTERVAL)
+        yield
+    await asyncio.sleep(2 * HEALTH_INTERVAL)
 
 
 async def _reached(redis: aioredis.Redis, name: str, n: int) -> bool:
@@ -157,17 +188,17 @@ async def _reached(redis: aioredis.Redis, name: str, n: int) -> bool:
 
 
 async def _changes_delivered_once(b: Bench, rkeys: Sequence[str]) -> dict[str, Any]:
-    """Every order of `rkeys` changes state at the provider; every worker may poll it; the
-    receiver must see each change exactly once."""
+    """Every order of `rkeys` (watched and baselined) changes state at the provider; every
+    worker may poll it; the receiver must see each change exactly once."""
     for rkey in rkeys:
-        rewrite_state(b.orders.data, ResourceRef.parse(rkey).id, "Action Required")
+        b.orders.rewrite_state(ResourceRef.parse(rkey).id, "Action Required")
     await timed_pass(b.redis, rkeys, "changed")
     await wait_until(lambda: _count(b.receiver, len(rkeys)), 60, "deliveries of the changes")
     counts = b.receiver.unique_ids()
     sample = [keys.history(k) for k in rkeys[:200]]
     history = [int(await b.redis.memory_usage(k) or 0) for k in sample]
     for rkey in rkeys:  # the files go back to what the other scenarios expect
-        rewrite_state(b.orders.data, ResourceRef.parse(rkey).id, "In Progress")
+        b.orders.rewrite_state(ResourceRef.parse(rkey).id, "In Progress")
     return {
         "changes": len(rkeys),
         "delivered_unique": len(counts),
@@ -276,7 +307,7 @@ async def footprint(b: Bench, n: int, *, history_sample: int = 200) -> dict[str,
         arq = 0
         async for key in b.redis.scan_iter(match="arq:*", count=1000):
             arq += int(await b.redis.memory_usage(key) or 0)
-        history = await _history_bytes(b, rkeys[:history_sample])
+        history = await _history_bytes(b, rkeys[-history_sample:])  # not served from memory
     return {
         "watched": n,
         "history_bytes_one_event": history,
@@ -294,11 +325,11 @@ async def _history_bytes(b: Bench, rkeys: Sequence[str]) -> float:
     """Mean MEMORY USAGE of the history lists of `rkeys` after each order changed state once
     (as `_changes_delivered_once` measures it in scenario 6); the files go back after."""
     for rkey in rkeys:
-        rewrite_state(b.orders.data, ResourceRef.parse(rkey).id, "Action Required")
+        b.orders.rewrite_state(ResourceRef.parse(rkey).id, "Action Required")
     try:
         await timed_pass(b.redis, rkeys, "changed")
         await wait_until(lambda: _count(b.receiver, len(rkeys)), 60, "deliveries of the changes")
         return statistics.mean([int(await b.redis.memory_usage(keys.history(k)) or 0) for k in rkeys])
     finally:
         for rkey in rkeys:
-            rewrite_state(b.orders.data, ResourceRef.parse(rkey).id, "In Progress")
+            b.orders.rewrite_state(ResourceRef.parse(rkey).id, "In Progress")

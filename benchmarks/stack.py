@@ -16,12 +16,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 
 from config.toml_out import toml_value
 from tasks import keys
 
 __all__ = [
+    "HEALTH_INTERVAL",
     "WHSEC",
     "Workers",
     "rss_mb",
@@ -33,6 +35,10 @@ __all__ = [
 WHSEC = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 """A signing secret made for each benchmark run."""
 ROOT = Path(__file__).resolve().parent.parent
+HEALTH_INTERVAL = 0.25
+"""The workers' heartbeat here (30 s by default): a worker takes its share of the provider's
+concurrency at each beat, and the polling scenario starts and stops a second worker
+between passes, after which the first must hold its new share before the next pass."""
 
 
 
@@ -49,7 +55,7 @@ def write_config(
 ) -> Path:
     """A statehook.toml for one Artistree account and, optionally, one signed webhook."""
     blocks: list[tuple[str, dict[str, Any]]] = [
-        ("worker", worker or {}),
+        ("worker", {"health_interval": HEALTH_INTERVAL, **(worker or {})}),
         ("providers.artistree", {
             "base_url": base_url,
             "token_url": token_url,
@@ -92,11 +98,15 @@ class Workers:
         out.close()
 
     async def ready(self, redis: aioredis.Redis, timeout: float = 30.0) -> None:
-        """Every process has started its runtime (its heartbeat key exists)."""
+        """Every process of these has started its runtime (a heartbeat with its pid exists;
+        other workers may be running beside them)."""
+        pids = {p.pid for p in self.procs}
+
         async def all_up() -> bool:
             self.check()
-            found = [k async for k in redis.scan_iter(match=keys.HEALTH_PREFIX + "*")]
-            return len(found) >= self.n
+            found = [k async for k in redis.scan_iter(match=keys.HEALTH_PREFIX + "*", count=5000)]
+            beats = await redis.mget(found) if found else []
+            return pids <= {int(orjson.loads(b)["pid"]) for b in beats if b}
         await wait_until(all_up, timeout, "workers to start")
 
     def check(self) -> None:
