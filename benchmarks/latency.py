@@ -44,8 +44,8 @@ async def latency(
     *,
     n: int = 10_000,
     interval: float = 10.0,
-    change_for: float = 15.0,
-    changes_per_s: float = 30.0,
+    change_for: float = 10.0,
+    changes_per_s: float = 45.0,
 ) -> dict[str, Any]:
     await redis.flushall()
     receiver.received.clear()

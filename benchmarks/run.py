@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
     p.add_argument("--orders", type=int, default=100_000, help="orders rendered (scan and footprint)")
     p.add_argument("--watched", type=int, default=20_000, help="orders polled in scenarios 1 and 6")
-    p.add_argument("--naive", type=int, default=1_000, help="orders polled by the naive reference")
+    p.add_argument("--naive", type=int, default=500, help="orders polled by the naive reference")
     p.add_argument("--events", type=int, default=5_000, help="events delivered in scenario 3")
     p.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
                    help="the event loop of the workers polling nginx (worker.event_loop)")
