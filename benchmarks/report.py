@@ -71,7 +71,8 @@ def table(r: dict[str, Any]) -> str:
     rows = [
         ("1 poll throughput", "raw aiohttp GET loop, req/s", f"{s['raw_per_s']:,.0f}", ""),
         ("", "statehook worker, polls/s", f"{s['polls_per_s']:,.0f}", ""),
-        ("", "poll_ratio (median of 4 passes, each over the raw loops beside it)", f"{s['poll_ratio']:.2f}",
+        ("", f"poll_ratio (median of {len(r['polling']['ratios'])} passes, each over the raw loops beside it)",
+         f"{s['poll_ratio']:.2f}",
          _ok("poll_ratio", s["poll_ratio"])),
         ("", f"naive design (httpx, job per resource), polls/s, {r['naive']['n']} orders",
          f"{r['naive']['polls_per_s']:,.0f}", f"ratio {r['naive']['polls_per_s'] / s['raw_per_s']:.2f}"),
@@ -94,7 +95,8 @@ def table(r: dict[str, Any]) -> str:
         ("", f"worker RSS, {r['footprint']['watched']:,} watched (MB)", f"{s['worker_rss_mb']:.0f}",
          _ok("worker_rss_mb", s["worker_rss_mb"])),
         ("6 scale-out", "two workers, polls/s", f"{r['scale_out']['polls_per_s']:,.0f}", ""),
-        ("", "two / one (median of 3 two-worker passes, each over the one-worker passes beside it)",
+        ("", f"two / one (median of {len(r['scale_out']['vs_one'])} two-worker passes, "
+             "each over the one-worker passes beside it)",
          f"{s['scale_out']:.2f}", _ok("scale_out", s["scale_out"])),
         ("", "two / one through the raw loops (each pass over the raw loops beside it)",
          f"{s['scale_out_via_raw']:.2f}", ""),

@@ -46,7 +46,7 @@ def say(msg: str) -> None:
 
 
 async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver: int, scratch: Path,
-              event_loop: str = "asyncio") -> dict[str, Any]:
+              event_loop: str = "asyncio", rounds: int = 3) -> dict[str, Any]:
     data, work = scratch / "data", scratch / "work"
     t = time.perf_counter()
     orders = build_orders(data, n_total, in_memory=n_poll)
@@ -87,7 +87,7 @@ async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver
             if only & {"poll", "scale"}:
                 say(f"1 and 6. polling throughput: {n_poll:,} watched orders, all due, "
                     "passes alternating between one worker and two")
-                one, two = await scenarios.polling(b, n_poll, raw, raw_processes=raw_two,
+                one, two = await scenarios.polling(b, n_poll, raw, raw_processes=raw_two, rounds=rounds,
                                                   baselined="footprint" in only)
                 results["polling"], results["scale_out"] = one, two
                 say(f"   one worker {one['polls_per_s']:,.0f} polls/s, raw {one['raw_per_s']:,.0f} req/s; "
@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=5_000, help="events delivered in scenario 3")
     p.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
                    help="the event loop of the workers polling nginx (worker.event_loop)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="two-worker passes of the polling scenario (each between one-worker passes)")
     p.add_argument("--no-write", action="store_true", help="print only; leave latest.json and the PNG alone")
     args = p.parse_args(argv)
     only = {x.strip() for x in args.only.split(",") if x.strip()}
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     (scratch / "work").mkdir()
     try:
         results = asyncio.run(run(only, args.watched, args.orders, args.naive, args.events, scratch,
-                                  args.event_loop))
+                                  args.event_loop, args.rounds))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     results["summary"] = summary = summarize(results)

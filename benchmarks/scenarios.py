@@ -60,7 +60,10 @@ async def _watch(redis: aioredis.Redis, rkeys: Sequence[str], interval: float) -
 
 
 async def _make_due(redis: aioredis.Redis, rkeys: Sequence[str], when: float) -> None:
-    async with redis.pipeline(transaction=False) as pipe:
+    """All at once (MULTI): a scheduler tick between two of the ZADDs would claim only part,
+    the rest a tick (1 s) later, and the pass, timed from the claim of the last entry,
+    would look up to a second shorter than it was."""
+    async with redis.pipeline(transaction=True) as pipe:
         for i in range(0, len(rkeys), 5000):
             pipe.zadd(keys.DUE, {k: when for k in rkeys[i : i + 5000]}, xx=True)
         await pipe.execute()
