@@ -34,12 +34,12 @@ class Orders:
     project_id: str
     mean_bytes: float
     pages: int
-    in_memory: int = 0
-    """The first `in_memory` ids are answered from nginx's memory (`MEMORY_DIR`)."""
+    in_memory: frozenset[str] = frozenset()
+    """The ids answered from nginx's memory (`MEMORY_DIR`): the first `in_memory` rendered."""
 
     def rewrite_state(self, order_id: str, state: str) -> None:
         """A change at the 'provider': the order's file now says `state`."""
-        if order_id in self.ids[: self.in_memory]:
+        if order_id in self.in_memory:
             raise ValueError(f"order {order_id} is served from nginx's memory: its file change would not show")
         rewrite_state(self.data, order_id, state)
 
@@ -66,7 +66,8 @@ def build_orders(
         d.mkdir(parents=True, exist_ok=True)
     pages = (n + page_size - 1) // page_size
     stats = orjson.dumps({"total_in_progress": n, "total_orders": n, **{s: 0 for s in STATES[1:]}})
-    job = _Render(sim, ids, orders_dir, pages_dir, memory_dir, frozenset(ids[:in_memory]), page_size, pages, stats)
+    memory = frozenset(ids[:in_memory])
+    job = _Render(sim, ids, orders_dir, pages_dir, memory_dir, memory, page_size, pages, stats)
     runs = [range(pages * k // processes, pages * (k + 1) // processes) for k in range(processes)]
     if processes > 1 and pages > 1:
         global _job
@@ -80,7 +81,7 @@ def build_orders(
         total = job.write(range(pages))
     for d in (data, orders_dir, pages_dir, memory_dir):
         d.chmod(0o755)
-    return Orders(ids, data, DEFAULT_PROJECT_ID, total / max(1, n), pages, min(in_memory, n))
+    return Orders(ids, data, DEFAULT_PROJECT_ID, total / max(1, n), pages, memory)
 
 
 def map_entry(order_id: str, body: bytes) -> bytes:
