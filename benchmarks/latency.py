@@ -109,9 +109,13 @@ async def latency(
                 pass
             phases["drain_s"] = time.perf_counter() - t_drain
             failures = await stat(redis, "polls:artistree:unavailable", "polls:artistree:error")
+            t_stop = time.perf_counter()
+        phases["worker_stop_s"] = time.perf_counter() - t_stop
     finally:
         receiver.on_receive = None
+        t_sim = time.perf_counter()
         await sim.stop()
+        phases["simulator_stop_s"] = time.perf_counter() - t_sim
     lat = [seen[oid] - changed_at[oid] for oid in changed_at if oid in seen]
     return {
         "watched": n,

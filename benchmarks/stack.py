@@ -117,13 +117,18 @@ class Workers:
     def rss_mb(self) -> list[tuple[float, float]]:
         return [rss_mb(p.pid) for p in self.procs]
 
-    def stop(self) -> None:
+    async def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then waits for the processes to exit without blocking the event loop:
+        the simulator and the webhook receiver run on this loop, and a worker finishing its
+        jobs in flight needs their answers (a blocking wait let its last poll batch hang
+        for the whole shutdown_grace, 20 s)."""
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
+        deadline = time.monotonic() + timeout
         for p in self.procs:
             try:
-                p.wait(30)
+                await asyncio.to_thread(p.wait, max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(5)
@@ -138,7 +143,7 @@ async def workers(config: Path, n: int, log: Path, redis: aioredis.Redis) -> Asy
         await w.ready(redis)
         yield w
     finally:
-        w.stop()
+        await w.stop()
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
