@@ -12,7 +12,7 @@ from pathlib import Path
 
 from config import load_config
 from worker.logs import setup_logging
-from worker.settings import make_worker, tune_gc, use_event_loop
+from worker.settings import run_worker
 
 __all__ = ["main"]
 
@@ -20,10 +20,7 @@ __all__ = ["main"]
 def main(path: str) -> None:
     config = load_config(Path(path))
     setup_logging(config.settings.log_level, config.settings.log_format)
-    use_event_loop(config)
-    worker = make_worker(config)
-    tune_gc(config.settings.worker.gc_threshold)
-    worker.run()
+    run_worker(config)
 
 
 if __name__ == "__main__":

@@ -70,14 +70,11 @@ def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 def run(config: ConfigOption = None) -> None:
     """Run a worker: scheduler, pollers, dispatcher and deliveries (production)."""
     from worker.cli_ops import prepare
-    from worker.settings import make_worker, tune_gc, use_event_loop
+    from worker.settings import run_worker
 
     cfg = load_or_exit(config)
     prepare(cfg)  # logs that redact, then Sentry: before the worker is made
-    use_event_loop(cfg)
-    worker = make_worker(cfg)
-    tune_gc(cfg.settings.worker.gc_threshold)
-    worker.run()
+    run_worker(cfg)
 
 
 @app.command()

@@ -159,13 +159,14 @@ class Runtime:
         puts the worker in `sh:workers` (scored by when it runs out), whose count gives each
         worker its share of every provider's concurrency."""
         interval = self.config.settings.worker.health_interval
+        lasts = interval * 2 + 1  # a beat counts until two more were missed (and a second)
         key = keys.HEALTH_PREFIX + self.worker_id
         try:
             while not self.stop.is_set():
                 beat = orjson.dumps({"at": time.time(), "interval": interval, "pid": os.getpid()})
                 try:
-                    await self.redis.set(key, beat, px=int(interval * 2000) + 1000)
-                    live = await self.poller.limits.beat(self.worker_id, interval * 2 + 1)
+                    await self.redis.set(key, beat, px=int(lasts * 1000))
+                    live = await self.poller.limits.beat(self.worker_id, lasts)
                     self.poller.share_concurrency(live)
                 except Exception:
                     log.warning("heartbeat: Redis unreachable")

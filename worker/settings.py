@@ -42,8 +42,8 @@ from tasks.jobs import (
 from worker.job_pickup import skip_running_jobs
 from worker.runtime import Runtime
 
-__all__ = ["SCHEDULE_NOW", "WorkerSettings", "make_worker", "redis_settings", "sentinel_settings", "tune_gc",
-           "use_event_loop"]
+__all__ = ["SCHEDULE_NOW", "WorkerSettings", "make_worker", "redis_settings", "run_worker", "sentinel_settings",
+           "tune_gc", "use_event_loop"]
 
 SCHEDULE_NOW = "schedule_now"
 """The scheduler as an ordinary job, for the API to run it at once after an inbound hook
@@ -142,6 +142,16 @@ def tune_gc(threshold: int) -> None:
         "gc: %d start-up objects frozen, young collection every %d allocations",
         gc.get_freeze_count(), threshold,
     )
+
+
+def run_worker(config: Config) -> None:
+    """What `statehook run` does once logging and Sentry are set up (the benchmark's worker
+    processes call it too): the configured event loop, the worker, the collector tuned
+    after start-up, then the worker's loop until a signal stops it."""
+    use_event_loop(config)
+    worker = make_worker(config)
+    tune_gc(config.settings.worker.gc_threshold)
+    worker.run()
 
 
 def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: bool = True,
