@@ -24,7 +24,7 @@ import orjson
 
 from simulator.artistree import DEFAULT_PROJECT_ID, STATES, ArtistreeSim
 
-__all__ = ["MEMORY_DIR", "Orders", "build_orders", "map_entry", "page_token", "rewrite_state"]
+__all__ = ["MEMORY_DIR", "Orders", "build_orders", "map_entry", "page_token"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class Orders:
         """A change at the 'provider': the order's file now says `state`."""
         if order_id in self.in_memory:
             raise ValueError(f"order {order_id} is served from nginx's memory: its file change would not show")
-        rewrite_state(self.data, order_id, state)
+        _rewrite_file(self.data, order_id, state)
 
 
 MEMORY_DIR = "memory"
@@ -144,7 +144,7 @@ def _render_run(run: range) -> int:
     return _job.write(run)
 
 
-def rewrite_state(data: Path, order_id: str, state: str) -> None:
+def _rewrite_file(data: Path, order_id: str, state: str) -> None:
     """A change at the 'provider': the order's file now says `state`."""
     path = data / "orders" / order_id
     order = orjson.loads(path.read_bytes())
