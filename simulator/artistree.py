@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
-import os
 import random
 import secrets
 import time
@@ -28,6 +26,20 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from simulator.artistree_catalogue import (
+    ADJECTIVES,
+    DEFAULT_PROJECT_ID,
+    FORMATS,
+    NOUNS,
+    PROJECTS,
+    REVIEWERS,
+    TAGS,
+    VARIANTS,
+    Presigner,
+    annotation,
+    iso,
+    uuid_from,
+)
 from simulator.core import SimProvider, json_response
 
 __all__ = [
@@ -81,135 +93,6 @@ _STAT_KEYS = {
 }
 _UPDATABLE = frozenset(ORDER_FIELDS) - {"order_id", "project"}
 
-DEFAULT_PROJECT_ID = "5b0e9c1a-7d4f-4e2b-9a63-0f8d2c71e4b5"
-_PROJECTS = (
-    (DEFAULT_PROJECT_ID, "Spring Campaign 2026", "admin"),
-    ("c3f18a27-90be-4d15-8e0c-6a4b7d2f9e01", "Editorial Illustrations", "member"),
-    ("e8a2d4c6-1f37-4b9a-b5d0-93c7e6f1a248", "Album Covers", "viewer"),
-)
-
-_BUCKET = "https://artistree-human-prod-assets.s3.us-east-1.amazonaws.com"
-_ACCESS_KEY = "ASIAQ3EGUVJ7SIMULATE"
-_USERS = (
-    ("mara.lindqvist", "mara.lindqvist@northlight.studio", "Mara Lindqvist"),
-    ("jonah.okafor", "jonah.okafor@northlight.studio", "Okafor Illustration"),
-    ("ines.carvalho", "ines@carvalho-art.pt", "Inês Carvalho"),
-    ("kenji.watanabe", "kenji.w@paperlantern.jp", None),
-)
-_REVIEWERS = ("qa.lead@northlight.studio", "reviewer@artistree.io", "certification@artistree.io")
-_ADJECTIVES = (
-    "Crimson",
-    "Quiet",
-    "Northern",
-    "Gilded",
-    "Paper",
-    "Electric",
-    "Hollow",
-    "Saltwater",
-    "Midnight",
-    "Copper",
-    "Velvet",
-    "Orchard",
-    "Lantern",
-    "Tidal",
-    "Amber",
-    "Cobalt",
-)
-_NOUNS = (
-    "Harbor",
-    "Fox",
-    "Cathedral",
-    "Garden",
-    "Skyline",
-    "Lighthouse",
-    "Orchid",
-    "Parade",
-    "Meadow",
-    "Atlas",
-    "Heron",
-    "Market",
-    "Comet",
-    "Bridge",
-    "Willow",
-    "Signal",
-)
-_FORMATS = ("Poster", "Cover", "Spread", "Portrait", "Study", "Mural", "Sketch", "Print")
-_EXTENSIONS = (".psd", ".psd", ".procreate", ".kra", ".tiff")
-_TAGS = (("print", "client-a"), ("editorial",), ("cover", "final"), (), ("sketch", "wip"), ("campaign",))
-_ANALYSES = ("process_replay", "layer_history", "ai_image_detection", "metadata_integrity", "stroke_dynamics")
-_LAYERS = ("Background", "Sketch", "Line Art", "Flats", "Shading", "Highlights", "Texture")
-
-
-@dataclass(frozen=True, slots=True)
-class _Variant:
-    """The parts of an order that many orders can share (never mutated once built)."""
-
-    user: tuple[str, str, str | None]
-    extension: str
-    analysis_list: list[dict[str, Any]]
-    annotations: list[dict[str, Any]]
-    layer_names: tuple[str, ...]
-    confidence: float
-    remediation: float
-
-
-def _annotation(rng: random.Random, *, needs_remediation: bool) -> dict[str, Any]:
-    x, y = rng.randrange(0, 3000), rng.randrange(0, 2000)
-    w, h = rng.randrange(40, 900), rng.randrange(40, 900)
-    note = (
-        "Brush dynamics inconsistent with the recorded process"
-        if needs_remediation
-        else ("Texture matches the layer history")
-    )
-    annotation_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-    return {
-        "id": annotation_id,
-        "bodies": [
-            {"value": note, "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "annotation": annotation_id}
-        ],
-        "properties": {
-            "needs_remediation": needs_remediation,
-            "ai_likelihood": round(rng.uniform(0.6, 0.95) if needs_remediation else rng.uniform(0.01, 0.2), 3),
-        },
-        "target": {
-            "annotation": annotation_id,
-            "selector": {
-                "type": "RECTANGLE",
-                "geometry": {
-                    "bounds": {"minX": x, "minY": y, "maxX": x + w, "maxY": y + h},
-                    "x": x,
-                    "y": y,
-                    "w": w,
-                    "h": h,
-                    "points": [[x, y], [x + w, y], [x + w, y + h], [x, y + h]],
-                },
-            },
-        },
-    }
-
-
-def _build_variants(count: int = 32) -> tuple[_Variant, ...]:
-    rng = random.Random(20261123)
-    variants = []
-    for i in range(count):
-        analyses = rng.sample(_ANALYSES, rng.randint(3, 5))
-        variants.append(
-            _Variant(
-                user=_USERS[i % len(_USERS)],
-                extension=_EXTENSIONS[i % len(_EXTENSIONS)],
-                analysis_list=[{"analysis_type": a, "analysis_passed": True} for a in analyses],
-                annotations=[_annotation(rng, needs_remediation=False)],
-                layer_names=tuple(rng.sample(_LAYERS, rng.randint(1, 3))),
-                confidence=0.0,
-                remediation=0.0,
-            )
-        )
-    return tuple(variants)
-
-
-_VARIANTS = _build_variants()
-
-
 @dataclass(slots=True)
 class _Order:
     order_id: str
@@ -238,42 +121,6 @@ class _Project:
     name: str
     user_role: str
     scope: _Scope = field(default_factory=_Scope)
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-def _uuid_from(text: str) -> str:
-    h = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
-
-
-class _Presigner:
-    """URLs shaped like S3 presigned GETs: the date part is cached per second, and every URL
-    gets a fresh signature, so two answers never carry the same URL."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._query = ""
-
-    def query_prefix(self, epoch: int) -> str:
-        now = int(time.time())
-        if now != self._second:
-            t = time.gmtime(now)
-            self._second = now
-            self._query = (
-                f"?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={_ACCESS_KEY}{{epoch:04d}}"
-                f"%2F{time.strftime('%Y%m%d', t)}%2Fus-east-1%2Fs3%2Faws4_request"
-                f"&X-Amz-Date={time.strftime('%Y%m%dT%H%M%SZ', t)}&X-Amz-Expires=3600"
-                "&X-Amz-SignedHeaders=host&X-Amz-Signature="
-            )
-        return self._query.replace("{epoch:04d}", f"{epoch:04d}")
-
-    def urls(self, keys: Sequence[str], epoch: int) -> list[str]:
-        query = self.query_prefix(epoch)
-        signatures = os.urandom(32 * len(keys)).hex()
-        return [f"{_BUCKET}/{key}{query}{signatures[64 * i : 64 * (i + 1)]}" for i, key in enumerate(keys)]
 
 
 def _encode_page_token(seq: int) -> str:
@@ -339,12 +186,12 @@ class ArtistreeSim(SimProvider):
         self.tokens_issued = 0
         self.rng = random.Random(seed)
         self._tokens: dict[str, float] = {}
-        self._presigner = _Presigner()
+        self._presigner = Presigner()
         self._orders: dict[str, _Order] = {}
         self._slots: list[_Order | None] = []
         self._stats: Counter[str] = Counter()
         self._personal = _Scope()
-        self._projects: dict[str, _Project] = {pid: _Project(pid, name, role) for pid, name, role in _PROJECTS}
+        self._projects: dict[str, _Project] = {pid: _Project(pid, name, role) for pid, name, role in PROJECTS}
 
     # ---- Python API for tests, benchmarks and the demo --------------------------------
 
@@ -446,8 +293,8 @@ class ArtistreeSim(SimProvider):
         bits = rng.getrandbits(32)
         if title is None:
             title = (
-                f"{_ADJECTIVES[bits & 15]} {_NOUNS[(bits >> 4) & 15]} "
-                f"{_FORMATS[(bits >> 8) & 7]} v{(bits >> 11) % 5 + 1}"
+                f"{ADJECTIVES[bits & 15]} {NOUNS[(bits >> 4) & 15]} "
+                f"{FORMATS[(bits >> 8) & 7]} v{(bits >> 11) % 5 + 1}"
             )
         order = _Order(
             order_id=order_id or str(uuid.UUID(int=rng.getrandbits(128), version=4)),
@@ -455,9 +302,9 @@ class ArtistreeSim(SimProvider):
             state=state,
             title=title,
             project_id=project_id,
-            variant=(bits >> 14) % len(_VARIANTS),
+            variant=(bits >> 14) % len(VARIANTS),
             created=int(time.time()) - (bits >> 19) % (30 * 86400),
-            tags=list(tags) if tags is not None else _TAGS[(bits >> 24) % len(_TAGS)],
+            tags=list(tags) if tags is not None else TAGS[(bits >> 24) % len(TAGS)],
         )
         scope = self._scope(project_id)
         self._orders[order.order_id] = order
@@ -480,7 +327,7 @@ class ArtistreeSim(SimProvider):
         return order.extra[name] if order.extra and name in order.extra else default
 
     def _render(self, order: _Order) -> dict[str, Any]:
-        v = _VARIANTS[order.variant]
+        v = VARIANTS[order.variant]
         username, email, ordered_by = v.user
         oid, epoch = order.order_id, order.url_epoch
         stem = order.title.lower().replace(" ", "_")
@@ -494,11 +341,11 @@ class ArtistreeSim(SimProvider):
             "email": email,
             "order_state": order.state,
             "order_title": order.title,
-            "asset_id": _uuid_from(oid),
+            "asset_id": uuid_from(oid),
             "asset_name": stem + v.extension,
             "asset_last_modified_timestamp": str(order.created - 5400),
             "ordered_by": ordered_by,
-            "creation_time": _iso(order.created),
+            "creation_time": iso(order.created),
             "asset_preview_url": None if order.state == "Unsupported File" else urls[-1],
             "analysis_list": v.analysis_list,
             "analysis_failed_items": [],
@@ -522,13 +369,13 @@ class ArtistreeSim(SimProvider):
         return {
             "order_id": order.order_id,
             "order_title": order.title,
-            "creation_time": _iso(order.created),
+            "creation_time": iso(order.created),
             "order_state": order.state,
             "asset_preview_url": None
             if order.state == "Unsupported File"
             else self._presigner.urls([f"orders/{order.order_id}/v{order.url_epoch}/preview.webp"], order.url_epoch)[0],
             "project_name": project.name if project else PERSONAL,
-            "analysis_list": self._field(order, "analysis_list", _VARIANTS[order.variant].analysis_list),
+            "analysis_list": self._field(order, "analysis_list", VARIANTS[order.variant].analysis_list),
             "tags": list(order.tags),
         }
 
@@ -759,7 +606,7 @@ class ArtistreeSim(SimProvider):
         was = order.state
         states, weights = zip(*_NEXT[was], strict=True)
         now = rng.choices(states, weights)[0]
-        v = _VARIANTS[order.variant]
+        v = VARIANTS[order.variant]
         fields: dict[str, Any] = {}
         extra = ""
         if now == "Human Certified":
@@ -779,12 +626,12 @@ class ArtistreeSim(SimProvider):
             }
             extra = f" (analysis failed: {failed[-1]})"
         elif now == "Action Required":
-            notes = [*self._field(order, "annotations", v.annotations), _annotation(rng, needs_remediation=True)]
+            notes = [*self._field(order, "annotations", v.annotations), annotation(rng, needs_remediation=True)]
             fields = {"annotations": notes, "remediation": 1.0}
             extra = " (an annotation needs remediation)"
         elif now == "Reviewed":
-            reviewer = rng.choice(_REVIEWERS)
-            fields = {"reviewed_by": reviewer, "review_timestamp": _iso(time.time())}
+            reviewer = rng.choice(REVIEWERS)
+            fields = {"reviewed_by": reviewer, "review_timestamp": iso(time.time())}
             extra = f" (reviewed by {reviewer})"
         elif now == "In Progress":
             fields = {"remediation": 0.5}
