@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
+import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from providers.base import MalformedPayload, NotFound, ProviderError, RateLimited, Unauthorized, Unavailable
@@ -18,6 +20,8 @@ from simulator.core import Fault, Simulator
 from simulator.rev import RevSim
 from tasks.diff import diff
 from tasks.model import EventDraft, ResourceRef, Severity, Snapshot
+from tasks.poll import Poller, PollOutcome
+from tasks.store import Store, WatchMeta
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_REF = ResourceRef("rev", "order", "TC432432")
@@ -423,3 +427,21 @@ async def test_control_routes_drive_an_order(
         assert resp.status == 200
     with pytest.raises(NotFound):
         await provider.fetch(order_ref("TC9"))
+
+
+async def test_an_order_answered_byte_for_byte_as_before_is_unchanged_without_a_parse(
+    redis: aioredis.Redis, provider: RevProvider, rev_sim: RevSim
+) -> None:
+    number = rev_sim.add_order()
+    rkey = order_ref(number).key
+    poller = Poller(Store(redis), {"rev": provider})
+    await poller.store.add_watches([(rkey, WatchMeta(interval=60))])
+    assert (await poller.poll([rkey]))[PollOutcome.BASELINE] == 1
+    parsed: list[bytes] = []
+    parse = provider.parse
+    provider.parse = lambda body: parsed.append(body) or parse(body)  # type: ignore[method-assign]
+    assert (await poller.poll([rkey]))[PollOutcome.UNCHANGED] == 1
+    assert parsed == []
+    rev_sim.set_status(number, "Complete")
+    assert (await poller.poll([rkey]))[PollOutcome.CHANGED] == 1
+    assert [orjson.loads(p)["status"] for p in parsed] == ["Complete"]
