@@ -163,11 +163,13 @@ class Provider(ABC):
 
     # ---- what a provider implements -------------------------------------------------
 
-    fingerprint_blanks: ClassVar[tuple[str, ...] | None] = None
+    fingerprint_blanks: tuple[str, ...] | None = None
     """Keys whose string values are volatile wherever they occur in a payload (presigned
-    URLs). When set, `fetch_body` gives the raw body, the poller fingerprints it with these
-    values blanked, and a body whose fingerprint matches the last one is unchanged without
-    a parse. Left None, every poll parses, normalizes and digests."""
+    URLs); () when nothing in it is volatile. When set, `fetch_body` gives the raw body, the
+    poller fingerprints it with these values blanked, and a body whose fingerprint matches
+    the last one is unchanged without a parse. Left None, every poll parses, normalizes and
+    digests: for a payload whose volatile values cannot be blanked whole (a presigned URL
+    whose path still counts), a fingerprint would differ on every answer."""
 
     @abstractmethod
     async def fetch(self, ref: ResourceRef) -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, Self, TypeGuard
 from urllib.parse import quote
 
+import aiohttp
 import orjson
 from pydantic import Field, SecretStr, model_validator
 
@@ -106,9 +107,17 @@ class DeepomaticProvider(Provider):
     def work_order_url(self, wo_id: str) -> str:
         return f"{self.base_url}/v0.2/work-orders/{quote(wo_id, safe='')}/"
 
+    def __init__(self, settings: DeepomaticSettings, session: aiohttp.ClientSession) -> None:
+        super().__init__(settings, session)
+        # without inputs an answer holds no signed URL: byte-equal to the last, unchanged
+        self.fingerprint_blanks = None if settings.include_inputs else ()
+
     async def fetch(self, ref: ResourceRef) -> Any:
+        return self.parse(await self.fetch_body(ref))
+
+    async def fetch_body(self, ref: ResourceRef) -> bytes:
         include = "true" if self.settings.include_inputs else "false"
-        return await self.get_json(self.work_order_url(ref.id), params={"include_inputs": include})
+        return await self.get_bytes(self.work_order_url(ref.id), params={"include_inputs": include})
 
     # ---- normalize ----------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+import redis.asyncio as aioredis
 from pydantic import ValidationError
 
 from providers.base import MalformedPayload, NotFound, RateLimited, Unauthorized, Unavailable
@@ -17,6 +18,8 @@ from simulator.core import Fault, Simulator
 from simulator.deepomatic import DeepomaticSim
 from tasks.diff import diff
 from tasks.model import EventDraft, ResourceRef, Severity, Snapshot
+from tasks.poll import Poller, PollOutcome
+from tasks.store import Store, WatchMeta
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KEY = "sim-api-key"
@@ -388,3 +391,25 @@ def test_add_many_seeds_work_orders_with_named_tasks() -> None:
     ids = sim.add_many(3)
     assert len(set(ids)) == 3
     assert all(sim.payload(i, include_inputs=False)["tasks"] for i in ids)
+
+
+async def test_without_inputs_an_answer_byte_for_byte_as_before_is_unchanged_without_a_parse(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    provider = make_provider(sim, session, include_inputs=False)
+    poller = Poller(Store(redis), {"deepomatic": provider})
+    await poller.store.add_watches([(REF.key, WatchMeta(interval=60))])
+    assert (await poller.poll([REF.key]))[PollOutcome.BASELINE] == 1
+    parsed: list[bytes] = []
+    parse = provider.parse
+    provider.parse = lambda body: parsed.append(body) or parse(body)  # type: ignore[method-assign]
+    assert (await poller.poll([REF.key]))[PollOutcome.UNCHANGED] == 1
+    assert parsed == []
+    sim["deepomatic"].set_progress(WO, 60)
+    assert (await poller.poll([REF.key]))[PollOutcome.CHANGED] == 1
+    assert [orjson.loads(p)["progress_score"] for p in parsed] == [60]
+
+
+def test_with_inputs_every_poll_parses(sim: Simulator, session: aiohttp.ClientSession) -> None:
+    """Signed image URLs change in every answer: a fingerprint would never match."""
+    assert make_provider(sim, session, include_inputs=True).fingerprint_blanks is None
