@@ -100,17 +100,17 @@ class DeepomaticProvider(Provider):
     kinds: ClassVar[tuple[str, ...]] = ("work_order",)
     settings: DeepomaticSettings
 
+    def __init__(self, settings: DeepomaticSettings, session: aiohttp.ClientSession) -> None:
+        super().__init__(settings, session)
+        # without inputs an answer holds no signed URL: byte-equal to the last, unchanged
+        self.fingerprint_blanks = None if settings.include_inputs else ()
+
     async def auth_headers(self, *, refresh: bool = False) -> dict[str, str]:
         """A static API key: nothing to refresh, so a 401 is final."""
         return {"Authorization": f"Token {self.settings.api_key.get_secret_value()}"}
 
     def work_order_url(self, wo_id: str) -> str:
         return f"{self.base_url}/v0.2/work-orders/{quote(wo_id, safe='')}/"
-
-    def __init__(self, settings: DeepomaticSettings, session: aiohttp.ClientSession) -> None:
-        super().__init__(settings, session)
-        # without inputs an answer holds no signed URL: byte-equal to the last, unchanged
-        self.fingerprint_blanks = None if settings.include_inputs else ()
 
     async def fetch(self, ref: ResourceRef) -> Any:
         return self.parse(await self.fetch_body(ref))

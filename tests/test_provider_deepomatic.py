@@ -410,6 +410,14 @@ async def test_without_inputs_an_answer_byte_for_byte_as_before_is_unchanged_wit
     assert [orjson.loads(p)["progress_score"] for p in parsed] == [60]
 
 
-def test_with_inputs_every_poll_parses(sim: Simulator, session: aiohttp.ClientSession) -> None:
-    """Signed image URLs change in every answer: a fingerprint would never match."""
-    assert make_provider(sim, session, include_inputs=True).fingerprint_blanks is None
+async def test_with_inputs_no_fingerprint_is_kept(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """Signed image URLs change in every answer: a fingerprint would never match, and
+    keeping it would rewrite the state on every poll."""
+    poller = Poller(Store(redis), {"deepomatic": make_provider(sim, session, include_inputs=True)})
+    await poller.store.add_watches([(REF.key, WatchMeta(interval=60))])
+    assert (await poller.poll([REF.key]))[PollOutcome.BASELINE] == 1
+    assert (await poller.poll([REF.key]))[PollOutcome.UNCHANGED] == 1
+    _, (state,), _ = await poller.store.load([REF.key])
+    assert state is not None and state.preview == ""
