@@ -1,4 +1,5 @@
-"""Shared fixtures: a private redis-server on a free port (never 6379), and waiting helpers."""
+"""Shared fixtures: a private redis-server on a free port (never 6379), waiting helpers, and a
+counter of a provider's body parses."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis, RedisSettings, create_pool
+
+from providers.base import Provider
 
 
 def free_port() -> int:
@@ -90,6 +93,14 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+def count_parses(provider: Provider) -> list[bytes]:
+    """The bodies `provider` parses from now on (the fingerprint fast path parses none)."""
+    parsed: list[bytes] = []
+    parse = provider.parse
+    provider.parse = lambda body: parsed.append(body) or parse(body)  # type: ignore[method-assign]
+    return parsed
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from tasks.diff import diff
 from tasks.model import EventDraft, ResourceRef, Severity, Snapshot
 from tasks.poll import Poller, PollOutcome
 from tasks.store import Store, WatchMeta
+from tests.conftest import count_parses
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KEY = "sim-api-key"
@@ -400,9 +401,7 @@ async def test_without_inputs_an_answer_byte_for_byte_as_before_is_unchanged_wit
     poller = Poller(Store(redis), {"deepomatic": provider})
     await poller.store.add_watches([(REF.key, WatchMeta(interval=60))])
     assert (await poller.poll([REF.key]))[PollOutcome.BASELINE] == 1
-    parsed: list[bytes] = []
-    parse = provider.parse
-    provider.parse = lambda body: parsed.append(body) or parse(body)  # type: ignore[method-assign]
+    parsed = count_parses(provider)
     assert (await poller.poll([REF.key]))[PollOutcome.UNCHANGED] == 1
     assert parsed == []
     sim["deepomatic"].set_progress(WO, 60)

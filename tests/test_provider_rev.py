@@ -22,6 +22,7 @@ from tasks.diff import diff
 from tasks.model import EventDraft, ResourceRef, Severity, Snapshot
 from tasks.poll import Poller, PollOutcome
 from tasks.store import Store, WatchMeta
+from tests.conftest import count_parses
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE_REF = ResourceRef("rev", "order", "TC432432")
@@ -437,9 +438,7 @@ async def test_an_order_answered_byte_for_byte_as_before_is_unchanged_without_a_
     poller = Poller(Store(redis), {"rev": provider})
     await poller.store.add_watches([(rkey, WatchMeta(interval=60))])
     assert (await poller.poll([rkey]))[PollOutcome.BASELINE] == 1
-    parsed: list[bytes] = []
-    parse = provider.parse
-    provider.parse = lambda body: parsed.append(body) or parse(body)  # type: ignore[method-assign]
+    parsed = count_parses(provider)
     assert (await poller.poll([rkey]))[PollOutcome.UNCHANGED] == 1
     assert parsed == []
     rev_sim.set_status(number, "Complete")
