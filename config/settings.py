@@ -24,7 +24,9 @@ class WorkerTuning(BaseModel):
 
     poll_batch_size: int = Field(default=200, ge=1, le=5000)
     schedule_max_per_tick: int = Field(default=20_000, ge=1)
-    poll_lease: Duration = Field(default=120.0, description="a claimed resource is not due again before this")
+    poll_lease: Duration = Field(
+        default=60.0, description="a claimed resource is not due again before this (a lost poll job's resources "
+        "are claimed again after it)")
     max_jobs: int = Field(default=32, ge=1)
     job_timeout: Duration = 60.0
     delivery_timeout: Duration = 30.0
@@ -32,7 +34,10 @@ class WorkerTuning(BaseModel):
     history_length: int = Field(default=50, ge=0)
     health_interval: Duration = 30.0
     shutdown_grace: Duration = 20.0
-    reclaim_idle: Duration = Field(default=30.0, description="outbox entries pending this long are reclaimed")
+    reclaim_idle: Duration = Field(default=15.0, description="outbox entries pending this long are reclaimed")
+    takeover_after: Duration = Field(
+        default=25.0, ge=3.0, le=300.0,
+        description="a job whose worker died (or hangs) is run by another worker this long after its last renewal")
     event_loop: Literal["asyncio", "uvloop"] = Field(
         default="asyncio", description="the worker's event loop; uvloop needs the uvloop extra"
     )

@@ -33,6 +33,7 @@ from notifiers.base import Notifier
 from tasks import keys
 from tasks.deliver import DeliveryRecords, attempt_delivery, disabled_reason
 from tasks.model import Event
+from tasks.unavailable import is_redis_down
 
 __all__ = ["BatchResult", "deliver_batch", "group_by_resource"]
 
@@ -158,7 +159,9 @@ async def deliver_batch(
         except TimeoutError:
             log.warning("delivery batch to %s passed its deadline of %.0fs: the rest get jobs of their own",
                         destination, deadline_s)
-        except Exception:
+        except Exception as exc:
+            if is_redis_down(exc) or any(is_redis_down(e) for e in getattr(exc, "exceptions", ())):
+                raise  # the job runs the batch again once Redis answers (its marks are its own)
             log.exception("delivery batch to %s failed: the rest get jobs of their own", destination)
         for eid, event, delay in retry:
             await hand_over(event, delay)

@@ -26,6 +26,7 @@ from notifiers.digest import DigestBuffer
 from tasks import keys
 from tasks.model import Event
 from tasks.route import select
+from tasks.unavailable import is_redis_down
 
 __all__ = ["DELIVER_EXPIRES", "Dispatcher", "batch_job_id", "delivery_job_id"]
 
@@ -34,6 +35,10 @@ log = logging.getLogger("statehook.dispatch")
 DELIVER_EXPIRES = 3 * 86400
 """A delivery job may be retried for days (Svix's schedule spans ~38 h): ARQ's default
 job expiry of one day would drop it."""
+
+
+DEAD_CONSUMER_IDLE_MS = 10 * 60 * 1000
+"""A consumer of the outbox that holds nothing and read nothing for this long is gone."""
 
 
 def delivery_job_id(event_id: str, destination: str) -> str:
@@ -56,7 +61,9 @@ class Dispatcher:
         reclaim_idle: float = 30.0,
         batch: int = 200,
         clock: Callable[[], float] = time.time,
+        outage: Any = None,
     ) -> None:
+        """`outage`: the process's `worker.outage.Outage`, told of Redis failures (None: logged here)."""
         self.redis = redis
         self.routes = list(routes)
         self.consumer = consumer
@@ -68,6 +75,7 @@ class Dispatcher:
         self.dispatched = 0
         self.clock = clock
         self.digests = DigestBuffer(redis)
+        self.outage = outage
 
     async def ensure_group(self) -> None:
         try:
@@ -77,22 +85,30 @@ class Dispatcher:
                 raise
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.ensure_group()
+        """Steps until `stop`; a step that fails is logged (an outage once, by `outage`) and retried."""
+        failures = 0
         while not stop.is_set():
             try:
+                if failures:
+                    await self.ensure_group()
                 await self.step(block_ms=500)
             except asyncio.CancelledError:
                 raise
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc):  # Redis lost its data (restart without persistence)
-                    log.warning("outbox consumer group missing: recreating it")
-                    await self.ensure_group()
+            except Exception as exc:
+                failures += 1
+                if self.outage is not None and is_redis_down(exc):
+                    self.outage.failed(exc, "dispatcher")
+                    await self.outage.wait_up(self.outage.backoff())
+                    continue
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    log.warning("outbox consumer group missing (Redis lost its data?): recreating it")
                     continue
                 log.exception("dispatcher step failed")
-                await asyncio.sleep(1.0)
-            except Exception:  # Redis hiccup or a bad entry: logged, the loop goes on
-                log.exception("dispatcher step failed")
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(min(5.0, 0.5 * failures))
+                continue
+            failures = 0
+            if self.outage is not None:
+                self.outage.ok()
 
     async def step(self, *, block_ms: int | None = None) -> int:
         """One read of the outbox (and a reclaim when due). Returns entries handled."""
@@ -147,13 +163,22 @@ class Dispatcher:
         ids = []
         now = self.clock()  # one batch, one digest window
         batches: dict[str, list[tuple[str, bytes]]] = {}
+        poisoned = 0
         for entry_id, fields in entries:
             raw = fields.get(b"e")
             if raw is None:
                 ids.append(entry_id)
                 continue
-            event = Event.from_json(raw)
-            for sel in select(event, self.routes):
+            try:
+                event = Event.from_json(raw)
+                selected = select(event, self.routes)
+            except Exception as exc:  # written by something else, or damaged: never blocks the outbox
+                log.warning("outbox entry %s is not an event (%s): acknowledged and skipped",
+                            entry_id.decode() if isinstance(entry_id, bytes) else entry_id, type(exc).__name__)
+                poisoned += 1
+                ids.append(entry_id)
+                continue
+            for sel in selected:
                 if sel.destination not in self.destinations:
                     continue
                 route = self.routes[sel.route]
@@ -172,14 +197,33 @@ class Dispatcher:
         if ids:
             await self.redis.xack(keys.OUTBOX, keys.GROUP, *ids)
             self.dispatched += len(ids)
+        if poisoned:
+            await self.redis.hincrby(keys.STATS, "corrupt_records", poisoned)  # type: ignore[misc]
         return len(ids)
 
     async def _first_in_window(self, route: int, event: Event, window: float) -> bool:
         key = keys.throttle(route, event.rkey, event.type)
         return bool(await self.redis.set(key, event.id, nx=True, px=int(window * 1000)))
 
+    async def forget_dead_consumers(self) -> int:
+        """Remove the group's consumers that hold nothing and were idle for DEAD_CONSUMER_IDLE
+        (workers that died or stopped; each start names a new one). Returns how many."""
+        try:
+            consumers = await self.redis.xinfo_consumers(keys.OUTBOX, keys.GROUP)
+        except ResponseError:
+            return 0
+        removed = 0
+        for c in consumers:
+            name = c["name"].decode() if isinstance(c["name"], bytes) else str(c["name"])
+            idle, pending = int(c.get("idle") or 0), int(c.get("pending") or 0)
+            if name != self.consumer and not pending and idle > DEAD_CONSUMER_IDLE_MS:
+                await self.redis.xgroup_delconsumer(keys.OUTBOX, keys.GROUP, name)
+                removed += 1
+        return removed
+
     async def trim(self) -> None:
         """Drop outbox entries every consumer has acknowledged; keep everything pending."""
+        await self.forget_dead_consumers()
         try:
             pending = await self.redis.xpending(keys.OUTBOX, keys.GROUP)
             groups = await self.redis.xinfo_groups(keys.OUTBOX)
@@ -199,12 +243,18 @@ class Dispatcher:
             await self.redis.xtrim(keys.OUTBOX, minid=f"{ms}-{int(seq or 0) + 1}", approximate=True)
 
 
-async def outbox_backlog(redis: aioredis.Redis) -> int:
+async def outbox_backlog(redis: aioredis.Redis, *, limit: int = 10_000) -> int:
+    """Outbox entries not yet handed on: read by a dispatcher and not acknowledged, plus
+    those no dispatcher has read (counted up to `limit`). Counted from the stream itself:
+    XINFO's `lag` is an estimate that a failover or a trim can leave far from the truth."""
     try:
         groups = await redis.xinfo_groups(keys.OUTBOX)
     except ResponseError:
         return 0
     for g in groups:
         if g["name"] in (keys.GROUP, keys.GROUP.encode()):
-            return int(g.get("lag") or 0) + int(g.get("pending") or 0)
+            last = g["last-delivered-id"]
+            last = last.decode() if isinstance(last, bytes) else str(last)
+            unread = await redis.xrange(keys.OUTBOX, min=f"({last}", max="+", count=limit)
+            return int(g.get("pending") or 0) + len(unread)
     return 0

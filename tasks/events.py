@@ -8,14 +8,23 @@ from datetime import UTC, datetime
 from providers.base import ResourceInfo
 from tasks.model import Event, EventDraft, ResourceRef, Snapshot
 
-__all__ = ["build_events", "event_id", "utc_iso"]
+__all__ = ["build_events", "change_of", "event_id", "utc_iso"]
 
 
-def event_id(rkey: str, seq: int, event_type: str) -> str:
-    """Same resource, same sequence number, same type: same id. A re-run of a poll whose
-    commit was lost names the change again with the same id, so receivers can drop it."""
-    h = hashlib.blake2b(f"{rkey}\x00{seq}\x00{event_type}".encode(), digest_size=12).hexdigest()
+def event_id(rkey: str, seq: int, event_type: str, change: str = "") -> str:
+    """Names one change for good. `change` says what changed: the dataset's epoch and the
+    digests before and after (`change_of`). The same change detected again (a retried poll,
+    a commit lost at a failover and made again) has the same resource, sequence number,
+    type, epoch and digests, so the same id, and receivers can drop the repeat. A different
+    change differs in one of them even when `seq` starts again: after a data loss the
+    epoch is new, after a lost commit the digests differ."""
+    h = hashlib.blake2b(f"{rkey}\x00{seq}\x00{event_type}\x00{change}".encode(), digest_size=12).hexdigest()
     return f"evt_{h}"
+
+
+def change_of(epoch: str, old_digest: str, new_digest: str) -> str:
+    """What `event_id` takes as the change: where it happened (the dataset) and from what to what."""
+    return f"{epoch}\x00{old_digest}\x00{new_digest}"
 
 
 def utc_iso(ts: float) -> str:
@@ -30,14 +39,17 @@ def build_events(
     base_seq: int,
     now: float,
     snapshot: Snapshot | None,
+    change: str = "",
 ) -> list[Event]:
+    """Events for `drafts`, numbered from `base_seq + 1`; `change` (see `change_of`) goes
+    into their ids."""
     resource = {"kind": ref.kind, "id": ref.id, "key": ref.key, "url": info.url, "title": info.title}
     events = []
     for i, draft in enumerate(drafts, start=1):
         seq = base_seq + i
         events.append(
             Event(
-                id=event_id(ref.key, seq, draft.type),
+                id=event_id(ref.key, seq, draft.type, change),
                 type=draft.type,
                 provider=ref.provider,
                 resource=resource,

@@ -44,8 +44,21 @@ def _batch_job_id(kind: str, provider: str, rkeys: list[str], claimed_at: float)
 
 async def schedule_due(ctx: dict[str, Any]) -> int:
     """Claim what is due (leasing it so that no other claim takes it) and enqueue poll jobs
-    in batches of one provider. Runs as a unique cron: one winner across all workers."""
+    in batches of one provider. Runs as a unique cron: one winner across all workers, which
+    also checks every second that Redis still holds the dataset (`Runtime.check_dataset`).
+    While Redis is down a tick does nothing: the next one, a second later, tries again."""
     rt = ctx["rt"]
+    try:
+        if not await rt.check_dataset():
+            return 0
+        return await _schedule(ctx, rt)
+    except Exception as exc:
+        if not rt.outage_of(exc, "scheduler"):
+            raise
+        return 0
+
+
+async def _schedule(ctx: dict[str, Any], rt: Any) -> int:
     tuning = rt.config.settings.worker
     now = time.time()
     # claim up to the next tick too, and defer each batch to its first due time: a resource is
@@ -76,12 +89,16 @@ def _not_before(due: float, now: float) -> float | None:
 
 
 async def poll_batch(ctx: dict[str, Any], rkeys: list[str]) -> dict[str, int]:
-    outcomes = await ctx["rt"].poll(rkeys)
+    """One batch of one provider's resources. A poll is idempotent (its commit is guarded by
+    the state it read), so one that Redis failed runs again once Redis answers."""
+    rt = ctx["rt"]
+    outcomes = await rt.outage.through(lambda: rt.poll(rkeys), "poll")
     return {k.value: v for k, v in outcomes.items()}
 
 
 async def poll_scan(ctx: dict[str, Any], rkey: str) -> dict[str, int]:
-    outcomes = await ctx["rt"].poll([rkey])
+    rt = ctx["rt"]
+    outcomes = await rt.outage.through(lambda: rt.poll([rkey]), "scan")
     return {k.value: v for k, v in outcomes.items()}
 
 
@@ -90,7 +107,9 @@ async def deliver(ctx: dict[str, Any], event_json: bytes, destination: str, atte
     `attempts_before`: attempts a delivery batch already made."""
     rt = ctx["rt"]
     attempt = attempts_before + ctx["job_try"]
-    result = await deliver_once(rt.redis, rt.notifiers.get(destination), destination, event_json, attempt)
+    # an attempt that Redis failed is made again once Redis answers (a repeat carries the same id)
+    result = await rt.outage.through(
+        lambda: deliver_once(rt.redis, rt.notifiers.get(destination), destination, event_json, attempt), "delivery")
     if result.retry_in is not None:
         raise Retry(defer=result.retry_in)
     return "delivered" if result.delivered else "dead-lettered"
@@ -107,12 +126,16 @@ async def deliver_events(ctx: dict[str, Any], events: list[bytes], destination: 
             _job_id=delivery_job_id(event.id, destination), _expires=DELIVER_EXPIRES, _defer_by=retry_in,
         )
 
-    try:
-        result = await deliver_batch(
+    def batch() -> Any:
+        return deliver_batch(
             rt.redis, rt.notifiers.get(destination), destination, events, hand_over, owner=ctx["job_id"],
             concurrency=rt.config.settings.worker.delivery_concurrency, deadline_s=BATCH_DEADLINE,
             keep_mark_s=DELIVERY_DEDUP_WINDOW,
         )
+
+    try:
+        # the marks it took are its own (owner = this job's id): a run again sends what it had not
+        result = await rt.outage.through(batch, "delivery batch")
     except (OSError, RedisError) as exc:
         log.warning("delivery batch to %s: %s; running it again in 5s", destination, type(exc).__name__)
         raise Retry(defer=5) from exc

@@ -6,6 +6,7 @@ __all__ = [
     "DISABLED",
     "DLQ",
     "DUE",
+    "EPOCH",
     "ERRORS",
     "GROUP",
     "HEALTH_PREFIX",
@@ -37,6 +38,7 @@ STATS = PREFIX + "stats"          # HASH counter -> value, shared by all workers
 DISABLED = PREFIX + "disabled"    # HASH destination -> reason (410 Gone)
 HEALTH_PREFIX = PREFIX + "health:"  # per-worker heartbeat keys
 WORKERS = PREFIX + "workers"      # ZSET worker id -> when its heartbeat runs out (unix seconds)
+EPOCH = PREFIX + "epoch"          # STRING: this dataset's random name, set once; gone = Redis lost its data
 
 
 def snapshot(rkey: str) -> str:

@@ -32,7 +32,7 @@ from tasks import keys
 from tasks.backoff import poll_backoff
 from tasks.diff import diff
 from tasks.digest import body_fingerprint, canonical, digest, fingerprint
-from tasks.events import build_events
+from tasks.events import build_events, change_of
 from tasks.limits import ProviderLimits, Reservation
 from tasks.model import Event, ResourceRef, Snapshot
 from tasks.schedule import next_poll_at
@@ -58,6 +58,7 @@ class PollOutcome(enum.StrEnum):
     ERROR = "error"
     UNWATCHED = "unwatched"
     PAUSED = "paused"
+    CORRUPT = "corrupt"
 
 
 @dataclass(slots=True)
@@ -84,6 +85,9 @@ class _Plan:
     pause: dict[str, float] = field(default_factory=dict)
     unhealthy: dict[str, str] = field(default_factory=dict)
     healthy: set[str] = field(default_factory=set)
+    epoch: str = ""
+    """the dataset the batch read (`Store.load`): its commits are guarded by it, and it is
+    part of every event id"""
 
 
 async def read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
@@ -154,12 +158,23 @@ class Poller:
     async def poll(self, rkeys: Sequence[str], *, now: float | None = None) -> Counter[PollOutcome]:
         """Poll a batch of resources of one provider and commit what changed."""
         now = time.time() if now is None else now
-        metas, states, failures = await self.store.load(rkeys)
+        loaded = await self.store.load(rkeys)
         plan = _Plan()
+        # a dataset without an epoch (new, or Redis lost its data) is given one before the first
+        # commit: events made in it can never have the id of one made before the loss
+        plan.epoch = loaded.epoch or (await self.store.ensure_epoch())[0]
         fetches: list[tuple[ResourceRef, WatchMeta, ResourceState | None, int]] = []
         scans: list[tuple[ResourceRef, WatchMeta]] = []
-        for rkey, meta, state, fails in zip(rkeys, metas, states, failures, strict=True):
-            ref = ResourceRef.parse(rkey)
+        for rkey, meta, state, fails in zip(rkeys, loaded.metas, loaded.states, loaded.failures, strict=True):
+            if rkey in loaded.corrupt:
+                plan.outcomes[PollOutcome.CORRUPT] += 1
+                continue
+            try:
+                ref = ResourceRef.parse(rkey)
+            except ValueError:
+                log.warning("not a resource key, skipped: %r", rkey)
+                plan.outcomes[PollOutcome.CORRUPT] += 1
+                continue
             if meta is None:
                 plan.outcomes[PollOutcome.UNWATCHED] += 1
                 continue
@@ -289,7 +304,9 @@ class Poller:
                 drafts = provider.classify(obs.ref, old, obs.snapshot, diff(old, obs.snapshot))
                 outcome = PollOutcome.CHANGED
                 base_seq = state.seq
-            events = build_events(obs.ref, info, drafts, base_seq=base_seq, now=now, snapshot=obs.snapshot)
+            change = change_of(plan.epoch, state.digest if state else "", obs.digest)
+            events = build_events(obs.ref, info, drafts, base_seq=base_seq, now=now, snapshot=obs.snapshot,
+                                  change=change)
             new_state = ResourceState(obs.digest, base_seq + len(events), now, obs.preview,
                                       info.terminal if schedule and obs.preview else None)
             due_at: float | str | None = "-"
@@ -316,7 +333,7 @@ class Poller:
         now: float,
     ) -> None:
         if isinstance(exc, NotFound) and state is not None:
-            plan.commits.append(self._gone_commit(provider, ref, state, now))
+            plan.commits.append(self._gone_commit(provider, ref, state, now, plan.epoch))
             plan.outcomes_of_commits.append(PollOutcome.GONE)
             return
         if isinstance(exc, RateLimited):
@@ -343,13 +360,17 @@ class Poller:
         log.warning("poll %s: %s: %s", ref.key, outcome.value, exc, extra={"rkey": ref.key})
         plan.reschedule[ref.key] = now + max(meta.interval, poll_backoff(fails + 1))
 
-    def _gone_commit(self, provider: Provider, ref: ResourceRef, state: ResourceState, now: float) -> Commit:
+    def _gone_commit(
+        self, provider: Provider, ref: ResourceRef, state: ResourceState, now: float, epoch: str
+    ) -> Commit:
         snap = {"gone": True}
         body = canonical(snap)
         # the old snapshot is not needed for the event's title: the rkey names the resource
         info = provider.describe(ref, {})
-        events = build_events(ref, info, [provider.gone(ref, {})], base_seq=state.seq, now=now, snapshot=None)
-        new = ResourceState(digest(body), state.seq + len(events), now)
+        gone_digest = digest(body)
+        events = build_events(ref, info, [provider.gone(ref, {})], base_seq=state.seq, now=now, snapshot=None,
+                              change=change_of(epoch, state.digest, gone_digest))
+        new = ResourceState(gone_digest, state.seq + len(events), now)
         return Commit(ref, state, new, pack_snapshot(body), None, events)
 
     # ---- scans ----------------------------------------------------------------------
@@ -468,6 +489,7 @@ class Poller:
             reschedule=plan.reschedule,
             clear_errors=plan.clear_errors,
             errors=plan.errors,
+            epoch=plan.epoch,
         )
         events: list[Event] = []
         for commit, ok, outcome in zip(plan.commits, committed, plan.outcomes_of_commits, strict=True):

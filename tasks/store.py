@@ -7,6 +7,9 @@ batch, never one per resource.
 from __future__ import annotations
 
 import calendar
+import logging
+import math
+import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,12 +22,26 @@ from tasks import keys, snapshot_codec
 from tasks.events import event_id, utc_iso
 from tasks.model import Event, ResourceRef, Snapshot
 
-__all__ = ["Commit", "ResourceState", "Store", "WatchMeta", "history_entry", "read_history_entry"]
+__all__ = ["Commit", "CorruptRecord", "Loaded", "ResourceState", "Store", "WatchMeta", "history_entry",
+           "read_history_entry"]
 
-# KEYS: state hash, snapshot key, outbox, due zset, history list
+log = logging.getLogger("statehook.store")
+
+
+class CorruptRecord(ValueError):
+    """A stored value that cannot be read (written by hand, by another program, or damaged)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+# KEYS: state hash, snapshot key, outbox, due zset, history list, epoch
 # ARGV: rkey, expected token, new token, snapshot, due ('' = stop polling, '-' = leave), history
-#       length, number of events n, n event JSONs, n history entries
+#       length, number of events n, n event JSONs, n history entries, epoch ('*' = any)
 _COMMIT = """
+local epoch = ARGV[#ARGV]
+if epoch ~= '*' and redis.call('GET', KEYS[6]) ~= epoch then return 0 end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if (cur or '') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
@@ -108,11 +125,24 @@ class WatchMeta:
         return orjson.dumps(d)
 
     @classmethod
-    def from_json(cls, raw: bytes | str | None) -> WatchMeta | None:
+    def from_json(cls, raw: bytes | str | None, key: str = keys.META) -> WatchMeta | None:
+        """Raises CorruptRecord (naming `key`) for a value that is not a watch's meta."""
         if not raw:
             return None
-        d = orjson.loads(raw)
-        return cls(interval=float(d["i"]), discovered=bool(d.get("d")), scan=d.get("s"), source=d.get("src", "api"))
+        try:
+            d = orjson.loads(raw)
+            interval = float(d["i"])
+            scan = d.get("s")
+            source = d.get("src", "api")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise CorruptRecord(key, f"not a watch: {type(exc).__name__}") from None
+        if not math.isfinite(interval) or interval <= 0:
+            raise CorruptRecord(key, "not a watch: its interval is not a positive number")
+        if scan is not None and not (isinstance(scan, dict) and all(isinstance(v, str) for v in scan.values())):
+            raise CorruptRecord(key, "not a watch: its scan is not a table of strings")
+        if not isinstance(source, str):
+            raise CorruptRecord(key, "not a watch: its source is not a string")
+        return cls(interval=interval, discovered=bool(d.get("d")), scan=scan, source=source)
 
 
 _TERMINAL_FLAGS = {"t": True, "o": False}
@@ -140,13 +170,20 @@ class ResourceState:
         return f"{base}|{self.preview}" if self.preview else base
 
     @classmethod
-    def parse(cls, raw: bytes | str | None) -> ResourceState | None:
+    def parse(cls, raw: bytes | str | None, key: str = keys.STATE) -> ResourceState | None:
+        """Raises CorruptRecord (naming `key`) for a value that is not a state token."""
         if not raw:
             return None
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        digest, seq, changed_at, *rest = text.split("|")
-        terminal = _TERMINAL_FLAGS.get(rest[1]) if len(rest) > 1 else None
-        return cls(digest, int(seq), float(changed_at), rest[0] if rest else "", terminal)
+        try:
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            digest, seq, changed_at, *rest = text.split("|")
+            terminal = _TERMINAL_FLAGS.get(rest[1]) if len(rest) > 1 else None
+            state = cls(digest, int(seq), float(changed_at), rest[0] if rest else "", terminal)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise CorruptRecord(key, f"not a state token: {type(exc).__name__}") from None
+        if not digest or state.seq < 0 or not math.isfinite(state.changed_at):
+            raise CorruptRecord(key, "not a state token")
+        return state
 
 
 @dataclass(slots=True)
@@ -165,19 +202,25 @@ def pack_snapshot(canonical_bytes: bytes) -> bytes:
     return snapshot_codec.pack(canonical_bytes)
 
 
-def unpack_snapshot(raw: bytes | None) -> Snapshot | None:
+def unpack_snapshot(raw: bytes | None, key: str = "snapshot") -> Snapshot | None:
+    """Raises CorruptRecord (naming `key`) for a value that is not a packed snapshot."""
     if raw is None:
         return None
-    snap: Snapshot = orjson.loads(snapshot_codec.unpack(raw))
+    try:
+        snap: Snapshot = orjson.loads(snapshot_codec.unpack(raw))
+    except Exception as exc:  # zlib.error, a JSON error, a codec's own check: all one thing here
+        raise CorruptRecord(key, f"not a snapshot: {type(exc).__name__}") from None
+    if not isinstance(snap, dict):
+        raise CorruptRecord(key, "not a snapshot: not an object")
     return snap
 
 
 def history_entry(rkey: str, event: Event) -> bytes:
     """A resource's timeline entry for `event`, as the history list stores it: the JSON array
-    `[seq, at, type, severity, summary]`, `at` in epoch seconds. The id is left out when
-    `event_id` gives it back from the rkey, seq and type (always, for built events), and
-    appended otherwise. About 90 bytes less than the object `read_history_entry` returns,
-    in every entry of every resource's list."""
+    `[seq, at, type, severity, summary, id]`, `at` in epoch seconds. About 80 bytes less
+    than the object `read_history_entry` returns, in every entry of every resource's list.
+    (Entries written before ids named the change have no id: `read_history_entry` derives
+    it as it was derived then.)"""
     at: int | str = event.detected_at
     try:
         epoch = calendar.timegm(time.strptime(event.detected_at, "%Y-%m-%dT%H:%M:%SZ"))
@@ -186,10 +229,7 @@ def history_entry(rkey: str, event: Event) -> bytes:
     else:
         if utc_iso(epoch) == event.detected_at:
             at = epoch
-    entry: list[Any] = [event.seq, at, event.type, event.severity.value, event.summary]
-    if event.id != event_id(rkey, event.seq, event.type):
-        entry.append(event.id)
-    return orjson.dumps(entry)
+    return orjson.dumps([event.seq, at, event.type, event.severity.value, event.summary, event.id])
 
 
 def read_history_entry(raw: bytes | str, rkey: str) -> dict[str, Any]:
@@ -207,6 +247,19 @@ def read_history_entry(raw: bytes | str, rkey: str) -> dict[str, Any]:
         "severity": severity,
         "summary": summary,
     }
+
+
+@dataclass(slots=True)
+class Loaded:
+    """What a poll batch reads of its resources before fetching them (`Store.load`)."""
+
+    metas: list[WatchMeta | None]
+    states: list[ResourceState | None]
+    failures: list[int]
+    epoch: str | None
+    """the dataset's epoch; None when Redis lost its data (nothing is committed then)"""
+    corrupt: set[str]
+    """rkeys whose watch meta cannot be read: logged, counted and skipped"""
 
 
 class Store:
@@ -246,10 +299,17 @@ class Store:
     async def watches(self, source: str | None = None) -> dict[str, WatchMeta]:
         raw = await self.redis.hgetall(keys.META)  # type: ignore[misc]
         out = {}
+        bad: list[CorruptRecord] = []
         for k, v in raw.items():
-            meta = WatchMeta.from_json(v)
+            rkey = k.decode(errors="replace")
+            try:
+                meta = WatchMeta.from_json(v, f"{keys.META}[{rkey}]")
+            except CorruptRecord as exc:
+                bad.append(exc)
+                continue
             if meta is not None and (source is None or meta.source == source):
-                out[k.decode()] = meta
+                out[rkey] = meta
+        await self.count_corrupt(bad)
         return out
 
     async def poll_now(self, rkey: str) -> bool:
@@ -267,22 +327,72 @@ class Store:
 
     # ---- poll batch reads ------------------------------------------------------------
 
-    async def load(self, rkeys: Sequence[str]) -> tuple[list[WatchMeta | None], list[ResourceState | None], list[int]]:
+    async def load(self, rkeys: Sequence[str]) -> Loaded:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hmget(keys.META, list(rkeys))
             pipe.hmget(keys.STATE, list(rkeys))
             pipe.hmget(keys.ERRORS, list(rkeys))
-            metas, states, errors = await pipe.execute()
-        return (
-            [WatchMeta.from_json(m) for m in metas],
-            [ResourceState.parse(s) for s in states],
-            [int(e) if e else 0 for e in errors],
-        )
+            pipe.get(keys.EPOCH)
+            raw_metas, raw_states, errors, epoch = await pipe.execute()
+        loaded = Loaded([], [], [int(e) if e and e.isdigit() else 0 for e in errors],
+                        epoch.decode() if epoch else None, set())
+        bad: list[CorruptRecord] = []
+        for rkey, raw in zip(rkeys, raw_metas, strict=True):
+            try:
+                loaded.metas.append(WatchMeta.from_json(raw, f"{keys.META}[{rkey}]"))
+            except CorruptRecord as exc:
+                bad.append(exc)
+                loaded.metas.append(None)
+                loaded.corrupt.add(rkey)
+        loaded.states = await self._parse_states(rkeys, raw_states, bad)
+        await self.count_corrupt(bad)
+        return loaded
+
+    async def _parse_states(self, rkeys: Sequence[str], raw: Sequence[bytes | None],
+                            bad: list[CorruptRecord]) -> list[ResourceState | None]:
+        """States of `rkeys`; an unreadable one is forgotten (the next look takes a baseline)."""
+        states: list[ResourceState | None] = []
+        forget = []
+        for rkey, value in zip(rkeys, raw, strict=True):
+            try:
+                states.append(ResourceState.parse(value, f"{keys.STATE}[{rkey}]"))
+            except CorruptRecord as exc:
+                bad.append(exc)
+                states.append(None)
+                forget.append(rkey)
+        if forget:
+            await self.redis.hdel(keys.STATE, *forget)  # type: ignore[misc]
+        return states
+
+    async def count_corrupt(self, bad: Sequence[CorruptRecord]) -> None:
+        """Log each unreadable record with its key and count them (`corrupt_records`)."""
+        if not bad:
+            return
+        for exc in bad:
+            log.warning("unreadable record skipped: %s", exc, extra={"key": exc.key})
+        await self.redis.hincrby(keys.STATS, "corrupt_records", len(bad))  # type: ignore[misc]
 
     async def states(self, rkeys: Sequence[str]) -> list[ResourceState | None]:
         if not rkeys:
             return []
-        return [ResourceState.parse(s) for s in await self.redis.hmget(keys.STATE, list(rkeys))]  # type: ignore[misc]
+        bad: list[CorruptRecord] = []
+        states = await self._parse_states(rkeys, await self.redis.hmget(keys.STATE, list(rkeys)), bad)  # type: ignore[misc]
+        await self.count_corrupt(bad)
+        return states
+
+    # ---- the dataset ---------------------------------------------------------------
+
+    async def epoch(self) -> str | None:
+        raw = await self.redis.get(keys.EPOCH)
+        return raw.decode() if raw else None
+
+    async def ensure_epoch(self) -> tuple[str, bool]:
+        """This dataset's epoch, made now if it has none; True when this call made it."""
+        made = secrets.token_hex(8)
+        if await self.redis.set(keys.EPOCH, made, nx=True):
+            return made, True
+        current = await self.epoch()
+        return (current, False) if current else await self.ensure_epoch()
 
     async def listed_unchanged(self, rkeys: Sequence[str], fingerprints: Sequence[str]) -> list[bool]:
         """Whether each resource's state holds that listing fingerprint as its preview: the
@@ -302,13 +412,23 @@ class Store:
         return [f == 49 for f in flags]  # b"1"
 
     async def snapshots(self, rkeys: Sequence[str]) -> list[Snapshot | None]:
+        """Stored snapshots; an unreadable one is logged, counted and read as missing."""
         if not rkeys:
             return []
         raw = await self.redis.mget([keys.snapshot(r) for r in rkeys])
-        return [unpack_snapshot(r) for r in raw]
+        out: list[Snapshot | None] = []
+        bad: list[CorruptRecord] = []
+        for rkey, value in zip(rkeys, raw, strict=True):
+            try:
+                out.append(unpack_snapshot(value, keys.snapshot(rkey)))
+            except CorruptRecord as exc:
+                bad.append(exc)
+                out.append(None)
+        await self.count_corrupt(bad)
+        return out
 
     async def snapshot(self, rkey: str) -> Snapshot | None:
-        return unpack_snapshot(await self.redis.get(keys.snapshot(rkey)))
+        return (await self.snapshots([rkey]))[0]
 
     # ---- writes -------------------------------------------------------------------------
 
@@ -320,16 +440,19 @@ class Store:
         clear_errors: Sequence[str] = (),
         errors: Sequence[str] = (),
         stats: dict[str, int] | None = None,
+        epoch: str | None = None,
     ) -> list[bool]:
         """Apply a poll batch's outcome in one round trip: each commit atomically (snapshot,
-        state, due time and events, guarded by the expected state), and the cheap updates
-        (due times of unchanged resources, error counters, stats) beside them."""
+        state, due time and events, guarded by the expected state and by `epoch`, the
+        dataset the batch read: after a data loss nothing read before it is committed), and
+        the cheap updates (due times of unchanged resources, error counters, stats) beside them."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in commits:
                 history = [history_entry(c.ref.key, e) for e in c.events]
                 due = "" if c.due_at is None else (c.due_at if isinstance(c.due_at, str) else repr(c.due_at))
                 await self._commit(
-                    keys=[keys.STATE, keys.snapshot(c.ref.key), keys.OUTBOX, keys.DUE, keys.history(c.ref.key)],
+                    keys=[keys.STATE, keys.snapshot(c.ref.key), keys.OUTBOX, keys.DUE, keys.history(c.ref.key),
+                          keys.EPOCH],
                     args=[
                         c.ref.key,
                         c.expected.token if c.expected else "",
@@ -340,6 +463,7 @@ class Store:
                         len(c.events),
                         *[e.to_json() for e in c.events],
                         *history,
+                        "*" if epoch is None else epoch,
                     ],
                     client=pipe,
                 )
@@ -367,4 +491,11 @@ class Store:
 
     async def history(self, rkey: str, limit: int = 50) -> list[dict[str, Any]]:
         raw = await self.redis.lrange(keys.history(rkey), 0, limit - 1)  # type: ignore[misc]
-        return [read_history_entry(x, rkey) for x in raw]
+        out, bad = [], []
+        for entry in raw:
+            try:
+                out.append(read_history_entry(entry, rkey))
+            except (ValueError, TypeError) as exc:
+                bad.append(CorruptRecord(keys.history(rkey), f"not a timeline entry: {type(exc).__name__}"))
+        await self.count_corrupt(bad)
+        return out

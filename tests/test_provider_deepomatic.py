@@ -418,5 +418,5 @@ async def test_with_inputs_no_fingerprint_is_kept(
     await poller.store.add_watches([(REF.key, WatchMeta(interval=60))])
     assert (await poller.poll([REF.key]))[PollOutcome.BASELINE] == 1
     assert (await poller.poll([REF.key]))[PollOutcome.UNCHANGED] == 1
-    _, (state,), _ = await poller.store.load([REF.key])
+    (state,) = (await poller.store.load([REF.key])).states
     assert state is not None and state.preview == ""

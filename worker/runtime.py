@@ -30,6 +30,7 @@ from tasks.model import Event, ResourceRef
 from tasks.poll import Poller, PollOutcome
 from tasks.store import Store, WatchMeta
 from worker.metrics import LatencyRecorder
+from worker.outage import Outage, is_redis_down
 
 __all__ = ["Runtime", "watch_rkeys"]
 
@@ -59,13 +60,20 @@ class Runtime:
     poller: Poller
     dispatcher: Dispatcher
     worker_id: str
+    outage: Outage = field(default_factory=Outage)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    _beat_now: asyncio.Event = field(default_factory=asyncio.Event)
+    _recovering: asyncio.Lock = field(default_factory=asyncio.Lock)
+    epoch: str | None = None
+    """the dataset this worker joined (`Store.ensure_epoch`)"""
     _event_counts: Counter[str] = field(default_factory=Counter)
     latency: LatencyRecorder = field(default_factory=LatencyRecorder)
 
     @classmethod
-    async def start(cls, config: Config, redis: ArqRedis, *, run_dispatcher: bool = True) -> Runtime:
+    async def start(cls, config: Config, redis: ArqRedis, *, run_dispatcher: bool = True,
+                    outage: Outage | None = None) -> Runtime:
+        """Build the runtime and take its place in the dataset (waiting while Redis is down)."""
         worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300),
@@ -88,13 +96,19 @@ class Runtime:
             worker_id,
             enabled_destinations={n for n, s in config.destinations.items() if s.enabled},
             reclaim_idle=config.settings.worker.reclaim_idle,
+            outage=outage,
         )
-        rt = cls(config, redis, session, provs, notes, store, Poller(store, provs), dispatcher, worker_id)
+        rt = cls(config, redis, session, provs, notes, store, Poller(store, provs), dispatcher, worker_id,
+                 outage=outage or Outage())
         rt.poller.on_events = rt._count_events
         for provider in provs.values():
             rt._time_fetches(provider)
-        await rt.sync_watches()
-        await dispatcher.ensure_group()
+        try:
+            await rt.outage.through(rt.join_dataset, "start-up")
+        except BaseException:
+            await rt.close()
+            raise
+        rt.outage.on_recover(rt._after_outage)
         if run_dispatcher:
             rt.background.append(asyncio.create_task(dispatcher.run(rt.stop), name="dispatcher"))
         rt.background.append(asyncio.create_task(rt._heartbeat(), name="heartbeat"))
@@ -153,6 +167,57 @@ class Runtime:
         if added or removed:
             log.info("watches from the config file: %d added, %d removed", added, removed)
 
+    def outage_of(self, exc: BaseException, where: str) -> bool:
+        """Whether `exc` is Redis being down (then the outage is told of it)."""
+        if is_redis_down(exc):
+            self.outage.failed(exc, where)
+            return True
+        return False
+
+    async def join_dataset(self) -> None:
+        """The worker's start in Redis: the dataset's epoch (made if Redis holds none), the
+        config file's watches, the outbox's consumer group; a warning if Redis keeps nothing
+        across a restart."""
+        self.epoch, made = await self.store.ensure_epoch()
+        if made:
+            log.info("a new dataset: this Redis held no statehook data")
+        await self.sync_watches()
+        await self.dispatcher.ensure_group()
+        warning = await _persistence_warning(self.redis)
+        if warning:
+            log.warning("%s", warning)
+
+    async def check_dataset(self) -> bool:
+        """Whether Redis still holds the dataset this worker joined. When it lost its data
+        (a restart without persistence, a FLUSHALL, a failover to an empty replica), its
+        epoch is gone or new, and the dataset is taken again at once: an epoch (so no event
+        id is ever used twice), the config file's watches registered again (their first polls
+        are baselines: no false events), the consumer group made again. Returns False when it
+        had to."""
+        if await self.store.epoch() == self.epoch:
+            return True
+        async with self._recovering:
+            current = await self.store.epoch()
+            if current == self.epoch:
+                return True
+            self.epoch, _ = await self.store.ensure_epoch()
+            await self.sync_watches()
+            await self.dispatcher.ensure_group()
+            log.error("Redis lost statehook's data: watches from the config file registered again, their "
+                      "baselines are taken again; watches added through the API are gone (docs/reliability.md)")
+            self._beat_now.set()
+        return False
+
+    async def _after_outage(self) -> None:
+        """Right after Redis answers again: a heartbeat (so /healthz and the other workers see
+        this one at once, on the master that now serves) and a look at the dataset."""
+        self._beat_now.set()
+        try:
+            await self.check_dataset()
+        except Exception as exc:
+            if not is_redis_down(exc):
+                log.exception("checking the dataset after an outage failed")
+
     async def _heartbeat(self) -> None:
         """`sh:health:{worker_id}` = {at, interval, pid}, every `health_interval`; it expires
         by itself if the worker dies without deleting it. /healthz reads these. The same beat
@@ -164,23 +229,25 @@ class Runtime:
         try:
             while not self.stop.is_set():
                 beat = orjson.dumps({"at": time.time(), "interval": interval, "pid": os.getpid()})
+                self._beat_now.clear()
                 try:
                     await self.redis.set(key, beat, px=int(lasts * 1000))
                     live = await self.poller.limits.beat(self.worker_id, lasts)
                     self.poller.share_concurrency(live)
-                except Exception:
-                    log.warning("heartbeat: Redis unreachable")
-                try:
-                    await asyncio.wait_for(self.stop.wait(), timeout=interval)
-                except TimeoutError:
-                    pass
+                    await self.check_dataset()
+                except Exception as exc:
+                    if is_redis_down(exc):
+                        self.outage.failed(exc, "heartbeat")
+                    else:
+                        log.exception("heartbeat failed")
+                await _first_of(self.stop, self._beat_now, timeout=interval)
         finally:
             # a graceful stop or a cancellation: this worker stops counting at once
             try:
-                await asyncio.shield(self.redis.delete(key))
-                await asyncio.shield(self.poller.limits.leave(self.worker_id))
+                await asyncio.wait_for(asyncio.shield(self.redis.delete(key)), 2.0)
+                await asyncio.wait_for(asyncio.shield(self.poller.limits.leave(self.worker_id)), 2.0)
             except Exception:
-                log.warning("heartbeat: could not remove %s", key)
+                log.warning("heartbeat: could not remove %s (it expires by itself)", key)
 
     async def close(self) -> None:
         self.stop.set()
@@ -194,3 +261,27 @@ class Runtime:
         for provider in self.providers.values():
             await provider.close()
         await self.session.close()
+
+
+async def _first_of(*events: asyncio.Event, timeout: float) -> None:
+    """Until one of `events` is set, or `timeout` passed."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+async def _persistence_warning(redis: ArqRedis) -> str | None:
+    """worker/persistence.py's probe (CONFIG GET appendonly), when this build has it."""
+    try:
+        from worker.persistence import persistence_warning
+    except ImportError:
+        return None
+    try:
+        return await persistence_warning(redis)
+    except Exception as exc:
+        if is_redis_down(exc):
+            raise
+        return None

@@ -5,8 +5,8 @@ a worker made after `sentry_sdk.init` has its jobs wrapped.
 Shutdown: SIGTERM (or SIGINT) stops the worker taking jobs; jobs in flight get
 `shutdown_grace` seconds to finish, then are cancelled (a cancelled poll commits nothing
 and its resource is polled again after its lease; a cancelled delivery re-runs).
-Redis connection loss: every command is retried with a capped exponential backoff
-(about a minute in all) before the error reaches the worker loop.
+Redis outages: the worker never exits for one (worker/resilient.py, worker/outage.py);
+its client has timeouts on everything (worker/redis_client.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import math
 import os
 import socket
 from typing import Any
-from urllib.parse import unquote
 
 import arq.worker
 from arq import cron
@@ -40,6 +39,9 @@ from tasks.jobs import (
     schedule_due,
 )
 from worker.job_pickup import skip_running_jobs
+from worker.outage import Outage
+from worker.redis_client import SENTINEL_SCHEMES, parse_sentinel_url, redis_client
+from worker.resilient import keep_jobs_alive, keep_running
 from worker.runtime import Runtime
 
 __all__ = ["SCHEDULE_NOW", "WorkerSettings", "make_worker", "redis_settings", "run_worker", "sentinel_settings",
@@ -50,35 +52,28 @@ SCHEDULE_NOW = "schedule_now"
 made a resource due (the cron runs it every second): a hint is polled in milliseconds."""
 
 SCAN_TIMEOUT = 1800
+"""A scan's own timeout (a hang); a dead worker's scan is taken over after `takeover_after`, not this."""
+POLL_TRIES = 3
 
 
 def sentinel_settings(url: str) -> RedisSettings:
-    """`redis+sentinel://[:password@]host1:26379,host2:26379/service[/db]`: the master of
-    `service` as the sentinels name it, found again after a failover."""
-    rest = url.split("://", 1)[1]
-    auth, _, rest = rest.rpartition("@")
-    hosts, _, path = rest.partition("/")
-    service, _, db = path.partition("/")
-    sentinels = []
-    for item in hosts.split(","):
-        host, _, port = item.strip().rpartition(":")
-        sentinels.append((host or item.strip(), int(port) if host and port else 26379))
-    username, _, password = auth.partition(":") if auth else ("", "", "")
+    """ARQ's settings for `redis+sentinel://…` (for ARQ's own pool; workers use `redis_client`)."""
+    target = parse_sentinel_url(url)
     return RedisSettings(
-        host=sentinels,
+        host=target.sentinels,
         sentinel=True,
-        sentinel_master=unquote(service or "mymaster"),
-        database=int(db or 0),
-        username=unquote(username) or None,
-        password=unquote(password) or None,
-        ssl=url.startswith("rediss+"),
+        sentinel_master=target.service,
+        database=target.db,
+        username=target.username,
+        password=target.password,
+        ssl=target.ssl,
     )
 
 
 def redis_settings(url: str) -> RedisSettings:
     """Connection settings from `redis_url`: `redis://`, `rediss://`, `unix://`, or
     `redis+sentinel://…` for a Sentinel-managed master."""
-    settings = sentinel_settings(url) if url.startswith(("redis+sentinel://", "rediss+sentinel://")) else (
+    settings = sentinel_settings(url) if url.startswith(SENTINEL_SCHEMES) else (
         RedisSettings.from_dsn(url)
     )
     settings.retry_on_timeout = True
@@ -89,7 +84,14 @@ def redis_settings(url: str) -> RedisSettings:
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
-    ctx["rt"] = await Runtime.start(ctx["config"], ctx["redis"], run_dispatcher=ctx.get("run_dispatcher", True))
+    rt = await Runtime.start(ctx["config"], ctx["redis"], run_dispatcher=ctx.get("run_dispatcher", True),
+                             outage=ctx["outage"])
+    ctx["rt"] = rt
+    worker = ctx.get("worker")
+    if worker is not None:
+        takeover = rt.config.settings.worker.takeover_after
+        rt.background.append(asyncio.create_task(keep_jobs_alive(worker, rt.outage, takeover, rt.stop),
+                                                 name="job-renewal"))
 
 
 async def on_shutdown(ctx: dict[str, Any]) -> None:
@@ -151,25 +153,34 @@ def run_worker(config: Config) -> None:
     use_event_loop(config)
     worker = make_worker(config)
     tune_gc(config.settings.worker.gc_threshold)
-    worker.run()
+    try:
+        worker.run()
+    except Exception as exc:
+        # one line in the configured format (a traceback goes to Sentry, if set up), then exit 1
+        logging.getLogger("statehook.worker").critical("worker stopped by an unexpected error: %s: %s",
+                                                       type(exc).__name__, exc)
+        raise SystemExit(1) from None
 
 
 def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: bool = True,
                 burst: bool = False) -> Worker:
+    """The worker `statehook run` runs. A poll job may run up to POLL_TRIES times: a second
+    run is another worker taking it over from one that died (its in-progress key expired)."""
     tuning = config.settings.worker
-    return skip_running_jobs(arq.worker.create_worker(
+    outage = Outage()
+    worker = skip_running_jobs(arq.worker.create_worker(
         WorkerSettings,  # type: ignore[arg-type]
         functions=[
             func(schedule_due, name=SCHEDULE_NOW, timeout=30, max_tries=1, keep_result=0),
-            func(poll_batch, timeout=tuning.job_timeout, max_tries=1, keep_result=60),
-            func(poll_scan, timeout=SCAN_TIMEOUT, max_tries=1, keep_result=60),
+            func(poll_batch, timeout=tuning.job_timeout, max_tries=POLL_TRIES, keep_result=60),
+            func(poll_scan, timeout=SCAN_TIMEOUT, max_tries=POLL_TRIES, keep_result=60),
             func(deliver, timeout=tuning.delivery_timeout, max_tries=1000, keep_result=DELIVERY_DEDUP_WINDOW),
             # the batch's own deadline comes first; the job's timeout only catches a hang
             func(deliver_events, timeout=BATCH_DEADLINE + 60, max_tries=1000, keep_result=0),
         ],
         cron_jobs=[cron(schedule_due, second=set(range(60)), unique=True, timeout=30, run_at_startup=True)],
-        redis_settings=redis_settings(config.redis_url),
-        ctx={"config": config, "run_dispatcher": run_dispatcher},
+        redis_pool=redis_client(config.redis_url),
+        ctx={"config": config, "run_dispatcher": run_dispatcher, "outage": outage},
         handle_signals=handle_signals,
         max_jobs=tuning.max_jobs,
         job_timeout=tuning.job_timeout,
@@ -178,3 +189,5 @@ def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: 
         job_completion_wait=max(1, math.ceil(tuning.shutdown_grace)),
         burst=burst,
     ))
+    worker.ctx["worker"] = worker
+    return keep_running(worker, outage, takeover_after=tuning.takeover_after)

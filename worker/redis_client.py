@@ -1,0 +1,113 @@
+"""The one way statehook's processes open Redis: `redis_client(url)`.
+
+Every connection has a connect timeout, a socket timeout (a hung server fails a command
+rather than freezing the process), TCP keepalive and a health check before reuse of an
+idle connection, for a plain Redis and for a Sentinel-managed master alike (ARQ's own
+Sentinel pool passes none of these on, so the client is built here and handed to ARQ).
+Nothing is sent at construction: a process starts while Redis is down and connects when
+it first needs to. A command is retried a few times over about a second; what outlasts
+that is an outage, which the caller handles (worker/outage.py).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["SENTINEL_SCHEMES", "RedisTimeouts", "SentinelTarget", "parse_sentinel_url", "redis_client"]
+
+SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisTimeouts:
+    connect: float = 3.0
+    command: float = 5.0
+    """past this, a command on a silent server fails (longer than any blocking read statehook makes)"""
+    health_check: float = 10.0
+    """an idle connection is pinged before reuse after this long"""
+    retries: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelTarget:
+    """`redis+sentinel://[user:password@]host1:26379,host2:26379/service[/db]`."""
+
+    sentinels: list[tuple[str, int]]
+    service: str = "mymaster"
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ssl: bool = False
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """Raises ValueError for a URL that names no sentinel or has a bad port or db."""
+    rest = url.split("://", 1)[1]
+    auth, _, rest = rest.rpartition("@")
+    hosts, _, path = rest.partition("/")
+    service, _, db = path.partition("/")
+    sentinels = []
+    for item in filter(None, (h.strip() for h in hosts.split(","))):
+        host, sep, port = item.rpartition(":")
+        if not sep:
+            host, port = item, "26379"
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"not a sentinel address: host:port expected, got {item.split('@')[-1]!r}")
+        sentinels.append((host, int(port)))
+    if not sentinels:
+        raise ValueError("a sentinel URL names at least one sentinel")
+    db = db.strip("/")
+    if db and not db.isdigit():
+        raise ValueError("the database of a sentinel URL is a number")
+    username, _, password = auth.partition(":") if auth else ("", "", "")
+    return SentinelTarget(sentinels, unquote(service or "mymaster"), int(db or 0), unquote(username) or None,
+                          unquote(password) or None, url.startswith("rediss+"))
+
+
+def _keepalive_options() -> dict[int, int]:
+    options = {}
+    for name, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, name):
+            options[getattr(socket, name)] = value
+    return options
+
+
+def redis_client(url: str, timeouts: RedisTimeouts = RedisTimeouts(), *, max_connections: int | None = None
+                 ) -> ArqRedis:
+    """An ARQ-capable client for `redis://`, `rediss://`, `unix://` or a Sentinel URL."""
+    common: dict[str, object] = {
+        "socket_connect_timeout": timeouts.connect,
+        "socket_timeout": timeouts.command,
+        "socket_keepalive": True,
+        "socket_keepalive_options": _keepalive_options(),
+        "health_check_interval": timeouts.health_check,
+        "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), timeouts.retries),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError, BusyLoadingError],
+        "max_connections": max_connections,
+    }
+    pool: ConnectionPool
+    if url.startswith(SENTINEL_SCHEMES):
+        target = parse_sentinel_url(url)
+        sentinel_side = {k: v for k, v in common.items() if k.startswith("socket_")}
+        manager = Sentinel(target.sentinels, sentinel_kwargs=sentinel_side, **common)
+        pool = SentinelConnectionPool(
+            target.service, manager, db=target.db, username=target.username, password=target.password,
+            ssl=target.ssl, **{**manager.connection_kwargs, "is_master": True, "check_connection": False},
+        )
+    else:
+        if "unix" in url.split("://", 1)[0]:
+            common.pop("socket_keepalive")
+            common.pop("socket_keepalive_options")
+        pool = ConnectionPool.from_url(url, **common)
+    return ArqRedis(pool)

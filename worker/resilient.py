@@ -1,0 +1,134 @@
+"""ARQ's worker loop, made to live through Redis outages and to hand a dead worker's jobs on.
+
+ARQ 0.28's `Worker.main` ends the worker on the first Redis error of its loop (job pickup,
+cron, health check), and its start-up gives up after `conn_retries`. `keep_running`
+replaces both on one worker instance (the worker stays the one `arq.worker.create_worker`
+made, which Sentry's integration may have wrapped):
+
+- start-up waits for Redis as long as it takes, and runs `on_startup` once it answers;
+- an iteration that fails because Redis is down reports to the process's `Outage` and
+  tries again after a short backoff, so that the worker resumes within about two
+  seconds of Redis answering; any other error of an iteration is logged and the loop goes on;
+- `close` bounds every Redis call it makes, so that SIGTERM stops a worker promptly even
+  while Redis is unreachable.
+
+A job's in-progress key is what keeps other workers from running it; ARQ gives it the
+*largest* timeout of all functions + 10 s, so a killed worker's jobs waited for that.
+Here it lasts `takeover_after` seconds and `keep_jobs_alive` renews it for the jobs this
+worker is running: a killed or hung worker's jobs are taken over by another worker at
+most `takeover_after` seconds after its last renewal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import types
+
+from arq.constants import in_progress_key_prefix
+from arq.utils import poll
+from arq.worker import Worker
+
+from worker.outage import Outage, is_redis_down
+
+__all__ = ["keep_jobs_alive", "keep_running", "running_job_ids"]
+
+log = logging.getLogger("statehook.worker")
+
+CLOSE_TIMEOUT = 2.0
+"""What one Redis call of a shutdown may take before it is given up."""
+
+
+def running_job_ids(worker: Worker) -> list[str]:
+    return [job_id for job_id, task in worker.tasks.items() if not task.done()]
+
+
+async def keep_jobs_alive(worker: Worker, outage: Outage, takeover_after: float, stop: asyncio.Event) -> None:
+    """Renew the in-progress keys of this worker's running jobs every third of `takeover_after`."""
+    ttl_ms = int(takeover_after * 1000)
+    while not stop.is_set():
+        ids = running_job_ids(worker)
+        if ids and not outage.down:
+            try:
+                async with worker.pool.pipeline(transaction=False) as pipe:
+                    for job_id in ids:
+                        pipe.pexpire(in_progress_key_prefix + job_id, ttl_ms)
+                    await pipe.execute()
+            except Exception as exc:
+                if not is_redis_down(exc):
+                    log.exception("renewing the in-progress keys of running jobs failed")
+                else:
+                    outage.failed(exc, "job renewal")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), takeover_after / 3)
+
+
+async def _until_redis_answers(worker: Worker, outage: Outage) -> None:
+    while True:
+        try:
+            await worker.pool.ping()
+        except Exception as exc:
+            if not is_redis_down(exc):
+                raise
+            outage.failed(exc, "start-up")
+            await asyncio.sleep(outage.backoff())
+            continue
+        outage.ok()
+        return
+
+
+async def _main(self: Worker, outage: Outage) -> None:
+    log.info("starting worker for %d functions: %s", len(self.functions), ", ".join(self.functions))
+    self.ctx["redis"] = self.pool
+    self.ctx["outage"] = outage
+    await _until_redis_answers(self, outage)
+    if self.on_startup:
+        await self.on_startup(self.ctx)
+    async for _ in poll(self.poll_delay_s):
+        try:
+            await self._poll_iteration()
+        except Exception as exc:
+            if is_redis_down(exc):
+                outage.failed(exc, "job pickup")
+            else:
+                log.exception("worker loop iteration failed; going on")
+            await asyncio.sleep(outage.backoff())
+            continue
+        outage.ok()
+        if self.burst and (0 <= self.max_burst_jobs <= self._jobs_started()
+                           or await self.pool.zcard(self.queue_name) == 0):
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            return
+
+
+async def _close(self: Worker) -> None:
+    if not self._handle_signals:
+        self.handle_sig(signal.SIGUSR1)
+    if not self._pool:
+        return
+    await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(self.pool.delete(self.health_check_key), CLOSE_TIMEOUT)
+    if self.on_shutdown:
+        try:
+            await self.on_shutdown(self.ctx)
+        except Exception:
+            log.exception("shutdown failed")
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(self.pool.aclose(close_connection_pool=True), CLOSE_TIMEOUT)
+    self._pool = None
+
+
+def keep_running(worker: Worker, outage: Outage, *, takeover_after: float) -> Worker:
+    """`worker`, with the loop, start-up and shutdown above and `takeover_after` as the
+    lifetime of its jobs' in-progress keys."""
+    worker.in_progress_timeout_s = takeover_after
+
+    async def main(self: Worker) -> None:
+        await _main(self, outage)
+
+    worker.main = types.MethodType(main, worker)  # type: ignore[method-assign]
+    worker.close = types.MethodType(_close, worker)  # type: ignore[method-assign]
+    return worker
