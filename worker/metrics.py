@@ -157,7 +157,10 @@ def families(stats: Mapping[str, int], gauges: Gauges) -> list[Metric]:
             label, _, bucket = tail.rpartition(":")
             if histogram in hist:
                 hist[histogram].setdefault(label, {})[bucket] = n
-    out: list[Metric] = [polls, events, deliveries]
+    corrupt = CounterMetricFamily("statehook_corrupt_records",
+                                  "Stored records that could not be read (logged with their key and skipped)",
+                                  value=stats.get("corrupt_records", 0))
+    out: list[Metric] = [polls, events, deliveries, corrupt]
     for histogram, (metric, label, buckets, helptext) in HISTOGRAMS.items():
         out.append(_histogram(metric, label, helptext, buckets, hist[histogram]))
     for attr, metric, helptext in (
