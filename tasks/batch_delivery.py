@@ -86,6 +86,17 @@ return out
 """
 
 
+def _redis_failure(exc: BaseException) -> BaseException | None:
+    """`exc` itself, or the first failure inside a task group's, when it is Redis being down."""
+    if is_redis_down(exc):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        found = _redis_failure(inner)
+        if found is not None:
+            return found
+    return None
+
+
 async def _claim(redis: aioredis.Redis, event_ids: Sequence[str], destination: str, owner: str,
                  lease_s: int) -> list[bool]:
     if not event_ids:
@@ -160,8 +171,9 @@ async def deliver_batch(
             log.warning("delivery batch to %s passed its deadline of %.0fs: the rest get jobs of their own",
                         destination, deadline_s)
         except Exception as exc:
-            if is_redis_down(exc) or any(is_redis_down(e) for e in getattr(exc, "exceptions", ())):
-                raise  # the job runs the batch again once Redis answers (its marks are its own)
+            down = _redis_failure(exc)
+            if down is not None:
+                raise down from None  # the job runs the batch again once Redis answers (its marks are its own)
             log.exception("delivery batch to %s failed: the rest get jobs of their own", destination)
         for eid, event, delay in retry:
             await hand_over(event, delay)
