@@ -219,7 +219,7 @@ class _Locator:
         out = []
         for err in exc.errors(include_input=False, include_url=False):
             loc = (*prefix, *err["loc"])
-            message = err["msg"]
+            message = err["msg"].removeprefix("Value error, ")
             if err["type"] == "missing":
                 field_name = str(err["loc"][-1]) if err["loc"] else ""
                 secret = model is not None and _is_secret(model, field_name)

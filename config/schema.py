@@ -7,21 +7,29 @@ nothing here.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from tasks.model import Severity
 
 __all__ = [
+    "MAX_DURATION",
+    "MIN_DURATION",
+    "MIN_TUNING",
     "TEMPLATE_KEYS",
     "Duration",
+    "DurationOrOff",
     "Route",
     "RouteMatch",
     "TemplateKey",
     "Templates",
+    "TuningDuration",
     "WatchSpec",
+    "check_duration",
+    "format_seconds",
     "parse_duration",
 ]
 
@@ -30,11 +38,15 @@ _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: Any) -> float:
-    """Seconds from `90`, `"90s"`, `"5m"`, `"1h30m"`, `"250ms"`."""
+    """Seconds from `90`, `"90s"`, `"5m"`, `"1h30m"`, `"250ms"`. Unbounded (`inf` and `nan`
+    parse): the types below check the bounds."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string like '5m'")
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int past 1e308
+            return math.inf
     if not isinstance(value, str):
         raise ValueError("a duration is a number of seconds or a string like '5m'")
     text = value.strip().lower().replace(" ", "")
@@ -53,7 +65,60 @@ def parse_duration(value: Any) -> float:
     return total
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+MAX_DURATION = 30 * 86400.0
+"""No duration is longer than 30 days (a longer one is a typo, or an attempt to stop polling)."""
+MIN_DURATION = 0.1
+"""The shortest watch interval, throttle, digest window, lease or timeout. (1 s is the aim; the
+test suite's own configs poll every 0.2 s and throttle at 0.4 s.)"""
+MIN_TUNING = 0.05
+"""The shortest worker tuning period (`health_interval`, `reclaim_idle`): benchmarks beat every 0.25 s."""
+
+
+def format_seconds(seconds: float) -> str:
+    """`0.1` → `100ms`, `30` → `30s`, `2592000` → `30d`: how a bound reads in an error."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and (seconds / size).is_integer():
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds * 1000:g}ms"
+
+
+def check_duration(seconds: float, lo: float = MIN_DURATION, hi: float = MAX_DURATION, *,
+                   zero: bool = False) -> float:
+    """`seconds` when it is finite and within [lo, hi] (or 0 when `zero` allows "off");
+    else ValueError saying the bounds (not the value)."""
+    if zero and seconds == 0:
+        return 0.0
+    bounds = f"from {format_seconds(lo)} to {format_seconds(hi)}{' (or 0: off)' if zero else ''}"
+    if not math.isfinite(seconds):
+        raise ValueError(f"not a finite duration: use e.g. 30s, 5m, 1h ({bounds})")
+    if seconds < lo:
+        raise ValueError(f"too short: a duration here is {bounds}")
+    if seconds > hi:
+        raise ValueError(f"too long: a duration here is {bounds}")
+    return seconds
+
+
+def _duration(value: float) -> float:
+    return check_duration(value)
+
+
+def _tuning(value: float) -> float:
+    return check_duration(value, MIN_TUNING)
+
+
+def _or_off(value: float) -> float:
+    return check_duration(value, zero=True)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_duration)]
+"""Seconds, finite, from MIN_DURATION to MAX_DURATION: watch intervals, throttles, digests,
+leases, timeouts, the providers' intervals. `90`, `"90s"`, `"5m"`, `"1h30m"`."""
+
+TuningDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_tuning)]
+"""A Duration that may be as short as MIN_TUNING: the worker's heartbeat and reclaim periods."""
+
+DurationOrOff = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_or_off)]
+"""A Duration, or 0 for "off" (a terminal resource's slow-poll tail)."""
 
 TemplateKey = Literal[
     "subject", "body", "text", "html", "slack", "digest_subject", "digest_text", "digest_html", "digest_slack"

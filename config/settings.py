@@ -14,7 +14,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from config.schema import Duration, Route, WatchSpec
+from config.schema import Duration, Route, TuningDuration, WatchSpec
 
 __all__ = ["ApiSettings", "Settings", "WorkerTuning", "settings_class_for"]
 
@@ -32,9 +32,9 @@ class WorkerTuning(BaseModel):
     delivery_timeout: Duration = 30.0
     delivery_concurrency: int = Field(default=32, ge=1, description="sends in flight per delivery batch")
     history_length: int = Field(default=50, ge=0)
-    health_interval: Duration = 30.0
+    health_interval: TuningDuration = 30.0
     shutdown_grace: Duration = 20.0
-    reclaim_idle: Duration = Field(default=15.0, description="outbox entries pending this long are reclaimed")
+    reclaim_idle: TuningDuration = Field(default=15.0, description="outbox entries pending this long are reclaimed")
     takeover_after: Duration = Field(
         default=25.0, ge=3.0, le=300.0,
         description="a job whose worker died (or hangs) is run by another worker this long after its last renewal")

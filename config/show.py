@@ -3,23 +3,55 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr
 
 from config.load import Config
 
-__all__ = ["MASK", "mask_url", "resolved"]
+__all__ = ["MASK", "mask_redis_url", "mask_url", "resolved"]
 
 MASK = "********"
 
 
+def _split_url(url: str, *, last_at: bool = False) -> tuple[str, str, str, str] | None:
+    """(scheme, credentials, hosts, rest) without parsing ports: a Sentinel URL names several
+    hosts (`s1:26379,s2:26379`), which urllib cannot read. None if `url` has no scheme.
+    Credentials end at the last '@' before the query (`last_at`: the last '@' of all), as
+    a password may hold '/', '@' (or '?') unescaped."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or not scheme:
+        return None
+    query = -1 if last_at else rest.find("?")
+    at = rest.rfind("@", 0, query if query >= 0 else len(rest))
+    credentials, after = (rest[:at], rest[at + 1:]) if at >= 0 else ("", rest)
+    cut = min((i for i in (after.find(c) for c in "/?#") if i >= 0), default=len(after))
+    return scheme, credentials, after[:cut], after[cut:]
+
+
 def mask_url(url: str) -> str:
     """Scheme and host only: paths and queries of webhook URLs carry tokens."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}/{MASK}" if parts.scheme else MASK
+    parts = _split_url(url)
+    if parts is None:
+        return MASK
+    scheme, _, hosts, _ = parts
+    return f"{scheme}://{hosts}/{MASK}"
+
+
+def mask_redis_url(url: str) -> str:
+    """A Redis URL with its password masked and the rest kept (hosts, service, db), e.g.
+    `redis+sentinel://:********@s1:26379,s2:26379/mymaster/0`. A lone credential (`pw@host`)
+    and a query (which may carry `password=`) are masked whole."""
+    parts = _split_url(url, last_at=True)
+    if parts is None:
+        return MASK
+    scheme, credentials, hosts, tail = parts
+    path, _, query = tail.partition("?")
+    path = path.split("#", 1)[0]
+    auth = ""
+    if credentials:
+        user, colon, _ = credentials.partition(":")
+        auth = f"{user}:{MASK}@" if colon else f"{MASK}@"
+    return f"{scheme}://{auth}{hosts}{path}{'?' + MASK if query else ''}"
 
 
 def _plain(value: Any, key: str = "") -> Any:
@@ -43,7 +75,7 @@ def resolved(config: Config) -> dict[str, Any]:
     s = config.settings
     return {
         "config_file": str(config.source) if config.source else None,
-        "redis_url": mask_url(s.redis_url.get_secret_value()) if s.redis_url else None,
+        "redis_url": mask_redis_url(s.redis_url.get_secret_value()) if s.redis_url else None,
         "sentry": "on" if s.sentry_dsn else "off",
         "log_format": s.log_format,
         "log_level": s.log_level,

@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.schema import Duration, DurationOrOff
 from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
 
 __all__ = [
@@ -46,11 +47,11 @@ class ProviderSettings(BaseModel):
     base_url: str
     max_concurrency: int = Field(default=16, ge=1, le=1024)
     requests_per_second: float = Field(default=20.0, gt=0)
-    timeout: float = Field(default=10.0, gt=0)
-    interval_active: float | None = Field(default=None, gt=0)
-    interval_idle: float | None = Field(default=None, gt=0)
-    terminal_tail: float = Field(default=0.0, ge=0)
-    terminal_interval: float = Field(default=3600.0, gt=0)
+    timeout: Duration = 10.0
+    interval_active: Duration | None = None
+    interval_idle: Duration | None = None
+    terminal_tail: DurationOrOff = 0.0
+    terminal_interval: Duration = 3600.0
 
 
 class ProviderError(Exception):

@@ -14,6 +14,14 @@ Management calls need `Authorization: Bearer <api.token>`; inbound hooks the pro
 token from `api.hook_tokens` in the path (providers such as Rev cannot send headers).
 Both are compared in constant time. Every refusal is JSON: `{"error": reason}`.
 
+The API degrades, it does not fail: it starts and listens while Redis is down (its client
+connects when a request needs it), and while Redis cannot serve (refused, hung, LOADING,
+READONLY, NOREPLICAS, MASTERDOWN…) every route that needs it answers 503
+`{"error": "redis unavailable: <kind>"}` with a `Retry-After` (/healthz: its own body,
+/metrics: 503 text), within about 3 s however Redis fails; it answers again as soon as
+Redis does. A stored record that cannot be read is logged with its key, counted
+(`corrupt_records`) and left out of the answer.
+
 An inbound hook never carries state into statehook: it makes the resource due now and
 runs the scheduler at once, and the poll reads the state from the provider's API. A hook
 for a resource that is not watched is refused (404): a notification URL is no way to add
@@ -32,12 +40,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 import providers as provider_registry
@@ -45,10 +53,12 @@ from config import Config
 from config.schema import Duration, WatchSpec
 from tasks import keys
 from tasks.model import ResourceRef
-from tasks.store import ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
+from tasks.store import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
+from tasks.unavailable import is_redis_down
 from worker import metrics
 from worker.openapi import openapi_spec
-from worker.settings import SCHEDULE_NOW, redis_settings
+from worker.persistence import api_redis, redis_problem
+from worker.settings import SCHEDULE_NOW
 
 __all__ = [
     "HOOK_IDS",
@@ -56,6 +66,8 @@ __all__ = [
     "OPENAPI",
     "ApiState",
     "InvalidWatch",
+    "RedisStatus",
+    "Unreadable",
     "WatchRequest",
     "forget_watches",
     "make_app",
@@ -70,6 +82,8 @@ log = logging.getLogger("statehook.api")
 
 MAX_IDS = 10_000
 HEALTH_TIMEOUT = 2.0
+RETRY_AFTER = "5"
+"""seconds, in the Retry-After of a 503 while Redis is unavailable"""
 
 ID_PATTERN = r"^[^\s/?#]{1,256}$"
 """A resource id as the API and the CLI accept it: no whitespace, no URL delimiters."""
@@ -118,6 +132,24 @@ HOOK_IDS: dict[str, tuple[str, Callable[[Mapping[str, Any]], str | None]]] = {
 # ---- the app --------------------------------------------------------------------------
 
 
+class RedisStatus:
+    """Whether this API process finds Redis unavailable: one log line when that starts,
+    one when Redis answers again (not one per refused request)."""
+
+    def __init__(self) -> None:
+        self.down_since: float | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.warning("api: Redis unavailable (%s): answering 503 until it is back", redis_problem(exc))
+
+    def ok(self) -> None:
+        if self.down_since is not None:
+            log.warning("api: Redis available again after %.1fs", time.monotonic() - self.down_since)
+            self.down_since = None
+
+
 @dataclass
 class ApiState:
     config: Config
@@ -125,6 +157,7 @@ class ApiState:
     store: Store
     token: bytes | None
     hook_tokens: dict[str, bytes]
+    redis_status: RedisStatus
 
 
 STATE = web.AppKey("statehook", ApiState)
@@ -164,20 +197,35 @@ def check_bearer(header: str | None, token: bytes | None) -> str | None:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def redis_unavailable(exc: BaseException) -> web.Response:
+    """503 for a Redis that cannot serve now: its kind of failure, never its message (which
+    can carry a host or the URL)."""
+    return error(503, f"redis unavailable: {redis_problem(exc)}", headers={"Retry-After": RETRY_AFTER})
+
+
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every answer is JSON, including aiohttp's own 404/405/413 and unexpected errors."""
+    """Every answer is JSON, including aiohttp's own 404/405/413 and unexpected errors:
+    Redis unavailable is 503 (with Retry-After), anything else unexpected 500 (the
+    traceback goes to the log, never into the answer)."""
+    status = _state(request).redis_status
     try:
-        return await handler(request)
+        response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return error(exc.status, exc.reason)
     except asyncio.CancelledError:
         raise
-    except Exception:
+    except Exception as exc:
+        if is_redis_down(exc):
+            status.failed(exc)
+            return redis_unavailable(exc)
         log.exception("%s %s failed", request.method, request.path)
         return error(500, "internal error")
+    if response.status < 300 and request.path != "/openapi.json":
+        status.ok()
+    return response
 
 
 @web.middleware
@@ -201,6 +249,7 @@ def make_app(config: Config, redis: ArqRedis) -> web.Application:
         store=Store(redis, history_length=config.settings.worker.history_length),
         token=api.token.get_secret_value().encode() if api.token else None,
         hook_tokens={name: t.get_secret_value().encode() for name, t in api.hook_tokens.items()},
+        redis_status=RedisStatus(),
     )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
@@ -218,12 +267,18 @@ def make_app(config: Config, redis: ArqRedis) -> web.Application:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    redis = _state(request).redis
+    st = _state(request)
     try:
-        await asyncio.wait_for(redis.ping(), timeout=HEALTH_TIMEOUT)
-        workers = await asyncio.wait_for(metrics.fresh_workers(redis), timeout=HEALTH_TIMEOUT)
+        await asyncio.wait_for(st.redis.ping(), timeout=HEALTH_TIMEOUT)
+        workers = await asyncio.wait_for(metrics.fresh_workers(st.redis), timeout=HEALTH_TIMEOUT)
     except Exception as exc:
-        return _json({"status": "unavailable", "reason": f"redis unreachable: {type(exc).__name__}"}, status=503)
+        if is_redis_down(exc):
+            st.redis_status.failed(exc)
+            reason = f"redis unreachable: {redis_problem(exc)}"
+        else:
+            log.exception("healthz: reading the heartbeats failed")
+            reason = f"health check failed: {type(exc).__name__}"
+        return _json({"status": "unavailable", "reason": reason}, status=503, headers={"Retry-After": RETRY_AFTER})
     fresh = [w for w in workers if w["fresh"]]
     if not fresh:
         if workers:
@@ -237,7 +292,17 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
-    body = await metrics.render(_state(request).redis)
+    """The metrics read from Redis now; 503 (plain text, Retry-After) when Redis cannot
+    serve: nothing here is process-local, and an empty exposition would read as zeros."""
+    st = _state(request)
+    try:
+        body = await metrics.render(st.redis)
+    except Exception as exc:
+        if not is_redis_down(exc):
+            raise
+        st.redis_status.failed(exc)
+        return web.Response(status=503, text=f"# redis unavailable: {redis_problem(exc)}\n",
+                            headers={"Retry-After": RETRY_AFTER})
     return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE_LATEST})
 
 
@@ -271,7 +336,7 @@ def validate_watch(config: Config, data: Mapping[str, Any]) -> tuple[WatchReques
     try:
         req = WatchRequest.model_validate(data)
     except ValidationError as exc:
-        problems = [{"field": ".".join(str(x) for x in e["loc"]), "problem": e["msg"]}
+        problems = [{"field": ".".join(str(x) for x in e["loc"]), "problem": e["msg"].removeprefix("Value error, ")}
                     for e in exc.errors(include_input=False, include_url=False)]
         raise InvalidWatch("invalid watch request", problems=problems) from None
     cls = provider_registry.REGISTRY.get(req.provider)
@@ -373,15 +438,66 @@ async def list_watches(request: web.Request) -> web.Response:
         found.update(page)
         if cursor == 0 or len(found) >= limit:
             break
-    rkeys = [k.decode() for k in found]
+    rkeys = [k.decode(errors="replace") for k in found]
     dues = await st.redis.zmscore(keys.DUE, rkeys) if rkeys else []
-    watches = []
+    watches, bad = [], Unreadable()
     for rkey, raw, due in zip(rkeys, found.values(), dues, strict=True):
-        meta = WatchMeta.from_json(raw)
+        meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, raw)
         if meta is None or (request.query.get("source") and meta.source != request.query["source"]):
             continue
         watches.append({"rkey": rkey, **_meta_view(meta), "due_at": due})
+    await bad.report(st.redis)
     return _json({"watches": watches, "cursor": str(cursor) if cursor else None})
+
+
+# ---- unreadable records ----------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class Unreadable:
+    """The stored records a read could not parse: each is left out of the answer, then
+    logged with its key and counted (`corrupt_records`, `Store.count_corrupt`) by `report`."""
+
+    def __init__(self) -> None:
+        self.records: list[CorruptRecord] = []
+
+    def read(self, key: str, parse: Callable[..., T], *args: Any) -> T | None:
+        """`parse(*args)`, or None (and the record noted) when it cannot be read."""
+        try:
+            return parse(*args)
+        except CorruptRecord as exc:
+            self.records.append(CorruptRecord(key, exc.reason))
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            self.records.append(CorruptRecord(key, f"unreadable: {type(exc).__name__}"))
+        return None
+
+    async def report(self, redis: aioredis.Redis) -> None:
+        """Log and count what was skipped. Counting is best effort: a Redis that serves
+        reads but refuses writes (READONLY during a failover) does not fail the read."""
+        if not self.records:
+            return
+        try:
+            await Store(redis).count_corrupt(self.records)
+        except Exception as exc:
+            if not is_redis_down(exc):
+                raise
+            log.warning("api: %d unreadable record(s) not counted: Redis refused (%s)", len(self.records),
+                        redis_problem(exc))
+
+
+def _json_object(raw: bytes | str) -> dict[str, Any]:
+    value = orjson.loads(raw)
+    if not isinstance(value, dict):
+        raise TypeError("not a JSON object")
+    return value
+
+
+def _timeline_entry(raw: bytes | str, rkey: str) -> dict[str, Any]:
+    item = read_history_entry(raw, rkey)
+    if not isinstance(item.get("id"), str):
+        raise TypeError("a timeline entry without an id")
+    return item
 
 
 # ---- resources and events ------------------------------------------------------------------
@@ -390,7 +506,8 @@ async def list_watches(request: web.Request) -> web.Response:
 async def resource_view(redis: aioredis.Redis, rkey: str, *, history: int = 50) -> dict[str, Any] | None:
     """What statehook knows of one resource: its watch, due time, commit state, snapshot,
     and its timeline (newest first), each event with its delivery attempts. None if
-    it is neither watched nor ever polled."""
+    it is neither watched nor ever polled. A part that cannot be read is left out (None,
+    or missing from the timeline), logged with its key and counted."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hget(keys.META, rkey)
         pipe.hget(keys.STATE, rkey)
@@ -401,16 +518,21 @@ async def resource_view(redis: aioredis.Redis, rkey: str, *, history: int = 50) 
         meta_raw, state_raw, errors, due, snap_raw, hist_raw = await pipe.execute()
     if meta_raw is None and state_raw is None and snap_raw is None:
         return None
-    meta = WatchMeta.from_json(meta_raw)
-    state = ResourceState.parse(state_raw)
-    timeline = [read_history_entry(x, rkey) for x in hist_raw]
+    bad = Unreadable()
+    meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, meta_raw)
+    state = bad.read(f"{keys.STATE}[{rkey}]", ResourceState.parse, state_raw)
+    snapshot = bad.read(keys.snapshot(rkey), unpack_snapshot, snap_raw)
+    timeline = [item for item in (bad.read(keys.history(rkey), _timeline_entry, x, rkey) for x in hist_raw)
+                if item is not None]
     if timeline:
         async with redis.pipeline(transaction=False) as pipe:
             for item in timeline:
                 pipe.lrange(keys.attempts(item["id"]), 0, -1)
             attempts = await pipe.execute()
         for item, raw in zip(timeline, attempts, strict=True):
-            item["deliveries"] = [orjson.loads(a) for a in reversed(raw)]
+            read = (bad.read(keys.attempts(item["id"]), _json_object, a) for a in reversed(raw))
+            item["deliveries"] = [d for d in read if d is not None]
+    await bad.report(redis)
     ref = ResourceRef.parse(rkey)
     return {
         "rkey": rkey,
@@ -420,8 +542,8 @@ async def resource_view(redis: aioredis.Redis, rkey: str, *, history: int = 50) 
         "watch": _meta_view(meta) if meta else None,
         "due_at": due,
         "state": {"digest": state.digest, "seq": state.seq, "changed_at": state.changed_at} if state else None,
-        "consecutive_errors": int(errors or 0),
-        "snapshot": unpack_snapshot(snap_raw),
+        "consecutive_errors": int(errors) if errors and errors.isdigit() else 0,
+        "snapshot": snapshot,
         "history": timeline,
     }
 
@@ -464,11 +586,13 @@ async def list_events(request: web.Request) -> web.Response:
         entries = list(reversed(await st.redis.xrevrange(keys.OUTBOX, count=limit)))
     else:
         entries = await st.redis.xrange(keys.OUTBOX, min=f"({after}", count=limit)
-    events = []
+    events, bad = [], Unreadable()
     for entry_id, fields in entries:
         raw = fields.get(b"e")
-        if raw is not None:
-            events.append({"stream_id": entry_id.decode(), **orjson.loads(raw)})
+        event = bad.read(f"{keys.OUTBOX}[{entry_id.decode()}]", _json_object, raw) if raw is not None else None
+        if event is not None:
+            events.append({"stream_id": entry_id.decode(), **event})
+    await bad.report(st.redis)
     last = entries[-1][0].decode() if entries else after
     return _json({"events": events, "next": last})
 
@@ -548,8 +672,9 @@ async def openapi_view(request: web.Request) -> web.Response:
 
 
 async def open_redis(config: Config) -> ArqRedis:
-    """A Redis client that can also enqueue ARQ jobs (the hooks run the scheduler)."""
-    return await create_pool(redis_settings(config.redis_url))
+    """A Redis client that can also enqueue ARQ jobs (the hooks run the scheduler). Nothing
+    is sent here: the API starts while Redis is down (`worker.persistence.api_redis`)."""
+    return api_redis(config.redis_url)
 
 
 async def start_api(config: Config, *, host: str | None = None, port: int | None = None,

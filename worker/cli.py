@@ -40,13 +40,26 @@ def load_or_exit(path: Path | None) -> Config:
 
 
 @app.command()
-def check(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Validate the environment and the config file; print what they resolve to, secrets masked."""
+def check(
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    probe: Annotated[bool, typer.Option("--redis/--no-redis", help="also ask the Redis it points at whether it "
+                                        "keeps its data (AOF); a few seconds at most")] = True,
+) -> None:
+    """Validate the environment and the config file; print what they resolve to, secrets masked.
+
+    Warnings (exit 0): Redis keeps no AOF, or could not tell, or is unreachable.
+    """
+    from worker.persistence import redis_warnings
+
     cfg = load_or_exit(config)
     data = resolved(cfg)
+    warnings = asyncio.run(redis_warnings(cfg.redis_url)) if probe else []
     if as_json:
-        typer.echo(json.dumps(data, indent=2))
+        typer.echo(json.dumps({**data, "warnings": warnings}, indent=2))
         return
+    for line in warnings:
+        typer.echo(f"warning: {line}", err=True)
     typer.echo(f"config: {data['config_file'] or '(environment only)'}")
     typer.echo(f"redis:  {data['redis_url']}")
     typer.echo(f"providers ({len(cfg.providers)}):")

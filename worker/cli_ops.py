@@ -2,8 +2,10 @@
 `healthcheck`.
 
 Human output by default, `--json` for scripts. Each command opens its own Redis client
-(the same settings as the workers: Sentinel URLs work, connection loss is retried) and
-closes it. `register_ops(app)` adds them to the `statehook` app.
+(the API's: Sentinel URLs work, every call has a timeout) and closes it; while Redis is
+unavailable a command says so in one line and exits 1. A stored record that cannot be
+read is skipped with a warning naming its key. `register_ops(app)` adds them to the
+`statehook` app.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
+from pydantic import ValidationError
 
 from config import Config
 from providers.base import ScanPage
@@ -40,6 +43,7 @@ watch_app = typer.Typer(no_args_is_help=True, help="Add, remove and list watched
 events_app = typer.Typer(no_args_is_help=True, help="Read events as they are committed.")
 
 ADD_CHUNK = 1000
+T = TypeVar("T")
 
 
 def _load(path: Path | None) -> Config:
@@ -95,6 +99,24 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)`; Redis unavailable is one line and exit 1, not a traceback."""
+    from tasks.unavailable import is_redis_down
+    from worker.persistence import redis_problem
+
+    try:
+        return asyncio.run(main)
+    except Exception as exc:
+        if not is_redis_down(exc):
+            raise
+        raise _fail(f"redis unavailable: {redis_problem(exc)}", code=1) from None
+
+
+def _problems_line(problems: Iterable[Mapping[str, Any]]) -> str:
+    """`field: problem; field: problem` of a validation error."""
+    return "; ".join(f"{p.get('field') or '(body)'}: {p.get('problem')}" for p in problems)
+
+
 # ---- api, simulate ----------------------------------------------------------------------
 
 
@@ -143,16 +165,13 @@ async def _probe_worker(cfg: Config) -> tuple[bool, str]:
     import socket
 
     from worker.metrics import fresh_workers
-    from worker.settings import redis_settings
+    from worker.persistence import CHECK_TIMEOUTS, api_redis, redis_problem
 
-    settings = redis_settings(cfg.redis_url)
-    settings.conn_retries, settings.retry = 0, None
-    try:
-        redis = await asyncio.wait_for(create_pool(settings), timeout=5)
-    except Exception as exc:
-        return False, f"redis unreachable: {type(exc).__name__}"
+    redis = api_redis(cfg.redis_url, CHECK_TIMEOUTS)
     try:
         beats = await asyncio.wait_for(fresh_workers(redis), timeout=5)
+    except Exception as exc:
+        return False, f"redis unreachable: {redis_problem(exc)}"
     finally:
         await redis.aclose()
     prefix = socket.gethostname() + "-"
@@ -259,8 +278,9 @@ def watch_add(
         req, resolved_kind = validate_watch(cfg, {"provider": provider, "kind": kind, "ids": all_ids[:1],
                                                    "interval": interval, "discovered": discovered})
     except InvalidWatch as exc:
-        detail = exc.detail.get("problems") or exc.detail
-        raise _fail(f"{exc.reason} {json.dumps(detail) if detail else ''}".strip()) from None
+        if exc.detail.get("problems"):
+            raise _fail(_problems_line(exc.detail["problems"])) from None
+        raise _fail(f"{exc.reason} {json.dumps(exc.detail) if exc.detail else ''}".strip()) from None
     meta = WatchMeta(interval=float(req.interval or 60.0), discovered=discovered, source="cli")
     rkeys = [ResourceRef(provider, resolved_kind, rid).key for rid in all_ids]
 
@@ -268,7 +288,7 @@ def watch_add(
         async with _redis(cfg) as redis:
             return await _add_in_chunks(Store(redis), rkeys, meta, show_progress=not as_json)
 
-    added = asyncio.run(go())
+    added = _run(go())
     if as_json:
         _echo_json({"provider": provider, "kind": resolved_kind, "interval": meta.interval,
                     "watched": len(rkeys), "added": added})
@@ -360,8 +380,10 @@ def watch_scan(
     try:
         spec = WatchSpec.model_validate({"provider": provider, "scan": _scan_params(param or []),
                                          "interval": interval, "discovered": discovered})
-    except ValueError as exc:
-        raise _fail(str(exc).splitlines()[-1].strip()) from None
+    except ValidationError as exc:
+        raise _fail(_problems_line(
+            {"field": ".".join(str(x) for x in e["loc"]), "problem": e["msg"].removeprefix("Value error, ")}
+            for e in exc.errors(include_input=False, include_url=False))) from None
     ((rkey, config_meta),) = watch_rkeys(spec, cls)
     meta = WatchMeta(interval=config_meta.interval, discovered=discovered, scan=config_meta.scan, source="cli")
 
@@ -376,7 +398,7 @@ def watch_scan(
             outcomes, pages, items = await _first_scan(cfg, store, rkey, show_progress=not as_json)
             return added, outcomes, pages, items
 
-    added, outcomes, pages, items = asyncio.run(go())
+    added, outcomes, pages, items = _run(go())
     if as_json:
         _echo_json({"rkey": rkey, "added": added, "interval": meta.interval, "pages": pages, "items": items,
                     "outcomes": outcomes})
@@ -414,7 +436,7 @@ def watch_rm(
         async with _redis(cfg) as redis:
             return await forget_watches(Store(redis), rkeys)
 
-    removed = asyncio.run(go())
+    removed = _run(go())
     if as_json:
         _echo_json({"removed": removed, "rkeys": rkeys})
     else:
@@ -442,7 +464,7 @@ def watch_ls(
                      "scan": watches[k].scan, "due_at": d} for k, d in zip(shown, dues, strict=True)]
             return rows, len(selected)
 
-    rows, total = asyncio.run(go())
+    rows, total = _run(go())
     if as_json:
         _echo_json({"watches": rows, "total": total})
         return
@@ -511,7 +533,7 @@ def show(
             view = await resource_view(redis, rkey, history=history)
         return view, await _describe(cfg, rkey, view["snapshot"] if view else None)
 
-    view, info = asyncio.run(go())
+    view, info = _run(go())
     if view is None:
         raise _fail(f"{rkey} is not watched and was never polled", code=1)
     if as_json:
@@ -571,8 +593,14 @@ def events_tail(
         raw = fields.get(b"e")
         if raw is None:
             return
-        event = orjson.loads(raw)
-        typer.echo(orjson.dumps({"stream_id": entry_id.decode(), **event}).decode() if as_json else _event_line(event))
+        try:
+            event = orjson.loads(raw)
+            line = (orjson.dumps({"stream_id": entry_id.decode(), **event}).decode() if as_json
+                    else _event_line(event))
+        except (ValueError, TypeError, AttributeError):
+            typer.echo(f"warning: unreadable record skipped: {keys.OUTBOX}[{entry_id.decode()}]", err=True)
+            return
+        typer.echo(line)
 
     async def go() -> None:
         async with _redis(cfg) as redis:
@@ -591,7 +619,7 @@ def events_tail(
                 last = newest[0][0] if newest else b"0-0"
             seen = 0
             while max_events <= 0 or seen < max_events:
-                response = await redis.xread({keys.OUTBOX: last}, block=1000, count=100)
+                response = await redis.xread({keys.OUTBOX: last}, block=500, count=100)
                 for _stream, entries in response or ():
                     for entry_id, fields in entries:
                         out(entry_id, fields)
@@ -600,7 +628,7 @@ def events_tail(
                 sys.stdout.flush()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(go())
+        _run(go())
 
 
 def register_ops(app: typer.Typer) -> None:

@@ -19,6 +19,8 @@ The recording side is cheap on purpose: a poll batch accumulates in memory
 from __future__ import annotations
 
 import bisect
+import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,6 +35,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from tasks import keys
 
+log = logging.getLogger("statehook.metrics")
+
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "DELIVERY_BUCKETS",
@@ -44,6 +48,7 @@ __all__ = [
     "families",
     "latency_counts",
     "read_gauges",
+    "read_stats",
     "record",
     "render",
 ]
@@ -191,6 +196,9 @@ async def fresh_workers(redis: aioredis.Redis, now: float | None = None) -> list
         if raw is None:
             continue
         beat = parse_heartbeat(raw)
+        if beat is None:
+            log.warning("unreadable record skipped: %s: not a heartbeat", key, extra={"key": key})
+            continue
         age = max(0.0, now - beat["at"])
         allowance = max(1.0, beat["interval"] * 0.1)
         out.append({"worker": key.removeprefix(keys.HEALTH_PREFIX), "age": round(age, 3),
@@ -198,18 +206,39 @@ async def fresh_workers(redis: aioredis.Redis, now: float | None = None) -> list
     return out
 
 
-def parse_heartbeat(raw: bytes | str) -> dict[str, float]:
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return None
+    return float(value)
+
+
+def parse_heartbeat(raw: bytes | str) -> dict[str, float] | None:
     """`{"at": unix time, "interval": seconds}`; a bare timestamp (older workers) counts
-    with the default interval of 30 s."""
+    with the default interval of 30 s. None for a value that is neither."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        data = None
+        return None
     if isinstance(data, dict):
-        return {"at": float(data.get("at", 0.0)), "interval": float(data.get("interval", 30.0))}
-    if isinstance(data, int | float):
-        return {"at": float(data), "interval": 30.0}
-    return {"at": 0.0, "interval": 30.0}
+        at, interval = _seconds(data.get("at")), _seconds(data.get("interval", 30.0))
+    else:
+        at, interval = _seconds(data), 30.0
+    if at is None or interval is None:
+        return None
+    return {"at": at, "interval": interval}
+
+
+def read_stats(raw: Mapping[bytes, bytes]) -> dict[str, int]:
+    """The stats hash as counters; a field that is not an integer is logged and left out."""
+    stats = {}
+    for k, v in raw.items():
+        name = k.decode(errors="replace")
+        try:
+            stats[name] = int(v)
+        except ValueError:
+            log.warning("unreadable record skipped: %s[%s]: not a counter", keys.STATS, name,
+                        extra={"key": f"{keys.STATS}[{name}]"})
+    return stats
 
 
 async def read_gauges(redis: aioredis.Redis, now: float | None = None) -> Gauges:
@@ -239,8 +268,7 @@ class _Fixed(Collector):
 
 async def render(redis: aioredis.Redis) -> bytes:
     """The Prometheus text exposition of the shared stats, read now."""
-    raw = await redis.hgetall(keys.STATS)  # type: ignore[misc]
-    stats = {k.decode(): int(v) for k, v in raw.items()}
+    stats = read_stats(await redis.hgetall(keys.STATS))  # type: ignore[misc]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Fixed(families(stats, await read_gauges(redis))))
     return generate_latest(registry)

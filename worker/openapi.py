@@ -13,13 +13,20 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _answers(ok: tuple[int, str, str | None], *refusals: int) -> dict[str, Any]:
+_RETRY_AFTER = {"Retry-After": {"description": "seconds before trying again", "schema": {"type": "integer"}}}
+
+
+def _answers(ok: tuple[int, str, str | None], *refusals: int, redis: bool = True) -> dict[str, Any]:
+    """`ok` and `refusals`; a route that reads Redis (`redis`) also answers 503 while Redis
+    is unavailable, and 500 for an unexpected failure (no traceback in the body)."""
     status, description, schema = ok
     out: dict[str, Any] = {str(status): {"description": description}}
     if schema:
         out[str(status)]["content"] = {"application/json": {"schema": _ref(schema)}}
-    for code in refusals:
+    for code in (*refusals, *((500, 503) if redis else ())):
         out[str(code)] = {"description": _REFUSALS[code], "content": {"application/json": {"schema": _ref("Error")}}}
+        if code == 503:
+            out[str(code)]["headers"] = _RETRY_AFTER
     return out
 
 
@@ -29,7 +36,8 @@ _REFUSALS = {
     403: "management API disabled (no api.token)",
     404: "not found",
     422: "the request is well-formed but names something invalid",
-    503: "unavailable",
+    500: "internal error (logged; the body says no more)",
+    503: "Redis unavailable (refused, hung, loading, read-only, failing over): `redis unavailable: <kind>`",
 }
 _ORDER_NUMBER_BODY = {"type": "object", "properties": {"order_number": {"type": "string"}}}
 
@@ -83,9 +91,16 @@ def openapi_spec(max_ids: int, hook_providers: Iterable[str]) -> dict[str, Any]:
         },
         "paths": {
             "/healthz": {"get": {"summary": "Redis reachable and a worker heartbeat fresher than its interval",
-                                 "responses": _answers((200, "healthy", "Health"), 503)}},
+                                 "responses": {**_answers((200, "healthy", "Health"), redis=False),
+                                               "503": {"description": "Redis unreachable or no fresh heartbeat",
+                                                       "headers": _RETRY_AFTER,
+                                                       "content": {"application/json": {
+                                                           "schema": _ref("Health")}}}}}},
             "/metrics": {"get": {"summary": "Prometheus text exposition",
                                  "responses": {"200": {"description": "metrics",
+                                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
+                                               "503": {"description": "Redis unavailable: no metrics (not zeros)",
+                                                       "headers": _RETRY_AFTER,
                                                        "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/v1/watches": {
                 "post": {"summary": "Watch resources by id", "security": [{"bearer": []}],
