@@ -120,10 +120,28 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _clip_escaped(text: str, limit: int) -> str:
+    """`text` (plain) as mrkdwn, within `limit` characters, never cut inside an entity."""
+    escaped = mrkdwn_escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
 def build_message(event: Event, templates: TemplateBook) -> dict[str, Any]:
-    """The Block Kit message for an event, within Slack's limits. Pure."""
-    fallback = _clip(templates.render("subject", event).strip() or event.summary, SECTION_CHARS)
-    section = templates.render("slack", event).strip() or mrkdwn_escape(fallback)
+    """The Block Kit message for an event, within Slack's limits. Pure.
+
+    The top-level `text` (what a notification, a screen reader and an old client show) is
+    the `subject` template, the one the email subject uses: plain text, so it is escaped
+    as a whole (`&`, `<`, `>`), like every provider-controlled string in the blocks. A
+    comment by `<!here>` or a status `<https://evil.example|click>` is shown, never a
+    mention or a link."""
+    fallback = _clip_escaped(templates.render("subject", event).strip() or event.summary, SECTION_CHARS)
+    section = templates.render("slack", event).strip() or fallback
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": _clip(section, SECTION_CHARS)}}
     ]

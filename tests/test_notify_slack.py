@@ -21,7 +21,7 @@ from simulator.artistree import ArtistreeSim
 from simulator.core import Simulator
 from simulator.slack import SlackStandIn, check_blocks
 from tasks import keys
-from tasks.model import Event, ResourceRef
+from tasks.model import Event, ResourceRef, Severity
 from tests.conftest import wait_for
 from tests.kit import running_worker, write_config
 from tests.test_routes import event, publish
@@ -276,3 +276,43 @@ def test_a_route_template_overrides_the_destinations_and_the_default() -> None:
     assert paged["text"] == "S: artistree.order.state_changed"
     fyi = build_message(failed(severity="info"), book)
     assert fyi["blocks"][0]["text"]["text"] == "FYI artistree.order.state_changed Failed"
+
+
+def rev_comment(by: str, text: str) -> Event:
+    """A Rev comment as providers/rev.py makes it: the author and the words in the summary."""
+    return Event(
+        id="evt_rev_ord-7_3_comment_added", type="rev.order.comment_added", provider="rev",
+        resource={"kind": "order", "id": "ord-7", "key": "rev:order:ord-7", "url": None, "title": "ord-7"},
+        seq=3, detected_at="2026-11-23T10:15:02Z", severity=Severity.INFO,
+        summary=f"Rev order ord-7: comment by {by}: {text}",
+        data={"by": by, "text": text}, snapshot=None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("ev", "shown"),
+    [
+        (rev_comment("<!here>", "see <https://evil.example|the fix> & reply"),
+         "[INFO] Rev order ord-7: comment by &lt;!here&gt;: see &lt;https://evil.example|the fix&gt; &amp; reply"),
+        (event("artistree.order.state_changed", "critical", to="<!channel> <https://evil.example|click>",
+               title="Poster <!subteam^S0123> & co"),
+         "[CRITICAL] artistree.order.state_changed &lt;!channel&gt; &lt;https://evil.example|click&gt;"),
+    ],
+    ids=["rev-comment-by-here", "status-with-channel-and-link"],
+)
+def test_the_fallback_text_shows_mentions_and_links_never_fires_them(ev: Event, shown: str) -> None:
+    payload = build_message(ev, TemplateBook("ops"))
+    assert payload["text"] == shown
+    section = payload["blocks"][0]["text"]["text"]
+    for message_text in (payload["text"], section):
+        assert "<!" not in message_text and "<https://evil" not in message_text
+    assert check_blocks(payload) is None
+
+
+def test_a_long_escaped_fallback_text_is_clipped_between_entities() -> None:
+    for pad in range(6):
+        ev = rev_comment("x", "y" * pad + "<" * 3000)
+        text = build_message(ev, TemplateBook("ops"))["text"]
+        assert len(text) <= 3000 and text.endswith("…")
+        body = text[:-1]
+        assert "<" not in body and body.replace("&lt;", "").count("&") == 0, body[-8:]
