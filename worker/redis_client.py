@@ -5,8 +5,9 @@ rather than freezing the process), TCP keepalive and a health check before reuse
 idle connection, for a plain Redis and for a Sentinel-managed master alike (ARQ's own
 Sentinel pool passes none of these on, so the client is built here and handed to ARQ).
 Nothing is sent at construction: a process starts while Redis is down and connects when
-it first needs to. A command is retried a few times over about a second; what outlasts
-that is an outage, which the caller handles (worker/outage.py).
+it first needs to. A command whose connection was refused or reset is retried a few times
+over about a second, a command that timed out is not; what outlasts that is an outage,
+which the caller handles (worker/outage.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["SENTINEL_SCHEMES", "RedisTimeouts", "SentinelTarget", "parse_sentinel_url", "redis_client"]
 
@@ -93,7 +93,9 @@ def redis_client(url: str, timeouts: RedisTimeouts = RedisTimeouts(), *, max_con
         "socket_keepalive_options": _keepalive_options(),
         "health_check_interval": timeouts.health_check,
         "retry": Retry(ExponentialBackoff(cap=0.5, base=0.05), timeouts.retries),
-        "retry_on_error": [RedisConnectionError, RedisTimeoutError, BusyLoadingError],
+        # a refused or reset connection is tried again at once (a restart, a failover); a
+        # timeout is not: a hung server would make every try wait out the socket timeout again
+        "retry_on_error": [RedisConnectionError, BusyLoadingError],
         "max_connections": max_connections,
     }
     pool: ConnectionPool
