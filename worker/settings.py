@@ -151,9 +151,9 @@ def run_worker(config: Config) -> None:
     processes call it too): the configured event loop, the worker, the collector tuned
     after start-up, then the worker's loop until a signal stops it."""
     use_event_loop(config)
-    worker = make_worker(config)
-    tune_gc(config.settings.worker.gc_threshold)
     try:
+        worker = make_worker(config)
+        tune_gc(config.settings.worker.gc_threshold)
         worker.run()
     except Exception as exc:
         # one line in the configured format (a traceback goes to Sentry, if set up), then exit 1
