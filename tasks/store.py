@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from config.schema import MAX_DURATION, MIN_DURATION
 from tasks import keys, snapshot_codec
 from tasks.events import event_id, utc_iso
 from tasks.model import Event, ResourceRef, Snapshot
@@ -136,8 +137,8 @@ class WatchMeta:
             source = d.get("src", "api")
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise CorruptRecord(key, f"not a watch: {type(exc).__name__}") from None
-        if not math.isfinite(interval) or interval <= 0:
-            raise CorruptRecord(key, "not a watch: its interval is not a positive number")
+        if not (math.isfinite(interval) and MIN_DURATION <= interval <= MAX_DURATION):
+            raise CorruptRecord(key, "not a watch: its interval is out of bounds")
         if scan is not None and not (isinstance(scan, dict) and all(isinstance(v, str) for v in scan.values())):
             raise CorruptRecord(key, "not a watch: its scan is not a table of strings")
         if not isinstance(source, str):

@@ -132,3 +132,13 @@ async def test_an_outbox_entry_that_is_not_an_event_is_skipped(redis: aioredis.R
     pending = await redis.xpending(keys.OUTBOX, keys.GROUP)
     assert pending["pending"] == 0
     assert int(await redis.hget(keys.STATS, "corrupt_records")) == 1
+
+
+@pytest.mark.parametrize("raw", [b'{"i": 1e-9}', b'{"i": 1e308}', b'{"i": null}', b'{"i": "inf"}', b'[]', b'{"s": 5}',
+                                 b'{"i": 60, "s": {"project_id": 3}}'])
+def test_a_stored_watch_out_of_bounds_is_unreadable_not_polled(raw: bytes) -> None:
+    """A watch stored by an older version or by hand (an interval of 1 ns would poll in a loop)."""
+    from tasks.store import CorruptRecord
+
+    with pytest.raises(CorruptRecord):
+        WatchMeta.from_json(raw, "sh:meta[x]")
