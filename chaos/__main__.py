@@ -1,0 +1,31 @@
+"""`python -m chaos [--strict] [--quick] [--report PATH]`: the chaos run of issue 14.
+
+Exit status: 0 when the run completed (whatever the score), unless `--strict`: then 1
+when a target is missed. 2 when the run itself could not complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+from chaos.run import Timings, run_chaos
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.splitlines()[0])
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--quick", action="store_true",
+                        help="shorter outages and fewer resources, to develop the harness (not the issue's run)")
+    parser.add_argument("--report", type=Path, default=Path(tempfile.gettempdir()) / "statehook-chaos-report.json",
+                        help="where the JSON report goes (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=14)
+    args = parser.parse_args(argv)
+    timings = Timings.quick() if args.quick else Timings()
+    return asyncio.run(run_chaos(timings, report_path=args.report, strict=args.strict, seed=args.seed))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
