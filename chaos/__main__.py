@@ -2,6 +2,7 @@
 
 Exit status: 0 when the run completed (whatever the score), unless `--strict`: then 1
 when a target is missed. 2 when the run itself could not complete.
+`--rescore WORKDIR` scores a saved run again (its run-data.json) without running anything.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+from chaos.report import rescore
 from chaos.run import Timings, run_chaos
 
 
@@ -22,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=Path(tempfile.gettempdir()) / "statehook-chaos-report.json",
                         help="where the JSON report goes (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--rescore", type=Path, metavar="WORKDIR", help="score a saved run again")
     args = parser.parse_args(argv)
+    if args.rescore is not None:
+        result = rescore(args.rescore, args.report)
+        return 1 if args.strict and result.failed_targets() else 0
     timings = Timings.quick() if args.quick else Timings()
     return asyncio.run(run_chaos(timings, report_path=args.report, strict=args.strict, seed=args.seed))
 

@@ -24,10 +24,8 @@ new baselines: a change is never made while no worker could see it.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import json
-import math
 import random
 import tempfile
 import time
@@ -44,7 +42,8 @@ from chaos import faults
 from chaos.fleet import Fleet, StatehookProc
 from chaos.ground_truth import ChangeStream, GroundTruth
 from chaos.receivers import MailSink, WebhookSink, slack_deliveries
-from chaos.score import Delivery, FaultRecord, FaultScore, Score, score
+from chaos.report import RunData, print_summary, report_core
+from chaos.score import Delivery, FaultRecord, Score, score
 from chaos.sim import RecordingSimulator, Target, make_targets
 from chaos.stack import Endpoints, Secrets, worker_env, write_config
 from simulator.redisctl import RedisProcess, SentinelTopology, free_port
@@ -131,6 +130,14 @@ class Run:
 
     def deliveries(self) -> list[Delivery]:
         return [*self.hook.deliveries, *slack_deliveries(self.slack), *self.mail.deliveries()]
+
+    def data(self) -> RunData:
+        return RunData(
+            t0=self.t0, end=time.time(), changes=self.truth.changes(), deliveries=self.deliveries(),
+            faults=list(self.faults), polls=list(self.sim.polls),
+            worker_exits=[f"{p.name} (code {p.exit_code})" for p in self.fleet.exits()],
+            healthz=list(self.healthz), rkeys={t.rkey: t.provider for t in self.targets},
+        )
 
     def score(self) -> Score:
         return score(self.truth.changes(), self.deliveries(), self.faults, self.sim.polls,
@@ -340,11 +347,13 @@ async def run_chaos(timings: Timings, *, report_path: Path, strict: bool, seed: 
         await slack.stop()
         mail.stop()
         await sim.stop()
-    result = run.score()
+    data = run.data()
+    await asyncio.to_thread(data.save, run.workdir / "run-data.json")
+    result = data.score()
     duration = time.time() - started
-    report = build_report(run, result, duration)
+    report = build_report(run, data, result, duration)
     await asyncio.to_thread(_write, report_path, json.dumps(report, indent=2))
-    print_summary(run, result, duration, report_path)
+    print_summary(data, result, duration, report_path)
     print(result.line(), flush=True)
     if not completed:
         return 2
@@ -356,66 +365,6 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def _healthz_ok_after(run: Run, since: float) -> float | None:
-    for at, status in run.healthz:
-        if at >= since and status == 200:
-            return at - since
-    return None
-
-
-def _s(value: float | None) -> str:
-    return "-" if value is None else ("inf" if math.isinf(value) else f"{value:.1f}")
-
-
-def _fault_rows(run: Run, result: Score) -> list[dict[str, Any]]:
-    rows = []
-    for f in result.faults:
-        since = f.redis_back if f.redis_back is not None else f.started
-        row = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in asdict(f).items()}
-        row["at_s"] = round(f.started - run.t0, 1)
-        row["redis_back_after_s"] = None if f.redis_back is None else round(f.redis_back - f.started, 2)
-        ok = _healthz_ok_after(run, since)
-        row["healthz_ok_after_s"] = None if ok is None else round(ok, 1)
-        rows.append(row)
-    return rows
-
-
-def print_summary(run: Run, result: Score, duration: float, report_path: Path) -> None:
-    header = (f"{'fault':<24} {'at':>6} {'victim':>6} {'down':>5} {'poll':>5} {'deliv':>5} {'recov':>5} "
-              f"{'health':>6} {'chg':>4} {'miss':>4} {'lost':>4} {'stuck':>5} {'p50':>5} {'max':>5}")
-    print("", flush=True)
-    print(header)
-    for f, row in zip(result.faults, _fault_rows(run, result), strict=True):
-        print(f"{f.name:<24} {row['at_s']:>6.1f} {f.victim or '-':>6} {_s(row['redis_back_after_s']):>5} "
-              f"{_s(f.poll_recovery_s):>5} {_s(f.delivery_recovery_s):>5} {_s(_recovery(f)):>5} "
-              f"{_s(row['healthz_ok_after_s']):>6} {f.changes:>4} {f.missed:>4} {f.lost_with_data:>4} "
-              f"{f.stuck:>5} {_s(f.latency_p50):>5} {_s(f.latency_max):>5}")
-    print("(seconds; down: until Redis answered again; poll/deliv: from then to the first provider request / the "
-          "first delivery of a change made after; recov: the larger; health: until /healthz said 200; "
-          "p50/max: change latency)")
-    lost = [v.change for v in result.verdicts if v.status == "lost_with_data"]
-    if lost:
-        print(f"lost with the data ({len(lost)}, not counted as missed): "
-              + ", ".join(f"#{c.n} {c.rkey} → {c.to_state} at +{c.at - run.t0:.1f}s" for c in lost))
-    missed = [v for v in result.verdicts if v.status == "missed"]
-    if missed:
-        print(f"missed ({len(missed)}): " + ", ".join(
-            f"#{v.change.n} {v.change.rkey.split(':')[0]} → {v.change.to_state} ({v.change.phase})"
-            for v in missed[:12]) + (" …" if len(missed) > 12 else ""))
-    exits = run.fleet.exits()
-    if exits:
-        print(f"workers that exited by themselves: {', '.join(f'{p.name} (code {p.exit_code})' for p in exits)}")
-    failed = result.failed_targets()
-    print(f"targets: {'all met' if not failed else 'missed: ' + ', '.join(failed)}; "
-          f"{len(run.deliveries())} receipts; run took {duration:.0f}s; report {report_path}")
-
-
-def _recovery(f: FaultScore) -> float | None:
-    if f.kind != "redis":
-        return None
-    return math.inf if f.recovery_s is None else f.recovery_s
-
-
 def _proc_row(run: Run, p: StatehookProc) -> dict[str, Any]:
     return {"name": p.name, "role": p.role, "stage": p.stage, "pid": p.pid,
             "started_s": round(p.started - run.t0, 1),
@@ -425,53 +374,17 @@ def _proc_row(run: Run, p: StatehookProc) -> dict[str, Any]:
             "log": str(p.log_path)}
 
 
-def _poll_times(run: Run) -> dict[str, list[float]]:
-    """rkey -> when the simulator was asked for it (a scan page counts for each of its provider's)."""
-    out: dict[str, list[float]] = {t.rkey: [] for t in run.targets}
-    for p in run.sim.polls:
-        for rkey in ([t.rkey for t in run.targets if t.provider == p.provider] if p.rkeys is None else p.rkeys):
-            out.setdefault(rkey, []).append(p.at)
-    return out
-
-
-def build_report(run: Run, result: Score, duration: float) -> dict[str, Any]:
-    polls = _poll_times(run)
-    end = time.time()
-
-    def change_row(v: Any) -> dict[str, Any]:
-        c = v.change
-        times = polls.get(c.rkey, [])
-        until = c.until if c.until is not None else end
-        during = bisect.bisect_right(times, until) - bisect.bisect_left(times, c.at)
-        return {"n": c.n, "rkey": c.rkey, "from": c.from_state, "to": c.to_state, "at_s": round(c.at - run.t0, 2),
-                "kept_s": None if c.until is None else round(c.until - c.at, 2), "phase": c.phase,
-                "receivers": list(c.receivers), "got": {r: round(t - run.t0, 2) for r, t in v.received.items()},
-                "latency_s": None if v.latency is None else round(v.latency, 2),
-                "polled_while_current": during}
-
-    deliveries = run.deliveries()
-    by_id = {d.event_id: d for d in deliveries}
+def build_report(run: Run, data: RunData, result: Score, duration: float) -> dict[str, Any]:
+    """The JSON report: `chaos.report.report_core` and what only a live run knows."""
     return {
-        "line": result.line(),
-        "failed_targets": result.failed_targets(),
+        **report_core(data, result),
         "duration_s": round(duration, 1),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.t0)),
         "workdir": str(run.workdir),
         "timings": asdict(run.timings),
         "stages": run.stages,
-        "score": {k: getattr(result, k) for k in ("changes", "missed", "false", "reused_ids", "dup_same_id",
-                                                  "worker_exits", "stuck_over_60s", "lost_with_data")}
-        | {"recovery_p99_s": None if math.isinf(result.recovery_p99_s) else round(result.recovery_p99_s, 2)},
-        "faults": _fault_rows(run, result),
-        "missed": [change_row(v) for v in result.verdicts if v.status == "missed"],
-        "lost_with_data": [change_row(v) for v in result.verdicts if v.status == "lost_with_data"],
-        "stuck": [change_row(v) for v in result.verdicts if v.stuck],
-        "false": [{"id": i, "receiver": by_id[i].receiver, "type": by_id[i].event_type, "rkey": by_id[i].rkey,
-                   "to": by_id[i].to_state, "detected_s": round(by_id[i].detected_at - run.t0, 1)}
-                  for i in result.false_ids if i in by_id],
-        "reused_ids": result.reused,
         "receivers": {
-            "receipts": dict(Counter(d.receiver for d in deliveries)),
+            "receipts": dict(Counter(d.receiver for d in data.deliveries)),
             "webhook_bad_signatures": run.hook.bad_signatures,
             "webhook_id_header_mismatches": run.hook.id_mismatches,
             "webhook_abandoned": run.hook.abandoned,
@@ -479,5 +392,4 @@ def build_report(run: Run, result: Score, duration: float) -> dict[str, Any]:
         },
         "poll_requests": dict(Counter(p.provider for p in run.sim.polls)),
         "processes": [_proc_row(run, p) for p in run.fleet.procs],
-        "healthz_non_200_samples": sum(1 for _, s in run.healthz if s != 200),
     }

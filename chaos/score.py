@@ -25,8 +25,9 @@ Definitions (what `make chaos` prints and docs/reliability.md quotes):
   the mail's headers but Date and its parts).
 - **dup_same_id**: extra copies: receipts of an (id, body) a receiver already had.
 - **stuck_over_60s**: observed changes whose latency exceeds STUCK_AFTER_S. The latency
-  runs from when the change could first be seen: `at`, or for a change made while Redis
-  was down, hung or failing over, the moment it answered again.
+  is `observed_at - at` less the time Redis was not answering in between (down, hung,
+  failing over: no change can be committed then, so a change made during a 60 s outage,
+  or just before it, would otherwise be "stuck" whatever statehook did).
 - **recovery** (per Redis fault): from `redis_back` (Redis answering again; for a
   FLUSHALL the moment it returned) until both a poll request reached the simulator and
   a change made at or after `redis_back` was delivered to a receiver: the larger of the
@@ -208,12 +209,13 @@ def _match(d: Delivery, candidates: Sequence[Change]) -> Change | None:
     return max(made_by_then, key=lambda c: c.at) if made_by_then else min(hits, key=lambda c: c.at)
 
 
-def _observable_from(c: Change, outages: Sequence[FaultRecord]) -> float:
-    start = c.at
+def _latency(c: Change, observed_at: float, outages: Sequence[FaultRecord]) -> float:
+    """From `at` to `observed_at`, less the time Redis was not answering in between."""
+    waited = observed_at - c.at
     for f in outages:
-        if f.redis_back is not None and f.started <= c.at < f.redis_back:
-            start = max(start, f.redis_back)
-    return start
+        if f.redis_back is not None:
+            waited -= max(0.0, min(observed_at, f.redis_back) - max(c.at, f.started))
+    return waited
 
 
 def _first_poll_of(rkey: str, provider: str, after: float, polls: Sequence[PollRequest]) -> float | None:
@@ -279,7 +281,7 @@ def score(
         got = first.get(c.n, {})
         observed_at = max(got[r] for r in c.receivers) if all(r in got for r in c.receivers) else None
         if observed_at is not None:
-            latency = observed_at - _observable_from(c, outages)
+            latency = _latency(c, observed_at, outages)
             verdicts.append(ChangeVerdict(c, "observed", observed_at, latency, latency > STUCK_AFTER_S, dict(got)))
         else:
             status: Status = "lost_with_data" if _lost_with_data(c, faults, polls) else "missed"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
+from chaos.report import RunData
 from chaos.score import (
     Change,
     Delivery,
@@ -88,12 +90,15 @@ def test_one_id_with_two_bodies_is_reused_and_the_same_body_twice_a_duplicate() 
     assert s.missed == 0
 
 
-def test_latency_of_a_change_made_during_an_outage_counts_from_redis_answering_again() -> None:
+def test_latency_leaves_out_the_time_redis_did_not_answer() -> None:
     outage = FaultRecord("redis-down-60s", "redis", started=100.0, redis_back=160.0)
-    changes = [change(1, "B", 101.0, 200.0), change(2, "C", 170.0, None)]
-    got = [delivery("e1", "B", 161, 163.0), delivery("e2", "C", 171, 240.5)]
+    other = "rev:order:TC2"
+    changes = [change(1, "B", 101.0, 200.0), change(2, "C", 170.0, None),
+               change(3, "D", 95.0, None, rkey=other)]  # made just before the outage
+    got = [delivery("e1", "B", 161, 163.0), delivery("e2", "C", 171, 240.5),
+           delivery("e3", "D", 96, 163.0, rkey=other)]
     s = score(changes, got, [outage], [PollRequest(160.5, "rev", (RK,))], 0)
-    assert [v.latency for v in s.verdicts] == [3.0, 70.5]
+    assert [v.latency for v in s.verdicts] == [3.0, 70.5, 8.0]
     assert s.stuck_over_60s == 1 and s.verdicts[1].stuck
 
 
@@ -155,3 +160,16 @@ def test_nearest_rank() -> None:
     assert nearest_rank([3.0, 1.0, 2.0], 0.99) == 3.0
     assert nearest_rank([float(i) for i in range(1, 201)], 0.99) == 198.0
     assert nearest_rank([], 0.99) == 0.0
+
+
+def test_a_saved_run_scores_the_same_when_loaded(tmp_path: Path) -> None:
+    outage = FaultRecord("redis-down-60s", "redis", started=100.0, redis_back=160.0)
+    data = RunData(t0=90.0, end=300.0, changes=[change(1, "B", 101.0, 200.0, ("webhook", "email"))],
+                   deliveries=[delivery("e1", "B", 161, 163.0), delivery("e1", "B", 161, 164.0, receiver="email")],
+                   faults=[outage], polls=[PollRequest(160.5, "rev", None)], worker_exits=["w2 (code 1)"],
+                   healthz=[(161.0, 200)], rkeys={RK: "rev"})
+    data.save(tmp_path / "run-data.json")
+    loaded = RunData.load(tmp_path / "run-data.json")
+    assert loaded == data
+    assert loaded.score().line() == data.score().line()
+    assert data.score().worker_exits == 1
