@@ -4,6 +4,7 @@ long-running `api` and `simulate` as processes."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+import pytest
 import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
@@ -270,3 +272,94 @@ async def test_a_scan_without_parameters_from_the_config_file_is_polled(
         await wait_for(lambda: redis.hexists(keys.STATE, ResourceRef("rev", "order", number).key),
                        what="the scanned order's baseline")
     assert await redis.hexists(keys.META, "rev:scan:all")
+
+
+# ---- poison input, unreadable records, Redis unavailable ------------------------------------------
+
+
+async def test_an_unbounded_interval_is_one_error_line_and_exit_2(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    c = path_of(api_config(tmp_path, redis_url, sim, receiver))
+    for interval in ("inf", "nan", "1e308", "1ms", "-5", "31d"):
+        result = await cli("watch", "add", "rev", "TC1", "--interval", interval, "-c", c)
+        assert result.exit_code == 2, (interval, result.output)
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith("error: interval: ") and "duration" in line, line
+        result = await cli("watch", "scan", "artistree", "-p", "project_id=P1", "--interval", interval,
+                           "--no-run", "-c", c)
+        assert result.exit_code == 2, (interval, result.output)
+        (line,) = result.output.strip().splitlines()
+        assert line.startswith("error: interval: ") and "duration" in line, line
+    assert await redis.hlen(keys.META) == 0
+
+
+async def test_watch_ls_and_show_skip_what_cannot_be_read_and_name_its_key(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from tests.test_api_degraded import BAD_STATE, GOOD, NOT_JSON, NULL_INTERVAL, poison
+
+    await poison(redis)
+    c = path_of(api_config(tmp_path, redis_url, sim, receiver))
+    caplog.set_level(logging.WARNING)
+    result = await cli("watch", "ls", "-c", c, "--json")
+    assert result.exit_code == 0, result.output
+    assert sorted(w["rkey"] for w in orjson.loads(result.output)["watches"]) == [BAD_STATE, GOOD]
+    result = await cli("watch", "ls", "-c", c)
+    assert result.exit_code == 0 and "2 watch(es)" in result.output, result.output
+    for rkey in (NOT_JSON, NULL_INTERVAL):
+        assert any(f"{keys.META}[{rkey}]" in r.getMessage() for r in caplog.records), rkey
+
+    result = await cli("show", BAD_STATE, "-c", c)
+    assert result.exit_code == 0, result.output
+    assert "watched (api), every 60s" in result.output and "timeline (1 event(s)" in result.output
+    result = await cli("show", NULL_INTERVAL, "-c", c, "--json")
+    assert result.exit_code == 0 and orjson.loads(result.output)["watch"] is None
+    assert any(keys.snapshot(BAD_STATE) in r.getMessage() for r in caplog.records)
+
+    result = await cli("events", "tail", "-n", "5", "-c", c)
+    assert result.exit_code == 0, result.output
+    assert f"warning: unreadable record skipped: {keys.OUTBOX}[" in result.output
+    assert "rev.order.state_changed" in result.output
+
+
+async def test_commands_say_redis_is_unavailable_in_one_line(
+    tmp_path: Path, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    c = path_of(api_config(tmp_path, f"redis://127.0.0.1:{free_port()}/0", sim, receiver))
+    for args in (["watch", "ls"], ["watch", "add", "rev", "TC1"], ["show", "rev:order:TC1"]):
+        result = await cli(*args, "-c", c)
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.strip() == "error: redis unavailable: ConnectionError", result.output
+
+
+async def test_the_api_command_listens_while_redis_is_down(
+    tmp_path: Path, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    """`statehook api` did not listen at all while Redis was down (create_pool's retries)."""
+    config = api_config(tmp_path, f"redis://127.0.0.1:{free_port()}/0", sim, receiver)
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        STATEHOOK, "api", "-c", path_of(config), "--port", str(port),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def unavailable() -> bool:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/v1/watches", headers=test_api.AUTH) as resp:
+                        return resp.status == 503 and (await resp.json()) == {
+                            "error": "redis unavailable: ConnectionError"}
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await wait_for(unavailable, timeout=20, what="the API listening and answering 503")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), timeout=10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, stderr.decode()
+    assert "Redis unavailable (ConnectionError): answering 503" in stderr.decode()

@@ -54,10 +54,9 @@ from config.schema import Duration, WatchSpec
 from tasks import keys
 from tasks.model import ResourceRef
 from tasks.store import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
-from tasks.unavailable import is_redis_down
 from worker import metrics
 from worker.openapi import openapi_spec
-from worker.persistence import api_redis, redis_problem
+from worker.persistence import api_redis, redis_down, redis_problem
 from worker.settings import SCHEDULE_NOW
 
 __all__ = [
@@ -84,6 +83,10 @@ MAX_IDS = 10_000
 HEALTH_TIMEOUT = 2.0
 RETRY_AFTER = "5"
 """seconds, in the Retry-After of a 503 while Redis is unavailable"""
+REDIS_DEADLINE = 3.0
+"""seconds a request may spend on Redis (counted once its body is read): past it, 503. Each
+call has its own timeouts (worker.persistence.API_TIMEOUTS), but concurrent requests to a
+hung Redis queue behind one another's connects in redis-py's pool."""
 
 ID_PATTERN = r"^[^\s/?#]{1,256}$"
 """A resource id as the API and the CLI accept it: no whitespace, no URL delimiters."""
@@ -161,6 +164,15 @@ class ApiState:
 
 
 STATE = web.AppKey("statehook", ApiState)
+DEADLINE = web.RequestKey("statehook.deadline", asyncio.Timeout)
+
+
+def start_deadline(request: web.Request) -> None:
+    """From now on, the request has REDIS_DEADLINE seconds (called once its body is read:
+    a slow upload is not Redis being slow)."""
+    deadline = request.get(DEADLINE)
+    if deadline is not None and deadline.when() is None:
+        deadline.reschedule(asyncio.get_running_loop().time() + REDIS_DEADLINE)
 
 
 def error(status: int, reason: str, *, headers: Mapping[str, str] | None = None, **extra: Any) -> web.Response:
@@ -210,7 +222,11 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     traceback goes to the log, never into the answer)."""
     status = _state(request).redis_status
     try:
-        response = await handler(request)
+        async with asyncio.timeout(None) as deadline:
+            request[DEADLINE] = deadline
+            if request.method in ("GET", "HEAD") or not request.can_read_body:
+                start_deadline(request)  # else once the handler has read the body
+            response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -218,7 +234,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        if is_redis_down(exc):
+        if redis_down(exc):
             status.failed(exc)
             return redis_unavailable(exc)
         log.exception("%s %s failed", request.method, request.path)
@@ -272,7 +288,7 @@ async def healthz(request: web.Request) -> web.Response:
         await asyncio.wait_for(st.redis.ping(), timeout=HEALTH_TIMEOUT)
         workers = await asyncio.wait_for(metrics.fresh_workers(st.redis), timeout=HEALTH_TIMEOUT)
     except Exception as exc:
-        if is_redis_down(exc):
+        if redis_down(exc):
             st.redis_status.failed(exc)
             reason = f"redis unreachable: {redis_problem(exc)}"
         else:
@@ -298,7 +314,7 @@ async def metrics_view(request: web.Request) -> web.Response:
     try:
         body = await metrics.render(st.redis)
     except Exception as exc:
-        if not is_redis_down(exc):
+        if not redis_down(exc):
             raise
         st.redis_status.failed(exc)
         return web.Response(status=503, text=f"# redis unavailable: {redis_problem(exc)}\n",
@@ -313,7 +329,9 @@ async def _body(request: web.Request) -> dict[str, Any] | web.Response:
     if not request.can_read_body:
         return error(400, "a JSON body is required")
     try:
-        data = orjson.loads(await request.read())
+        raw = await request.read()
+        start_deadline(request)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return error(400, f"body is not JSON: {exc.msg}")
     if not isinstance(data, dict):
@@ -379,7 +397,9 @@ async def add_watches(request: web.Request) -> web.Response:
 async def remove_watches(request: web.Request) -> web.Response:
     st = _state(request)
     rkeys = request.query.getall("rkey", [])
-    if not rkeys:
+    if rkeys:
+        start_deadline(request)
+    else:
         data = await _body(request)
         if isinstance(data, web.Response):
             return data
@@ -480,7 +500,7 @@ class Unreadable:
         try:
             await Store(redis).count_corrupt(self.records)
         except Exception as exc:
-            if not is_redis_down(exc):
+            if not redis_down(exc):
                 raise
             log.warning("api: %d unreadable record(s) not counted: Redis refused (%s)", len(self.records),
                         redis_problem(exc))
@@ -641,6 +661,7 @@ async def hook(request: web.Request) -> web.Response:
     if not ok:
         return error(401, "invalid hook token")
     body = await _hook_body(request)
+    start_deadline(request)
     if body is None:
         return error(400, "body must be a JSON object or a form")
     kind, extract = HOOK_IDS[provider]

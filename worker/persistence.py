@@ -19,13 +19,17 @@ from redis.exceptions import ResponseError
 from tasks.unavailable import is_redis_down
 from worker.redis_client import RedisTimeouts, redis_client
 
-__all__ = ["API_TIMEOUTS", "CHECK_TIMEOUTS", "api_redis", "persistence_warning", "redis_problem", "redis_warnings"]
+__all__ = ["API_TIMEOUTS", "CHECK_TIMEOUTS", "api_redis", "persistence_warning", "redis_down", "redis_problem",
+           "redis_warnings"]
 
-API_TIMEOUTS = RedisTimeouts(connect=1.0, command=1.5, health_check=5.0, retries=1)
+API_TIMEOUTS = RedisTimeouts(connect=1.0, command=1.0, health_check=0.0, retries=1)
 """A request to the API fails within about 3 s when Redis is hung (SIGSTOP: the connect
-succeeds, nothing answers), rather than waiting for it."""
+succeeds, nothing answers), rather than waiting for it. No health check before reusing an
+idle connection: with redis-py 5.3, a health check on a hung server, combined with a retry,
+recurses (the PING's reconnect runs the health check again) and a call took minutes; the
+one retry already replaces a connection that a Redis restart broke."""
 
-CHECK_TIMEOUTS = RedisTimeouts(connect=2.0, command=2.0, health_check=5.0, retries=0)
+CHECK_TIMEOUTS = RedisTimeouts(connect=2.0, command=2.0, health_check=0.0, retries=0)
 
 NO_AOF = ("Redis keeps no append-only file (appendonly no): a restart or a failover to an empty replica loses "
           "the watches added through the API or the CLI (they live only in Redis), every snapshot and the "
@@ -38,7 +42,7 @@ CANNOT_TELL = ("could not tell whether Redis keeps its data across a restart (CO
 def api_redis(url: str, timeouts: RedisTimeouts = API_TIMEOUTS) -> ArqRedis:
     """The API's client for a `redis://`, `rediss://`, `unix://` or `redis+sentinel://` URL:
     no I/O here (the API starts and listens while Redis is down, and connects when a request
-    needs it), connect and socket timeouts, keepalive, health checks and one quick retry.
+    needs it), connect and socket timeouts, keepalive and one quick retry (API_TIMEOUTS).
     Built by worker/redis_client.py's `redis_client`, the workers' builder."""
     return redis_client(url, timeouts)
 
@@ -54,7 +58,7 @@ async def persistence_warning(redis: Any) -> str | None:
     try:
         reply = await redis.config_get("appendonly")
     except ResponseError as exc:
-        if is_redis_down(exc):
+        if redis_down(exc):
             raise
         return CANNOT_TELL
     values = {_text(k).lower(): _text(v).lower() for k, v in (reply or {}).items()}
@@ -63,10 +67,31 @@ async def persistence_warning(redis: Any) -> str | None:
     return None if values["appendonly"] == "yes" else NO_AOF
 
 
+_PIPELINE = "of pipeline caused error: "
+
+
+def _reply_code(exc: BaseException) -> str:
+    """The first word of an error reply (`NOREPLICAS`), also when redis-py has wrapped it as
+    `Command # 1 (HSET …) of pipeline caused error: ('NOREPLICAS …',)`."""
+    text = str(exc)
+    _, found, rest = text.partition(_PIPELINE)
+    if found:
+        text = rest.lstrip("(\"'")
+    return text.split(" ", 1)[0]
+
+
+def redis_down(exc: BaseException) -> bool:
+    """`tasks.unavailable.is_redis_down`, also for an error reply inside a pipeline or a MULTI."""
+    if is_redis_down(exc):
+        return True
+    return type(exc) is ResponseError and is_redis_down(ResponseError(f"{_reply_code(exc)} "))
+
+
 def redis_problem(exc: BaseException) -> str:
-    """The kind of a Redis failure, never its message (a message can carry a host or a password)."""
-    code = str(exc).split(" ", 1)[0]
-    if type(exc) is ResponseError and code.isupper():  # NOREPLICAS, MASTERDOWN, LOADING…
+    """The kind of a Redis failure, never its message (a message can carry a host, a password
+    or, from a pipeline, the command and its values)."""
+    code = _reply_code(exc)
+    if type(exc) is ResponseError and code.isupper() and code.isalpha():  # NOREPLICAS, MASTERDOWN…
         return code
     return type(exc).__name__
 
@@ -83,7 +108,7 @@ async def redis_warnings(url: str, *, timeout: float = 5.0) -> list[str]:
     try:
         warning = await asyncio.wait_for(persistence_warning(client), timeout)
     except Exception as exc:
-        if not is_redis_down(exc):
+        if not redis_down(exc):
             raise
         return [f"Redis unreachable ({redis_problem(exc)}): could not tell whether it keeps its data across a "
                 "restart"]
