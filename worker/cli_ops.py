@@ -101,13 +101,12 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _run(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)`; Redis unavailable is one line and exit 1, not a traceback."""
-    from tasks.unavailable import is_redis_down
-    from worker.persistence import redis_problem
+    from worker.persistence import redis_down, redis_problem
 
     try:
         return asyncio.run(main)
     except Exception as exc:
-        if not is_redis_down(exc):
+        if not redis_down(exc):
             raise
         raise _fail(f"redis unavailable: {redis_problem(exc)}", code=1) from None
 
