@@ -1,11 +1,15 @@
 # statehook: one image for the worker (`run`, the default) and the HTTP API (`api`).
 #
-#   docker build -t statehook .
+#   docker build -t statehook .                      # or: podman build --format docker -t statehook .
 #   docker run --rm -e STATEHOOK_REDIS_URL=redis://redis:6379/0 \
 #       -v "$PWD/statehook.toml:/etc/statehook/statehook.toml:ro" statehook            # a worker
 #   docker run --rm -p 8080:8080 … statehook api                                       # the API
 #
 # Secrets come from the environment (STATEHOOK_…), never from the image or the config file.
+#
+# podman and buildah write the OCI format by default, which has no HEALTHCHECK (dropped with a
+# warning): build with `--format docker`. `make image-test` builds and smoke-tests this image
+# without Docker or a registry (scripts/image-test.sh; the result is in docs/operations.md).
 
 # ---- build: install the project and its dependencies into a venv -------------------------------
 FROM python:3.11-slim AS build
@@ -31,7 +35,12 @@ COPY tasks ./tasks
 COPY notifiers ./notifiers
 COPY worker ./worker
 COPY simulator ./simulator
-RUN /opt/statehook/bin/pip install --no-deps . \
+# setuptools builds in the source tree: the install above left build/lib/*/__init__.py (the empty
+# placeholders, newer than the sources just copied, so build_py would keep them) and an egg-info
+# listing only them. Without this rm the image's packages are empty: ImportError at start.
+RUN rm -rf build ./*.egg-info \
+ && /opt/statehook/bin/pip install --no-deps . \
+ && rm -rf build ./*.egg-info \
  && /opt/statehook/bin/python -m compileall -q /opt/statehook/lib
 
 # ---- runtime ------------------------------------------------------------------------------------
