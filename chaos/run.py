@@ -269,6 +269,8 @@ async def _switch_to_sentinel(run: Run) -> None:
     await _wait_delivered(run, t.stage_settle)
     run.fleet.reap()
     live = [p for p in run.fleet.procs if p.alive()]
+    ended = time.time()  # what comes after is the next fleet's doing, not this stage's recovery
+    run.faults = [f if f.horizon is not None else replace(f, horizon=ended) for f in run.faults]
     await asyncio.to_thread(run.fleet.stop, live)
     took = {p.name: p.stop_took_s for p in live}
     run.log(f"SIGTERM to the plain stage's processes: stopped in {took}")

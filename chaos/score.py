@@ -13,11 +13,12 @@ Definitions (what `make chaos` prints and docs/reliability.md quotes):
   names; `observed_at` is when the last of those receivers first got one.
 - **missed**: changes never observed by the end of the run (after the settle time), but
   for those **lost with the data**, counted apart and named: made after a data-loss fault
-  F (FLUSHALL) and before its resource was polled again (the new baseline absorbed it),
-  and at most RECOVERY_TARGET_S after F (a fleet that never polls again does not get to
-  call its misses lost). The harness makes no change in the seconds before a FLUSHALL, so
-  that what was made before it can be delivered before the data goes: a change made
-  before F and not delivered by then is missed.
+  F (FLUSHALL), at most RECOVERY_TARGET_S after it, and before its resource was polled
+  again (the new baseline absorbed it). A change whose resource the fleet never polled
+  again is missed: a fleet that does not recover does not get to call its misses lost.
+  The harness makes no change in the seconds before a FLUSHALL, so that what was made
+  before it can be delivered before the data goes: a change made before F and not
+  delivered by then is missed.
 - **false**: distinct event ids delivered that match no change (an event for a baseline,
   an event of a type no route should send, a state never set).
 - **reused_ids**: distinct event ids that one receiver got with two different bodies
@@ -31,7 +32,8 @@ Definitions (what `make chaos` prints and docs/reliability.md quotes):
 - **recovery** (per Redis fault): from `redis_back` (Redis answering again; for a
   FLUSHALL the moment it returned) until both a poll request reached the simulator and
   a change made at or after `redis_back` was delivered to a receiver: the larger of the
-  two. A fault after which either never happened has recovery = inf.
+  two. A fault after which either never happened (before its `horizon`: the end of the
+  fleet it was made to, its stage) has recovery = inf.
   **recovery_p99_s** is the nearest-rank 99th percentile of the per-fault recoveries (with
   fewer than 100 faults: the largest).
 """
@@ -119,6 +121,9 @@ class FaultRecord:
     data_loss: bool = False
     victim: str = ""
     note: str = ""
+    horizon: float | None = None
+    """the end of the fleet this fault was made to (its stage): polls and deliveries after it
+    are another fleet's and do not count as this fault's recovery"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,21 +223,26 @@ def _latency(c: Change, observed_at: float, outages: Sequence[FaultRecord]) -> f
     return waited
 
 
-def _first_poll_of(rkey: str, provider: str, after: float, polls: Sequence[PollRequest]) -> float | None:
+def _first_poll_of(rkey: str, provider: str, after: float, before: float,
+                   polls: Sequence[PollRequest]) -> float | None:
     for p in polls:
-        if p.at >= after and p.provider == provider and (p.rkeys is None or rkey in p.rkeys):
+        if after <= p.at <= before and p.provider == provider and (p.rkeys is None or rkey in p.rkeys):
             return p.at
     return None
 
 
+def _horizon(f: FaultRecord) -> float:
+    return math.inf if f.horizon is None else f.horizon
+
+
 def _lost_with_data(c: Change, faults: Sequence[FaultRecord], polls: Sequence[PollRequest]) -> bool:
-    """Made after a data loss and before its resource was polled again (so its state is in
-    the new baseline), at most RECOVERY_TARGET_S after the loss."""
+    """Made after a data loss, at most RECOVERY_TARGET_S after it, and before its resource
+    was polled again by the same fleet (so its state is in the new baseline)."""
     provider = c.rkey.split(":", 1)[0]
     for f in faults:
         if f.data_loss and f.started <= c.at <= f.started + RECOVERY_TARGET_S:
-            rebaseline = _first_poll_of(c.rkey, provider, f.started, polls)
-            if rebaseline is None or c.at <= rebaseline:
+            rebaseline = _first_poll_of(c.rkey, provider, f.started, _horizon(f), polls)
+            if rebaseline is not None and c.at <= rebaseline:
                 return True
     return False
 
@@ -340,11 +350,11 @@ def _per_fault(verdicts: Sequence[ChangeVerdict], faults: Sequence[FaultRecord],
             victim=f.victim, note=f.note,
         )
         if f.kind == "redis" and f.redis_back is not None:
-            back = f.redis_back
-            poll_at = next((p.at for p in polls if p.at >= back), None)
+            back, horizon = f.redis_back, _horizon(f)
+            poll_at = next((p.at for p in polls if back <= p.at <= horizon), None)
             delivered_at = None
             for d in deliveries:  # sorted by receipt
-                if d.received_at < back or not d.event_type.endswith(".state_changed"):
+                if d.received_at < back or d.received_at > horizon or not d.event_type.endswith(".state_changed"):
                     continue
                 hit = _match(d, by_rkey.get(d.rkey, ()))
                 if hit is not None and hit.at >= back:

@@ -137,13 +137,18 @@ def test_changes_made_after_a_flushall_before_the_rebaseline_are_lost_with_the_d
     changes = [
         change(1, "B", 200.1, 200.6),  # made and reverted before its resource was polled again
         change(2, "A", 200.6, None),  # its resource is polled again at 201.0: this one is in that baseline
-        change(3, "C", 200.2, None, rkey=other),  # its resource is never polled again: lost, within 10 s
+        change(3, "C", 200.2, None, rkey=other),  # its resource is never polled again: the fleet did not recover
         change(4, "D", 215.0, None, rkey="rev:order:TC3"),  # later than 10 s after the loss: missed
     ]
     polls = [PollRequest(201.0, "rev", (RK,))]
     s = score(changes, [], [flush], polls, 0)
-    assert [v.status for v in s.verdicts] == ["lost_with_data", "lost_with_data", "lost_with_data", "missed"]
-    assert s.lost_with_data == 3 and s.missed == 1
+    assert [v.status for v in s.verdicts] == ["lost_with_data", "lost_with_data", "missed", "missed"]
+    assert s.lost_with_data == 2 and s.missed == 2
+    # a poll by the next stage's fleet is no re-baseline of this one
+    ended = FaultRecord("flushall", "redis", started=200.0, redis_back=200.0, data_loss=True, horizon=200.5)
+    s = score(changes[:2], [], [ended], polls, 0)
+    assert [v.status for v in s.verdicts] == ["missed", "missed"]
+    assert math.isinf(s.recovery_p99_s)
     # a scan page covers every resource of its provider: polled again at once, both should be seen
     polls = [PollRequest(200.05, "rev", None)]
     s = score(changes[:2], [], [flush], polls, 0)
