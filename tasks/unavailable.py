@@ -11,7 +11,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["is_redis_down"]
+__all__ = ["is_redis_down", "redis_problem", "reply_code"]
+
+_PIPELINE = "caused error: "
 
 _UNAVAILABLE_REPLIES = ("NOREPLICAS", "MASTERDOWN", "LOADING", "READONLY", "UNBLOCKED", "TRYAGAIN", "CLUSTERDOWN",
                         "MISCONF")
@@ -23,5 +25,24 @@ def is_redis_down(exc: BaseException) -> bool:
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | ReadOnlyError | TimeoutError):
         return True
     if isinstance(exc, ResponseError):
-        return str(exc).startswith(_UNAVAILABLE_REPLIES)
+        return reply_code(exc) in _UNAVAILABLE_REPLIES
     return False
+
+
+def reply_code(exc: BaseException) -> str:
+    """The first word of an error reply (`NOREPLICAS`), also when redis-py has wrapped it as
+    `Command # 1 (HSET …) of pipeline caused error: ('NOREPLICAS …',)`."""
+    text = str(exc)
+    _, found, rest = text.partition(_PIPELINE)
+    if found:
+        text = rest.lstrip("(\"'")
+    return text.split(" ", 1)[0]
+
+
+def redis_problem(exc: BaseException) -> str:
+    """The kind of a Redis failure, never its message (a message can carry a host, a password
+    or, from a pipeline, the command and its values)."""
+    code = reply_code(exc)
+    if isinstance(exc, ResponseError) and code.isupper() and code.isalpha():  # NOREPLICAS, MASTERDOWN…
+        return code
+    return type(exc).__name__

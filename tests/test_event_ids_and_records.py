@@ -53,6 +53,7 @@ def test_another_change_with_the_same_seq_gets_another_id() -> None:
     ResponseError("NOREPLICAS Not enough good replicas to write."),
     ResponseError("MASTERDOWN Link with MASTER is down"),
     ResponseError("UNBLOCKED force unblock from blocking operation"),
+    ResponseError("Command # 1 (HSET sh:meta k v) of pipeline caused error: ('NOREPLICAS Not enough good replicas',)"),
 ])
 def test_these_failures_are_an_outage(exc: Exception) -> None:
     assert is_redis_down(exc)
@@ -61,6 +62,13 @@ def test_these_failures_are_an_outage(exc: Exception) -> None:
 @pytest.mark.parametrize("exc", [ResponseError("WRONGTYPE Operation against a key"), ValueError("x"), KeyError()])
 def test_these_are_not(exc: Exception) -> None:
     assert not is_redis_down(exc)
+
+
+def test_a_pipeline_failure_is_named_by_its_reply_never_its_values() -> None:
+    from tasks.unavailable import redis_problem
+
+    wrapped = ResponseError("Command # 1 (HSET sh:meta secret-key secret) of pipeline caused error: ('MASTERDOWN x',)")
+    assert redis_problem(wrapped) == "MASTERDOWN"
 
 
 async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:

@@ -17,21 +17,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.exceptions import ResponseError
-
-from tasks.unavailable import is_redis_down
+from tasks.unavailable import is_redis_down, redis_problem
 
 __all__ = ["Outage", "is_redis_down"]
 
 log = logging.getLogger("statehook.redis")
 T = TypeVar("T")
-
-def _reason(exc: BaseException) -> str:
-    """The kind of failure, never the message: a message can carry a host or a password."""
-    if isinstance(exc, ResponseError):
-        return str(exc).split(" ", 1)[0]
-    return type(exc).__name__
-
 
 class Outage:
     """Whether this process currently finds Redis down, and since when."""
@@ -58,7 +49,7 @@ class Outage:
             self.down_since = self.clock()
             self.outages += 1
             self._up.clear()
-            log.warning("Redis unavailable (%s, in %s): pausing until it answers again", _reason(exc), where)
+            log.warning("Redis unavailable (%s, in %s): pausing until it answers again", redis_problem(exc), where)
 
     def ok(self) -> None:
         """Redis answered: ends an outage, if there was one."""

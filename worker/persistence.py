@@ -16,7 +16,7 @@ from typing import Any
 from arq.connections import ArqRedis
 from redis.exceptions import ResponseError
 
-from tasks.unavailable import is_redis_down
+from tasks.unavailable import is_redis_down, redis_problem
 from worker.redis_client import RedisTimeouts, redis_client
 
 __all__ = ["API_TIMEOUTS", "CHECK_TIMEOUTS", "api_redis", "persistence_warning", "redis_down", "redis_problem",
@@ -67,33 +67,11 @@ async def persistence_warning(redis: Any) -> str | None:
     return None if values["appendonly"] == "yes" else NO_AOF
 
 
-_PIPELINE = "of pipeline caused error: "
-
-
-def _reply_code(exc: BaseException) -> str:
-    """The first word of an error reply (`NOREPLICAS`), also when redis-py has wrapped it as
-    `Command # 1 (HSET …) of pipeline caused error: ('NOREPLICAS …',)`."""
-    text = str(exc)
-    _, found, rest = text.partition(_PIPELINE)
-    if found:
-        text = rest.lstrip("(\"'")
-    return text.split(" ", 1)[0]
 
 
 def redis_down(exc: BaseException) -> bool:
-    """`tasks.unavailable.is_redis_down`, also for an error reply inside a pipeline or a MULTI."""
-    if is_redis_down(exc):
-        return True
-    return type(exc) is ResponseError and is_redis_down(ResponseError(f"{_reply_code(exc)} "))
-
-
-def redis_problem(exc: BaseException) -> str:
-    """The kind of a Redis failure, never its message (a message can carry a host, a password
-    or, from a pipeline, the command and its values)."""
-    code = _reply_code(exc)
-    if type(exc) is ResponseError and code.isupper() and code.isalpha():  # NOREPLICAS, MASTERDOWN…
-        return code
-    return type(exc).__name__
+    """`tasks.unavailable.is_redis_down` (pipeline-wrapped replies included)."""
+    return is_redis_down(exc)
 
 
 async def redis_warnings(url: str, *, timeout: float = 5.0) -> list[str]:

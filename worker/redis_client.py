@@ -34,8 +34,10 @@ class RedisTimeouts:
     connect: float = 3.0
     command: float = 5.0
     """past this, a command on a silent server fails (longer than any blocking read statehook makes)"""
-    health_check: float = 10.0
-    """an idle connection is pinged before reuse after this long"""
+    health_check: float = 0.0
+    """ping an idle connection before reuse after this long (0: never). Off: on a hung
+    server redis-py's health check, combined with its retries, waited far past the socket
+    timeout; TCP keepalive finds dead connections instead"""
     retries: int = 3
 
 
