@@ -15,14 +15,16 @@ from pathlib import Path
 from chaos.report import rescore
 from chaos.run import Timings, run_chaos
 
+DEFAULT_REPORT = Path(tempfile.gettempdir()) / "statehook-chaos-report.json"
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--quick", action="store_true",
                         help="shorter outages and fewer resources, to develop the harness (not the issue's run)")
-    parser.add_argument("--report", type=Path, default=Path(tempfile.gettempdir()) / "statehook-chaos-report.json",
-                        help="where the JSON report goes (default: %(default)s)")
+    parser.add_argument("--report", type=Path, default=None,
+                        help=f"where the JSON report goes (default: {DEFAULT_REPORT}; with --rescore: nowhere)")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--rescore", type=Path, metavar="WORKDIR", help="score a saved run again")
     args = parser.parse_args(argv)
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         result = rescore(args.rescore, args.report)
         return 1 if args.strict and result.failed_targets() else 0
     timings = Timings.quick() if args.quick else Timings()
-    return asyncio.run(run_chaos(timings, report_path=args.report, strict=args.strict, seed=args.seed))
+    return asyncio.run(run_chaos(timings, report_path=args.report or DEFAULT_REPORT, strict=args.strict,
+                                 seed=args.seed))
 
 
 if __name__ == "__main__":
