@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -374,32 +375,45 @@ class SentinelTopology:
         _wait(settled, deadline, "the sentinels did not settle (master, replica, each other)")
 
     def master_port(self) -> int:
-        """The master's port as the sentinels name it now (the first that answers)."""
-        for sentinel in self.sentinels:
-            addr = sentinel.master_addr()
-            if addr is not None:
-                return addr[1]
-        raise RuntimeError("no sentinel answers")
+        """The master's port as the sentinels name it now. Right after a failover some
+        sentinels still name the old one: the most named address that answers ROLE master
+        wins, else the most named one."""
+        named = Counter(addr[1] for addr in (s.master_addr() for s in self.sentinels) if addr is not None)
+        if not named:
+            raise RuntimeError("no sentinel answers")
+        for port, _ in named.most_common():
+            proc = self._process(port)
+            if proc is not None and proc.role() == "master":
+                return port
+        return named.most_common(1)[0][0]
+
+    def _process(self, port: int) -> RedisProcess | None:
+        return next((p for p in self.processes if p.port == port), None)
 
     def current_master(self) -> RedisProcess:
         port = self.master_port()
-        for proc in self.processes:
-            if proc.port == port:
-                return proc
-        raise RuntimeError(f"the sentinels name port {port}, which is none of this topology's servers")
+        proc = self._process(port)
+        if proc is None:
+            raise RuntimeError(f"the sentinels name port {port}, which is none of this topology's servers")
+        return proc
 
     def wait_for_failover(self, old_port: int, timeout: float = 30.0) -> int:
         """The new master's port, once a sentinel names another master than `old_port` and
-        that server answers ROLE with master."""
+        that server answers ROLE master (then up to 5 s more, within `timeout`, for a
+        majority of the sentinels to name it too, so that `master_port` agrees)."""
         deadline = time.monotonic() + timeout
         while True:
             for sentinel in self.sentinels:
                 addr = sentinel.master_addr()
                 if addr is None or addr[1] == old_port:
                     continue
-                for proc in self.processes:
-                    if proc.port == addr[1] and proc.role() == "master":
-                        return proc.port
+                proc = self._process(addr[1])
+                if proc is not None and proc.role() == "master":
+                    agreed = min(deadline, time.monotonic() + 5.0)
+                    while time.monotonic() < agreed and sum(
+                            1 for s in self.sentinels if s.master_addr() == addr) < len(self.sentinels) // 2 + 1:
+                        time.sleep(0.05)
+                    return proc.port
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no failover away from port {old_port} within {timeout}s")
             time.sleep(0.1)
