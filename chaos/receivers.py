@@ -171,8 +171,10 @@ class MailSink:
             assert isinstance(msg, EmailMessage)
             parsed = _from_mark(str(msg.get("Subject", "")))
             event_id = str(msg.get("X-Statehook-Event", "?"))
-            # the mail as sent but its Date: every header and every part
-            heads = sorted((k, str(v)) for k, v in msg.items() if k.lower() != "date")
+            # the mail as sent but its Date and its MIME boundary (drawn anew each time a message
+            # is written out, so a retry of the same event differs there): every other header, every part
+            heads = sorted((k, str(v)) for k, v in msg.items() if k.lower() not in ("date", "content-type"))
+            heads.append(("Content-Type", msg.get_content_type()))
             parts = [(p.get_content_type(), str(p.get_content())) for p in msg.iter_parts()]
             body = _canonical({"headers": heads, "parts": parts})
             if parsed is None:
