@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from config.toml_out import toml_value
+from config.toml_out import toml_array, toml_table, toml_value
 
 __all__ = ["CRITICAL", "MARK", "Endpoints", "Secrets", "receivers_for", "worker_env", "write_config"]
 
@@ -102,21 +102,11 @@ def write_config(path: Path, *, redis_url: str, endpoints: Endpoints, ids: dict[
     lines = [f"redis_url = {toml_value(redis_url)}", 'log_level = "info"', "",
              "[api]", 'host = "127.0.0.1"', f"port = {endpoints.api_port}", ""]
     for name, block in providers.items():
-        lines.append(f"[providers.{name}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in block.items()]
-        lines.append("")
-    for w in watches:
-        lines.append("[[watches]]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in w.items()]
-        lines.append("")
+        lines += toml_table(f"providers.{name}", block)
+    lines += toml_array("watches", watches)
     for name, block in destinations.items():
-        lines.append(f'[destinations."{name}"]')
-        lines += [f"{k} = {toml_value(v)}" for k, v in block.items()]
-        lines.append("")
-    for r in routes:
-        lines.append("[[routes]]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in r.items()]
-        lines.append("")
+        lines += toml_table(f'destinations."{name}"', block)
+    lines += toml_array("routes", routes)
     path.write_text("\n".join(lines))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["toml_value"]
+__all__ = ["toml_array", "toml_table", "toml_value"]
 
 
 def toml_value(value: Any) -> str:
@@ -20,3 +20,13 @@ def toml_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
     raise TypeError(f"no TOML form for {type(value).__name__}")
+
+
+def toml_table(header: str, block: dict[str, Any]) -> list[str]:
+    """`[header]` and its `key = value` lines, then a blank line."""
+    return [f"[{header}]", *(f"{k} = {toml_value(v)}" for k, v in block.items()), ""]
+
+
+def toml_array(header: str, items: list[dict[str, Any]]) -> list[str]:
+    """One `[[header]]` table per item."""
+    return [line for item in items for line in (f"[[{header}]]", *toml_table(header, item)[1:])]

@@ -11,7 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from config import Config, load_config
-from config.toml_out import toml_value
+from config.toml_out import toml_array, toml_table, toml_value
 from tasks import keys
 from worker.settings import make_worker
 
@@ -32,25 +32,13 @@ def write_config(
 ) -> Config:
     lines = [f"redis_url = {toml_value(redis_url)}", ""]
     if worker:
-        lines.append("[worker]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in worker.items()]
-        lines.append("")
+        lines += toml_table("worker", worker)
     for name, block in providers.items():
-        lines.append(f"[providers.{name}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in block.items()]
-        lines.append("")
-    for w in watches:
-        lines.append("[[watches]]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in w.items()]
-        lines.append("")
+        lines += toml_table(f"providers.{name}", block)
+    lines += toml_array("watches", list(watches))
     for name, block in destinations.items():
-        lines.append(f"[destinations.{name}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in block.items()]
-        lines.append("")
-    for r in routes:
-        lines.append("[[routes]]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in r.items()]
-        lines.append("")
+        lines += toml_table(f"destinations.{name}", block)
+    lines += toml_array("routes", routes)
     path.write_text("\n".join(lines))
     return load_config(path)
 
