@@ -19,7 +19,8 @@ from worker.cli_ops import register_ops
 __all__ = ["app", "main"]
 
 app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Watch providers, detect state changes, deliver events."
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Watch providers, detect state changes, deliver events."
 )
 
 ConfigOption = Annotated[

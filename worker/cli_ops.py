@@ -1,5 +1,5 @@
-"""The operator's commands: `api`, `watch add|rm|ls`, `show`, `events tail`, `simulate`,
-`healthcheck`.
+"""The operator's commands: `api`, `watch add|rm|ls`, `show`, `events tail`, `healthcheck`
+(and `simulate`, from `worker.cli_simulate`).
 
 Human output by default, `--json` for scripts. Each command opens its own Redis client
 (the API's: Sentinel URLs work, every call has a timeout) and closes it; while Redis is
@@ -116,7 +116,7 @@ def _problems_line(problems: Iterable[Mapping[str, Any]]) -> str:
     return "; ".join(f"{p.get('field') or '(body)'}: {p.get('problem')}" for p in problems)
 
 
-# ---- api, simulate ----------------------------------------------------------------------
+# ---- api ----------------------------------------------------------------------
 
 
 def api(
@@ -130,25 +130,6 @@ def api(
     cfg = _load(config)
     prepare(cfg)
     asyncio.run(run_api(cfg, host=host, port=port))
-
-
-def simulate(
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="0 picks a free port")] = 8700,
-    providers: Annotated[str | None, typer.Option("--providers", help="comma-separated; default: all")] = None,
-    orders: Annotated[int, typer.Option("--orders", help="orders seeded per provider")] = 8,
-    step_every: Annotated[float | None, typer.Option("--step-every", help="advance progressions every N s")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
-) -> None:
-    """Run the providers' simulator on its own (the stand-ins the demo and tests use)."""
-    from simulator.__main__ import serve
-
-    names = [n.strip() for n in providers.split(",") if n.strip()] if providers else None
-    try:
-        asyncio.run(serve(host=host, port=port, names=names, orders=orders, step_every=step_every, seed=seed,
-                          out=lambda line: typer.echo(line)))
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
 
 
 def _pid1_role() -> str:
@@ -632,6 +613,8 @@ def events_tail(
 
 def register_ops(app: typer.Typer) -> None:
     """Add the operator's commands to the `statehook` app."""
+    from worker.cli_simulate import simulate
+
     app.command("api")(api)
     app.add_typer(watch_app, name="watch")
     app.command("show")(show)
