@@ -17,11 +17,14 @@ from tasks.model import Severity
 
 __all__ = [
     "MAX_DURATION",
+    "MAX_RETRIES",
     "MIN_DURATION",
     "MIN_TUNING",
     "TEMPLATE_KEYS",
     "Duration",
     "DurationOrOff",
+    "RetryDelay",
+    "RetrySchedule",
     "Route",
     "RouteMatch",
     "TemplateKey",
@@ -119,6 +122,18 @@ TuningDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidato
 
 DurationOrOff = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_or_off)]
 """A Duration, or 0 for "off" (a terminal resource's slow-poll tail)."""
+
+def _retry_delay(value: float) -> float:
+    return check_duration(value, 0.0)
+
+
+RetryDelay = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_retry_delay)]
+"""Seconds before a retry: a Duration that may be 0 (retry at once)."""
+
+MAX_RETRIES = 100
+
+RetrySchedule = Annotated[list[RetryDelay], Field(max_length=MAX_RETRIES)]
+"""The delays before retries 1..n (`[5, "5m", "30m"]`); its length is the number of retries."""
 
 TemplateKey = Literal[
     "subject", "body", "text", "html", "slack", "digest_subject", "digest_text", "digest_html", "digest_slack"

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.schema import RetrySchedule
 from tasks.model import Event
 
 __all__ = [
@@ -34,7 +35,7 @@ class DestinationSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str
-    retry_schedule: list[float] = Field(
+    retry_schedule: RetrySchedule = Field(
         default_factory=lambda: list(DEFAULT_SCHEDULE),
         description="seconds before each retry; its length is the number of retries",
     )

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from config.schema import RetrySchedule
 from notifiers.base import Delivered, DestinationSettings, Notifier
 from tasks.model import Event, Severity
 
@@ -17,7 +18,7 @@ _MARK = {Severity.INFO: "·", Severity.WARNING: "!", Severity.CRITICAL: "✖"}
 
 class ConsoleSettings(DestinationSettings):
     kind: Literal["console"] = "console"
-    retry_schedule: list[float] = Field(default_factory=list)
+    retry_schedule: RetrySchedule = Field(default_factory=list)
 
 
 def format_line(event: Event) -> str:

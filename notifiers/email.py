@@ -25,7 +25,7 @@ from typing import Literal
 import aiosmtplib
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
-from config.schema import Templates
+from config.schema import Duration, Templates
 from notifiers.base import Delivered, DestinationSettings, Notifier, NotifierContext, PermanentFailure, TransientFailure
 from notifiers.templates import TemplateBook
 from tasks.model import Event
@@ -52,7 +52,7 @@ class EmailSettings(DestinationSettings):
     subject: str | None = Field(default=None, description="subject template (same as templates.subject)")
     tls_verify: bool = Field(default=True, description="verify the server's certificate and name")
     ca_file: Path | None = Field(default=None, description="CA bundle to verify the server with (a private CA)")
-    timeout: float = Field(default=30.0, gt=0)
+    timeout: Duration = 30.0
     local_hostname: str | None = None
     templates: Templates = Field(default_factory=dict)
 

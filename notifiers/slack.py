@@ -23,7 +23,7 @@ import aiohttp
 import orjson
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
-from config.schema import Templates
+from config.schema import Duration, DurationOrOff, RetryDelay, Templates
 from notifiers.base import Delivered, DestinationSettings, Notifier, NotifierContext, PermanentFailure, TransientFailure
 from notifiers.templates import DIGEST_TYPE, TemplateBook, mrkdwn_escape, notable_changes
 from providers.base import parse_retry_after
@@ -93,9 +93,9 @@ class SlackSettings(DestinationSettings):
         default_factory=lambda: [Severity.CRITICAL],
         description="thread replies of these severities also go to the channel",
     )
-    min_interval: float = Field(default=1.0, ge=0, description="seconds between two messages to one webhook")
-    max_wait: float = Field(default=5.0, ge=0, description="longer waits for a slot are retries, not a busy job")
-    timeout: float = Field(default=10.0, gt=0)
+    min_interval: DurationOrOff = Field(default=1.0, description="between two messages to one webhook (0: off)")
+    max_wait: RetryDelay = Field(default=5.0, description="longer waits for a slot are retries, not a busy job")
+    timeout: Duration = 10.0
     templates: Templates = Field(default_factory=dict)
 
     @field_validator("webhook_url")

@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 import orjson
-from pydantic import Field, SecretStr, model_validator
+from pydantic import SecretStr, model_validator
 
+from config.schema import DurationOrOff
 from providers.base import MalformedPayload, Provider, ProviderSettings, ResourceInfo, ScanItem
 from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
 
@@ -41,7 +42,7 @@ class RevSettings(ProviderSettings):
     base_url: str = "https://api.rev.com"
     client_key: SecretStr
     user_key: SecretStr
-    reopen_tail: float = Field(default=86400.0, ge=0)
+    reopen_tail: DurationOrOff = 86400.0
 
     @model_validator(mode="after")
     def _tail_follows_reopen(self) -> RevSettings:

@@ -33,6 +33,7 @@ import aiohttp
 import orjson
 from pydantic import Field, SecretStr
 
+from config.schema import Duration
 from providers.base import (
     MalformedPayload,
     Provider,
@@ -87,9 +88,7 @@ class SartiqSettings(ProviderSettings):
     progress_step: int = Field(
         default=25, ge=1, le=100, description="progress events every this many percent"
     )
-    token_lifetime: float = Field(
-        default=3600.0, gt=0, description="seconds, when the token answer says nothing"
-    )
+    token_lifetime: Duration = Field(default=3600.0, description="when the token answer says nothing")
     organization_id: str | None = Field(
         default=None, description="sent as ?organization_id= on every request"
     )
