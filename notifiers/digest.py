@@ -99,7 +99,7 @@ def window_start(now: float, window: float) -> float:
     return math.floor(now / window) * window
 
 
-def digest_id(route: int, destination: str, start: float, window: float) -> str:
+def digest_id(route: str, destination: str, start: float, window: float) -> str:
     h = hashlib.blake2b(f"{route}\x00{destination}\x00{start:.3f}\x00{window:.3f}".encode(), digest_size=12)
     return f"dig_{h.hexdigest()}"
 
@@ -117,7 +117,7 @@ def _label(start: float, end: float) -> str:
 
 
 def digest_event(
-    route: int, route_name: str | None, destination: str, start: float, window: float, events: Sequence[dict[str, Any]]
+    route: str, route_name: str | None, destination: str, start: float, window: float, events: Sequence[dict[str, Any]]
 ) -> Event:
     """One event carrying a window's events (without their snapshots). Pure."""
     end = start + window
@@ -150,9 +150,9 @@ def digest_event(
 
 @dataclass(frozen=True, slots=True)
 class DigestWindow:
-    """One (route, destination, window) whose events are gathered."""
+    """One (route, destination, window) whose events are gathered; `route` is the route's key."""
 
-    route: int
+    route: str
     window: float
     start: float
     destination: str
@@ -165,7 +165,7 @@ class DigestWindow:
     def parse(cls, member: str | bytes) -> DigestWindow:
         text = member.decode() if isinstance(member, bytes) else member
         route, window_ms, start_ms, destination = text.split("|", 3)
-        return cls(int(route), int(window_ms) / 1000, int(start_ms) / 1000, destination)
+        return cls(route, int(window_ms) / 1000, int(start_ms) / 1000, destination)
 
 
 class DigestBuffer:
@@ -177,7 +177,7 @@ class DigestBuffer:
         self._claim = redis.register_script(_CLAIM)
 
     async def add(
-        self, route: int, destination: str, event_json: bytes, window: float, now: float | None = None
+        self, route: str, destination: str, event_json: bytes, window: float, now: float | None = None
     ) -> DigestWindow:
         now = time.time() if now is None else now
         start = window_start(now, window)

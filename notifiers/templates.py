@@ -29,7 +29,7 @@ from markupsafe import escape
 
 from config.schema import Route
 from tasks.model import Event, Severity
-from tasks.route import select
+from tasks.route import route_keys, select
 
 __all__ = [
     "DEFAULTS",
@@ -329,15 +329,26 @@ class TemplateBook:
     destination: str
     overrides: Mapping[Any, str] = field(default_factory=dict)
     routes: Sequence[Route] = ()
+    _keys: list[str] = field(init=False, repr=False)
+    _by_key: dict[str, Route] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.use_routes(self.routes)
+
+    def use_routes(self, routes: Sequence[Route]) -> None:
+        self.routes = list(routes)
+        self._keys = route_keys(self.routes)
+        self._by_key = dict(zip(self._keys, self.routes, strict=True))
 
     def route_overrides(self, event: Event) -> Mapping[Any, str]:
+        by_key = self._by_key
         if event.type == DIGEST_TYPE:
-            index = event.data.get("route")
-            route = self.routes[index] if isinstance(index, int) and 0 <= index < len(self.routes) else None
+            key = event.data.get("route")
+            route = by_key.get(key) if isinstance(key, str) else None
             return (route.template or {}) if route is not None else {}
-        for sel in select(event, self.routes):
+        for sel in select(event, self.routes, self._keys):
             if sel.destination == self.destination:
-                return self.routes[sel.route].template or {}
+                return by_key[sel.route].template or {}
         return {}
 
     def render(self, key: str, event: Event) -> str:
@@ -367,7 +378,7 @@ def bind_routes(notifiers: Iterable[Any], routes: Sequence[Route]) -> None:
     for notifier in notifiers:
         book = getattr(notifier, "templates", None)
         if isinstance(book, TemplateBook):
-            book.routes = list(routes)
+            book.use_routes(routes)
 
 
 def sample_event(severity: Severity = Severity.CRITICAL, *, event_id: str = "evt_sample") -> Event:
@@ -397,7 +408,7 @@ def sample_digest() -> Event:
 
     events = [sample_event(Severity.CRITICAL, event_id="evt_sample_1"),
               sample_event(Severity.INFO, event_id="evt_sample_2")]
-    return digest_event(0, "sample", "sample", 1795428000.0, 300.0, [e.as_dict() for e in events])
+    return digest_event("n-sample", "sample", "sample", 1795428000.0, 300.0, [e.as_dict() for e in events])
 
 
 def _describe(exc: BaseException) -> str:

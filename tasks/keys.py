@@ -62,5 +62,6 @@ def pause(provider: str) -> str:
     return f"{PREFIX}pause:{provider}"
 
 
-def throttle(route: int, rkey: str, event_type: str) -> str:
+def throttle(route: str, rkey: str, event_type: str) -> str:
+    """`route` is the route's key (tasks/route.py), so a reordered config keeps its throttles."""
     return f"{PREFIX}thr:{route}:{rkey}:{event_type}"

@@ -1,22 +1,56 @@
-"""Which destinations an event goes to. Pure."""
+"""Which destinations an event goes to. Pure.
+
+A route is known by its key, not its position: throttles and digest windows are filed
+under it, so reordering `[[routes]]` keeps them. A named route's key follows its name; an
+unnamed one's follows what it matches and where it sends (editing those starts afresh).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+import orjson
+
 from config.schema import Route, RouteMatch
 from tasks.model import Event
 
-__all__ = ["Selection", "matches", "select"]
+__all__ = ["Selection", "matches", "route_key", "route_keys", "routes_by_key", "select"]
 
 
 @dataclass(frozen=True, slots=True)
 class Selection:
     destination: str
-    route: int
-    """index of the first route that selected it (its throttle and template apply)"""
+    route: str
+    """key of the first route that selected it (its throttle and template apply)"""
+
+
+def route_key(route: Route) -> str:
+    """`n-…` from the name, or `h-…` from the match and targets; safe in a Redis key."""
+    if route.name is not None:
+        basis, tag = route.name.encode(), "n"
+    else:
+        basis = orjson.dumps({"match": route.match.model_dump(mode="json"), "to": route.to},
+                             option=orjson.OPT_SORT_KEYS)
+        tag = "h"
+    return f"{tag}-{hashlib.blake2b(basis, digest_size=8).hexdigest()}"
+
+
+def route_keys(routes: Sequence[Route]) -> list[str]:
+    """Each route's key; an unnamed route identical to an earlier one gets `~2`, `~3`…"""
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for route in routes:
+        key = route_key(route)
+        seen[key] = seen.get(key, 0) + 1
+        out.append(key if seen[key] == 1 else f"{key}~{seen[key]}")
+    return out
+
+
+def routes_by_key(routes: Sequence[Route]) -> dict[str, Route]:
+    return dict(zip(route_keys(routes), routes, strict=True))
 
 
 def matches(match: RouteMatch, event: Event) -> bool:
@@ -35,11 +69,12 @@ def matches(match: RouteMatch, event: Event) -> bool:
     return match.project is None or (event.project is not None and event.project in match.project)
 
 
-def select(event: Event, routes: Sequence[Route]) -> list[Selection]:
-    """Every destination of every matching route, each once, in route order."""
+def select(event: Event, routes: Sequence[Route], keys: Sequence[str] | None = None) -> list[Selection]:
+    """Every destination of every matching route, each once, in route order. `keys` are
+    `route_keys(routes)`, for a caller that computed them once."""
     chosen: dict[str, Selection] = {}
-    for index, route in enumerate(routes):
+    for key, route in zip(route_keys(routes) if keys is None else keys, routes, strict=True):
         if matches(route.match, event):
             for dest in route.to:
-                chosen.setdefault(dest, Selection(dest, index))
+                chosen.setdefault(dest, Selection(dest, key))
     return list(chosen.values())

@@ -18,7 +18,7 @@ from notifiers.templates import DIGEST_TYPE
 from tasks import keys
 from tasks.dispatch import Dispatcher
 from tasks.model import Event, Severity
-from tasks.route import select
+from tasks.route import route_key, route_keys, select
 from tests.conftest import wait_for
 
 
@@ -93,7 +93,8 @@ def test_routes_select_exactly_the_right_destinations(case: str, ev: Event, expe
 def test_the_first_route_to_select_a_destination_is_the_one_that_applies() -> None:
     sel = {s.destination: s.route for s in select(event("artistree.order.state_changed", "critical", to="Failed"),
                                                    ROUTES)}
-    assert sel == {"ops-slack": 0, "ops-mail": 2}
+    keys_ = route_keys(ROUTES)
+    assert sel == {"ops-slack": keys_[0], "ops-mail": keys_[2]}
 
 
 def test_an_empty_match_selects_everything() -> None:
@@ -152,7 +153,7 @@ async def test_throttle_lets_one_event_type_per_resource_through_per_window(arq:
                    ("slack", "evt_artistree_ord-2_1_progress_changed")]
 
     async def window_over() -> bool:
-        return not await arq.exists(keys.throttle(0, "artistree:order:ord-1", progress))
+        return not await arq.exists(keys.throttle(route_key(routes[0]), "artistree:order:ord-1", progress))
 
     await wait_for(window_over, timeout=2, what="the throttle window to end")
     await publish(arq, event(progress, seq=5))
@@ -204,7 +205,7 @@ async def test_digest_gathers_a_window_into_one_delivery(arq: ArqRedis) -> None:
 async def test_a_digest_claim_left_by_a_dead_worker_is_sent_again_once(arq: ArqRedis) -> None:
     buffer = DigestBuffer(arq, reclaim_after=30)
     t0 = window_start(1_795_428_000.0, 60)
-    await buffer.add(0, "mail", event("rev.order.attachment_added").to_json(), 60, now=t0 + 1)
+    await buffer.add("n-mail", "mail", event("rev.order.attachment_added").to_json(), 60, now=t0 + 1)
     (claimed,) = await buffer.claim(now=t0 + 61)  # a worker claims the window, then dies
     assert await buffer.claim(now=t0 + 62) == []  # nobody else takes it meanwhile
     (again,) = await buffer.claim(now=t0 + 61 + 31)  # until the claim is stale
@@ -213,6 +214,62 @@ async def test_a_digest_claim_left_by_a_dead_worker_is_sent_again_once(arq: ArqR
     assert digest is not None and digest.data["count"] == 1
     await buffer.done(again)
     assert await buffer.claim(now=t0 + 200) == []
+
+
+# -- a route is known by its key, not its place in the file ----------------------------------
+
+
+def test_a_route_key_follows_its_name_or_its_match_and_targets() -> None:
+    named = Route.model_validate({"name": "page on failures", "match": {"state": "Failed"}, "to": ["pager"]})
+    assert route_key(named) == route_key(named.model_copy(update={"match": Route(to=["x"]).match, "to": ["y"]}))
+    assert route_key(named) != route_key(named.model_copy(update={"name": "page on failure"}))
+    plain = Route.model_validate({"match": {"state": "Failed"}, "to": ["pager"], "throttle": "1m"})
+    assert route_key(plain) == route_key(plain.model_copy(update={"throttle": 120.0, "template": {"body": "x"}}))
+    assert route_key(plain) != route_key(plain.model_copy(update={"to": ["pager", "mail"]}))
+    assert route_key(plain).startswith("h-") and route_key(named).startswith("n-")
+    assert all(c.isalnum() or c == "-" for c in route_key(named))  # safe in a Redis key and a digest member
+
+
+def test_identical_unnamed_routes_get_distinct_keys_and_reordering_keeps_every_key() -> None:
+    a = Route.model_validate({"match": {"severity": "critical"}, "to": ["pager"]})
+    b = Route.model_validate({"name": "mail", "to": ["mail"], "digest": "5m"})
+    keys_ = route_keys([a, b, a])
+    assert len(set(keys_)) == 3 and keys_[2] == keys_[0] + "~2"
+    assert dict(zip(route_keys([b, a]), [b, a], strict=True)) == {keys_[1]: b, keys_[0]: a}
+
+
+async def test_reordering_routes_keeps_throttles_and_digest_windows(arq: ArqRedis) -> None:
+    """A worker restarted with `[[routes]]` reordered: the throttle window still holds and the
+    open digest window is sent with its own route's name and template."""
+    from notifiers.templates import TemplateBook
+
+    throttled = Route.model_validate({"match": {"type": "*.progress_changed"}, "to": ["slack"], "throttle": "1h"})
+    digest = Route.model_validate({"name": "daily mail", "match": {"type": "*.reviewed"}, "to": ["mail"],
+                                   "digest": "5m", "template": {"digest_subject": "DAILY {{ count }}"}})
+    other = Route.model_validate({"name": "weekly mail", "match": {"type": "*.reviewed"}, "to": ["mail"],
+                                  "digest": "1h", "template": {"digest_subject": "WEEKLY {{ count }}"}})
+    start = window_start(1_795_428_000.0, 300)
+    clock = Clock(start + 10)
+    before = Dispatcher(arq, [throttled, digest, other], "t1", enabled_destinations={"slack", "mail"}, clock=clock)
+    await before.ensure_group()
+    progress = "artistree.order.progress_changed"
+    await publish(arq, event(progress, seq=1), event("artistree.order.reviewed", seq=2))
+    await before.step()
+    assert [d for d, _ in await deliveries(arq)] == ["slack"]
+
+    reordered = [other, throttled, digest]
+    after = Dispatcher(arq, reordered, "t2", enabled_destinations={"slack", "mail"}, clock=clock)
+    await after.ensure_group()
+    await publish(arq, event(progress, seq=3))  # inside the throttle window: held back
+    await after.step()
+    assert [d for d, _ in await deliveries(arq)] == ["slack"]
+
+    clock.now = start + 301  # the 5-minute window ends (the hourly one has not)
+    assert await after.flush_digests() == 1
+    (mail,) = [e for d, e in await deliveries(arq) if d == "mail"]
+    assert mail["data"]["route_name"] == "daily mail"
+    book = TemplateBook("mail", routes=reordered)
+    assert book.render("subject", Event.from_dict(mail)) == "DAILY 1"
 
 
 # -- templates: errors found by `statehook check`, not at 3 am --------------------------------
