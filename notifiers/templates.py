@@ -198,6 +198,20 @@ DEFAULTS: dict[str, str] = {
 _PRE = '<!doctype html>\n<html><body><pre style="font-family: inherit; white-space: pre-wrap;">{}</pre></body></html>\n'
 
 
+MAX_LINK_URL = 2000
+"""A longer resource URL is not linked (it would fill a Slack section on its own)."""
+
+
+def link_url(value: Any) -> str | None:
+    """`value` when it is an http(s) URL short enough to link, with the characters that
+    would end a Slack link or an HTML attribute early (`<>|"` and spaces) percent-encoded."""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")) or len(value) > MAX_LINK_URL:
+        return None
+    for char, code in (("<", "%3C"), (">", "%3E"), ("|", "%7C"), ('"', "%22"), (" ", "%20")):
+        value = value.replace(char, code)
+    return value
+
+
 def mrkdwn_escape(value: Any) -> str:
     """Slack's mrkdwn treats `&`, `<` and `>` as control characters; nothing else."""
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -242,7 +256,7 @@ def event_context(event: Event) -> dict[str, Any]:
         "mark": MARK[severity],
         "color": COLOR[severity],
         "title": str(resource.get("title") or resource.get("id")),
-        "url": url if isinstance(url, str) and url.startswith(("http://", "https://")) else None,
+        "url": link_url(url),
         "from_state": event.data.get("from"),
         "to_state": event.data.get("to"),
         "changes": notable_changes(event),

@@ -5,6 +5,7 @@ per webhook across two workers, and threads per resource through chat.postMessag
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -254,7 +255,8 @@ async def test_an_invalid_bot_token_is_dead_lettered_with_slacks_error(
 def test_a_message_stays_within_slacks_limits() -> None:
     huge = "x" * 5000
     changes = [{"path": f"/field_{i}", "old": huge, "new": huge} for i in range(60)]
-    ev = event("artistree.order.state_changed", "warning", to="Action Required", title=huge + "<&>", changes=changes,
+    ev = event("artistree.order.state_changed", "warning", to="Action Required", title="<&>" + huge + "<&>",
+               changes=changes,
                url="https://example.com/" + "a" * 4000)
     payload = build_message(ev, TemplateBook("ops"))
     assert check_blocks(payload) is None
@@ -262,7 +264,9 @@ def test_a_message_stays_within_slacks_limits() -> None:
     assert len(payload["blocks"][0]["text"]["text"]) <= 3000
     fields = payload["blocks"][1]["fields"]
     assert len(fields) == 10 and all(len(f["text"]) <= 2000 for f in fields)
-    assert "&lt;&amp;&gt;" in payload["blocks"][0]["text"]["text"] or len(huge) > 3000
+    section = payload["blocks"][0]["text"]["text"]
+    assert "&lt;&amp;&gt;" in section and "<&>" not in section  # escaped, and clipped after escaping
+    assert not re.search(r"&[a-z]*$", section)  # no entity cut in half
     assert not any(b["type"] == "actions" for b in payload["blocks"])  # a URL over 3000 chars is no button
 
 
@@ -316,3 +320,16 @@ def test_a_long_escaped_fallback_text_is_clipped_between_entities() -> None:
         assert len(text) <= 3000 and text.endswith("…")
         body = text[:-1]
         assert "<" not in body and body.replace("&lt;", "").count("&") == 0, body[-8:]
+
+
+def test_a_resource_url_cannot_end_its_link_early_or_fill_the_message() -> None:
+    crafted = event("artistree.order.state_changed", "critical", to="Failed", title="Poster",
+                    url="https://example.com/o/1|<!channel>>x y")
+    section = build_message(crafted, TemplateBook("ops"))["blocks"][0]["text"]["text"]
+    assert "<https://example.com/o/1%7C%3C!channel%3E%3Ex%20y|Poster>" in section
+    assert "<!channel>" not in section
+    long = event("artistree.order.state_changed", "critical", to="Failed", title="Poster",
+                 url="https://example.com/" + "a" * 2500)
+    payload = build_message(long, TemplateBook("ops"))
+    assert "https://example.com/" not in payload["blocks"][0]["text"]["text"]  # shown unlinked
+    assert "*Poster*" in payload["blocks"][0]["text"]["text"]
