@@ -24,8 +24,8 @@ WORKDIR /src
 # dependencies first, so that a code change does not reinstall them (every dependency ships
 # manylinux wheels for amd64 and arm64: no compiler in the image)
 COPY pyproject.toml README.md ./
-RUN mkdir -p config providers tasks notifiers worker simulator \
- && for p in config providers tasks notifiers worker simulator; do touch "$p/__init__.py"; done \
+RUN mkdir -p config providers tasks notifiers transport worker simulator \
+ && for p in config providers tasks notifiers transport worker simulator; do touch "$p/__init__.py"; done \
  && /opt/statehook/bin/pip install . \
  && /opt/statehook/bin/pip uninstall -y statehook
 
@@ -33,6 +33,7 @@ COPY config ./config
 COPY providers ./providers
 COPY tasks ./tasks
 COPY notifiers ./notifiers
+COPY transport ./transport
 COPY worker ./worker
 COPY simulator ./simulator
 # setuptools builds in the source tree: the install above left build/lib/*/__init__.py (the empty
