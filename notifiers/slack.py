@@ -19,15 +19,14 @@ import asyncio
 import hashlib
 from typing import Any, Literal
 
-import aiohttp
 import orjson
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
 from config.schema import Duration, DurationOrOff, RetryDelay, Templates
 from notifiers.base import Delivered, DestinationSettings, Notifier, NotifierContext, PermanentFailure, TransientFailure
 from notifiers.templates import DIGEST_TYPE, TemplateBook, mrkdwn_escape, notable_changes
-from providers.base import parse_retry_after
 from tasks.model import Event, Severity
+from transport.http import NoReply, Outcome, Reply, parse_retry_after, send
 
 __all__ = [
     "PERMANENT_WEBHOOK_ERRORS",
@@ -37,6 +36,8 @@ __all__ = [
     "build_message",
 ]
 
+MAX_ANSWER = 1 << 20
+"""Bytes of Slack's answer read: chat.postMessage echoes the whole message (up to 50 blocks)."""
 MAX_BLOCKS = 50
 SECTION_CHARS = 3000
 FIELD_CHARS = 2000
@@ -224,33 +225,28 @@ class SlackNotifier(Notifier):
             await self.limiter.hold(self.rate_key, after)
         return TransientFailure("rate limited by Slack", status=429, retry_after=after)
 
-    async def _post(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+    async def _post(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> Reply:
         try:
-            async with self.ctx.session.post(
-                url, data=orjson.dumps(payload), headers={"content-type": "application/json; charset=utf-8", **headers},
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout), allow_redirects=False,
-            ) as resp:
-                return resp.status, resp.headers.get("Retry-After"), (await resp.read())[:2000]
-        except TimeoutError as exc:
-            raise TransientFailure(f"timeout after {self.settings.timeout}s") from exc
-        except aiohttp.ClientError as exc:
-            raise TransientFailure(f"connection failed: {type(exc).__name__}") from exc
+            return await send(self.ctx.session, "POST", url, data=orjson.dumps(payload),
+                              headers={"content-type": "application/json; charset=utf-8", **headers},
+                              timeout=self.settings.timeout, max_body=MAX_ANSWER, allow_redirects=False)
+        except NoReply as exc:
+            raise TransientFailure(exc.reason) from exc
 
     async def _post_webhook(self, message: dict[str, Any]) -> Delivered:
         assert self.settings.webhook_url is not None
-        status, retry_after, body = await self._post(self.settings.webhook_url.get_secret_value(), message, {})
-        text = body.decode(errors="replace").strip()
-        if 200 <= status < 300:
+        reply = await self._post(self.settings.webhook_url.get_secret_value(), message, {})
+        status, text = reply.status, reply.text()
+        if reply.outcome is Outcome.OK:
             return Delivered(status=status, detail=text[:100])
-        if status == 429:
-            raise await self._rate_limited(retry_after)
+        if reply.outcome is Outcome.RATE_LIMITED:
+            raise await self._rate_limited(reply.retry_after_header)
         if status >= 500:
-            after = parse_retry_after(retry_after, default=0.0) if retry_after else None
-            reason = f"HTTP {status}" + (f": {text[:200]}" if text else "")
-            raise TransientFailure(reason, status=status, retry_after=after)
+            after = reply.retry_after(0.0) if reply.retry_after_header else None
+            raise TransientFailure(f"HTTP {status}" + (f": {text}" if text else ""), status=status, retry_after=after)
         if text in PERMANENT_WEBHOOK_ERRORS:
             raise PermanentFailure(text, status=status)
-        raise PermanentFailure(f"HTTP {status}" + (f": {text[:200]}" if text else ""), status=status)
+        raise PermanentFailure(f"HTTP {status}" + (f": {text}" if text else ""), status=status)
 
     # -- chat.postMessage ---------------------------------------------------------------
 
@@ -314,13 +310,14 @@ class SlackNotifier(Notifier):
                 payload["reply_broadcast"] = True
         url = s.api_url.rstrip("/") + "/chat.postMessage"
         auth = {"authorization": f"Bearer {s.bot_token.get_secret_value()}"}
-        status, retry_after, body = await self._post(url, payload, auth)
-        if status == 429:
+        reply = await self._post(url, payload, auth)
+        status, retry_after = reply.status, reply.retry_after_header
+        if reply.outcome is Outcome.RATE_LIMITED:
             raise await self._rate_limited(retry_after)
         if status >= 500:
             raise TransientFailure(f"HTTP {status}", status=status)
         try:
-            answer = orjson.loads(body)
+            answer = orjson.loads(reply.body)
         except orjson.JSONDecodeError:
             answer = None
         if not isinstance(answer, dict):

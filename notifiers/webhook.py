@@ -13,22 +13,21 @@ import time
 from datetime import UTC, datetime
 from typing import Literal
 
-import aiohttp
 from pydantic import Field, SecretStr, field_validator
 from standardwebhooks.webhooks import Webhook
 
 from config.schema import Duration
 from notifiers.base import Delivered, DestinationSettings, Notifier, PermanentFailure, TransientFailure
-from providers.base import parse_retry_after
 from tasks.model import Event
+from transport.http import NoReply, Outcome, send
 
-__all__ = ["RESERVED_HEADERS", "TRANSIENT_4XX", "WebhookNotifier", "WebhookSettings", "sign", "whsec_problem"]
+__all__ = ["MAX_ANSWER", "RESERVED_HEADERS", "WebhookNotifier", "WebhookSettings", "sign", "whsec_problem"]
 
 MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
 """The key length the Standard Webhooks specification asks for."""
 RESERVED_HEADERS = frozenset({"content-type", "webhook-id", "webhook-timestamp", "webhook-signature"})
-TRANSIENT_4XX = frozenset({408, 425, 429})
-"""Client errors that say "later" (timeout, too early, too many): retried, not dead-lettered."""
+MAX_ANSWER = 64 * 1024
+"""Bytes of a receiver's answer read: it only ever gives a failure's reason."""
 
 
 class WebhookSettings(DestinationSettings):
@@ -108,26 +107,16 @@ class WebhookNotifier(Notifier):
             "webhook-signature": sign(self.settings.secret.get_secret_value().split(), event.id, now, body),
         }
         try:
-            async with self.ctx.session.post(
-                self.settings.url.get_secret_value(),
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-                allow_redirects=False,
-            ) as resp:
-                status = resp.status
-                retry_after = resp.headers.get("Retry-After")
-                text = (await resp.text(errors="replace"))[:200]
-        except TimeoutError as exc:
-            raise TransientFailure(f"timeout after {self.settings.timeout}s") from exc
-        except aiohttp.ClientError as exc:
-            raise TransientFailure(f"connection failed: {type(exc).__name__}") from exc
-        if 200 <= status < 300:
+            reply = await send(self.ctx.session, "POST", self.settings.url.get_secret_value(), data=body,
+                               headers=headers, timeout=self.settings.timeout, max_body=MAX_ANSWER,
+                               allow_redirects=False)
+        except NoReply as exc:
+            raise TransientFailure(exc.reason) from exc
+        status, text = reply.status, reply.text()
+        if reply.outcome is Outcome.OK:
             return Delivered(status=status)
-        reason = f"HTTP {status}" + (f": {text.strip()}" if text.strip() else "")
-        if status in TRANSIENT_4XX or status >= 500:
-            after = parse_retry_after(retry_after, default=0.0) if retry_after else None
+        reason = f"HTTP {status}" + (f": {text}" if text else "")
+        if reply.outcome in (Outcome.RETRY, Outcome.RATE_LIMITED):
+            after = reply.retry_after(0.0) if reply.retry_after_header else None
             raise TransientFailure(reason, status=status, retry_after=after)
-        if status == 410:
-            raise PermanentFailure(reason, status=status, disable=True)
-        raise PermanentFailure(reason, status=status)
+        raise PermanentFailure(reason, status=status, disable=reply.outcome is Outcome.GONE)

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import aiohttp
 from pydantic import Field, SecretStr
 
 from providers.base import (
@@ -29,6 +28,7 @@ from providers.base import (
 )
 from providers.listing import blank_values, split_page
 from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
+from transport.http import NoReply, Outcome, send
 
 __all__ = ["ArtistreeProvider", "ArtistreeSettings"]
 
@@ -67,23 +67,16 @@ class ArtistreeProvider(Provider):
         if self.settings.scope:
             form["scope"] = self.settings.scope
         try:
-            async with self.session.post(
-                self.settings.token_url,
-                data=form,
-                headers={"Authorization": "Basic " + base64.b64encode(cred.encode()).decode()},
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-            ) as resp:
-                body = await resp.read()
-                if resp.status in (400, 401, 403):
-                    raise Unauthorized(
-                        f"artistree: token endpoint refused the client credentials (HTTP {resp.status})",
-                        status=resp.status,
-                    )
-                if resp.status >= 300:
-                    raise Unavailable(f"artistree: token endpoint HTTP {resp.status}", status=resp.status)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise Unavailable(f"artistree: token endpoint unreachable ({type(exc).__name__})") from exc
-        data = self.parse(body)
+            reply = await send(self.session, "POST", self.settings.token_url, data=form, timeout=self.settings.timeout,
+                               headers={"Authorization": "Basic " + base64.b64encode(cred.encode()).decode()})
+        except NoReply as exc:
+            raise Unavailable(f"artistree: token endpoint unreachable ({exc.reason})") from exc
+        if reply.status == 400 or reply.outcome is Outcome.UNAUTHORIZED:  # OAuth's invalid_client is a 400
+            raise Unauthorized(f"artistree: token endpoint refused the client credentials (HTTP {reply.status})",
+                               status=reply.status)
+        if reply.outcome is not Outcome.OK:
+            raise Unavailable(f"artistree: token endpoint HTTP {reply.status}", status=reply.status)
+        data = self.parse(reply.body)
         if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
             raise Unauthorized("artistree: token endpoint answered without an access_token")
         return data["access_token"], float(data.get("expires_in") or 3600)

@@ -8,7 +8,6 @@ events a change means. It knows nothing about Redis or ARQ.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from config.schema import Duration, DurationOrOff
 from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
+from transport.http import NoReply, Outcome, Reply, error_words, send
 
 __all__ = [
     "ListedItems",
@@ -35,7 +35,7 @@ __all__ = [
     "ScanPage",
     "Unauthorized",
     "Unavailable",
-    "parse_retry_after",
+    "error_for_reply",
 ]
 
 
@@ -134,19 +134,19 @@ FRESH_TOKEN = 30.0
 """Seconds during which a refused token is not replaced (it cannot have expired)."""
 
 
-def parse_retry_after(value: str | None, default: float = 1.0) -> float:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date)."""
-    if not value:
-        return default
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return default
-    return max(0.0, when.timestamp() - time.time())
+def error_for_reply(reply: Reply, message: str) -> ProviderError:
+    """The ProviderError a refused request means (`message` says who and why)."""
+    match reply.outcome:
+        case Outcome.UNAUTHORIZED:
+            return Unauthorized(message, status=reply.status)
+        case Outcome.NOT_FOUND:
+            return NotFound(message, status=reply.status)
+        case Outcome.RATE_LIMITED:
+            return RateLimited(message, retry_after=reply.retry_after(), status=reply.status)
+        case Outcome.RETRY:
+            return Unavailable(message, status=reply.status)
+        case _:
+            return ProviderError(message, status=reply.status)
 
 
 class Provider(ABC):
@@ -298,54 +298,26 @@ class Provider(ABC):
             headers.setdefault("Accept", "application/json")
             used = self._token.value if self._token else None
             try:
-                async with self.session.get(
-                    url,
-                    params=params,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-                    read_bufsize=read_bufsize,
-                ) as resp:
-                    body = await resp.read()
-                    status = resp.status
-                    retry_after = resp.headers.get("Retry-After")
-            except TimeoutError as exc:
-                raise Unavailable(f"{self.name}: timeout after {self.settings.timeout}s") from exc
-            except aiohttp.ClientError as exc:
-                raise Unavailable(f"{self.name}: {type(exc).__name__}") from exc
-            if status < 300:
-                return body
-            if status in (401, 403) and attempt == 0 and self.refreshes_tokens and await self._replace(used):
+                reply = await send(self.session, "GET", url, params=params, headers=headers,
+                                   timeout=self.settings.timeout, read_bufsize=read_bufsize)
+            except NoReply as exc:
+                raise Unavailable(f"{self.name}: {exc.reason}") from exc
+            if reply.outcome is Outcome.OK:
+                return reply.body
+            if (reply.outcome is Outcome.UNAUTHORIZED and attempt == 0 and self.refreshes_tokens
+                    and await self._replace(used)):
                 continue
-            raise self.error_for(status, body, retry_after)
+            raise self.error_for(reply)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def error_for(self, status: int, body: bytes, retry_after: str | None) -> ProviderError:
-        reason = self.error_reason(body)
-        message = f"{self.name}: HTTP {status}" + (f": {reason}" if reason else "")
-        if status in (401, 403):
-            return Unauthorized(message, status=status)
-        if status == 404:
-            return NotFound(message, status=status)
-        if status == 429:
-            return RateLimited(message, retry_after=parse_retry_after(retry_after), status=status)
-        if status >= 500:
-            return Unavailable(message, status=status)
-        return ProviderError(message, status=status)
+    def error_for(self, reply: Reply) -> ProviderError:
+        reason = self.error_reason(reply.body)
+        return error_for_reply(reply, f"{self.name}: HTTP {reply.status}" + (f": {reason}" if reason else ""))
 
     @staticmethod
     def error_reason(body: bytes) -> str:
         """The provider's own words for an error: `{"detail": …}` or `{code, message}`."""
-        if not body:
-            return ""
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return ""
-        if isinstance(parsed, dict):
-            for key in ("detail", "message", "error_description", "error"):
-                if isinstance(parsed.get(key), str):
-                    return str(parsed[key])[:200]
-        return ""
+        return error_words(body)
 
     def parse(self, body: bytes) -> Any:
         try:

@@ -29,7 +29,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import aiohttp
 import orjson
 from pydantic import Field, SecretStr
 
@@ -39,14 +38,14 @@ from providers.base import (
     Provider,
     ProviderError,
     ProviderSettings,
-    RateLimited,
     ResourceInfo,
     ScanItem,
     Unauthorized,
     Unavailable,
-    parse_retry_after,
+    error_for_reply,
 )
 from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
+from transport import http
 
 __all__ = [
     "FAILURE_STATUSES",
@@ -196,19 +195,13 @@ class SartiqProvider(Provider):
         password = self.settings.password.get_secret_value()
         form = {"grant_type": "password", "username": self.settings.username, "password": password}
         try:
-            async with self.session.post(
-                f"{self.base_url}{TOKEN_PATH}",
-                data=form,
-                headers={"Accept": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-            ) as resp:
-                body = await resp.read()
-                status, retry_after = resp.status, resp.headers.get("Retry-After")
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise Unavailable(f"sartiq: login endpoint unreachable ({type(exc).__name__})") from exc
-        if status >= 300:
-            raise self._login_error(status, body, retry_after)
-        data = self.parse(body)
+            reply = await http.send(self.session, "POST", f"{self.base_url}{TOKEN_PATH}", data=form,
+                               headers={"Accept": "application/json"}, timeout=self.settings.timeout)
+        except http.NoReply as exc:
+            raise Unavailable(f"sartiq: login endpoint unreachable ({exc.reason})") from exc
+        if reply.outcome is not http.Outcome.OK:
+            raise self._login_error(reply)
+        data = self.parse(reply.body)
         token = data.get("access_token") if isinstance(data, dict) else None
         if not isinstance(token, str) or not token:
             raise Unauthorized("sartiq: login answered without an access_token")
@@ -217,20 +210,16 @@ class SartiqProvider(Provider):
             return token, float(expires_in)
         return token, _jwt_lifetime(token) or self.settings.token_lifetime
 
-    def _login_error(self, status: int, body: bytes, retry_after: str | None) -> ProviderError:
+    def _login_error(self, reply: http.Reply) -> ProviderError:
         """A refused login names the user and Sartiq's reason, never the password (a 422
         echoes the form's input, so only a string `detail` is quoted, and scrubbed)."""
-        reason = self.error_reason(body).replace(self.settings.password.get_secret_value(), "***")
-        message = f"sartiq: login as {self.settings.username!r} refused (HTTP {status})" + (
+        reason = self.error_reason(reply.body).replace(self.settings.password.get_secret_value(), "***")
+        message = f"sartiq: login as {self.settings.username!r} refused (HTTP {reply.status})" + (
             f": {reason}" if reason else ""
         )
-        if status in (400, 401, 403, 422):
-            return Unauthorized(message, status=status)
-        if status == 429:
-            return RateLimited(message, retry_after=parse_retry_after(retry_after), status=status)
-        if status >= 500:
-            return Unavailable(message, status=status)
-        return ProviderError(message, status=status)
+        if reply.status in (400, 422):  # a refused password grant, or FastAPI's form validation
+            return Unauthorized(message, status=reply.status)
+        return error_for_reply(reply, message)
 
     # ---- fetch and scan ------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from standardwebhooks.webhooks import Webhook
 
 from config.schema import Route, RouteMatch, parse_duration
 from notifiers.webhook import sign
-from providers.base import ProviderSettings, parse_retry_after
+from providers.base import ProviderSettings
 from tasks.backoff import delivery_delay, poll_backoff
 from tasks.diff import diff
 from tasks.digest import canonical, digest
@@ -18,6 +18,7 @@ from tasks.events import event_id
 from tasks.model import Change, Event, ResourceRef, Severity
 from tasks.route import select
 from tasks.schedule import next_poll_at
+from transport.http import parse_retry_after
 
 
 def test_standard_webhooks_known_vector() -> None:
