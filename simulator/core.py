@@ -111,7 +111,14 @@ class Simulator:
         self.requests: Counter[str] = Counter()
         self.rng = random.Random(seed)
         self._runner: web.AppRunner | None = None
+        self._mounts: dict[str, web.Application] = {}
         self.base_url = ""
+
+    def mount(self, name: str, app: web.Application) -> None:
+        """Serve `app` under `/{name}` too (before `start`): another stand-in on the same port."""
+        if name in self.providers or name == "_sim":
+            raise ValueError(f"/{name} is taken")
+        self._mounts[name] = app
 
     def __getitem__(self, name: str) -> Any:
         return self.providers[name]
@@ -128,6 +135,8 @@ class Simulator:
             control = web.Application()
             provider.add_control_routes(control)
             root.add_subapp(f"/_sim/{name}/", control)
+        for name, app in self._mounts.items():
+            root.add_subapp(f"/{name}/", app)
         root.router.add_post("/_sim/faults", self._post_fault)
         root.router.add_delete("/_sim/faults", self._clear_faults)
         root.router.add_post("/_sim/step", self._post_step)

@@ -14,7 +14,7 @@ from simulator.deepomatic import DeepomaticSim
 from simulator.rev import RevSim
 from simulator.sartiq import SartiqSim
 
-__all__ = ["SIM_PROVIDERS", "Seedable", "build_simulator"]
+__all__ = ["SIM_PROVIDERS", "Seedable", "build_simulator", "check_names"]
 
 SIM_PROVIDERS: dict[str, type[SimProvider]] = {
     "artistree": ArtistreeSim,
@@ -31,12 +31,18 @@ class Seedable(Protocol):
     def add_many(self, n: int, /) -> object: ...
 
 
+def check_names(names: list[str]) -> None:
+    """ValueError naming the unknown ones and the known ones, if any is not a stand-in."""
+    unknown = [name for name in names if name not in SIM_PROVIDERS]
+    if unknown or not names:
+        what = f"unknown provider(s) {', '.join(map(repr, unknown))}" if unknown else "no provider named"
+        raise ValueError(f"{what} (known: {', '.join(SIM_PROVIDERS)})")
+
+
 def build_simulator(names: list[str] | None = None, *, orders_per_provider: int = 0, seed: int = 7) -> Simulator:
     """A simulator (not started) with the named stand-ins, or all of them."""
     chosen = list(SIM_PROVIDERS) if names is None else list(names)
-    unknown = [name for name in chosen if name not in SIM_PROVIDERS]
-    if unknown:
-        raise ValueError(f"unknown simulated provider(s) {unknown}; known: {sorted(SIM_PROVIDERS)}")
+    check_names(chosen)
     providers = [SIM_PROVIDERS[name]() for name in chosen]
     if orders_per_provider > 0:
         for provider in providers:

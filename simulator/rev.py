@@ -48,6 +48,8 @@ class RevSim(SimProvider):
         *,
         results_per_page: int = 25,
     ) -> None:
+        self.client_key = client_key
+        self.user_key = user_key
         self.authorization = f"Rev {client_key}:{user_key}"
         self.results_per_page = results_per_page
         self.orders: dict[str, dict[str, Any]] = {}
@@ -81,6 +83,10 @@ class RevSim(SimProvider):
         self.orders[number] = order
         self.add_attachment(number, "media", "VoiceRecording.mp3" if kind == "transcription" else "Video.mp4")
         return number
+
+    def add_many(self, n: int, /) -> list[str]:
+        """`n` orders, captions and transcriptions in turn (the registry's seeding hook)."""
+        return [self.add_order(kind="caption" if i % 2 == 0 else "transcription") for i in range(n)]
 
     def set_status(self, ordernum: str, status: str) -> None:
         self.orders[ordernum]["status"] = status

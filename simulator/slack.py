@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,8 @@ class SlackStandIn:
     interval: float = 1.0
     tolerance: float = 0.1
     bot_token: str = "sim-bot-token"
+    on_message: Callable[[SlackMessage], None] | None = None
+    """called with every accepted message"""
     messages: list[SlackMessage] = field(default_factory=list)
     rejected: list[tuple[str, float, str]] = field(default_factory=list)
     """(target, when, error) of every request answered with an error, 429s included"""
@@ -108,13 +111,18 @@ class SlackStandIn:
     def rate_limited(self) -> int:
         return sum(1 for _, _, error in self.rejected if error in ("rate_limited", "ratelimited"))
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+    def make_app(self) -> web.Application:
+        """The stand-in's routes, to serve on its own (`start`) or mounted in another app
+        (then set `base_url` to where it is mounted)."""
         app = web.Application()
         app.router.add_post("/services/{path:.+}", self._webhook)
         app.router.add_post("/api/chat.postMessage", self._post_message)
         app.router.add_post("/_sim/slack/errors", self._post_error)
         app.router.add_get("/_sim/slack/messages", self._get_messages)
-        self._runner = web.AppRunner(app, access_log=None)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -143,6 +151,8 @@ class SlackStandIn:
         self._seq += 1
         message = SlackMessage(target, now, payload, f"{int(now)}.{self._seq:06d}", thread_ts)
         self.messages.append(message)
+        if self.on_message is not None:
+            self.on_message(message)
         return message
 
     async def _webhook(self, request: web.Request) -> web.Response:

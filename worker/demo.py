@@ -19,17 +19,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from config import load_config
-from config.toml_out import toml_value
+from config.toml_out import toml_array, toml_table, toml_value
 from simulator.core import Simulator
 from simulator.receivers import Received, WebhookReceiver
 from simulator.registry import SIM_PROVIDERS, build_simulator
+from simulator.setups import ProviderSetup, provider_setups, providers_toml
 from tasks import keys
 from worker.settings import make_worker
 
@@ -76,59 +77,29 @@ def private_redis() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+# orders seeded per stand-in; Artistree's are found by a scan of the organization, the
+# others are watched by id
+SEEDED = {"artistree": 12, "rev": 8, "sartiq": 6, "deepomatic": 6}
+SCANS: dict[str, dict[str, Any]] = {"artistree": {"scan": {"project_id": "All Projects"}, "discovered": True}}
 
 
-# Per simulated provider: its settings block and its watches, given the running simulator.
-Setup = Callable[[Simulator], tuple[dict[str, Any], list[dict[str, Any]]]]
-
-
-def _artistree(sim: Simulator) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    sim["artistree"].add_many(12)
-    block = {"base_url": sim.url("artistree"), "token_url": sim.url("artistree") + "/oauth2/token",
-             "client_id": "sim-client", "client_secret": "sim-secret"}
-    return block, [{"provider": "artistree", "scan": {"project_id": "All Projects"}, "interval": "1s",
-                    "discovered": True}]
-
-
-def _rev(sim: Simulator) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    ids = [sim["rev"].add_order(kind="transcription" if i % 2 else "caption") for i in range(8)]
-    block = {"base_url": sim.url("rev"), "client_key": "sim-client-key", "user_key": "sim-user-key"}
-    return block, [{"provider": "rev", "ids": ids, "interval": "1s"}]
-
-
-def _sartiq(sim: Simulator) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    ids = sim["sartiq"].add_many(6)
-    block = {"base_url": sim.url("sartiq"), "username": "sim@example.com", "password": "sim-password"}
-    return block, [{"provider": "sartiq", "kind": "upload_task", "ids": [str(i) for i in ids], "interval": "1s"}]
-
-
-def _deepomatic(sim: Simulator) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    ids = sim["deepomatic"].add_many(6)
-    block = {"base_url": sim.url("deepomatic"), "site": "demo", "api_key": "sim-api-key"}
-    return block, [{"provider": "deepomatic", "ids": [str(i) for i in ids], "interval": "1s"}]
-
-
-SETUPS: dict[str, Setup] = {"artistree": _artistree, "rev": _rev, "sartiq": _sartiq, "deepomatic": _deepomatic}
+def _watch(setup: ProviderSetup) -> dict[str, Any]:
+    watch = setup.watch("1s")
+    if setup.name in SCANS:
+        del watch["ids"]
+        watch.update(SCANS[setup.name])
+    return watch
 
 
 def write_demo_config(path: Path, redis_url: str, sim: Simulator, hook_url: str, secret: str) -> None:
-    lines = [f"redis_url = {toml_value(redis_url)}", "", "[worker]", 'reclaim_idle = "5s"', ""]
-    for name in sim.providers:
-        block, watches = SETUPS[name](sim)
-        lines.append(f"[providers.{name}]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in block.items()]
-        lines.append("")
-        for w in watches:
-            lines.append("[[watches]]")
-            lines += [f"{k} = {toml_value(v)}" for k, v in w.items()]
-            lines.append("")
-    lines += [
-        "[destinations.console]", 'kind = "console"', "",
-        "[destinations.receiver]", 'kind = "webhook"',
-        f"url = {toml_value(hook_url)}", f"secret = {toml_value(secret)}",
-        "retry_schedule = [0.5, 1, 2]", "",
-        "[[routes]]", 'to = ["console", "receiver"]', "",
-    ]
+    """The demo's config, its secrets in the file (a temporary one, read by this process only)."""
+    setups = provider_setups(sim)
+    lines = [f"redis_url = {toml_value(redis_url)}", "", *toml_table("worker", {"reclaim_idle": "5s"})]
+    lines += providers_toml(setups, [_watch(s) for s in setups], with_secrets=True)
+    lines += toml_table("destinations.console", {"kind": "console"})
+    lines += toml_table("destinations.receiver", {"kind": "webhook", "url": hook_url, "secret": secret,
+                                                  "retry_schedule": [0.5, 1, 2]})
+    lines += toml_array("routes", [{"to": ["console", "receiver"]}])
     path.write_text("\n".join(lines))
 
 
@@ -137,8 +108,10 @@ async def run_demo(seconds: float) -> int:
 
     setup_logging("warning", "text")
     with private_redis() as redis_url, tempfile.TemporaryDirectory(prefix="statehook-demo-") as tmp:
-        names = [n for n in SIM_PROVIDERS if n in SETUPS]
+        names = list(SIM_PROVIDERS)
         sim = build_simulator(names)
+        for name in names:
+            sim[name].add_many(SEEDED.get(name, 6))
         await sim.start()
         secret = "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
 
