@@ -35,7 +35,7 @@ def check_names(names: list[str]) -> None:
     """ValueError naming the unknown ones and the known ones, if any is not a stand-in."""
     unknown = [name for name in names if name not in SIM_PROVIDERS]
     if unknown or not names:
-        what = f"unknown provider(s) {', '.join(map(repr, unknown))}" if unknown else "no provider named"
+        what = f"unknown provider(s) {', '.join(map(repr, unknown))}" if unknown else "name at least one provider"
         raise ValueError(f"{what} (known: {', '.join(SIM_PROVIDERS)})")
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import html
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,9 +118,12 @@ def write_config(path: Path, toml_lines: list[str], env_lines: list[str]) -> Pat
 
 
 def _listen_error(what: str, option: str, host: str, port: int, exc: OSError) -> ServeError:
+    if isinstance(exc, socket.gaierror):
+        return ServeError(f"--host: cannot resolve {host}: {exc.strerror}")
     reason = os.strerror(exc.errno) if isinstance(exc.errno, int) and exc.errno > 0 else (exc.strerror or str(exc))
-    return ServeError(f"{option}: the {what} cannot listen on {host}:{port}: {reason} ({option} 0 picks a free one)",
-                      code=1)
+    hint = f" ({option} 0 picks a free one)" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else ""
+    option = "--host" if exc.errno == errno.EADDRNOTAVAIL else option
+    return ServeError(f"{option}: the {what} cannot listen on {host}:{port}: {reason}{hint}", code=1)
 
 
 async def _start(sim: Simulator, host: str, port: int, smtp_port: int, out: Out, warn: Out) -> tuple[

@@ -205,6 +205,13 @@ def test_a_port_in_use_is_one_line(tmp_path: Path, option: str) -> None:
     assert lines[0].startswith(f"error: {option}: ") and f"127.0.0.1:{port}: Address already in use" in lines[0]
 
 
+def test_a_host_that_does_not_resolve_is_one_line(tmp_path: Path) -> None:
+    result = _run("--host", "nosuch.invalid", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --host: cannot resolve nosuch.invalid: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_write_config_writes_a_config_and_an_env_that_check_reads(tmp_path: Path) -> None:
     running = start_simulate(tmp_path, "--port", "0", "--providers", "rev,sartiq", "--write-config",
                              str(tmp_path / "statehook.toml"))
