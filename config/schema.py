@@ -23,6 +23,7 @@ __all__ = [
     "TEMPLATE_KEYS",
     "Duration",
     "DurationOrOff",
+    "ResourceId",
     "RetryDelay",
     "RetrySchedule",
     "Route",
@@ -153,6 +154,16 @@ Templates = Annotated[dict[TemplateKey, str], BeforeValidator(_body_shorthand)]
 """Jinja2 sources by what they render. A plain string is the `body`."""
 
 
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("an id must not be empty or blank")
+    return value
+
+
+ResourceId = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_not_blank)]
+"""A provider's id of one resource, as given (not stripped: the provider decides what it means)."""
+
+
 class WatchSpec(BaseModel):
     """What to poll: explicit ids, or a scan of a collection (e.g. a project's orders)."""
 
@@ -160,7 +171,7 @@ class WatchSpec(BaseModel):
 
     provider: str
     kind: str | None = None
-    ids: list[str] = Field(default_factory=list)
+    ids: list[ResourceId] = Field(default_factory=list)
     scan: dict[str, str] | None = None
     interval: Duration = 60.0
     discovered: bool = Field(default=False, description="emit *.discovered for resources first seen")
