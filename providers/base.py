@@ -328,11 +328,3 @@ class Provider(ABC):
     async def close(self) -> None:
         """Release anything beyond the shared session (which the worker owns)."""
 
-
-@dataclass(slots=True)
-class ProviderHealth:
-    """Per-process view of a provider's health, for logs and /healthz."""
-
-    healthy: bool = True
-    last_error: str | None = None
-    since: float = field(default_factory=time.time)
