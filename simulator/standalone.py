@@ -51,6 +51,7 @@ class ServeError(Exception):
 @dataclass(frozen=True, slots=True)
 class StandIns:
     slack_url: str
+    mail_host: str
     mail_port: int | None
     """None: no SMTP stand-in (aiosmtpd is missing)"""
 
@@ -83,7 +84,7 @@ def config_text(setups: list[ProviderSetup], stand_ins: StandIns, base_url: str,
     routes: list[dict[str, Any]] = [{"match": {"type": ["*.state_changed"]}, "to": ["slack"]}]
     if stand_ins.mail_port is not None:
         lines += toml_table("destinations.email", {
-            "kind": "email", "host": "127.0.0.1", "port": stand_ins.mail_port, "security": "plain",
+            "kind": "email", "host": stand_ins.mail_host, "port": stand_ins.mail_port, "security": "plain",
             "from": MAIL_FROM, "to": [MAIL_TO],
         })
         routes.append({"to": ["email"]})
@@ -141,11 +142,11 @@ async def _start(sim: Simulator, host: str, port: int, smtp_port: int, out: Out,
         await mail.start(host, smtp_port)
     except MailUnavailable as exc:
         warn(f"warning: no SMTP stand-in: {exc}; the config has no email destination")
-        return StandIns(slack.webhook_url(SLACK_WEBHOOK), None), None
+        return StandIns(slack.webhook_url(SLACK_WEBHOOK), host, None), None
     except OSError as exc:
         await sim.stop()
         raise _listen_error("SMTP stand-in", "--smtp-port", host, smtp_port, exc) from None
-    return StandIns(slack.webhook_url(SLACK_WEBHOOK), mail.port), mail
+    return StandIns(slack.webhook_url(SLACK_WEBHOOK), host, mail.port), mail
 
 
 def default_smtp_port(port: int) -> int:
@@ -153,14 +154,14 @@ def default_smtp_port(port: int) -> int:
     return port + 1 if 0 < port < 65535 else 0
 
 
-def _summary(sim: Simulator, setups: list[ProviderSetup], stand_ins: StandIns, host: str) -> list[str]:
+def _summary(sim: Simulator, setups: list[ProviderSetup], stand_ins: StandIns) -> list[str]:
     lines = [f"simulator listening on {sim.base_url}"]
     for s in setups:
         shown = ", ".join(s.ids[:3]) + (f" and {len(s.ids) - 3} more" if len(s.ids) > 3 else "")
         lines.append(f"  {s.name}: {sim.url(s.name)}  seeded: {shown}")
     lines.append(f"  slack: {stand_ins.slack_url}  (an incoming webhook for #ops)")
     if stand_ins.mail_port is not None:
-        lines.append(f"  smtp: {host}:{stand_ins.mail_port}  (plain, no login)")
+        lines.append(f"  smtp: {stand_ins.mail_host}:{stand_ins.mail_port}  (plain, no login)")
     return lines
 
 
@@ -203,7 +204,7 @@ async def serve(
         toml_lines = config_text(setups, stand_ins, sim.base_url, interval)
         env_lines = env_text(setups, stand_ins)
         written = (write_to, write_config(write_to, toml_lines, env_lines)) if write_to is not None else None
-        for line in _summary(sim, setups, stand_ins, host) + _how_to(written):
+        for line in _summary(sim, setups, stand_ins) + _how_to(written):
             out(line)
         for line in [TOML_START, *toml_lines, ENV_START, *env_lines, END]:
             out(line)
