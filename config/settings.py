@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -15,8 +17,13 @@ from pydantic_settings import (
 )
 
 from config.schema import Duration, Route, TuningDuration, WatchSpec
+from worker.redis_client import redis_url_problem
 
-__all__ = ["ApiSettings", "Settings", "WorkerTuning", "settings_class_for"]
+__all__ = ["ENV_FILE", "ENV_PREFIX", "ApiSettings", "Settings", "WorkerTuning", "environment_variables",
+           "sentry_dsn_problem", "settings_class_for"]
+
+ENV_PREFIX = "STATEHOOK_"
+ENV_FILE = ".env"
 
 
 class WorkerTuning(BaseModel):
@@ -64,9 +71,12 @@ class ApiSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="STATEHOOK_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
-        env_file=".env",
+        env_file=ENV_FILE,
+        # a `.env` line naming no setting is warned about (by `check`), as in the environment; not
+        # an error blamed on the config file, and other programs' lines are none of statehook's
+        dotenv_filtering="only_existing",
         extra="forbid",
         case_sensitive=False,
     )
@@ -83,6 +93,61 @@ class Settings(BaseSettings):
     watches: list[WatchSpec] = Field(default_factory=list)
     destinations: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        problem = redis_url_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _sentry_dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # set but empty: Sentry off, as sentry-sdk itself reads it
+        problem = sentry_dsn_problem(value.get_secret_value().strip())
+        if problem is not None:
+            raise ValueError(problem)
+        return SecretStr(value.get_secret_value().strip())
+
+
+_DSN_FORM = "https://PUBLIC_KEY@o0.ingest.sentry.io/PROJECT_ID"
+_DSN_REASONS = {
+    "Unsupported scheme": "its scheme is not https:// or http://",
+    "Missing hostname": "it names no host",
+    "Missing public key": "it has no public key before the @",
+    "Invalid project": "its last path segment, the project id, is not a number",
+}
+
+
+def sentry_dsn_problem(dsn: str) -> str | None:
+    """Why sentry-sdk's own parser refuses `dsn`, without quoting it (its key is a secret)."""
+    from sentry_sdk.utils import BadDsn, Dsn
+
+    try:
+        Dsn(dsn)
+    except BadDsn as exc:
+        reason = next((r for prefix, r in _DSN_REASONS.items() if str(exc).startswith(prefix)), "sentry-sdk refuses it")
+        return f"not a Sentry DSN ({reason}): it looks like {_DSN_FORM}"
+    except ValueError:  # urllib: a port that is not a number from 0 to 65535
+        return f"not a Sentry DSN (its port is not a number from 0 to 65535): it looks like {_DSN_FORM}"
+    return None
+
+
+def environment_variables() -> dict[str, str]:
+    """The `STATEHOOK_…` names set, upper-cased, and where: "environment" or ".env" (the
+    environment wins, as for the values)."""
+    found: dict[str, str] = {}
+    if Path(ENV_FILE).is_file():
+        try:
+            names = list(dotenv_values(ENV_FILE))
+        except (OSError, UnicodeDecodeError):
+            names = []
+        found.update((n.upper(), ENV_FILE) for n in names if n.upper().startswith(ENV_PREFIX))
+    found.update((n.upper(), "environment") for n in os.environ if n.upper().startswith(ENV_PREFIX))
+    return found
 
 
 def settings_class_for(toml_file: Path | None) -> type[Settings]:
