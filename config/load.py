@@ -1,11 +1,13 @@
 """Load, validate and cross-check the whole configuration, collecting every problem.
 
-A bad config stops start-up with one line per problem that names the field, and the
-file and line where it can be found. Values are never echoed: they may be secrets.
+A bad config stops start-up with one line per problem that names the field, and where it
+was set: the file and line, or the environment variable. Values are never echoed: they
+may be secrets.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -14,17 +16,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic import AliasChoices, BaseModel, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import SettingsError
 
 import notifiers
 import notifiers.templates
 import providers
 from config.schema import Route, WatchSpec
-from config.settings import Settings, settings_class_for
+from config.settings import (
+    ENV_FILE,
+    ENV_PREFIX,
+    ApiSettings,
+    Settings,
+    WorkerTuning,
+    environment_variables,
+    settings_class_for,
+)
 from notifiers.base import DestinationSettings
 from providers.base import ProviderSettings
 
-__all__ = ["Config", "ConfigError", "canonical_name", "load_config"]
+__all__ = ["OTHER_VARIABLES", "Config", "ConfigError", "canonical_name", "load_config"]
+
+OTHER_VARIABLES = frozenset({"STATEHOOK_BENCH_PROFILE"})
+"""`STATEHOOK_…` variables that are not settings but are read by a tool of this repository."""
+
+_NESTED = frozenset({"worker", "api", "providers", "destinations"})
+"""The settings an environment variable reaches into with `__`."""
 
 
 class ConfigError(Exception):
@@ -42,6 +60,8 @@ class Config:
     routes: list[Route]
     source: Path | None = None
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """what is not wrong enough to stop: `STATEHOOK_…` variables that name no setting"""
 
     @property
     def redis_url(self) -> str:
@@ -54,39 +74,21 @@ def canonical_name(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
-def _merge_aliases(blocks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    merged: dict[str, dict[str, Any]] = {}
-    # names with a hyphen come from the file and are the display names; env keys fold into them
-    for name in sorted(blocks, key=lambda n: "_" in n):
-        key = canonical_name(name)
-        target = merged.setdefault(key, {})
-        for k, v in (blocks[name] or {}).items():
-            target.setdefault(k, v)
-    return merged
-
-
 def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     """The resolved configuration. `path` defaults to `$STATEHOOK_CONFIG_FILE`, then
     `./statehook.toml` if it exists. Raises ConfigError listing every problem."""
-    toml_path = _config_path(path)
-    text = ""
-    if toml_path is not None:
-        try:
-            text = toml_path.read_text()
-            tomllib.loads(text)
-        except FileNotFoundError:
-            raise ConfigError([f"{toml_path}: no such file"]) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{toml_path}: not valid TOML: {exc}"]) from None
-    locator = _Locator(toml_path, text)
-    try:
-        settings = settings_class_for(toml_path)(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(locator.problems(exc)) from None
+    toml_path, named_by = _config_path(path)
+    text, data = _read_file(toml_path, named_by) if toml_path is not None else ("", {})
+    env = environment_variables()
+    locator = _Locator(toml_path, text, env)
+    settings = _settings(toml_path, locator, overrides)
 
     problems: list[str] = []
+    provider_blocks = _blocks("providers", settings.providers, data.get("providers"), locator, problems)
     provider_settings: dict[str, ProviderSettings] = {}
-    for name, block in _merge_aliases(settings.providers).items():
+    for name, block in provider_blocks.items():
+        if name in provider_blocks.ambiguous:
+            continue
         cls = providers.REGISTRY.get(name)
         if cls is None:
             problems.append(
@@ -97,10 +99,16 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
         if parsed is not None:
             provider_settings[name] = parsed
 
+    destination_blocks = _blocks("destinations", settings.destinations, data.get("destinations"), locator, problems)
     destinations: dict[str, DestinationSettings] = {}
-    for name, block in _merge_aliases(settings.destinations).items():
+    for name, block in destination_blocks.items():
+        if name in destination_blocks.ambiguous:
+            continue
         kind = block.get("kind")
         cls_n = notifiers.REGISTRY.get(str(kind)) if kind else None
+        if cls_n is None and not kind and name not in destination_blocks.in_file:
+            problems.append(locator.line(("destinations", name), _no_table(toml_path, name)))
+            continue
         if cls_n is None:
             what = f"unknown kind {kind!r}" if kind else "missing `kind`"
             problems.append(
@@ -111,11 +119,133 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
         if parsed_d is not None:
             destinations[name] = parsed_d
 
+    problems.extend(_watch_problems(settings, provider_blocks, locator))
+    routes = _routes(settings, destination_blocks, locator, problems)
+
+    if not problems:
+        for loc, msg in notifiers.templates.template_problems(destinations, routes):
+            problems.append(locator.line(loc, msg))
+    if problems:
+        raise ConfigError(problems)
+    warnings = _unknown_variables(env, destination_blocks)
+    return Config(settings, provider_settings, destinations, settings.watches, routes, toml_path, warnings=warnings)
+
+
+def _config_path(path: Path | str | None) -> tuple[Path | None, str]:
+    """The file, and what named it (`STATEHOOK_CONFIG_FILE`, or "" for `--config` and the default)."""
+    if path is not None:
+        return Path(path), ""
+    env = os.environ.get("STATEHOOK_CONFIG_FILE")
+    if env:
+        return Path(env), "STATEHOOK_CONFIG_FILE"
+    default = Path("statehook.toml")
+    return (default, "") if default.exists() else (None, "")
+
+
+def _read_file(path: Path, named_by: str) -> tuple[str, dict[str, Any]]:
+    """The file's text and its TOML, or ConfigError in one line that names the file (and the
+    variable that named it)."""
+    where = f"{named_by}: {path}" if named_by else str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"{where}: no such file"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{where}: a directory, not a TOML file"]) from None
+    except PermissionError:
+        raise ConfigError([f"{where}: cannot read it (permission denied)"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot read it ({exc.strerror or type(exc).__name__})"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError([f"{where}:{line}: not valid UTF-8 (byte {exc.start + 1}): a TOML file is UTF-8 text"]) \
+            from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{where}: not valid TOML: {exc}"]) from None
+
+
+def _settings(toml_path: Path | None, locator: _Locator, overrides: dict[str, Any]) -> Settings:
+    try:
+        return settings_class_for(toml_path)(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(locator.problems(exc, model=Settings)) from None
+    except SettingsError as exc:  # a JSON value of the environment that does not parse
+        found = re.search(r'field "(\w+)"', str(exc))
+        name = found.group(1) if found else "?"
+        raise ConfigError([locator.line((name,), "not valid JSON (a list or a table set in the environment is "
+                                                 "written as JSON)")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{ENV_FILE}: not valid UTF-8"]) from None
+
+
+class _Blocks(dict[str, dict[str, Any]]):
+    """Provider or destination blocks by canonical name."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_file: set[str] = set()
+        """the names the file has a table for"""
+        self.ambiguous: set[str] = set()
+        """the names several tables or variables spell: reported once, not validated"""
+
+
+def _blocks(
+    section: str, merged: dict[str, dict[str, Any]], file_section: Any, locator: _Locator, problems: list[str]
+) -> _Blocks:
+    """The provider or destination blocks by canonical name, each a file table with the
+    environment's variables for it merged over it. Two file tables of one canonical name
+    are an error, naming both lines: the environment could not tell which one its
+    variables are for."""
+    file_names = list(file_section) if isinstance(file_section, dict) else []
+    groups: dict[str, list[str]] = {}
+    for name in merged:
+        groups.setdefault(canonical_name(name), []).append(name)
+    blocks = _Blocks()
+    blocks.in_file = {canonical_name(n) for n in file_names}
+    for key, names in groups.items():
+        tables = sorted((n for n in names if n in file_names), key=file_names.index)
+        from_env = [n for n in names if n not in file_names]
+        for other in tables[1:]:
+            first = locator.file_line((section, tables[0]))
+            problems.append(locator.line((section, other), f"the same name as [{section}.{tables[0]}]"
+                                         f"{f' at line {first}' if first else ''} (names compare without case and "
+                                         "with - equal to _): rename one"))
+        if not tables and len(from_env) > 1:
+            problems.append(locator.line((section, key), "set by variables for several spellings of one name "
+                                         f"({', '.join(sorted(from_env))}): use one"))
+        if len(tables) > 1 or (not tables and len(from_env) > 1):
+            blocks.ambiguous.add(key)
+        block: dict[str, Any] = {}
+        for name in tables[:1] + from_env:  # the environment's last: it wins
+            block = _deep_merge(block, merged[name] or {})
+        blocks[key] = block
+    return blocks
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _no_table(toml_path: Path | None, name: str) -> str:
+    where = f"{toml_path.name} has no [destinations.{name}]" if toml_path else "there is no config file"
+    return (f"set in the environment, but {where}: a destination's kind and settings belong in the file "
+            "(its secrets come from the environment)")
+
+
+def _watch_problems(settings: Settings, provider_blocks: dict[str, dict[str, Any]], locator: _Locator) -> list[str]:
+    problems = []
     for i, watch in enumerate(settings.watches):
         cls_p = providers.REGISTRY.get(watch.provider)
         if cls_p is None:
             problems.append(locator.line(("watches", i, "provider"), f"unknown provider {watch.provider!r}"))
-        elif watch.provider not in provider_settings and watch.provider not in _merge_aliases(settings.providers):
+        elif watch.provider not in provider_blocks:
             problems.append(
                 locator.line(
                     ("watches", i, "provider"),
@@ -129,14 +259,26 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
                     f"{watch.provider} has no kind {watch.kind!r} (known: {', '.join(cls_p.kinds)})",
                 )
             )
+    return problems
 
+
+def _routes(
+    settings: Settings, destination_blocks: dict[str, dict[str, Any]], locator: _Locator, problems: list[str]
+) -> list[Route]:
     routes = []
+    named: dict[str, int] = {}
     for i, route in enumerate(settings.routes):
+        if route.name is not None:
+            if route.name in named:
+                first = locator.file_line(("routes", named[route.name]))
+                problems.append(locator.line(("routes", i, "name"), f"routes.{named[route.name]}"
+                                             f"{f' (line {first})' if first else ''} has this name too: a route's "
+                                             "name is its key (throttles, digests), one route each"))
+            else:
+                named[route.name] = i
         targets = []
         for j, target in enumerate(route.to):
-            if canonical_name(target) not in destinations and canonical_name(target) not in _merge_aliases(
-                settings.destinations
-            ):
+            if canonical_name(target) not in destination_blocks:
                 problems.append(locator.line(("routes", i, "to", j), f"unknown destination {target!r}"))
             targets.append(canonical_name(target))
         if route.match.provider:
@@ -144,23 +286,7 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
                 if p not in providers.REGISTRY:
                     problems.append(locator.line(("routes", i, "match", "provider"), f"unknown provider {p!r}"))
         routes.append(route.model_copy(update={"to": targets}))
-
-    if not problems:
-        for loc, msg in notifiers.templates.template_problems(destinations, routes):
-            problems.append(locator.line(loc, msg))
-    if problems:
-        raise ConfigError(problems)
-    return Config(settings, provider_settings, destinations, settings.watches, routes, toml_path)
-
-
-def _config_path(path: Path | str | None) -> Path | None:
-    if path is not None:
-        return Path(path)
-    env = os.environ.get("STATEHOOK_CONFIG_FILE")
-    if env:
-        return Path(env)
-    default = Path("statehook.toml")
-    return default if default.exists() else None
+    return routes
 
 
 def _validate(
@@ -173,12 +299,64 @@ def _validate(
         return None
 
 
-class _Locator:
-    """Finds the file line of a dotted field, as well as a TOML file without positions allows."""
+def _env_names(name: str, info: FieldInfo) -> list[str]:
+    """How a field is written in a variable: its name, or the names its validation alias accepts."""
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [c.upper() for c in alias.choices if isinstance(c, str)]
+    return [(alias if isinstance(alias, str) else info.alias or name).upper()]
 
-    def __init__(self, path: Path | None, text: str) -> None:
+
+def _known_variables(destination_blocks: dict[str, dict[str, Any]]) -> list[str]:
+    """Every variable name that sets something, for the nearest-name hint."""
+    names = [ENV_PREFIX + n.upper() for n in Settings.model_fields if n not in _NESTED]
+    for section, model in (("WORKER", WorkerTuning), ("API", ApiSettings)):
+        names += [f"{ENV_PREFIX}{section}__{e}" for n, i in model.model_fields.items() for e in _env_names(n, i)]
+    names += [f"{ENV_PREFIX}API__HOOK_TOKENS__{p.upper()}" for p in providers.REGISTRY]
+    for p, cls in providers.REGISTRY.items():
+        fields = cls.settings_model.model_fields
+        names += [f"{ENV_PREFIX}PROVIDERS__{p.upper()}__{e}" for n, i in fields.items() for e in _env_names(n, i)]
+    for d, block in destination_blocks.items():
+        kind = notifiers.REGISTRY.get(str(block.get("kind")))
+        models = [kind.settings_model] if kind else [c.settings_model for c in notifiers.REGISTRY.values()]
+        env_name = d.upper().replace("-", "_")
+        names += [f"{ENV_PREFIX}DESTINATIONS__{env_name}__{e}"
+                  for m in models for n, i in m.model_fields.items() for e in _env_names(n, i)]
+    return sorted(set(names))
+
+
+def _unknown_variables(env: dict[str, str], destination_blocks: dict[str, dict[str, Any]]) -> list[str]:
+    """A warning for each `STATEHOOK_…` variable that sets nothing (pydantic-settings ignores
+    them), with the nearest name that does. Never its value."""
+    warnings = []
+    known: list[str] | None = None
+    for name, origin in sorted(env.items()):
+        top, nested, _ = name.removeprefix(ENV_PREFIX).lower().partition("__")
+        if name in OTHER_VARIABLES or (top in Settings.model_fields and (not nested or top in _NESTED)):
+            continue
+        known = known if known is not None else _known_variables(destination_blocks)
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        where = f" (in {ENV_FILE})" if origin == ENV_FILE else ""
+        warnings.append(f"{name}{where} sets nothing: not a statehook setting, ignored"
+                        + (f" (did you mean {near[0]}?)" if near else ""))
+    return warnings
+
+
+def _norm(part: str | int) -> str | int:
+    return part.lower().replace("-", "_") if isinstance(part, str) else part
+
+
+class _Locator:
+    """Where a dotted field was set: the environment variable that set it (the environment
+    wins), else its file line, as well as a TOML file without positions allows."""
+
+    def __init__(self, path: Path | None, text: str, env: dict[str, str] | None = None) -> None:
         self.path = path
         self.keys: dict[tuple[str | int, ...], int] = {}
+        self.env: dict[tuple[str | int, ...], str] = {}
+        for name, origin in (env or {}).items():
+            shown = f"{ENV_FILE}: {name}" if origin == ENV_FILE else name
+            self.env[tuple(name.removeprefix(ENV_PREFIX).lower().split("__"))] = shown
         self._index(text)
 
     def _index(self, text: str) -> None:
@@ -198,17 +376,30 @@ class _Locator:
                 key = tuple(_split_key(line.split("=", 1)[0].strip()))
                 self.keys.setdefault((*table, *key), lineno)
 
+    def file_line(self, loc: tuple[str | int, ...]) -> int | None:
+        """The line of exactly this key, else of one spelled the same but for case and -/_."""
+        if loc in self.keys:
+            return self.keys[loc]
+        normalized = tuple(_norm(x) for x in loc)
+        return next((n for key, n in self.keys.items() if tuple(_norm(x) for x in key) == normalized), None)
+
+    def _variable(self, loc: tuple[str | int, ...]) -> str | None:
+        return self.env.get(tuple(_norm(x) for x in loc))
+
     def where(self, loc: Iterable[str | int]) -> str:
-        if self.path is None:
-            return ""
         loc = tuple(loc)
-        while loc:
-            normalized = tuple(canonical_name(x) if isinstance(x, str) else x for x in loc)
-            for key, lineno in self.keys.items():
-                if tuple(canonical_name(x) if isinstance(x, str) else x for x in key) == normalized:
-                    return f"{self.path}:{lineno}: "
-            loc = loc[:-1]
-        return f"{self.path}: "
+        for n in range(len(loc), 0, -1):
+            variable = self._variable(loc[:n])
+            if variable is not None:
+                return f"{variable}: "
+            lineno = self.file_line(loc[:n])
+            if lineno is not None and self.path is not None:
+                return f"{self.path}:{lineno}: "
+        block = tuple(_norm(x) for x in loc[:2])
+        below = sorted(shown for key, shown in self.env.items() if key[: len(block)] == block)
+        if below and len(block) == 2:  # a provider or destination only the environment names
+            return ", ".join(below) + ": "
+        return f"{self.path}: " if self.path is not None else ""
 
     def line(self, loc: tuple[str | int, ...], message: str) -> str:
         return f"{self.where(loc)}{_dotted(loc)}: {message}"
@@ -220,19 +411,31 @@ class _Locator:
         for err in exc.errors(include_input=False, include_url=False):
             loc = (*prefix, *err["loc"])
             message = err["msg"].removeprefix("Value error, ")
+            fields = _fields_at(model, err["loc"][:-1]) if model is not None else None
             if err["type"] == "missing":
                 field_name = str(err["loc"][-1]) if err["loc"] else ""
-                secret = model is not None and _is_secret(model, field_name)
-                env = "STATEHOOK_" + "__".join(str(x).upper().replace("-", "_") for x in loc)
+                secret = fields is not None and _is_secret(fields.get(field_name))
+                env = ENV_PREFIX + "__".join(str(x).upper().replace("-", "_") for x in loc)
                 message = f"missing{' secret' if secret else ''}: set it in the file or as {env}"
             elif err["type"] == "extra_forbidden":
-                message = "unknown field"
+                near = difflib.get_close_matches(str(err["loc"][-1]), list(fields or ()), n=1)
+                message = "unknown field" + (f" (did you mean {near[0]}?)" if near else "")
             out.append(self.line(loc, message))
         return out
 
 
-def _is_secret(model: type[BaseModel], name: str) -> bool:
-    info = model.model_fields.get(name)
+def _fields_at(model: type[BaseModel], loc: Iterable[str | int]) -> dict[str, FieldInfo] | None:
+    """The fields of the model at `loc` inside `model` (following nested models), if it is one."""
+    for part in loc:
+        info = model.model_fields.get(str(part))
+        annotation = info.annotation if info is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model.model_fields
+
+
+def _is_secret(info: FieldInfo | None) -> bool:
     return (
         info is not None
         and info.annotation is not None

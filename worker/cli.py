@@ -30,14 +30,20 @@ ConfigOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
-def load_or_exit(path: Path | None) -> Config:
+def load_or_exit(path: Path | None, *, warn: bool = False) -> Config:
+    """The configuration, or exit 2 after one `error:` line per problem. `warn`: print its
+    warnings too (what a long-running process or `check` says once at start)."""
     try:
-        return load_config(path)
+        cfg = load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
             typer.echo(f"error: {problem}", err=True)
         typer.echo(f"configuration invalid: {len(exc.problems)} problem(s)", err=True)
         raise typer.Exit(2) from None
+    if warn:
+        for line in cfg.warnings:
+            typer.echo(f"warning: {line}", err=True)
+    return cfg
 
 
 @app.command()
@@ -49,18 +55,19 @@ def check(
 ) -> None:
     """Validate the environment and the config file; print what they resolve to, secrets masked.
 
-    Warnings (exit 0): Redis keeps no AOF, or could not tell, or is unreachable.
+    Warnings (exit 0): a STATEHOOK_ variable that sets nothing; Redis keeps no AOF, or could
+    not tell, or is unreachable.
     """
     from worker.persistence import redis_warnings
 
     cfg = load_or_exit(config)
     data = resolved(cfg)
-    warnings = asyncio.run(redis_warnings(cfg.redis_url)) if probe else []
+    warnings = cfg.warnings + (asyncio.run(redis_warnings(cfg.redis_url)) if probe else [])
+    for line in warnings:
+        typer.echo(f"warning: {line}", err=True)
     if as_json:
         typer.echo(json.dumps({**data, "warnings": warnings}, indent=2))
         return
-    for line in warnings:
-        typer.echo(f"warning: {line}", err=True)
     typer.echo(f"config: {data['config_file'] or '(environment only)'}")
     typer.echo(f"redis:  {data['redis_url']}")
     typer.echo(f"providers ({len(cfg.providers)}):")
@@ -86,7 +93,7 @@ def run(config: ConfigOption = None) -> None:
     from worker.cli_ops import prepare
     from worker.settings import run_worker
 
-    cfg = load_or_exit(config)
+    cfg = load_or_exit(config, warn=True)
     prepare(cfg)  # logs that redact, then Sentry: before the worker is made
     run_worker(cfg)
 
