@@ -8,7 +8,7 @@ from pydantic import BaseModel, SecretStr
 
 from config.load import Config
 
-__all__ = ["MASK", "mask_redis_url", "mask_url", "resolved"]
+__all__ = ["MASK", "mask_credentials", "mask_redis_url", "mask_url", "resolved"]
 
 MASK = "********"
 
@@ -37,8 +37,8 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{hosts}/{MASK}"
 
 
-def mask_redis_url(url: str) -> str:
-    """A Redis URL with its password masked and the rest kept (hosts, service, db), e.g.
+def mask_credentials(url: str) -> str:
+    """A URL with its password masked and the rest kept (hosts, path), e.g.
     `redis+sentinel://:********@s1:26379,s2:26379/mymaster/0`. A lone credential (`pw@host`)
     and a query (which may carry `password=`) are masked whole."""
     parts = _split_url(url, last_at=True)
@@ -54,12 +54,27 @@ def mask_redis_url(url: str) -> str:
     return f"{scheme}://{auth}{hosts}{path}{'?' + MASK if query else ''}"
 
 
+mask_redis_url = mask_credentials
+"""Of a Redis URL, only the password is hidden: hosts, Sentinel service and db stay readable."""
+
+
+def _shown_text(value: str) -> str:
+    """A plain (not secret) setting that is a URL may still carry a password or a token in
+    its query (`base_url = "https://user:pw@host/api"`): those are masked."""
+    parts = _split_url(value, last_at=True) if "://" in value else None
+    if parts is None or not (parts[1] or "?" in parts[3]):
+        return value
+    return mask_credentials(value)
+
+
 def _plain(value: Any, key: str = "") -> Any:
     if isinstance(value, SecretStr):
         secret = value.get_secret_value()
         return mask_url(secret) if key.endswith("url") and "://" in secret else MASK
     if isinstance(value, BaseModel):
         return {k: _plain(getattr(value, k), k) for k in type(value).model_fields}
+    if isinstance(value, dict) and key == "headers":  # `Authorization = "Bearer …"`: names only
+        return {str(k): MASK for k in value}
     if isinstance(value, dict):
         return {str(k): _plain(v, str(k)) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -68,6 +83,8 @@ def _plain(value: Any, key: str = "") -> Any:
         return value.value
     if hasattr(value, "__fspath__"):
         return str(value)
+    if isinstance(value, str):
+        return _shown_text(value)
     return value
 
 

@@ -34,6 +34,9 @@ __all__ = [
 ]
 
 MASK = "********"
+_AUTH_SCHEMES = frozenset({"basic", "bearer", "digest", "rev", "token"})
+"""Words of an `Authorization` value that are not secret (replacing them would shred every
+log line that mentions them)."""
 MIN_SECRET_LENGTH = 4
 """Config secrets shorter than this are not replaced literally (they would shred text);
 the shapes above still catch them in their usual places."""
@@ -108,10 +111,14 @@ class Redactor:
 
 def _secret_parts(field: str, secret: str) -> list[str]:
     """The strings of one secret worth replacing: a URL's password (and for a Redis URL or
-    a Sentry DSN, nothing else: the rest is an address), every word of a rotation list."""
+    a Sentry DSN, nothing else: the rest is an address), every word of a rotation list or
+    of a header's value but its scheme (`Bearer`)."""
     parts: list[str] = []
     if "://" in secret:
-        url = urlsplit(secret)
+        try:
+            url = urlsplit(secret)
+        except ValueError:  # an unbalanced [ in the host: the whole string, then
+            return [secret]
         if url.password:
             parts.append(url.password)
         if field in ("redis_url", "sentry_dsn"):
@@ -123,22 +130,34 @@ def _secret_parts(field: str, secret: str) -> list[str]:
         parts.extend(v for _, v in parse_qsl(url.query) if len(v) >= 8)
         parts.extend(seg for seg in url.path.split("/") if len(seg) >= 16)
         return parts
-    parts.extend(secret.split())
+    parts.extend(w for w in secret.split() if w.lower() not in _AUTH_SCHEMES)
     if " " in secret.strip():
         parts.append(secret.strip())
     return parts
 
 
+def _url_password(value: str) -> list[str]:
+    """The password of a URL that is not itself a secret (`base_url = "https://user:pw@…"`)."""
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return []
+    return [password] if password else []
+
+
 def _walk(value: Any, field: str, out: list[str]) -> None:
     if isinstance(value, SecretStr):
         out.extend(_secret_parts(field, value.get_secret_value()))
+    elif isinstance(value, str) and "://" in value:
+        out.extend(_url_password(value))
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             _walk(getattr(value, name), name, out)
     elif isinstance(value, Mapping):
         for k, v in value.items():
-            _walk(v, str(k) if not isinstance(v, Mapping) else field, out)
-            if isinstance(v, str) and is_sensitive_key(str(k)):
+            _walk(v, str(k), out)
+            # every header's value: `Authorization`, and `X-Api-Key` or any name a receiver chose
+            if isinstance(v, str) and (field == "headers" or is_sensitive_key(str(k))):
                 out.extend(_secret_parts(str(k), v))
     elif isinstance(value, list | tuple):
         for v in value:
