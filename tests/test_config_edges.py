@@ -348,8 +348,8 @@ def test_a_redis_url_redis_py_opens_has_no_problem(url: str) -> None:
     assert redis_url_problem(url) is None
 
 
-@pytest.mark.parametrize("url", ["", " ", "http://h/0", "pw", "redis://h:99999/0", "redis://h/a", "unix://",
-                                 "redis://h/0?foo=1", "redis+sentinel://:pw@/m", "redis://h/0?db=x"])
+@pytest.mark.parametrize("url", ["", " ", "http://h/0", "pw", "redis://h:99999/0", "redis://h:0/0", "redis://h/a",
+                                 "unix://", "redis://h/0?foo=1", "redis+sentinel://:pw@/m", "redis://h/0?db=x"])
 def test_a_redis_url_it_cannot_open_has_one_and_never_quotes_the_url(url: str) -> None:
     problem = redis_url_problem(url)
     assert problem is not None and "pw" not in problem

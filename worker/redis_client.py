@@ -106,8 +106,10 @@ def redis_url_problem(url: str) -> str | None:
 def _url_parts_problem(url: str, scheme: str) -> str | None:
     parts = urlsplit(url)
     try:
-        parts.port  # noqa: B018 (urllib checks the port when it is read)
+        port = parts.port  # urllib checks the port when it is read
     except ValueError:
+        port = 0
+    if port == 0:
         return "the port is not a number from 1 to 65535"
     if scheme == "unix" and not parts.path:
         return "a unix:// URL names the socket's path (unix:///run/redis.sock)"
