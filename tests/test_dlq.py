@@ -138,7 +138,7 @@ async def test_notify_test_sends_a_sample_event_through_the_real_path(
     assert (await list_dead_letters(redis))[0]["type"] == "statehook.test.state_changed"
 
     unknown = await cli("notify", "test", "nope", "-c", path)
-    assert unknown.exit_code == 2 and "no destination 'nope'" in unknown.output
+    assert unknown.exit_code == 2 and unknown.output == "error: no destination named 'nope' (known: hook)\n"
 
 
 async def test_notify_test_via_a_running_worker(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections import Counter
@@ -70,6 +71,18 @@ JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable outpu
 
 
 # -- the work ------------------------------------------------------------------------------
+
+
+ENTRY_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
+"""A stream entry id, `ms-seq` (each a 64-bit number, checked by `is_entry_id`)."""
+
+
+def is_entry_id(text: str) -> bool:
+    """Whether `text` is a stream entry id Redis takes (`1700000000000-0`)."""
+    if ENTRY_ID.fullmatch(text) is None:
+        return False
+    ms, seq = text.split("-")
+    return int(ms) < 2**64 and int(seq) < 2**64
 
 
 def replay_job_id(event_id: str, destination: str, entry_id: str) -> str:
@@ -222,6 +235,18 @@ def _run(config: Config, work: Any) -> Any:
     return asyncio.run(_with_redis(config, work))
 
 
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _known_destination(config: Config, name: str) -> None:
+    """Exit 2 with one line unless `name` is a configured destination."""
+    if canonical_name(name) not in config.destinations:
+        known = ", ".join(sorted(config.destinations)) or "none"
+        raise _fail(f"no destination named {name!r} (known: {known})")
+
+
 @dlq_app.command("ls")
 def dlq_ls(
     config: ConfigOption = None,
@@ -258,8 +283,11 @@ def dlq_replay(
 ) -> None:
     """Deliver dead letters again: each becomes a delivery job, with the retry schedule."""
     if bool(entry_ids) == replay_all:
-        typer.echo("error: give dead letter ids or --all", err=True)
-        raise typer.Exit(2)
+        raise _fail("give dead letter ids or --all")
+    bad = [e for e in entry_ids or [] if not is_entry_id(e)]
+    if bad:
+        raise _fail(f"{bad[0]!r} is not a DLQ entry id (expected like 1700000000000-0; `statehook dlq ls` "
+                    "lists them)")
     cfg = _config(config)
     outcomes = _run(cfg, lambda r: replay_dead_letters(r, None if replay_all else list(entry_ids or [])))
     for o in outcomes:
@@ -267,12 +295,12 @@ def dlq_replay(
         typer.echo(f"{o.entry_id}: {o.event_id} -> {o.destination}: {what}")
         if o.destination not in cfg.destinations:
             typer.echo(f"  warning: {o.destination} is not in the configuration: it will be dead-lettered again")
-    missing = set(entry_ids or []) - {o.entry_id for o in outcomes}
-    for entry_id in sorted(missing):
-        typer.echo(f"{entry_id}: no such dead letter", err=True)
-    typer.echo(f"{len(outcomes)} replayed")
+    replayed = {o.entry_id for o in outcomes}
+    missing = list(dict.fromkeys(e for e in entry_ids or [] if e not in replayed))
+    if outcomes or not missing:
+        typer.echo(f"{len(outcomes)} replayed")
     if missing:
-        raise typer.Exit(1)
+        raise _fail(f"no such dead letter: {', '.join(missing)}", code=1)
 
 
 @dlq_app.command("purge")
@@ -298,9 +326,7 @@ def notify_test(
 ) -> None:
     """Send a sample event to DESTINATION through the real delivery path."""
     cfg = _config(config)
-    if canonical_name(destination) not in cfg.destinations:
-        typer.echo(f"error: no destination {destination!r} (known: {', '.join(cfg.destinations)})", err=True)
-        raise typer.Exit(2)
+    _known_destination(cfg, destination)
     outcome = _run(cfg, lambda r: send_test(r, cfg, destination, severity=severity, via_worker=via_worker,
                                             timeout=timeout))
     attempt = outcome.attempt or {}
@@ -334,10 +360,19 @@ def notify_status(config: ConfigOption = None, as_json: JsonOption = False) -> N
 
 
 @notify_app.command("enable")
-def notify_enable(name: Annotated[str, typer.Argument()], config: ConfigOption = None) -> None:
+def notify_enable(name: Annotated[str, typer.Argument(help="a destination name from the config")],
+                  config: ConfigOption = None) -> None:
     """Re-enable a destination that a 410 Gone disabled."""
     cfg = _config(config)
-    was = _run(cfg, lambda r: enable_destination(r, name))
+
+    async def work(redis: ArqRedis) -> bool:
+        # one that left the config but is still marked disabled may be enabled (the mark removed)
+        if canonical_name(name) not in cfg.destinations and not await redis.hexists(
+                keys.DISABLED, canonical_name(name)):  # type: ignore[misc]
+            _known_destination(cfg, name)
+        return await enable_destination(redis, name)
+
+    was = _run(cfg, work)
     typer.echo(f"{canonical_name(name)} enabled" if was else f"{canonical_name(name)} was not disabled")
     if was:
         typer.echo("its dead letters stay: `statehook dlq replay --all` sends them again")
@@ -345,12 +380,13 @@ def notify_enable(name: Annotated[str, typer.Argument()], config: ConfigOption =
 
 @notify_app.command("disable")
 def notify_disable(
-    name: Annotated[str, typer.Argument()],
+    name: Annotated[str, typer.Argument(help="a destination name from the config")],
     config: ConfigOption = None,
     reason: Annotated[str, typer.Option("--reason")] = "disabled by an operator",
 ) -> None:
     """Stop delivering to a destination (its deliveries are dead-lettered) until enabled."""
     cfg = _config(config)
+    _known_destination(cfg, name)
     _run(cfg, lambda r: disable_destination(r, name, reason))
     typer.echo(f"{canonical_name(name)} disabled")
 
