@@ -10,7 +10,9 @@ made, which Sentry's integration may have wrapped):
   tries again after a short backoff, so that the worker resumes within about two
   seconds of Redis answering; any other error of an iteration is logged and the loop goes on;
 - `close` bounds every Redis call it makes, so that SIGTERM stops a worker promptly even
-  while Redis is unreachable.
+  while Redis is unreachable;
+- SIGTERM and SIGINT are logged, with the jobs the worker lets finish, and so is the end
+  of the shutdown (ARQ's own lines are at info on its logger, which is kept at warning).
 
 A job's in-progress key is what keeps other workers from running it; ARQ gives it the
 *largest* timeout of all functions + 10 s, so a killed worker's jobs waited for that.
@@ -25,7 +27,11 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 
 from arq.constants import in_progress_key_prefix
 from arq.utils import poll
@@ -103,7 +109,41 @@ async def _main(self: Worker, outage: Outage) -> None:
             return
 
 
-async def _close(self: Worker) -> None:
+@dataclass
+class _Shutdown:
+    """What a signal left running, for the line that says how the shutdown ended."""
+
+    started: float | None = None
+    jobs: list[asyncio.Task[object]] = field(default_factory=list)
+
+
+def _on_signal(worker: Worker, shutdown: _Shutdown, arq_handler: Callable[[signal.Signals], None],
+               signum: signal.Signals) -> None:
+    sig = signal.Signals(signum)
+    running = [task for task in worker.tasks.values() if not task.done()]
+    if shutdown.started is None:
+        shutdown.started, shutdown.jobs = time.monotonic(), running
+    grace = worker._job_completion_wait  # shutdown_grace, rounded up
+    log.info("shutting down (%s): finishing %d job(s) (up to %ds, then they are cancelled)", sig.name,
+             len(running), grace)
+    arq_handler(sig)
+
+
+def _log_shut_down(shutdown: _Shutdown) -> None:
+    took = f" in {time.monotonic() - shutdown.started:.1f}s" if shutdown.started is not None else ""
+    cancelled = sum(task.cancelled() for task in shutdown.jobs)
+    log.info("shut down%s: %d job(s) finished, %d cancelled", took, len(shutdown.jobs) - cancelled, cancelled)
+
+
+def _handle_signals(worker: Worker, shutdown: _Shutdown) -> None:
+    """Put `_on_signal` in front of the handler ARQ registered for SIGINT and SIGTERM."""
+    arq_handler = worker.handle_sig_wait_for_completion if worker._job_completion_wait else worker.handle_sig
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            worker.loop.add_signal_handler(sig, partial(_on_signal, worker, shutdown, arq_handler, sig))
+
+
+async def _close(self: Worker, shutdown: _Shutdown) -> None:
     if not self._handle_signals:
         self.handle_sig(signal.SIGUSR1)
     if not self._pool:
@@ -119,6 +159,7 @@ async def _close(self: Worker) -> None:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(self.pool.aclose(close_connection_pool=True), CLOSE_TIMEOUT)
     self._pool = None
+    _log_shut_down(shutdown)
 
 
 def keep_running(worker: Worker, outage: Outage, *, takeover_after: float) -> Worker:
@@ -129,6 +170,12 @@ def keep_running(worker: Worker, outage: Outage, *, takeover_after: float) -> Wo
     async def main(self: Worker) -> None:
         await _main(self, outage)
 
+    async def close(self: Worker) -> None:
+        await _close(self, shutdown)
+
+    shutdown = _Shutdown()
+    if worker._handle_signals:
+        _handle_signals(worker, shutdown)
     worker.main = types.MethodType(main, worker)  # type: ignore[method-assign]
-    worker.close = types.MethodType(_close, worker)  # type: ignore[method-assign]
+    worker.close = types.MethodType(close, worker)  # type: ignore[method-assign]
     return worker
