@@ -12,24 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
+import os
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 import typer
 from arq.connections import ArqRedis
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from config import Config
-from providers.base import ScanPage
+from providers.base import ProviderSettings, ScanPage
 from tasks import keys
+from tasks.backoff import poll_backoff
+from tasks.jobs import SCHEDULE_TICK
 from tasks.model import ResourceRef
-from tasks.store import Store, WatchMeta
+from tasks.schedule import next_poll_at
+from tasks.store import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry
 
 __all__ = ["events_app", "prepare", "register_ops", "watch_app"]
 
@@ -122,14 +128,34 @@ def _problems_line(problems: Iterable[Mapping[str, Any]]) -> str:
 def api(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option("--host", help="default: api.host")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="default: api.port")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="0-65535, 0: a free one (default: api.port)")] = None,
 ) -> None:
     """Serve the HTTP API: health, metrics, watches, resources, events, inbound hooks."""
     from worker.api import run_api
 
+    if port is not None and not 0 <= port <= 65535:
+        raise _fail(f"--port: {port} is not a port (0-65535)")
     cfg = _load(config)
     prepare(cfg)
-    asyncio.run(run_api(cfg, host=host, port=port))
+    try:
+        asyncio.run(run_api(cfg, host=host, port=port))
+    except OSError as exc:  # only the bind raises one: the API answers 503 while Redis is down
+        bind_host = cfg.settings.api.host if host is None else host
+        bind_port = cfg.settings.api.port if port is None else port
+        option = "--host" if host is not None else "api.host"
+        raise _listen_failed(exc, bind_host, bind_port, host_option=option) from None
+
+
+def _listen_failed(exc: OSError, host: str, port: int, *, host_option: str) -> typer.Exit:
+    """One line for a bind that failed: a host that is not this machine's is a usage error (2),
+    a port in use or refused to this user is not (1)."""
+    if isinstance(exc, socket.gaierror):
+        return _fail(f"{host_option}: cannot resolve {host!r}: {exc.strerror}")
+    code = exc.errno if isinstance(exc.errno, int) and exc.errno > 0 else None
+    reason = (os.strerror(code) if code is not None else exc.strerror or type(exc).__name__).lower()
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return _fail(f"{host_option}: cannot listen on {host}:{port}: {reason}")
+    return _fail(f"cannot listen on {host}:{port}: {reason}", code=1)
 
 
 def _pid1_role() -> str:
@@ -142,8 +168,6 @@ def _pid1_role() -> str:
 
 
 async def _probe_worker(cfg: Config) -> tuple[bool, str]:
-    import socket
-
     from worker.metrics import fresh_workers
     from worker.persistence import CHECK_TIMEOUTS, api_redis, redis_problem
 
@@ -287,6 +311,56 @@ def _scan_params(params: list[str]) -> dict[str, str]:
     return out
 
 
+NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class ArtistreeScan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: NonBlank
+    preview: Literal["true", "false", "yes", "no", "1", "0"] = "false"
+
+
+class RevScan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SartiqScan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    organization_id: NonBlank | None = None
+    owner_id: NonBlank | None = None
+
+
+SCAN_FILTERS: dict[str, type[BaseModel]] = {"artistree": ArtistreeScan, "rev": RevScan, "sartiq": SartiqScan}
+"""The keys each provider's scan reads (`Provider.scan`'s spec); any other key is a mistake
+that would be stored with the watch and silently ignored by every scan."""
+
+
+def scan_problems(provider: str, params: Mapping[str, str]) -> list[str]:
+    """What is wrong with `params` as `provider`'s scan filter, each naming the key and the
+    keys it accepts; [] when they are right (or the provider's filter is not known here)."""
+    model = SCAN_FILTERS.get(provider)
+    if model is None:
+        return []
+    try:
+        model.model_validate(params)
+    except ValidationError as exc:
+        accepted = (f"(accepted: {', '.join(model.model_fields)})" if model.model_fields
+                    else "(it takes no parameters)")
+        return [_scan_problem(e, provider, accepted) for e in exc.errors(include_input=False, include_url=False)]
+    return []
+
+
+def _scan_problem(error: Any, provider: str, accepted: str) -> str:
+    key = ".".join(str(x) for x in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"-p {key}: not a key of {provider}'s scan {accepted}"
+    if error["type"] == "missing":
+        return f"-p {key}: required by {provider}'s scan {accepted}"
+    return f"-p {key}: {error['msg']}"
+
+
 async def _first_scan(cfg: Config, store: Store, rkey: str, *, show_progress: bool) -> tuple[dict[str, int], int, int]:
     """Run a scan watch's first scan in this process, as a worker would (same poller, same
     commits, page by page), counting pages and items as they arrive."""
@@ -334,8 +408,8 @@ async def _first_scan(cfg: Config, store: Store, rkey: str, *, show_progress: bo
 @watch_app.command("scan")
 def watch_scan(
     provider: Annotated[str, typer.Argument(help="a configured provider that can list its resources")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="key=value of the scan, e.g. "
-                                                    "project_id=…; repeatable")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", metavar="KEY=VALUE",
+                                                    help="a key of the scan, e.g. project_id=…; repeatable")] = None,
     interval: Annotated[str, typer.Option("--interval", help="how often workers scan again")] = "10m",
     discovered: Annotated[bool, typer.Option("--discovered", help="emit *.discovered for new ones")] = False,
     run: Annotated[bool, typer.Option("--run/--no-run", help="do the first scan now, here, with progress")] = True,
@@ -357,8 +431,12 @@ def watch_scan(
         raise _fail(f"provider {provider!r} is not configured (configured: {', '.join(sorted(cfg.providers))})")
     if "scan" not in cls.kinds:
         raise _fail(f"{provider} cannot list its resources: watch them by id")
+    params = _scan_params(param or [])
+    problems = scan_problems(provider, params)
+    if problems:
+        raise _fail("; ".join(problems))
     try:
-        spec = WatchSpec.model_validate({"provider": provider, "scan": _scan_params(param or []),
+        spec = WatchSpec.model_validate({"provider": provider, "scan": params,
                                          "interval": interval, "discovered": discovered})
     except ValidationError as exc:
         raise _fail(_problems_line(
@@ -493,6 +571,74 @@ def _timeline_lines(history: Iterable[dict[str, Any]]) -> list[str]:
     return lines
 
 
+LEASE_SLACK = 2.0
+"""Seconds of leeway in telling a claim's lease from a due time: the scheduler's tick and
+the clocks of the hosts that wrote them."""
+
+
+def schedule_gap(now: float, *, interval: float, state: ResourceState | None, errors: int, paused: float,
+                 settings: ProviderSettings | None) -> float:
+    """The furthest ahead of `now` a poll of this resource can have set its next due time:
+    its schedule (interval, idle or terminal interval), a backoff after errors, or its
+    provider's pause after a 429."""
+    gap = interval
+    if state is not None and settings is not None:
+        flags = (False, True) if state.terminal is None else (bool(state.terminal),)
+        nexts = [next_poll_at(now, interval=interval, terminal=t, changed_at=state.changed_at, settings=settings)
+                 for t in flags]
+        gap = max((n - now for n in nexts if n is not None), default=0.0)
+    if errors > 0:
+        gap = max(gap, interval, poll_backoff(errors))
+    return max(gap, paused)
+
+
+def next_poll(score: float | None, now: float, *, gap: float, lease: float) -> tuple[float | None, float | None]:
+    """(when the resource is due, until when a claim leases it) from its score in the due set.
+
+    A claim moves the score `lease` seconds past the scheduler's tick and the poll's commit
+    moves it to the next due time: a score further ahead than any due time a poll sets
+    (`gap`, `schedule_gap`) and within a lease is a claim, and the resource was due when it was
+    claimed (it is being polled, or its poll job waits for a worker). Where `gap` reaches
+    the lease the two cannot be told apart, and the score is taken as the due time."""
+    if score is None:
+        return None, None
+    ahead = score - now
+    if gap + LEASE_SLACK < ahead <= lease + SCHEDULE_TICK + LEASE_SLACK:
+        return score - lease, score
+    return score, None
+
+
+async def _schedule_facts(redis: ArqRedis, rkey: str) -> tuple[ResourceState | None, float]:
+    """The resource's commit state (with its terminal flag) and its provider's pause."""
+    ref = ResourceRef.parse(rkey)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hget(keys.STATE, rkey)
+        pipe.pttl(keys.pause(ref.provider))
+        raw, pause_ms = await pipe.execute()
+    try:
+        state = ResourceState.parse(raw, f"{keys.STATE}[{rkey}]")
+    except CorruptRecord:
+        state = None  # resource_view has warned about it
+    return state, pause_ms / 1000 if pause_ms and pause_ms > 0 else 0.0
+
+
+def _poll_times(cfg: Config, view: dict[str, Any], facts: tuple[ResourceState | None, float],
+                now: float) -> tuple[float | None, float | None]:
+    watch = view["watch"]
+    if not watch:
+        return view["due_at"], None
+    state, paused = facts
+    gap = schedule_gap(now, interval=watch["interval"], state=state, errors=view["consecutive_errors"],
+                       paused=paused, settings=cfg.providers.get(view["provider"]))
+    return next_poll(view["due_at"], now, gap=gap, lease=cfg.settings.worker.poll_lease)
+
+
+def _next_poll_text(next_at: float | None, lease_until: float | None, now: float) -> str:
+    if lease_until is None:
+        return _in(next_at, now)
+    return f"due now (claimed for a poll; the claim's lease runs out {_in(lease_until, now)})"
+
+
 def show(
     rkey: Annotated[str, typer.Argument(help="provider:kind:id, e.g. rev:order:TC432432")],
     history: Annotated[int, typer.Option("--history", help="events to show")] = 20,
@@ -508,21 +654,23 @@ def show(
     except ValueError as exc:
         raise _fail(str(exc)) from None
 
-    async def go() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    async def go() -> tuple[dict[str, Any] | None, tuple[ResourceState | None, float], dict[str, Any] | None]:
         async with _redis(cfg) as redis:
             view = await resource_view(redis, rkey, history=history)
-        return view, await _describe(cfg, rkey, view["snapshot"] if view else None)
+            facts = await _schedule_facts(redis, rkey)
+        return view, facts, await _describe(cfg, rkey, view["snapshot"] if view else None)
 
-    view, info = _run(go())
+    view, facts, info = _run(go())
     if view is None:
         raise _fail(f"{rkey} is not watched and was never polled", code=1)
-    if as_json:
-        _echo_json({**view, "describe": info})
-        return
     now = time.time()
+    next_at, lease_until = _poll_times(cfg, view, facts, now)
+    if as_json:
+        _echo_json({**view, "next_poll_at": next_at, "lease_until": lease_until, "describe": info})
+        return
     watch = view["watch"]
-    how = (f"watched ({watch['source']}), every {watch['interval']:g}s, next poll {_in(view['due_at'], now)}"
-           if watch else "not watched")
+    how = (f"watched ({watch['source']}), every {watch['interval']:g}s, "
+           f"next poll {_next_poll_text(next_at, lease_until, now)}" if watch else "not watched")
     typer.echo(f"{rkey}  {how}")
     if info:
         typer.echo(f"  {info['title']}: {info['state']}{' (terminal)' if info['terminal'] else ''}")
@@ -555,6 +703,138 @@ def _event_line(event: dict[str, Any]) -> str:
             f"{event.get('resource', {}).get('key', '')}  {event.get('summary', '')}")
 
 
+TIMELINE_SEARCH_LIMIT = 100_000
+"""`events tail` reads the newest timeline entry of every resource when the outbox holds too
+few events: not beyond this many resources (one LINDEX each)."""
+
+
+def _sort_key(record: dict[str, Any]) -> tuple[str, str, int]:
+    seq = record.get("seq")
+    return (str(record.get("detected_at", "")), str(record.get("resource", {}).get("key", "")),
+            seq if isinstance(seq, int) else 0)
+
+
+def _outbox_record(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any] | None:
+    """The event of an outbox entry with its `stream_id`; None (and a warning) if unreadable."""
+    try:
+        event = orjson.loads(fields[b"e"])
+        if not isinstance(event, dict):
+            raise ValueError("not an object")
+        return {"stream_id": entry_id.decode(), **event}
+    except (KeyError, ValueError, TypeError, AttributeError):
+        typer.echo(f"warning: unreadable record skipped: {keys.OUTBOX}[{entry_id.decode()}]", err=True)
+        return None
+
+
+def _timeline_record(raw: bytes, rkey: str) -> dict[str, Any] | None:
+    """A timeline entry shaped like an event (no data, no snapshot, `stream_id` null)."""
+    try:
+        item = read_history_entry(raw, rkey)
+        ref = ResourceRef.parse(rkey)
+        return {"stream_id": None, "id": item["id"], "type": item["type"], "provider": ref.provider,
+                "resource": {"kind": ref.kind, "id": ref.id, "key": rkey}, "seq": item["seq"],
+                "detected_at": item["at"], "severity": item["severity"], "summary": item["summary"]}
+    except (KeyError, ValueError, TypeError):
+        typer.echo(f"warning: unreadable record skipped: {keys.history(rkey)}", err=True)
+        return None
+
+
+async def _timeline_events(redis: ArqRedis, limit: int) -> list[dict[str, Any]] | None:
+    """The `limit` newest entries of all the resources' timelines, oldest first; None when
+    there are more than TIMELINE_SEARCH_LIMIT resources. Each timeline is newest first: a
+    resource whose newest entry is older than the `limit`-th newest of those newest entries
+    has nothing to give, so only the others' timelines are read further."""
+    if await redis.hlen(keys.STATE) > TIMELINE_SEARCH_LIMIT:  # type: ignore[misc]
+        return None
+    rkeys = [k.decode() for k in await redis.hkeys(keys.STATE)]  # type: ignore[misc]
+    newest: list[tuple[dict[str, Any], str]] = []
+    for i in range(0, len(rkeys), ADD_CHUNK):
+        chunk = rkeys[i : i + ADD_CHUNK]
+        async with redis.pipeline(transaction=False) as pipe:
+            for rkey in chunk:
+                pipe.lindex(keys.history(rkey), 0)
+            heads = await pipe.execute()
+        newest += [(rec, rkey) for rkey, raw in zip(chunk, heads, strict=True)
+                   if raw is not None and (rec := _timeline_record(raw, rkey)) is not None]
+    newest.sort(key=lambda pair: _sort_key(pair[0]))
+    if not newest:
+        return []
+    floor = _sort_key(newest[-limit:][0][0])
+    candidates = [rkey for rec, rkey in newest if _sort_key(rec) >= floor]
+    async with redis.pipeline(transaction=False) as pipe:
+        for rkey in candidates:
+            pipe.lrange(keys.history(rkey), 0, limit - 1)
+        lists = await pipe.execute()
+    records = [rec for rkey, raws in zip(candidates, lists, strict=True) for raw in raws
+               if (rec := _timeline_record(raw, rkey)) is not None]
+    return sorted(records, key=_sort_key)[-limit:]
+
+
+async def _recent_events(redis: ArqRedis, count: int) -> tuple[list[dict[str, Any]], bytes | None, str | None]:
+    """The `count` newest events, oldest first; the newest outbox entry's id; a note when
+    the outbox held fewer (the dispatcher trims what it handed on), whose place the
+    resources' timelines took."""
+    entries = list(reversed(await redis.xrevrange(keys.OUTBOX, count=count)))
+    last = entries[-1][0] if entries else None
+    outbox = [rec for entry_id, fields in entries if (rec := _outbox_record(entry_id, fields)) is not None]
+    if len(outbox) >= count:
+        return outbox, last, None
+    timeline = await _timeline_events(redis, count)
+    if timeline is None:
+        return outbox, last, (f"the outbox holds {len(outbox)} event(s) (it keeps only what is not yet "
+                              f"dispatched); the timelines of more than {TIMELINE_SEARCH_LIMIT} resources "
+                              "were not searched (statehook show RKEY shows one)")
+    seen = {rec.get("id") for rec in outbox}
+    older = [rec for rec in timeline if rec["id"] not in seen]
+    merged = sorted(older + outbox, key=_sort_key)[-count:]
+    note = (f"the outbox holds {len(outbox)} event(s) (it keeps only what is not yet dispatched); "
+            f"{len(merged) - len(outbox)} more from the resources' timelines")
+    if len(merged) < count:
+        note += f"; {len(merged)} in all, fewer than the {count} asked for"
+    return merged, last, note
+
+
+class _EventPrinter:
+    """Events as lines, or (`--json`) as one JSON array, written an element a line as they
+    come (`[{…}`, `,{…}`, `]`) so that -f can stream it; `[]` when there is none."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.printed = 0
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if self.as_json:
+            typer.echo(("," if self.printed else "[") + orjson.dumps(record).decode())
+        else:
+            typer.echo(_event_line(record))
+        self.printed += 1
+        sys.stdout.flush()
+
+    def close(self) -> None:
+        if self.as_json:
+            typer.echo("]" if self.printed else "[]")
+
+
+async def _follow(redis: ArqRedis, last: bytes | None, max_events: int, out: _EventPrinter) -> None:
+    """Print events as they are committed after `last` (the stream's end if None), up to
+    `max_events` of them (0: until interrupted)."""
+    if last is None:
+        # "$" would be re-read on every call: pin the position to the stream's end now
+        newest = await redis.xrevrange(keys.OUTBOX, count=1)
+        last = newest[0][0] if newest else b"0-0"
+    seen = 0
+    while max_events <= 0 or seen < max_events:
+        wanted = 100 if max_events <= 0 else min(100, max_events - seen)
+        response = await redis.xread({keys.OUTBOX: last}, block=500, count=wanted)
+        for _stream, entries in response or ():
+            for entry_id, fields in entries:
+                last = entry_id
+                record = _outbox_record(entry_id, fields)
+                if record is not None:
+                    out(record)
+                    seen += 1
+
+
 @events_app.command("tail")
 def events_tail(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new events")] = False,
@@ -565,55 +845,49 @@ def events_tail(
 ) -> None:
     """Print recent events, then (-f) new ones as they are committed.
 
-    Reads the outbox stream directly (XREAD): it takes nothing from the dispatcher.
+    Reads the outbox stream directly (XREAD): it takes nothing from the dispatcher. The
+    outbox keeps only what is not yet dispatched: older events come from the resources'
+    timelines (without their data and snapshot). --json prints one JSON array, an event a
+    line.
     """
+    if count < 0:
+        raise _fail(f"--count: {count} is below 0")
+    if max_events < 0:
+        raise _fail(f"--max-events: {max_events} is below 0")
+    if max_events and not follow:
+        raise _fail("--max-events needs --follow (-f)")
     cfg = _load(config)
-
-    def out(entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        raw = fields.get(b"e")
-        if raw is None:
-            return
-        try:
-            event = orjson.loads(raw)
-            line = (orjson.dumps({"stream_id": entry_id.decode(), **event}).decode() if as_json
-                    else _event_line(event))
-        except (ValueError, TypeError, AttributeError):
-            typer.echo(f"warning: unreadable record skipped: {keys.OUTBOX}[{entry_id.decode()}]", err=True)
-            return
-        typer.echo(line)
+    out = _EventPrinter(as_json)
 
     async def go() -> None:
         async with _redis(cfg) as redis:
-            last = b"$"
+            last = None
             if count > 0:
-                recent = list(reversed(await redis.xrevrange(keys.OUTBOX, count=count)))
-                for entry_id, fields in recent:
-                    out(entry_id, fields)
-                if recent:
-                    last = recent[-1][0]
-            if not follow:
-                return
-            if last == b"$":
-                # "$" would be re-read on every call: pin the position to the stream's end now
-                newest = await redis.xrevrange(keys.OUTBOX, count=1)
-                last = newest[0][0] if newest else b"0-0"
-            seen = 0
-            while max_events <= 0 or seen < max_events:
-                response = await redis.xread({keys.OUTBOX: last}, block=500, count=100)
-                for _stream, entries in response or ():
-                    for entry_id, fields in entries:
-                        out(entry_id, fields)
-                        last = entry_id
-                        seen += 1
-                sys.stdout.flush()
+                recent, last, note = await _recent_events(redis, count)
+                if note:
+                    typer.echo(f"note: {note}", err=True)
+                for record in recent:
+                    out(record)
+            if follow:
+                await _follow(redis, last, max_events, out)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        _run(go())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            _run(go())
+    except typer.Exit:
+        if out.printed:
+            out.close()  # what was printed stays a JSON array
+        raise
+    out.close()
 
 
 def register_ops(app: typer.Typer) -> None:
-    """Add the operator's commands to the `statehook` app."""
+    """Add the operator's commands to the `statehook` app, and plain help for all of them:
+    typer's Rich help gives every flag a type column (`--json <bool>`, `--help <bool>`), its
+    plain help does not (the root app's setting is the one every command's help uses)."""
     from worker.cli_simulate import simulate
+
+    app.rich_markup_mode = None
 
     app.command("api")(api)
     app.add_typer(watch_app, name="watch")
