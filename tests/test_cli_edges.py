@@ -25,7 +25,7 @@ from typer.testing import CliRunner, Result
 from tasks import keys
 from tasks.model import Event, ResourceRef
 from tasks.store import Commit, ResourceState, Store, WatchMeta, pack_snapshot
-from tests.conftest import wait_for
+from tests.conftest import free_port, wait_for
 from tests.kit import write_config
 from tests.test_routes import event
 from worker.cli import app
@@ -97,6 +97,20 @@ async def test_a_destination_that_left_the_config_can_still_be_enabled(
     assert await redis.hlen(keys.DISABLED) == 0
 
 
+async def test_dlq_and_notify_say_redis_is_unavailable_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "down.toml"
+    write_config(path, redis_url=f"redis://127.0.0.1:{free_port()}/0", providers={},
+                 destinations={"a": {"kind": "console"}}, routes=[{"to": ["a"]}])
+    started = time.monotonic()
+    for args in (["dlq", "ls"], ["dlq", "replay", "--all"], ["dlq", "purge", "--yes"], ["notify", "status"],
+                 ["notify", "enable", "a"], ["notify", "disable", "a"], ["notify", "attempts", "evt_1"],
+                 ["notify", "test", "a"]):
+        result = await cli(*args, "-c", str(path))
+        assert result.exit_code == 1, (args, result.output)
+        assert one_line(result) == "error: redis unavailable: ConnectionError"
+    assert time.monotonic() - started < 20  # ARQ's pool tried for 30 s each
+
+
 # ---- api ----------------------------------------------------------------------------------------------
 
 
@@ -124,10 +138,15 @@ async def test_api_on_a_port_in_use_is_one_line_and_exit_1(config_path: str) -> 
 
 
 async def test_api_on_a_host_that_does_not_resolve_names_host(config_path: str) -> None:
-    result = await cli("api", "--host", "nosuch.invalid", "--port", "0", "-c", config_path)
-    assert result.exit_code == 2, result.output
-    assert result.output.strip().splitlines()[-1].startswith("error: --host: cannot resolve 'nosuch.invalid': ")
-    assert "Traceback" not in result.output
+    proc = await asyncio.create_subprocess_exec(
+        STATEHOOK, "api", "-c", config_path, "--host", "nosuch.invalid", "--port", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(proc.communicate(), timeout=30)
+    err = stderr.decode()
+    assert proc.returncode == 2, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("error: --host: cannot resolve 'nosuch.invalid': ")
 
 
 # ---- watch scan ---------------------------------------------------------------------------------------

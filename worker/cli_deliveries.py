@@ -31,7 +31,7 @@ from typing import Annotated, Any
 import aiohttp
 import orjson
 import typer
-from arq.connections import ArqRedis, create_pool
+from arq.connections import ArqRedis
 
 import notifiers
 from config.load import Config, canonical_name
@@ -221,18 +221,16 @@ def _config(path: Path | None) -> Config:
     return load_or_exit(path)
 
 
-async def _with_redis(config: Config, work: Any) -> Any:
-    from worker.settings import redis_settings
-
-    redis = await create_pool(redis_settings(config.redis_url))
-    try:
-        return await work(redis)
-    finally:
-        await redis.aclose()
-
-
 def _run(config: Config, work: Any) -> Any:
-    return asyncio.run(_with_redis(config, work))
+    """`work(redis)` with the CLI's client (timeouts on every call, Sentinel URLs work);
+    Redis unavailable is one line and exit 1 (ARQ's pool retried for 30 s, then a traceback)."""
+    from worker.cli_ops import cli_redis, run_or_exit
+
+    async def go() -> Any:
+        async with cli_redis(config) as redis:
+            return await work(redis)
+
+    return run_or_exit(go())
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:

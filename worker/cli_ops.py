@@ -37,7 +37,7 @@ from tasks.model import ResourceRef
 from tasks.schedule import next_poll_at
 from tasks.store import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry
 
-__all__ = ["events_app", "prepare", "register_ops", "watch_app"]
+__all__ = ["cli_redis", "events_app", "prepare", "register_ops", "run_or_exit", "watch_app"]
 
 ConfigOption = Annotated[
     Path | None,
@@ -73,7 +73,7 @@ def prepare(config: Config, *, sentry: bool = True) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _redis(config: Config) -> AsyncIterator[ArqRedis]:
+async def cli_redis(config: Config) -> AsyncIterator[ArqRedis]:
     from worker.api import open_redis
 
     client = await open_redis(config)
@@ -105,7 +105,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _run(main: Coroutine[Any, Any, T]) -> T:
+def run_or_exit(main: Coroutine[Any, Any, T]) -> T:
     """`asyncio.run(main)`; Redis unavailable is one line and exit 1, not a traceback."""
     from worker.persistence import redis_down, redis_problem
 
@@ -289,10 +289,10 @@ def watch_add(
     rkeys = [ResourceRef(provider, resolved_kind, rid).key for rid in all_ids]
 
     async def go() -> int:
-        async with _redis(cfg) as redis:
+        async with cli_redis(cfg) as redis:
             return await _add_in_chunks(Store(redis), rkeys, meta, show_progress=not as_json)
 
-    added = _run(go())
+    added = run_or_exit(go())
     if as_json:
         _echo_json({"provider": provider, "kind": resolved_kind, "interval": meta.interval,
                     "watched": len(rkeys), "added": added})
@@ -446,7 +446,7 @@ def watch_scan(
     meta = WatchMeta(interval=config_meta.interval, discovered=discovered, scan=config_meta.scan, source="cli")
 
     async def go() -> tuple[int, dict[str, int], int, int]:
-        async with _redis(cfg) as redis:
+        async with cli_redis(cfg) as redis:
             store = Store(redis, history_length=cfg.settings.worker.history_length)
             # when this process scans first, the workers' first turn is one interval later
             due = time.time() + meta.interval if run else None
@@ -456,7 +456,7 @@ def watch_scan(
             outcomes, pages, items = await _first_scan(cfg, store, rkey, show_progress=not as_json)
             return added, outcomes, pages, items
 
-    added, outcomes, pages, items = _run(go())
+    added, outcomes, pages, items = run_or_exit(go())
     if as_json:
         _echo_json({"rkey": rkey, "added": added, "interval": meta.interval, "pages": pages, "items": items,
                     "outcomes": outcomes})
@@ -491,10 +491,10 @@ def watch_rm(
         raise _fail("nothing to remove: give PROVIDER IDS… or --rkey")
 
     async def go() -> int:
-        async with _redis(cfg) as redis:
+        async with cli_redis(cfg) as redis:
             return await forget_watches(Store(redis), rkeys)
 
-    removed = _run(go())
+    removed = run_or_exit(go())
     if as_json:
         _echo_json({"removed": removed, "rkeys": rkeys})
     else:
@@ -513,7 +513,7 @@ def watch_ls(
     cfg = _load(config)
 
     async def go() -> tuple[list[dict[str, Any]], int]:
-        async with _redis(cfg) as redis:
+        async with cli_redis(cfg) as redis:
             watches = await Store(redis).watches(source=source)
             selected = sorted(k for k in watches if provider is None or k.startswith(f"{provider}:"))
             shown = selected if limit <= 0 else selected[:limit]
@@ -522,7 +522,7 @@ def watch_ls(
                      "scan": watches[k].scan, "due_at": d} for k, d in zip(shown, dues, strict=True)]
             return rows, len(selected)
 
-    rows, total = _run(go())
+    rows, total = run_or_exit(go())
     if as_json:
         _echo_json({"watches": rows, "total": total})
         return
@@ -655,12 +655,12 @@ def show(
         raise _fail(str(exc)) from None
 
     async def go() -> tuple[dict[str, Any] | None, tuple[ResourceState | None, float], dict[str, Any] | None]:
-        async with _redis(cfg) as redis:
+        async with cli_redis(cfg) as redis:
             view = await resource_view(redis, rkey, history=history)
             facts = await _schedule_facts(redis, rkey)
         return view, facts, await _describe(cfg, rkey, view["snapshot"] if view else None)
 
-    view, facts, info = _run(go())
+    view, facts, info = run_or_exit(go())
     if view is None:
         raise _fail(f"{rkey} is not watched and was never polled", code=1)
     now = time.time()
@@ -860,7 +860,7 @@ def events_tail(
     out = _EventPrinter(as_json)
 
     async def go() -> None:
-        async with _redis(cfg) as redis:
+        async with cli_redis(cfg) as redis:
             last = None
             if count > 0:
                 recent, last, note = await _recent_events(redis, count)
@@ -873,7 +873,7 @@ def events_tail(
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            _run(go())
+            run_or_exit(go())
     except typer.Exit:
         if out.printed:
             out.close()  # what was printed stays a JSON array
