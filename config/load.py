@@ -34,7 +34,7 @@ from config.settings import (
     settings_class_for,
 )
 from notifiers.base import DestinationSettings
-from providers.base import ProviderSettings
+from providers.base import ProviderSettings, scan_filter_problems
 
 __all__ = ["OTHER_VARIABLES", "Config", "ConfigError", "canonical_name", "load_config"]
 
@@ -259,6 +259,9 @@ def _watch_problems(settings: Settings, provider_blocks: dict[str, dict[str, Any
                     f"{watch.provider} has no kind {watch.kind!r} (known: {', '.join(cls_p.kinds)})",
                 )
             )
+        elif watch.scan is not None:
+            for key, problem in scan_filter_problems(cls_p, watch.scan):
+                problems.append(locator.line(("watches", i, "scan", *([key] if key else [])), problem))
     return problems
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from pydantic import Field, SecretStr
@@ -18,9 +18,11 @@ from pydantic import Field, SecretStr
 from providers.base import (
     ListedItems,
     MalformedPayload,
+    NonBlank,
     Provider,
     ProviderSettings,
     ResourceInfo,
+    ScanFilter,
     ScanItem,
     ScanPage,
     Unauthorized,
@@ -55,10 +57,16 @@ class ArtistreeSettings(ProviderSettings):
     page_size: int = Field(default=1000, ge=1, le=1000)
 
 
+class ArtistreeScan(ScanFilter):
+    project_id: NonBlank
+    preview: Literal["true", "false", "yes", "no", "1", "0"] = "false"
+
+
 class ArtistreeProvider(Provider):
     name = "artistree"
     settings_model = ArtistreeSettings
     kinds: ClassVar[tuple[str, ...]] = ("order", "scan")
+    scan_filter = ArtistreeScan
     settings: ArtistreeSettings
 
     async def new_token(self) -> tuple[str, float]:

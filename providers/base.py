@@ -12,11 +12,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import aiohttp
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from config.schema import Duration, DurationOrOff
 from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
@@ -25,17 +25,20 @@ from transport.http import NoReply, Outcome, Reply, error_words, send
 __all__ = [
     "ListedItems",
     "MalformedPayload",
+    "NonBlank",
     "NotFound",
     "Provider",
     "ProviderError",
     "ProviderSettings",
     "RateLimited",
     "ResourceInfo",
+    "ScanFilter",
     "ScanItem",
     "ScanPage",
     "Unauthorized",
     "Unavailable",
     "error_for_reply",
+    "scan_filter_problems",
 ]
 
 
@@ -134,6 +137,40 @@ FRESH_TOKEN = 30.0
 """Seconds during which a refused token is not replaced (it cannot have expired)."""
 
 
+NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class ScanFilter(BaseModel):
+    """The keys a provider's scan reads from its spec (a watch's `scan = {…}`, `watch scan -p`).
+    Each provider that scans declares its own; any other key is a mistake that would be stored
+    with the watch and ignored by every scan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def scan_filter_problems(provider: type[Provider], spec: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, problem) for each thing wrong with `spec` as `provider`'s scan filter, each
+    naming the keys it accepts; [] when it is right."""
+    model = provider.scan_filter
+    if model is None:
+        return [("", f"{provider.name} cannot scan (it watches ids only)")]
+    try:
+        model.model_validate(spec)
+    except ValidationError as exc:
+        accepted = f"(accepted: {', '.join(model.model_fields)})" if model.model_fields else "(it takes no parameters)"
+        out = []
+        for error in exc.errors(include_input=False, include_url=False):
+            key = ".".join(str(x) for x in error["loc"])
+            if error["type"] == "extra_forbidden":
+                out.append((key, f"not a key of {provider.name}'s scan {accepted}"))
+            elif error["type"] == "missing":
+                out.append((key, f"required by {provider.name}'s scan {accepted}"))
+            else:
+                out.append((key, str(error["msg"])))
+        return out
+    return []
+
+
 def error_for_reply(reply: Reply, message: str) -> ProviderError:
     """The ProviderError a refused request means (`message` says who and why)."""
     match reply.outcome:
@@ -154,6 +191,8 @@ class Provider(ABC):
     settings_model: ClassVar[type[ProviderSettings]] = ProviderSettings
     default_kind: ClassVar[str] = "order"
     kinds: ClassVar[tuple[str, ...]] = ("order",)
+    scan_filter: ClassVar[type[ScanFilter] | None] = None
+    """What `scan` reads from its spec; None: this provider cannot scan."""
 
     def __init__(self, settings: ProviderSettings, session: aiohttp.ClientSession) -> None:
         self.settings = settings

@@ -21,7 +21,7 @@ import orjson
 from pydantic import SecretStr, model_validator
 
 from config.schema import DurationOrOff
-from providers.base import MalformedPayload, Provider, ProviderSettings, ResourceInfo, ScanItem
+from providers.base import MalformedPayload, Provider, ProviderSettings, ResourceInfo, ScanFilter, ScanItem
 from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
 
 __all__ = ["RevProvider", "RevSettings", "is_terminal"]
@@ -57,10 +57,15 @@ def is_terminal(status: str | None) -> bool:
     return isinstance(status, str) and status.strip().casefold() in TERMINAL
 
 
+class RevScan(ScanFilter):
+    """Every order of the account: no keys."""
+
+
 class RevProvider(Provider):
     name = "rev"
     settings_model = RevSettings
     kinds: ClassVar[tuple[str, ...]] = ("order", "scan")
+    scan_filter = RevScan
     settings: RevSettings
 
     async def auth_headers(self, *, refresh: bool = False) -> dict[str, str]:

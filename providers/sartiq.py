@@ -35,10 +35,12 @@ from pydantic import Field, SecretStr
 from config.schema import Duration
 from providers.base import (
     MalformedPayload,
+    NonBlank,
     Provider,
     ProviderError,
     ProviderSettings,
     ResourceInfo,
+    ScanFilter,
     ScanItem,
     Unauthorized,
     Unavailable,
@@ -182,11 +184,17 @@ def _split_latest_id(rid: str) -> tuple[str, str]:
 # ---- the provider -----------------------------------------------------------------------
 
 
+class SartiqScan(ScanFilter):
+    organization_id: NonBlank | None = None
+    owner_id: NonBlank | None = None
+
+
 class SartiqProvider(Provider):
     name = "sartiq"
     settings_model = SartiqSettings
     default_kind = "upload_task"
     kinds: ClassVar[tuple[str, ...]] = ("upload_task", "set_design", "latest_upload", "scan")
+    scan_filter = SartiqScan
     settings: SartiqSettings
 
     # ---- auth -------------------------------------------------------------------------

@@ -21,12 +21,12 @@ import time
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
 from arq.connections import ArqRedis
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
+from pydantic import ValidationError
 
 from config import Config
 from providers.base import ProviderSettings, ScanPage
@@ -311,54 +311,16 @@ def _scan_params(params: list[str]) -> dict[str, str]:
     return out
 
 
-NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-
-
-class ArtistreeScan(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    project_id: NonBlank
-    preview: Literal["true", "false", "yes", "no", "1", "0"] = "false"
-
-
-class RevScan(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SartiqScan(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    organization_id: NonBlank | None = None
-    owner_id: NonBlank | None = None
-
-
-SCAN_FILTERS: dict[str, type[BaseModel]] = {"artistree": ArtistreeScan, "rev": RevScan, "sartiq": SartiqScan}
-"""The keys each provider's scan reads (`Provider.scan`'s spec); any other key is a mistake
-that would be stored with the watch and silently ignored by every scan."""
-
-
 def scan_problems(provider: str, params: Mapping[str, str]) -> list[str]:
-    """What is wrong with `params` as `provider`'s scan filter, each naming the key and the
-    keys it accepts; [] when they are right (or the provider's filter is not known here)."""
-    model = SCAN_FILTERS.get(provider)
-    if model is None:
+    """What is wrong with `params` as `provider`'s scan filter (`-p key: problem`, each
+    naming the keys it accepts); [] when they are right."""
+    import providers as provider_registry
+    from providers.base import scan_filter_problems
+
+    cls = provider_registry.REGISTRY.get(provider)
+    if cls is None:
         return []
-    try:
-        model.model_validate(params)
-    except ValidationError as exc:
-        accepted = (f"(accepted: {', '.join(model.model_fields)})" if model.model_fields
-                    else "(it takes no parameters)")
-        return [_scan_problem(e, provider, accepted) for e in exc.errors(include_input=False, include_url=False)]
-    return []
-
-
-def _scan_problem(error: Any, provider: str, accepted: str) -> str:
-    key = ".".join(str(x) for x in error["loc"])
-    if error["type"] == "extra_forbidden":
-        return f"-p {key}: not a key of {provider}'s scan {accepted}"
-    if error["type"] == "missing":
-        return f"-p {key}: required by {provider}'s scan {accepted}"
-    return f"-p {key}: {error['msg']}"
+    return [f"-p {key}: {problem}" if key else problem for key, problem in scan_filter_problems(cls, params)]
 
 
 async def _first_scan(cfg: Config, store: Store, rkey: str, *, show_progress: bool) -> tuple[dict[str, int], int, int]:
