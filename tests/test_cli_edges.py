@@ -137,6 +137,19 @@ async def test_api_on_a_port_in_use_is_one_line_and_exit_1(config_path: str) -> 
     assert err.strip().splitlines()[-1] == f"error: cannot listen on 127.0.0.1:{port}: address already in use"
 
 
+@pytest.mark.parametrize("args", [["api", "--port", "abc"], ["api", "--bogus"], ["events", "tail", "-n", "x"],
+                                  ["show"], ["watch", "add", "rev", "--interval"]])
+def test_a_usage_mistake_is_one_error_line_and_exit_2(args: list[str]) -> None:
+    """The console script, not CliRunner: `main` turns click's usage box into one line."""
+    import subprocess
+
+    proc = subprocess.run([STATEHOOK, *args], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    assert not proc.stdout and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+
+
 async def test_api_on_a_host_that_does_not_resolve_names_host(config_path: str) -> None:
     proc = await asyncio.create_subprocess_exec(
         STATEHOOK, "api", "-c", config_path, "--host", "nosuch.invalid", "--port", "0",

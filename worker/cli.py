@@ -10,6 +10,11 @@ from typing import Annotated
 
 import typer
 
+try:  # typer carries its own copy of click since 0.26
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment]
+
 from config import ConfigError, load_config
 from config.load import Config
 from config.show import resolved
@@ -20,7 +25,8 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    help="Watch providers, detect state changes, deliver events."
+    rich_markup_mode=None,  # typer's Rich help shows `<bool>` on every flag
+    help="Watch providers, detect state changes, deliver events.",
 )
 
 ConfigOption = Annotated[
@@ -113,4 +119,18 @@ app.add_typer(deliveries_app)  # dlq …, notify …
 
 
 def main() -> None:
-    app()
+    """The console script: a usage mistake (`--port abc`, an unknown option) is one
+    `error:` line and exit 2, not click's usage box."""
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        hint = f" (see {exc.ctx.command_path} --help)" if isinstance(exc, UsageError) and exc.ctx else ""
+        typer.echo(f"error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -849,8 +849,6 @@ def register_ops(app: typer.Typer) -> None:
     plain help does not (the root app's setting is the one every command's help uses)."""
     from worker.cli_simulate import simulate
 
-    app.rich_markup_mode = None
-
     app.command("api")(api)
     app.add_typer(watch_app, name="watch")
     app.command("show")(show)
