@@ -52,10 +52,10 @@ ADD_CHUNK = 1000
 T = TypeVar("T")
 
 
-def _load(path: Path | None) -> Config:
+def _load(path: Path | None, *, warn: bool = False) -> Config:
     from worker.cli import load_or_exit
 
-    return load_or_exit(path)
+    return load_or_exit(path, warn=warn)
 
 
 def prepare(config: Config, *, sentry: bool = True) -> None:
@@ -135,7 +135,7 @@ def api(
 
     if port is not None and not 0 <= port <= 65535:
         raise _fail(f"--port: {port} is not a port (0-65535)")
-    cfg = _load(config)
+    cfg = _load(config, warn=True)  # a long-running process says its warnings once, at start
     prepare(cfg)
     try:
         asyncio.run(run_api(cfg, host=host, port=port))
