@@ -220,7 +220,7 @@ env_check=(env "STATEHOOK_REDIS_URL=redis://127.0.0.1:$closed_port/0"
 t=$(now)
 in_image statehook --help
 echo "$OUT" >"$WORK/logs/help.txt"
-listed=$(for c in run api check healthcheck; do if grep -qE "│ $c +" <<<"$OUT"; then echo "$c"; fi; done | xargs)
+listed=$(for c in run api check healthcheck; do if grep -qE "^  $c +" <<<"$OUT"; then echo "$c"; fi; done | xargs)
 if [ "$RC" = 0 ] && [ "$listed" = "run api check healthcheck" ]; then
   pass "statehook --help" "$(since "$t")" "exit 0, lists $listed"
 else
