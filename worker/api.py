@@ -40,21 +40,23 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 from arq.connections import ArqRedis
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ValidationError
 
 import providers as provider_registry
 from config import Config
-from config.schema import Duration, WatchSpec
+from config.schema import WatchSpec
 from tasks import keys
 from tasks.model import ResourceRef
 from tasks.store import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
+from worker import api_models as models
 from worker import metrics
+from worker.api_models import ID_PATTERN, MAX_IDS, UnwatchFields, WatchFields
 from worker.openapi import openapi_spec
 from worker.persistence import api_redis, redis_down, redis_problem
 from worker.settings import SCHEDULE_NOW
@@ -62,24 +64,24 @@ from worker.settings import SCHEDULE_NOW
 __all__ = [
     "HOOK_IDS",
     "ID_PATTERN",
-    "OPENAPI",
+    "MAX_IDS",
     "ApiState",
     "InvalidWatch",
     "RedisStatus",
     "Unreadable",
-    "WatchRequest",
     "forget_watches",
     "make_app",
     "open_redis",
+    "openapi_document",
     "resource_view",
     "run_api",
     "start_api",
+    "validate_unwatch",
     "validate_watch",
 ]
 
 log = logging.getLogger("statehook.api")
 
-MAX_IDS = 10_000
 HEALTH_TIMEOUT = 2.0
 RETRY_AFTER = "5"
 """seconds, in the Retry-After of a 503 while Redis is unavailable"""
@@ -87,22 +89,9 @@ REDIS_DEADLINE = 3.0
 """seconds a request may spend on Redis (counted once its body is read): past it, 503. Each
 call has its own timeouts (worker.persistence.API_TIMEOUTS), but concurrent requests to a
 hung Redis queue behind one another's connects in redis-py's pool."""
-
-ID_PATTERN = r"^[^\s/?#]{1,256}$"
-"""A resource id as the API and the CLI accept it: no whitespace, no URL delimiters."""
-ResourceId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-
-
-class WatchRequest(BaseModel):
-    """Body of POST and DELETE /v1/watches."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    provider: str
-    kind: str | None = None
-    ids: list[ResourceId] = Field(min_length=1, max_length=MAX_IDS)
-    interval: Duration | None = None
-    discovered: bool = False
+BODY_TIMEOUT = 10.0
+"""seconds a request body may take to arrive: past it, 408 (a client that stops sending
+would otherwise hold the request open)."""
 
 
 # ---- inbound hooks: where each provider puts the id of the resource it talks about ----
@@ -161,6 +150,7 @@ class ApiState:
     token: bytes | None
     hook_tokens: dict[str, bytes]
     redis_status: RedisStatus
+    openapi: dict[str, Any]
 
 
 STATE = web.AppKey("statehook", ApiState)
@@ -176,7 +166,14 @@ def start_deadline(request: web.Request) -> None:
 
 
 def error(status: int, reason: str, *, headers: Mapping[str, str] | None = None, **extra: Any) -> web.Response:
-    return _json({"error": reason, **extra}, status=status, headers=headers)
+    """A refusal, as the document's Error has it (an undeclared `extra` is a bug: it raises)."""
+    body = models.Error(error=reason, **extra).model_dump(exclude_none=True)
+    return _json(body, status=status, headers=headers)
+
+
+def _answer(model: BaseModel, status: int = 200, headers: Mapping[str, str] | None = None, *,
+            exclude_none: bool = False) -> web.Response:
+    return _json(model.model_dump(mode="json", exclude_none=exclude_none), status=status, headers=headers)
 
 
 def _json(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
@@ -215,6 +212,15 @@ def redis_unavailable(exc: BaseException) -> web.Response:
     return error(503, f"redis unavailable: {redis_problem(exc)}", headers={"Retry-After": RETRY_AFTER})
 
 
+_KEPT = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+def _kept_headers(exc: web.HTTPException) -> dict[str, str]:
+    """What an aiohttp refusal says in its headers that its JSON rewrite must keep: a 405's
+    Allow above all."""
+    return {name: exc.headers[name] for name in _KEPT if name in exc.headers}
+
+
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every answer is JSON, including aiohttp's own 404/405/413 and unexpected errors:
@@ -230,7 +236,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error(exc.status, exc.reason)
+        return error(exc.status, exc.reason, headers=_kept_headers(exc))
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -256,6 +262,13 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
+def openapi_document(config: Config) -> dict[str, Any]:
+    """The document for `config`: watch requests name a configured provider (every known one
+    when none is configured: each is then refused as not configured)."""
+    configured = [p for p in config.providers if p in provider_registry.REGISTRY]
+    return openapi_spec(configured or provider_registry.REGISTRY, HOOK_IDS)
+
+
 def make_app(config: Config, redis: ArqRedis) -> web.Application:
     api = config.settings.api
     app = web.Application(middlewares=[_errors, _auth], client_max_size=8 * 1024 * 1024)
@@ -266,6 +279,7 @@ def make_app(config: Config, redis: ArqRedis) -> web.Application:
         token=api.token.get_secret_value().encode() if api.token else None,
         hook_tokens={name: t.get_secret_value().encode() for name, t in api.hook_tokens.items()},
         redis_status=RedisStatus(),
+        openapi=openapi_document(config),
     )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
@@ -294,17 +308,20 @@ async def healthz(request: web.Request) -> web.Response:
         else:
             log.exception("healthz: reading the heartbeats failed")
             reason = f"health check failed: {type(exc).__name__}"
-        return _json({"status": "unavailable", "reason": reason}, status=503, headers={"Retry-After": RETRY_AFTER})
-    fresh = [w for w in workers if w["fresh"]]
-    if not fresh:
-        if workers:
-            newest = min(workers, key=lambda w: w["age"])
-            reason = (f"no fresh worker heartbeat: the newest is {newest['age']:.1f}s old"
-                      f" (interval {newest['interval']}s)")
+        return _unhealthy(models.HealthUnavailable(status="unavailable", reason=reason))
+    beats = [models.WorkerBeat.model_validate(w) for w in workers]
+    if not any(b.fresh for b in beats):
+        if beats:
+            newest = min(beats, key=lambda b: b.age)
+            reason = f"no fresh worker heartbeat: the newest is {newest.age:.1f}s old (interval {newest.interval}s)"
         else:
             reason = "no worker heartbeat"
-        return _json({"status": "unavailable", "reason": reason, "workers": workers}, status=503)
-    return _json({"status": "ok", "redis": "ok", "workers": workers})
+        return _unhealthy(models.HealthUnavailable(status="unavailable", reason=reason, workers=beats))
+    return _answer(models.Health(status="ok", redis="ok", workers=beats))
+
+
+def _unhealthy(body: models.HealthUnavailable) -> web.Response:
+    return _answer(body, status=503, headers={"Retry-After": RETRY_AFTER}, exclude_none=True)
 
 
 async def metrics_view(request: web.Request) -> web.Response:
@@ -325,13 +342,22 @@ async def metrics_view(request: web.Request) -> web.Response:
 # ---- watches ----------------------------------------------------------------------------
 
 
+async def _read_body(request: web.Request) -> bytes:
+    """The body, within BODY_TIMEOUT; then the Redis deadline starts."""
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason=f"the body took longer than {BODY_TIMEOUT:g}s to arrive") from None
+    start_deadline(request)
+    return raw
+
+
 async def _body(request: web.Request) -> dict[str, Any] | web.Response:
     if not request.can_read_body:
         return error(400, "a JSON body is required")
     try:
-        raw = await request.read()
-        start_deadline(request)
-        data = orjson.loads(raw)
+        data = orjson.loads(await _read_body(request))
     except orjson.JSONDecodeError as exc:
         return error(400, f"body is not JSON: {exc.msg}")
     if not isinstance(data, dict):
@@ -340,7 +366,8 @@ async def _body(request: web.Request) -> dict[str, Any] | web.Response:
 
 
 class InvalidWatch(ValueError):
-    """A watch request that names something invalid; `detail` says what, for the caller."""
+    """A watch request that does not match the document; `detail` says what, for the caller
+    (`problems`: each field and its problem)."""
 
     def __init__(self, reason: str, **detail: Any) -> None:
         super().__init__(reason)
@@ -348,32 +375,68 @@ class InvalidWatch(ValueError):
         self.detail = detail
 
 
-def validate_watch(config: Config, data: Mapping[str, Any]) -> tuple[WatchRequest, str]:
-    """The validated request and the resource kind. Raises InvalidWatch. Shared by the API
-    and the CLI: a provider must be known and configured, the kind one it watches by id."""
+def _shown(value: str) -> str:
+    """A caller's value in a refusal, cut short."""
+    return repr(value if len(value) <= 64 else value[:64] + "…")
+
+
+def _provider_of(config: Config, data: Mapping[str, Any]) -> str:
+    """The request's provider when it is a known, configured one; else InvalidWatch."""
+    provider = data.get("provider")
+    if provider is None:
+        raise InvalidWatch("invalid watch request", problems=[{"field": "provider", "problem": "Field required"}])
+    if not isinstance(provider, str) or provider not in provider_registry.REGISTRY:
+        shown = _shown(provider) if isinstance(provider, str) else f"of type {type(provider).__name__}"
+        raise InvalidWatch(f"unknown provider {shown}", known=sorted(provider_registry.REGISTRY))
+    if provider not in config.providers:
+        raise InvalidWatch(f"provider {provider!r} is not configured", configured=sorted(config.providers))
+    kind = data.get("kind")
+    if isinstance(kind, str) and kind not in models.id_kinds(provider):
+        raise InvalidWatch(f"{provider} has no kind {_shown(kind)} to watch by id",
+                           known=list(models.id_kinds(provider)))
+    return provider
+
+
+def _validated(model: type[BaseModel], data: Mapping[str, Any]) -> Any:
     try:
-        req = WatchRequest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        problems = [{"field": ".".join(str(x) for x in e["loc"]), "problem": e["msg"].removeprefix("Value error, ")}
-                    for e in exc.errors(include_input=False, include_url=False)]
-        raise InvalidWatch("invalid watch request", problems=problems) from None
-    cls = provider_registry.REGISTRY.get(req.provider)
-    if cls is None:
-        raise InvalidWatch(f"unknown provider {req.provider!r}", known=sorted(provider_registry.REGISTRY))
-    if req.provider not in config.providers:
-        raise InvalidWatch(f"provider {req.provider!r} is not configured", configured=sorted(config.providers))
-    kind = req.kind or cls.default_kind
-    if kind == "scan" or kind not in cls.kinds:
-        raise InvalidWatch(f"{req.provider} has no kind {kind!r} to watch by id",
-                           known=[k for k in cls.kinds if k != "scan"])
-    return req, kind
+        raise InvalidWatch("invalid watch request", problems=models.problems(exc)) from None
 
 
-def _watch_request(config: Config, data: dict[str, Any]) -> tuple[WatchRequest, str] | web.Response:
+def validate_watch(config: Config, data: Mapping[str, Any]) -> tuple[WatchFields, str]:
+    """The validated request and the resource kind. Raises InvalidWatch. Shared by the API
+    and the CLI: a provider must be known and configured, the kind one it watches by id
+    (what the document's union of the configured providers' models says)."""
+    provider = _provider_of(config, data)
+    req: WatchFields = _validated(models.watch_model(provider), data)
+    return req, req.kind or provider_registry.REGISTRY[provider].default_kind
+
+
+def validate_unwatch(config: Config, data: Mapping[str, Any]) -> list[str]:
+    """The rkeys a DELETE body names. Raises InvalidWatch."""
+    provider = _provider_of(config, data)
+    req: UnwatchFields = _validated(models.unwatch_model(provider), data)
+    kind = req.kind or provider_registry.REGISTRY[provider].default_kind
+    return [ResourceRef(provider, kind, rid).key for rid in req.ids]
+
+
+def _refused(exc: InvalidWatch) -> web.Response:
+    problems = exc.detail.get("problems")
+    reason = f"{exc.reason}: {models.one_line(problems)}" if problems else exc.reason
+    return error(400, reason, **exc.detail)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _query(request: web.Request, model: type[M]) -> M | web.Response:
+    """The query string, validated by `model`; 400 naming each bad parameter."""
     try:
-        return validate_watch(config, data)
-    except InvalidWatch as exc:
-        return error(422, exc.reason, **exc.detail)
+        return model.model_validate(models.query_values(model, request.query, request.query.getall))
+    except ValidationError as exc:
+        problems = models.problems(exc)
+        return error(400, f"invalid query: {models.one_line(problems)}", problems=problems)
 
 
 async def add_watches(request: web.Request) -> web.Response:
@@ -381,36 +444,39 @@ async def add_watches(request: web.Request) -> web.Response:
     data = await _body(request)
     if isinstance(data, web.Response):
         return data
-    parsed = _watch_request(st.config, data)
-    if isinstance(parsed, web.Response):
-        return parsed
-    req, kind = parsed
-    interval = req.interval or float(WatchSpec.model_fields["interval"].default)
+    try:
+        req, kind = validate_watch(st.config, data)
+    except InvalidWatch as exc:
+        return _refused(exc)
+    interval = float(req.interval or WatchSpec.model_fields["interval"].default)
     meta = WatchMeta(interval=interval, discovered=req.discovered, source="api")
     rkeys = list(dict.fromkeys(ResourceRef(req.provider, kind, rid).key for rid in req.ids))
     added = await st.store.add_watches((rkey, meta) for rkey in rkeys)
     log.info("api: %d watches registered for %s (%d new)", len(rkeys), req.provider, added)
-    return _json({"provider": req.provider, "kind": kind, "interval": interval, "watched": len(rkeys),
-                  "added": added, "rkeys": rkeys}, status=201 if added else 200)
+    return _answer(models.WatchResult(provider=req.provider, kind=kind, interval=interval, watched=len(rkeys),
+                                      added=added, rkeys=rkeys), status=201 if added else 200)
 
 
 async def remove_watches(request: web.Request) -> web.Response:
+    """The resources of `?rkey=` (repeated) and those of the body, if there is one."""
     st = _state(request)
-    rkeys = request.query.getall("rkey", [])
-    if rkeys:
-        start_deadline(request)
-    else:
+    query = _query(request, models.UnwatchQuery)
+    if isinstance(query, web.Response):
+        return query
+    rkeys = list(query.rkey)
+    if request.can_read_body:
         data = await _body(request)
         if isinstance(data, web.Response):
             return data
-        parsed = _watch_request(st.config, data)
-        if isinstance(parsed, web.Response):
-            return parsed
-        req, kind = parsed
-        rkeys = [ResourceRef(req.provider, kind, rid).key for rid in req.ids]
+        try:
+            rkeys += validate_unwatch(st.config, data)
+        except InvalidWatch as exc:
+            return _refused(exc)
+    else:
+        start_deadline(request)
     removed = await forget_watches(st.store, rkeys)
     log.info("api: %d watches removed", removed)
-    return _json({"removed": removed, "rkeys": rkeys})
+    return _answer(models.Removed(removed=removed, rkeys=rkeys))
 
 
 async def forget_watches(store: Store, rkeys: list[str]) -> int:
@@ -424,19 +490,6 @@ async def forget_watches(store: Store, rkeys: list[str]) -> int:
     return watched
 
 
-def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int | web.Response:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        return error(400, f"{name} must be an integer")
-    if not lo <= value <= hi:
-        return error(400, f"{name} must be between {lo} and {hi}")
-    return value
-
-
 def _meta_view(meta: WatchMeta) -> dict[str, Any]:
     return {"interval": meta.interval, "discovered": meta.discovered, "scan": meta.scan, "source": meta.source}
 
@@ -444,30 +497,27 @@ def _meta_view(meta: WatchMeta) -> dict[str, Any]:
 async def list_watches(request: web.Request) -> web.Response:
     """A page of watches (HSCAN: about `limit` per page; pass `cursor` back for the next)."""
     st = _state(request)
-    limit = _int_query(request, "limit", 100, 1, 1000)
-    if isinstance(limit, web.Response):
-        return limit
-    cursor = _int_query(request, "cursor", 0, 0, 2**63)
-    if isinstance(cursor, web.Response):
-        return cursor
-    provider = request.query.get("provider")
-    match = f"{provider}:*" if provider else None
+    query = _query(request, models.WatchesQuery)
+    if isinstance(query, web.Response):
+        return query
+    match = f"{query.provider}:*" if query.provider else None
     found: dict[bytes, bytes] = {}
+    cursor = query.cursor
     while True:
-        cursor, page = await st.redis.hscan(keys.META, cursor, match=match, count=limit)
+        cursor, page = await st.redis.hscan(keys.META, cursor, match=match, count=query.limit)
         found.update(page)
-        if cursor == 0 or len(found) >= limit:
+        if cursor == 0 or len(found) >= query.limit:
             break
     rkeys = [k.decode(errors="replace") for k in found]
     dues = await st.redis.zmscore(keys.DUE, rkeys) if rkeys else []
     watches, bad = [], Unreadable()
     for rkey, raw, due in zip(rkeys, found.values(), dues, strict=True):
         meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, raw)
-        if meta is None or (request.query.get("source") and meta.source != request.query["source"]):
+        if meta is None or (query.source is not None and meta.source != query.source):
             continue
-        watches.append({"rkey": rkey, **_meta_view(meta), "due_at": due})
+        watches.append(models.Watch(rkey=rkey, **_meta_view(meta), due_at=due))
     await bad.report(st.redis)
-    return _json({"watches": watches, "cursor": str(cursor) if cursor else None})
+    return _answer(models.Watches(watches=watches, cursor=str(cursor) if cursor else None))
 
 
 # ---- unreadable records ----------------------------------------------------------------------
@@ -571,19 +621,17 @@ async def resource_view(redis: aioredis.Redis, rkey: str, *, history: int = 50) 
 async def get_resource(request: web.Request) -> web.Response:
     rkey = request.match_info["rkey"]
     try:
-        ResourceRef.parse(rkey)
-    except ValueError:
-        return error(400, "not a resource key: expected provider:kind:id")
-    limit = _int_query(request, "history", 50, 0, 1000)
-    if isinstance(limit, web.Response):
-        return limit
-    view = await resource_view(_state(request).redis, rkey, history=limit)
+        models.ResourcePath(rkey=rkey)
+    except ValidationError:
+        return error(400, "not a resource key: expected provider:kind:id",
+                     problems=[{"field": "rkey", "problem": "expected provider:kind:id"}])
+    query = _query(request, models.ResourceQuery)
+    if isinstance(query, web.Response):
+        return query
+    view = await resource_view(_state(request).redis, rkey, history=query.history)
     if view is None:
         return error(404, f"{rkey} is not watched and was never polled")
     return _json(view)
-
-
-_STREAM_ID = re.compile(r"^\d+(-\d+)?$")
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -592,16 +640,13 @@ async def list_events(request: web.Request) -> web.Response:
     dispatched an entry, so it holds recent events; a resource's own timeline (`rkey=`)
     keeps its last `history_length` events."""
     st = _state(request)
-    limit = _int_query(request, "limit", 100, 1, 1000)
-    if isinstance(limit, web.Response):
-        return limit
-    rkey = request.query.get("rkey")
-    if rkey:
-        hist = await st.store.history(rkey, limit)
-        return _json({"rkey": rkey, "events": hist, "next": None})
-    after = request.query.get("after")
-    if after is not None and not _STREAM_ID.match(after):
-        return error(400, "after must be a stream id such as 1700000000000-0")
+    query = _query(request, models.EventsQuery)
+    if isinstance(query, web.Response):
+        return query
+    limit, after = query.limit, query.after
+    if query.rkey is not None:
+        hist = await st.store.history(query.rkey, limit)
+        return _json({"rkey": query.rkey, "events": hist, "next": None})
     if after is None:
         entries = list(reversed(await st.redis.xrevrange(keys.OUTBOX, count=limit)))
     else:
@@ -627,10 +672,14 @@ async def _hook_body(request: web.Request) -> dict[str, Any] | None:
         return data
     ctype = request.content_type
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                form = await request.post()
+        except TimeoutError:
+            raise web.HTTPRequestTimeout(reason=f"the body took longer than {BODY_TIMEOUT:g}s to arrive") from None
         data.update({k: v for k, v in form.items() if isinstance(v, str)})
         return data
-    raw = await request.read()
+    raw = await _read_body(request)
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -660,7 +709,10 @@ async def hook(request: web.Request) -> web.Response:
                           f"set STATEHOOK_API__HOOK_TOKENS__{provider.upper()}")
     if not ok:
         return error(401, "invalid hook token")
-    body = await _hook_body(request)
+    try:
+        body = await _hook_body(request)
+    except ValueError:  # a multipart body that is not one
+        return error(400, "body must be a JSON object or a form")
     start_deadline(request)
     if body is None:
         return error(400, "body must be a JSON object or a form")
@@ -676,17 +728,14 @@ async def hook(request: web.Request) -> web.Response:
         await st.redis.zadd(keys.DUE, {rkey: time.time()})
     await st.redis.enqueue_job(SCHEDULE_NOW, _job_id=f"{SCHEDULE_NOW}:{uuid.uuid4().hex}")
     log.info("hook: %s made due now", rkey, extra={"rkey": rkey, "provider": provider})
-    return _json({"rkey": rkey, "status": "poll scheduled"}, status=202)
+    return _answer(models.HookAccepted(rkey=rkey, status="poll scheduled"), status=202)
 
 
 # ---- OpenAPI ----------------------------------------------------------------------------------
 
 
-OPENAPI = openapi_spec(MAX_IDS, HOOK_IDS)
-
-
 async def openapi_view(request: web.Request) -> web.Response:
-    return _json(OPENAPI)
+    return _json(_state(request).openapi)
 
 
 # ---- serving ------------------------------------------------------------------------------------
@@ -709,7 +758,7 @@ async def start_api(config: Config, *, host: str | None = None, port: int | None
             await client.aclose()
 
         app.on_cleanup.append(_close)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, max_line_size=models.MAX_URL_BYTES)
     await runner.setup()
     bind_host = host if host is not None else config.settings.api.host
     site = web.TCPSite(runner, bind_host, config.settings.api.port if port is None else port)

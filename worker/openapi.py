@@ -1,151 +1,170 @@
-"""The OpenAPI 3 description of the HTTP API (`worker/api.py` serves it at /openapi.json):
-what each route takes and what it answers, refusals included."""
+"""The OpenAPI 3.1 description of the HTTP API (`worker/api.py` serves it at /openapi.json).
+
+Every schema in it is generated from the models of `worker.api_models`, the ones the
+handlers validate with: request bodies and answers are `components.schemas`, each query
+parameter is its model's property. What is written here by hand is which route takes
+which model and answers what. The document is built for one configuration: a watch
+request names one of the configured providers."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["openapi_spec"]
+from pydantic import BaseModel, TypeAdapter
 
+from worker import api_models as m
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+__all__ = ["BODY_MODELS", "QUERY_MODELS", "REF", "openapi_spec", "parameters"]
 
+REF = "#/components/schemas/{model}"
 
-_RETRY_AFTER = {"Retry-After": {"description": "seconds before trying again", "schema": {"type": "integer"}}}
+_ANSWERS: list[type[BaseModel]] = [m.Error, m.Health, m.HealthUnavailable, m.WatchResult, m.Watches, m.Removed,
+                                   m.Resource, m.Events, m.HookAccepted]
 
+QUERY_MODELS: dict[tuple[str, str], type[BaseModel]] = {
+    ("/v1/watches", "get"): m.WatchesQuery,
+    ("/v1/watches", "delete"): m.UnwatchQuery,
+    ("/v1/resources/{rkey}", "get"): m.ResourceQuery,
+    ("/v1/events", "get"): m.EventsQuery,
+}
+"""The query-parameter model of each route that has one."""
 
-def _answers(ok: tuple[int, str, str | None], *refusals: int, redis: bool = True) -> dict[str, Any]:
-    """`ok` and `refusals`; a route that reads Redis (`redis`) also answers 503 while Redis
-    is unavailable, and 500 for an unexpected failure (no traceback in the body)."""
-    status, description, schema = ok
-    out: dict[str, Any] = {str(status): {"description": description}}
-    if schema:
-        out[str(status)]["content"] = {"application/json": {"schema": _ref(schema)}}
-    for code in (*refusals, *((500, 503) if redis else ())):
-        out[str(code)] = {"description": _REFUSALS[code], "content": {"application/json": {"schema": _ref("Error")}}}
-        if code == 503:
-            out[str(code)]["headers"] = _RETRY_AFTER
-    return out
-
+BODY_MODELS: dict[tuple[str, str], str] = {
+    ("/v1/watches", "post"): "WatchRequest",
+    ("/v1/watches", "delete"): "UnwatchRequest",
+}
+"""The component each validated request body is (the unions over the configured providers)."""
 
 _REFUSALS = {
-    400: "bad request: the body or a parameter is malformed",
+    400: "the request does not match this document: `problems` names each field",
     401: "missing or invalid token",
     403: "management API disabled (no api.token)",
     404: "not found",
-    422: "the request is well-formed but names something invalid",
+    408: "the body took too long to arrive",
+    413: "the body is larger than 8 MiB",
+    422: "the notification names no resource",
     500: "internal error (logged; the body says no more)",
     503: "Redis unavailable (refused, hung, loading, read-only, failing over): `redis unavailable: <kind>`",
 }
-_ORDER_NUMBER_BODY = {"type": "object", "properties": {"order_number": {"type": "string"}}}
+_INTEGER = {"type": "integer"}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds before trying again", "required": True,
+                                "schema": _INTEGER}}
+_WWW_AUTHENTICATE = {"WWW-Authenticate": {"description": "Bearer realm", "required": True,
+                                          "schema": {"type": "string"}}}
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
-def openapi_spec(max_ids: int, hook_providers: Iterable[str]) -> dict[str, Any]:
-    """The document, for request bodies of at most `max_ids` ids and inbound hooks of
-    `hook_providers`."""
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _json(name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(name)}}
+
+
+def _answer(description: str, schema: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"description": description, "content": _json(schema)}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _answers(ok: dict[int, tuple[str, str]], *refusals: int, management: bool = True) -> dict[str, Any]:
+    """`ok` (status → description, schema), `refusals`, and what every route that reads Redis
+    answers: 500 for an unexpected failure, 503 while Redis is unavailable; a management
+    call also 400 (a parameter), 401 and 403."""
+    out = {str(status): _answer(text, schema) for status, (text, schema) in ok.items()}
+    codes = {*refusals, 500, 503, *((400, 401, 403) if management else ())}
+    for code in sorted(codes):
+        headers = _RETRY_AFTER if code == 503 else _WWW_AUTHENTICATE if code == 401 and management else None
+        out[str(code)] = _answer(_REFUSALS[code], "Error", headers)
+    return out
+
+
+def parameters(model: type[BaseModel], where: str) -> list[dict[str, Any]]:
+    """Each field of `model` as a parameter `where` (query or path), its schema the field's."""
+    schema = model.model_json_schema(ref_template=REF)
+    required = set(schema.get("required", ()))
+    return [{"name": name, "in": where, "required": where == "path" or name in required, "schema": prop}
+            for name, prop in schema["properties"].items()]
+
+
+def _schemas(providers: tuple[str, ...]) -> dict[str, Any]:
+    inputs: list[tuple[str, Any, TypeAdapter[Any]]] = [
+        (model.__name__, "serialization", TypeAdapter(model)) for model in _ANSWERS]
+    inputs += [("RevNotification", "validation", TypeAdapter(m.RevNotification)),
+               ("WatchRequest", "validation", m.watch_union(providers)),
+               ("UnwatchRequest", "validation", m.watch_union(providers, unwatch=True))]
+    keyed, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
+    schemas: dict[str, Any] = dict(defs.get("$defs", {}))
+    for name in BODY_MODELS.values():
+        schemas[name] = keyed[(name, "validation")]
+    return dict(sorted(schemas.items()))
+
+
+def openapi_spec(providers: Iterable[str], hook_providers: Iterable[str]) -> dict[str, Any]:
+    """The document, for watch requests naming one of `providers` (the configured ones) and
+    inbound hooks of `hook_providers`."""
+    configured = tuple(sorted(providers))
+    hooks = tuple(sorted(hook_providers))
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "statehook", "version": "1",
                  "description": "Watch resources at providers; read their state, events and deliveries."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"],
-                          "properties": {"error": {"type": "string"}}, "additionalProperties": True},
-                "WatchRequest": {
-                    "type": "object", "required": ["provider", "ids"], "additionalProperties": False,
-                    "properties": {
-                        "provider": {"type": "string", "example": "rev"},
-                        "kind": {"type": "string", "description": "defaults to the provider's (order)"},
-                        "ids": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": max_ids},
-                        "interval": {"oneOf": [{"type": "number"}, {"type": "string", "example": "5m"}],
-                                     "description": "seconds, or a duration such as 30s, 5m; default 60"},
-                        "discovered": {"type": "boolean", "default": False},
-                    },
-                },
-                "WatchResult": {"type": "object", "properties": {
-                    "provider": {"type": "string"}, "kind": {"type": "string"}, "interval": {"type": "number"},
-                    "watched": {"type": "integer"}, "added": {"type": "integer"},
-                    "rkeys": {"type": "array", "items": {"type": "string"}}}},
-                "Watches": {"type": "object", "properties": {
-                    "watches": {"type": "array", "items": {"type": "object"}},
-                    "cursor": {"type": "string", "nullable": True}}},
-                "Removed": {"type": "object", "properties": {"removed": {"type": "integer"},
-                                                             "rkeys": {"type": "array", "items": {"type": "string"}}}},
-                "Resource": {"type": "object", "properties": {
-                    "rkey": {"type": "string"}, "watch": {"type": "object", "nullable": True},
-                    "due_at": {"type": "number", "nullable": True}, "state": {"type": "object", "nullable": True},
-                    "consecutive_errors": {"type": "integer"}, "snapshot": {"type": "object", "nullable": True},
-                    "history": {"type": "array", "items": {"type": "object"}}}},
-                "Events": {"type": "object", "properties": {
-                    "events": {"type": "array", "items": {"type": "object"}},
-                    "next": {"type": "string", "nullable": True}}},
-                "Health": {"type": "object", "properties": {
-                    "status": {"type": "string", "enum": ["ok", "unavailable"]}, "reason": {"type": "string"},
-                    "workers": {"type": "array", "items": {"type": "object"}}}},
-                "HookAccepted": {"type": "object", "properties": {"rkey": {"type": "string"},
-                                                                  "status": {"type": "string"}}},
-            },
+            "schemas": _schemas(configured),
         },
-        "paths": {
-            "/healthz": {"get": {"summary": "Redis reachable and a worker heartbeat fresher than its interval",
-                                 "responses": {**_answers((200, "healthy", "Health"), redis=False),
-                                               "503": {"description": "Redis unreachable or no fresh heartbeat",
-                                                       "headers": _RETRY_AFTER,
-                                                       "content": {"application/json": {
-                                                           "schema": _ref("Health")}}}}}},
-            "/metrics": {"get": {"summary": "Prometheus text exposition",
-                                 "responses": {"200": {"description": "metrics",
-                                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
-                                               "503": {"description": "Redis unavailable: no metrics (not zeros)",
-                                                       "headers": _RETRY_AFTER,
-                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/v1/watches": {
-                "post": {"summary": "Watch resources by id", "security": [{"bearer": []}],
-                         "requestBody": {"required": True,
-                                         "content": {"application/json": {"schema": _ref("WatchRequest")}}},
-                         "responses": {**_answers((201, "some were new", "WatchResult"), 400, 401, 403, 422),
-                                       "200": {"description": "all were watched already",
-                                               "content": {"application/json": {"schema": _ref("WatchResult")}}}}},
-                "get": {"summary": "List watches, a page at a time", "security": [{"bearer": []}],
-                        "parameters": [
-                            {"name": "provider", "in": "query", "schema": {"type": "string"}},
-                            {"name": "source", "in": "query", "schema": {"type": "string",
-                                                                         "enum": ["config", "api", "cli"]}},
-                            {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}},
-                            {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
-                        "responses": _answers((200, "a page", "Watches"), 400, 401, 403)},
-                "delete": {"summary": "Stop watching resources (body as for POST, or ?rkey=… repeated)",
-                           "security": [{"bearer": []}],
-                           "parameters": [{"name": "rkey", "in": "query", "schema": {"type": "string"}}],
-                           "requestBody": {"content": {"application/json": {"schema": _ref("WatchRequest")}}},
-                           "responses": _answers((200, "removed", "Removed"), 400, 401, 403, 422)},
-            },
-            "/v1/resources/{rkey}": {"get": {
-                "summary": "Snapshot, state and timeline (events with their deliveries) of one resource",
-                "security": [{"bearer": []}],
-                "parameters": [{"name": "rkey", "in": "path", "required": True, "schema": {"type": "string"},
-                                "example": "rev:order:TC432432"},
-                               {"name": "history", "in": "query", "schema": {"type": "integer", "default": 50}}],
-                "responses": _answers((200, "the resource", "Resource"), 400, 401, 403, 404)}},
-            "/v1/events": {"get": {
-                "summary": "Recent events from the outbox (after a stream id), or one resource's timeline",
-                "security": [{"bearer": []}],
-                "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}},
-                               {"name": "after", "in": "query", "schema": {"type": "string"}},
-                               {"name": "rkey", "in": "query", "schema": {"type": "string"}}],
-                "responses": _answers((200, "events", "Events"), 400, 401, 403)}},
-            "/v1/hooks/{provider}/{token}": {"post": {
-                "summary": "A provider's notification (Rev: JSON or form with order_number): poll that resource now",
-                "parameters": [{"name": "provider", "in": "path", "required": True,
-                                "schema": {"type": "string", "enum": sorted(hook_providers)}},
-                               {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
-                                "description": "api.hook_tokens.<provider>"}],
-                "requestBody": {"content": {
-                    "application/json": {"schema": _ORDER_NUMBER_BODY},
-                    "application/x-www-form-urlencoded": {"schema": _ORDER_NUMBER_BODY}}},
-                "responses": _answers((202, "poll scheduled", "HookAccepted"), 400, 401, 404, 422)}},
+        "paths": _paths(hooks),
+    }
+
+
+def _paths(hooks: tuple[str, ...]) -> dict[str, Any]:
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "/healthz": {"get": {
+            "summary": "Redis reachable and a worker heartbeat fresher than its interval",
+            "responses": {**_answers({200: ("healthy", "Health")}, management=False),
+                          "503": _answer("Redis unreachable, or no fresh worker heartbeat", "HealthUnavailable",
+                                         _RETRY_AFTER)}}},
+        "/metrics": {"get": {
+            "summary": "Prometheus text exposition",
+            "responses": {**_answers({}, management=False),
+                          "200": {"description": "metrics", "content": text},
+                          "503": {"description": "Redis unavailable: no metrics (not zeros)",
+                                  "headers": _RETRY_AFTER, "content": text}}}},
+        "/v1/watches": {
+            "post": {"summary": "Watch resources by id", "security": _BEARER,
+                     "requestBody": {"required": True, "content": _json(BODY_MODELS["/v1/watches", "post"])},
+                     "responses": _answers({200: ("all were watched already", "WatchResult"),
+                                            201: ("some were new", "WatchResult")}, 408, 413)},
+            "get": {"summary": "List watches, a page at a time", "security": _BEARER,
+                    "parameters": parameters(QUERY_MODELS["/v1/watches", "get"], "query"),
+                    "responses": _answers({200: ("a page", "Watches")})},
+            "delete": {"summary": "Stop watching resources: those of the body and those of ?rkey=…",
+                       "security": _BEARER,
+                       "parameters": parameters(QUERY_MODELS["/v1/watches", "delete"], "query"),
+                       "requestBody": {"required": False,
+                                       "content": _json(BODY_MODELS["/v1/watches", "delete"])},
+                       "responses": _answers({200: ("removed", "Removed")}, 408, 413)},
         },
+        "/v1/resources/{rkey}": {"get": {
+            "summary": "Snapshot, state and timeline (events with their deliveries) of one resource",
+            "security": _BEARER,
+            "parameters": [*parameters(m.ResourcePath, "path"),
+                           *parameters(QUERY_MODELS["/v1/resources/{rkey}", "get"], "query")],
+            "responses": _answers({200: ("the resource", "Resource")}, 404)}},
+        "/v1/events": {"get": {
+            "summary": "Recent events from the outbox (after a stream id), or one resource's timeline",
+            "security": _BEARER,
+            "parameters": parameters(QUERY_MODELS["/v1/events", "get"], "query"),
+            "responses": _answers({200: ("events", "Events")})}},
+        "/v1/hooks/{provider}/{token}": {"post": {
+            "summary": "A provider's notification (Rev: JSON or a form naming order_number): poll that resource now",
+            "parameters": parameters(m.hook_path(hooks), "path"),
+            "requestBody": {"content": {media: {"schema": _ref("RevNotification")} for media in (
+                "application/json", "application/x-www-form-urlencoded", "multipart/form-data")}},
+            "responses": _answers({202: ("poll scheduled", "HookAccepted")}, 400, 401, 404, 408, 413, 422,
+                                  management=False)}},
     }
