@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from arq.connections import ArqRedis
 from pydantic import BaseModel, ValidationError
 
@@ -747,10 +748,31 @@ async def open_redis(config: Config) -> ArqRedis:
     return api_redis(config.redis_url)
 
 
+class MalformedRequests(logging.Filter):
+    """aiohttp logs a request it cannot parse (a NUL in a header, a line too long) as an
+    error with a traceback and the offending bytes, which can hold a header's value: one
+    warning line instead, without them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg, record.args = "api: refused a malformed HTTP request (%s %s)", (exc.code, type(exc).__name__)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def _quiet_malformed_requests() -> None:
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequests) for f in server_log.filters):
+        server_log.addFilter(MalformedRequests())
+
+
 async def start_api(config: Config, *, host: str | None = None, port: int | None = None,
                     redis: ArqRedis | None = None) -> tuple[web.AppRunner, str]:
     """Serve the API; returns the runner (to clean up) and the base URL it listens on."""
     own = redis is None
+    _quiet_malformed_requests()
     client = redis if redis is not None else await open_redis(config)
     app = make_app(config, client)
     if own:
