@@ -439,14 +439,27 @@ class HookAccepted(BaseModel):
 # ---- reading requests ------------------------------------------------------------------------------
 
 
-def problems(exc: ValidationError, *, tag: str | None = None) -> list[dict[str, str]]:
-    """Each error as {field, problem}; `tag` is the union member a location starts with."""
-    out = []
-    for e in exc.errors(include_input=False, include_url=False):
-        loc = [str(x) for x in e["loc"]]
-        if tag is not None and loc[:1] == [tag]:
-            loc = loc[1:]
-        out.append({"field": ".".join(loc) or "body", "problem": e["msg"].removeprefix("Value error, ")})
+_MEMBER_LABELS = frozenset({"none", "str", "int", "float", "bool", "list", "dict"})
+
+
+def _is_member_label(part: str | int) -> bool:
+    """Whether a location part names a member of a union (`literal['a','b']`,
+    `constrained-str`, `none`), not a field."""
+    return isinstance(part, str) and (part in _MEMBER_LABELS or not part.isidentifier())
+
+
+def problems(exc: ValidationError) -> list[dict[str, str]]:
+    """Each error as {field, problem}, once per field and problem. Of an optional field
+    (a union with None) the other member's problem is the one that says something."""
+    errors = exc.errors(include_input=False, include_url=False)
+    fields = [".".join(str(x) for x in e["loc"] if not _is_member_label(x)) or "body" for e in errors]
+    out: list[dict[str, str]] = []
+    for field, e in zip(fields, errors, strict=True):
+        if e["type"] == "none_required" and fields.count(field) > 1:
+            continue
+        item = {"field": field, "problem": e["msg"].removeprefix("Value error, ")}
+        if item not in out:
+            out.append(item)
     return out
 
 
