@@ -12,7 +12,10 @@ Routes:
 
 Management calls need `Authorization: Bearer <api.token>`; inbound hooks the provider's
 token from `api.hook_tokens` in the path (providers such as Rev cannot send headers).
-Both are compared in constant time. Every refusal is JSON: `{"error": reason}`.
+Both are compared in constant time. Every refusal is JSON: `{"error": reason}`; a request
+that does not match the OpenAPI document is 400 with `problems` naming each field. Requests
+are validated with the models of `worker.api_models`, which the document is generated from
+(`worker.openapi`); docs/api.md describes the routes.
 
 The API degrades, it does not fail: it starts and listens while Redis is down (its client
 connects when a request needs it), and while Redis cannot serve (refused, hung, LOADING,
