@@ -174,6 +174,7 @@ async def test_a_body_the_document_forbids_is_400_naming_the_field(
             else:
                 assert [p["field"] for p in answer["problems"]] == [field], answer
                 assert answer["error"].startswith("invalid watch request: " + field), answer
+                assert "^[" not in answer["error"], "a pattern is said in words"
 
 
 async def test_a_delete_body_with_an_unknown_field_is_refused_and_nothing_is_removed(

@@ -439,6 +439,12 @@ class HookAccepted(BaseModel):
 # ---- reading requests ------------------------------------------------------------------------------
 
 
+_PATTERN_MEANS = {
+    ID_PATTERN: "an id is 1 to 256 characters, without whitespace, '/', '?' or '#'",
+    RKEY_PATTERN: "expected provider:kind:id",
+    STREAM_ID_PATTERN: "expected a stream id such as 1700000000000-0",
+}
+"""What a pattern stands for, said instead of the pattern in a refusal."""
 _MEMBER_LABELS = frozenset({"none", "str", "int", "float", "bool", "list", "dict"})
 
 
@@ -457,7 +463,10 @@ def problems(exc: ValidationError) -> list[dict[str, str]]:
     for field, e in zip(fields, errors, strict=True):
         if e["type"] == "none_required" and fields.count(field) > 1:
             continue
-        item = {"field": field, "problem": e["msg"].removeprefix("Value error, ")}
+        problem = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "string_pattern_mismatch":
+            problem = _PATTERN_MEANS.get(str((e.get("ctx") or {}).get("pattern")), problem)
+        item = {"field": field, "problem": problem}
         if item not in out:
             out.append(item)
     return out
