@@ -16,6 +16,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from tasks.model import Severity
 
 __all__ = [
+    "ID_PATTERN",
+    "ID_RULE",
     "MAX_DURATION",
     "MAX_RETRIES",
     "MIN_DURATION",
@@ -154,14 +156,25 @@ Templates = Annotated[dict[TemplateKey, str], BeforeValidator(_body_shorthand)]
 """Jinja2 sources by what they render. A plain string is the `body`."""
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("an id must not be empty or blank")
+# Character classes are spelled out, never \s, \d or `.`: the API's document is read by
+# ECMA-262 engines, pydantic's patterns by Rust's regex and the rest by Python's re, and those
+# three disagree on what \s and `.` match (U+FEFF, U+0085, \r) and on Unicode digits.
+_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+ID_PATTERN = rf"^[^{_SPACE}/?#]{{1,256}}$"
+"""A resource id wherever one is given (the file, the API, the CLI): no whitespace, no URL
+delimiters (an id is part of its resource's key, and the key of a URL path)."""
+ID_RULE = "an id is 1 to 256 characters, without whitespace, '/', '?' or '#'"
+_ID = re.compile(ID_PATTERN)
+
+
+def _resource_id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise ValueError(ID_RULE)
     return value
 
 
-ResourceId = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_not_blank)]
-"""A provider's id of one resource, as given (not stripped: the provider decides what it means)."""
+ResourceId = Annotated[str, AfterValidator(_resource_id)]
+"""A provider's id of one resource (ID_PATTERN), as given."""
 
 
 class WatchSpec(BaseModel):

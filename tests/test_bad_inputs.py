@@ -100,6 +100,8 @@ CASES = [
     Case("watch interval zero", edit('interval = "1m"', "interval = 0")),
     Case("watch ids not a list", edit('ids = ["ord-1", "ord-2"]', 'ids = "ord-1"')),
     Case("watch empty id", edit('ids = ["ord-1", "ord-2"]', 'ids = ["ord-1", ""]')),
+    Case("watch id with a slash and one with a space",
+         edit('ids = ["ord-1", "ord-2"]', 'ids = ["ord/1", "ord 2"]'), errors=2),
     Case("watch scan with a key the scan does not read",
          edit('ids = ["ord-1", "ord-2"]', 'scan = { project_id = "All Projects", projct = "x" }')),
     Case("watch scan missing its required key", edit('ids = ["ord-1", "ord-2"]', 'scan = { preview = "true" }')),

@@ -76,6 +76,10 @@ async def test_watch_add_ls_rm(
     assert result.exit_code == 2 and "invalid id(s): 'TC 3'" in result.output
     result = await cli("watch", "add", "rev", "TC4", "--interval", "soon", "-c", c)
     assert result.exit_code == 2 and "interval" in result.output
+    result = await cli("watch", "add", "rev", "TC5\n", "-c", c)  # re's `$` matches before a final newline
+    assert result.exit_code == 2 and "invalid id(s): 'TC5\\n'" in result.output, result.output
+    result = await cli("watch", "add", "rev", "TC6", "--interval", "1h30m", "-c", c, "--json")  # the file's forms
+    assert result.exit_code == 0 and orjson.loads(result.output)["interval"] == 5400.0, result.output
 
 
 async def test_watch_add_from_a_file_registers_thousands(

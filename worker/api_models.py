@@ -33,7 +33,15 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 import providers as provider_registry
-from config.schema import MAX_DURATION, MIN_DURATION, check_duration, format_seconds, parse_duration
+from config.schema import (
+    ID_PATTERN,
+    ID_RULE,
+    MAX_DURATION,
+    MIN_DURATION,
+    check_duration,
+    format_seconds,
+    parse_duration,
+)
 
 __all__ = [
     "ID_PATTERN",
@@ -81,9 +89,6 @@ MAX_IDS = 10_000
 # Character classes are spelled out, never \s, \d or `.`: the document's patterns are read by
 # ECMA-262 engines, pydantic's by Rust's regex and the CLI's by Python's re, and those three
 # disagree on what \s and `.` match (U+FEFF, U+0085, \r) and on Unicode digits.
-_SPACE = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
-ID_PATTERN = rf"^[^{_SPACE}/?#]{{1,256}}$"
-"""A resource id as the API and the CLI accept it: no whitespace, no URL delimiters."""
 RKEY_PATTERN = r"^[^:]+:[^:]+:[\s\S]+$"
 """provider:kind:id, each part non-empty (the id may hold colons), as `ResourceRef.parse` reads it."""
 MAX_RKEY = 512
@@ -440,7 +445,7 @@ class HookAccepted(BaseModel):
 
 
 _PATTERN_MEANS = {
-    ID_PATTERN: "an id is 1 to 256 characters, without whitespace, '/', '?' or '#'",
+    ID_PATTERN: ID_RULE,
     RKEY_PATTERN: "expected provider:kind:id",
     STREAM_ID_PATTERN: "expected a stream id such as 1700000000000-0",
 }

@@ -266,21 +266,26 @@ def watch_add(
     """Watch resources by id (source "cli"). Already watched ones keep their next poll time."""
     import re
 
-    from worker.api import ID_PATTERN, InvalidWatch, validate_watch
+    from config.schema import ID_PATTERN, ID_RULE, parse_duration
+    from worker.api import InvalidWatch, validate_watch
 
     cfg = _load(config)
     all_ids = _read_ids(ids or [], from_file)
     if not all_ids:
         raise _fail("no ids given (arguments or --from-file)")
     valid = re.compile(ID_PATTERN)
-    bad = [rid for rid in all_ids if not valid.match(rid)]
+    bad = [rid for rid in all_ids if not valid.fullmatch(rid)]
     if bad:
         shown = ", ".join(repr(b) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise _fail(f"invalid id(s): {shown} (no whitespace, '/', '?' or '#')")
+        raise _fail(f"invalid id(s): {shown} ({ID_RULE})")
+    try:  # the file's duration forms (`1h30m` too), then the API's bounds
+        seconds = parse_duration(interval)
+    except ValueError as exc:
+        raise _fail(f"--interval: {exc}") from None
     try:
         # provider, kind and interval, as the API checks them
         req, resolved_kind = validate_watch(cfg, {"provider": provider, "kind": kind, "ids": all_ids[:1],
-                                                   "interval": interval, "discovered": discovered})
+                                                   "interval": seconds, "discovered": discovered})
     except InvalidWatch as exc:
         if exc.detail.get("problems"):
             raise _fail(_problems_line(exc.detail["problems"])) from None
