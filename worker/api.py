@@ -787,7 +787,11 @@ async def start_api(config: Config, *, host: str | None = None, port: int | None
     await runner.setup()
     bind_host = host if host is not None else config.settings.api.host
     site = web.TCPSite(runner, bind_host, config.settings.api.port if port is None else port)
-    await site.start()
+    try:
+        await site.start()
+    except BaseException:  # a port in use, a host not this machine's: close the app (its Redis client)
+        await runner.cleanup()
+        raise
     sockets = getattr(site._server, "sockets", None) or ()
     bound = sockets[0].getsockname()[1] if sockets else port
     return runner, f"http://{bind_host}:{bound}"
