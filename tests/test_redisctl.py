@@ -48,8 +48,10 @@ def test_a_sentinel_failover_after_kill_names_the_replica() -> None:
         assert topo.master_port() == topo.master.port
         assert topo.current_master() is topo.master
         assert topo.url.startswith("redis+sentinel://127.0.0.1:") and topo.url.endswith("/mymaster/0")
-        topo.master.client().set("k", "v")
-        time.sleep(0.2)  # replicated
+        master = topo.master.client()
+        master.set("k", "v")
+        # replicated: WAIT returns once the replica acknowledged (the link may still be syncing)
+        assert master.wait(1, 10_000) == 1, "the replica did not acknowledge the write"
         topo.master.kill()
         assert topo.wait_for_failover(topo.master.port, timeout=20) == topo.replica.port
         assert topo.current_master() is topo.replica
