@@ -29,7 +29,8 @@ from tests.conftest import free_port, wait_for
 from tests.kit import write_config
 from tests.test_routes import event
 from worker.cli import app
-from worker.cli_ops import next_poll, scan_problems, schedule_gap
+from worker.cli_show import next_poll, schedule_gap
+from worker.cli_watch import scan_problems
 
 STATEHOOK = str(Path(sys.executable).with_name("statehook"))
 CLOSED = "http://127.0.0.1:1"  # no command here reaches a provider
@@ -254,7 +255,7 @@ async def test_events_tail_reads_the_timelines_once_the_outbox_was_trimmed(
 async def test_events_tail_does_not_read_the_timelines_of_too_many_resources(
     config_path: str, redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("worker.cli_ops.TIMELINE_SEARCH_LIMIT", 2)
+    monkeypatch.setattr("worker.cli_events.TIMELINE_SEARCH_LIMIT", 2)
     for rid, t in (("A", 1_790_000_001), ("B", 1_790_000_002), ("C", 1_790_000_003)):
         await commit(redis, events_of(rid, [t]))
     await redis.xtrim(keys.OUTBOX, maxlen=0)

@@ -286,7 +286,7 @@ def test_run_warns_about_a_variable_that_sets_nothing_before_it_starts(
     for name, value in {**BASE_ENV, "STATEHOOK_LOG_LEVL": "debug"}.items():
         monkeypatch.setenv(name, value)
     started: list[object] = []
-    monkeypatch.setattr("worker.cli_ops.prepare", lambda cfg: started.append(cfg))
+    monkeypatch.setattr("worker.cli_common.prepare", lambda cfg: started.append(cfg))
     monkeypatch.setattr("worker.settings.run_worker", lambda cfg: started.append(cfg))
     result = CliRunner().invoke(cli.app, ["run", "--config", str(tmp_config(GOOD))])
     assert result.exit_code == 0, result.output

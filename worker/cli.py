@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,9 +14,8 @@ try:  # typer carries its own copy of click since 0.26
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
-from config import ConfigError, load_config
-from config.load import Config
 from config.show import resolved
+from worker.cli_common import ConfigOption, JsonOption, load_or_exit
 from worker.cli_deliveries import app as deliveries_app
 from worker.cli_ops import register_ops
 
@@ -28,29 +26,6 @@ app = typer.Typer(
     rich_markup_mode=None,  # typer's Rich help shows `<bool>` on every flag
     help="Watch providers, detect state changes, deliver events.",
 )
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="statehook.toml (default: $STATEHOOK_CONFIG_FILE or ./statehook.toml)"),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-
-
-def load_or_exit(path: Path | None, *, warn: bool = False) -> Config:
-    """The configuration, or exit 2 after one `error:` line per problem. `warn`: print its
-    warnings too (what a long-running process or `check` says once at start)."""
-    try:
-        cfg = load_config(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            typer.echo(f"error: {problem}", err=True)
-        typer.echo(f"configuration invalid: {len(exc.problems)} problem(s)", err=True)
-        raise typer.Exit(2) from None
-    if warn:
-        for line in cfg.warnings:
-            typer.echo(f"warning: {line}", err=True)
-    return cfg
-
 
 @app.command()
 def check(
@@ -96,7 +71,7 @@ def check(
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run a worker: scheduler, pollers, dispatcher and deliveries (production)."""
-    from worker.cli_ops import prepare
+    from worker.cli_common import prepare
     from worker.settings import run_worker
 
     cfg = load_or_exit(config, warn=True)

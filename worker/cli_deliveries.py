@@ -41,6 +41,7 @@ from tasks import keys
 from tasks.deliver import DeadLetters, deliver_once
 from tasks.dispatch import DELIVER_EXPIRES, delivery_job_id
 from tasks.model import Severity
+from worker.cli_common import ConfigOption, JsonOption
 
 __all__ = [
     "ReplayOutcome",
@@ -63,11 +64,6 @@ notify_app = typer.Typer(no_args_is_help=True, help="Destinations: test, status,
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(notify_app, name="notify")
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="statehook.toml (default: $STATEHOOK_CONFIG_FILE or ./statehook.toml)"),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 # -- the work ------------------------------------------------------------------------------
@@ -216,7 +212,7 @@ async def send_test(
 
 
 def _config(path: Path | None) -> Config:
-    from worker.cli import load_or_exit  # the CLI's own loader: one message per problem
+    from worker.cli_common import load_or_exit  # the CLI's own loader: one message per problem
 
     return load_or_exit(path)
 
@@ -224,7 +220,7 @@ def _config(path: Path | None) -> Config:
 def _run(config: Config, work: Any) -> Any:
     """`work(redis)` with the CLI's client (timeouts on every call, Sentinel URLs work);
     Redis unavailable is one line and exit 1 (ARQ's pool retried for 30 s, then a traceback)."""
-    from worker.cli_ops import cli_redis, run_or_exit
+    from worker.cli_common import cli_redis, run_or_exit
 
     async def go() -> Any:
         async with cli_redis(config) as redis:
