@@ -1,0 +1,190 @@
+"""Where a configuration value was set, for an error that names it: the file and line, or
+the environment variable (or `.env` line); and which `STATEHOOK_…` variables set nothing."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+
+import notifiers
+import notifiers.templates
+import providers
+from config.settings import (
+    ENV_FILE,
+    ENV_PREFIX,
+    ApiSettings,
+    Settings,
+    WorkerTuning,
+)
+
+__all__ = ["OTHER_VARIABLES", "Locator", "canonical_name", "unknown_variables"]
+
+OTHER_VARIABLES = frozenset({"STATEHOOK_BENCH_PROFILE"})
+"""`STATEHOOK_…` variables that are not settings but are read by a tool of this repository."""
+
+NESTED = frozenset({"worker", "api", "providers", "destinations"})
+"""The settings an environment variable reaches into with `__`."""
+
+
+def canonical_name(name: str) -> str:
+    """Destination names compare without case and with `_` = `-`, so that the environment
+    (`STATEHOOK_DESTINATIONS__OPS_SLACK__WEBHOOK_URL`) reaches `[destinations.ops-slack]`."""
+    return name.strip().lower().replace("_", "-")
+
+
+def _env_names(name: str, info: FieldInfo) -> list[str]:
+    """How a field is written in a variable: its name, or the names its validation alias accepts."""
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [c.upper() for c in alias.choices if isinstance(c, str)]
+    return [(alias if isinstance(alias, str) else info.alias or name).upper()]
+
+
+def _known_variables(destination_blocks: dict[str, dict[str, Any]]) -> list[str]:
+    """Every variable name that sets something, for the nearest-name hint."""
+    names = [ENV_PREFIX + n.upper() for n in Settings.model_fields if n not in NESTED]
+    for section, model in (("WORKER", WorkerTuning), ("API", ApiSettings)):
+        names += [f"{ENV_PREFIX}{section}__{e}" for n, i in model.model_fields.items() for e in _env_names(n, i)]
+    names += [f"{ENV_PREFIX}API__HOOK_TOKENS__{p.upper()}" for p in providers.REGISTRY]
+    for p, cls in providers.REGISTRY.items():
+        fields = cls.settings_model.model_fields
+        names += [f"{ENV_PREFIX}PROVIDERS__{p.upper()}__{e}" for n, i in fields.items() for e in _env_names(n, i)]
+    for d, block in destination_blocks.items():
+        kind = notifiers.REGISTRY.get(str(block.get("kind")))
+        models = [kind.settings_model] if kind else [c.settings_model for c in notifiers.REGISTRY.values()]
+        env_name = d.upper().replace("-", "_")
+        names += [f"{ENV_PREFIX}DESTINATIONS__{env_name}__{e}"
+                  for m in models for n, i in m.model_fields.items() for e in _env_names(n, i)]
+    return sorted(set(names))
+
+
+def unknown_variables(env: dict[str, str], destination_blocks: dict[str, dict[str, Any]]) -> list[str]:
+    """A warning for each `STATEHOOK_…` variable that sets nothing (pydantic-settings ignores
+    them), with the nearest name that does. Never its value."""
+    warnings = []
+    known: list[str] | None = None
+    for name, origin in sorted(env.items()):
+        top, nested, _ = name.removeprefix(ENV_PREFIX).lower().partition("__")
+        if name in OTHER_VARIABLES or (top in Settings.model_fields and (not nested or top in NESTED)):
+            continue
+        known = known if known is not None else _known_variables(destination_blocks)
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        where = f" (in {ENV_FILE})" if origin == ENV_FILE else ""
+        warnings.append(f"{name}{where} sets nothing: not a statehook setting, ignored"
+                        + (f" (did you mean {near[0]}?)" if near else ""))
+    return warnings
+
+
+def _norm(part: str | int) -> str | int:
+    return part.lower().replace("-", "_") if isinstance(part, str) else part
+
+
+class Locator:
+    """Where a dotted field was set: the environment variable that set it (the environment
+    wins), else its file line, as well as a TOML file without positions allows."""
+
+    def __init__(self, path: Path | None, text: str, env: dict[str, str] | None = None) -> None:
+        self.path = path
+        self.keys: dict[tuple[str | int, ...], int] = {}
+        self.env: dict[tuple[str | int, ...], str] = {}
+        for name, origin in (env or {}).items():
+            shown = f"{ENV_FILE}: {name}" if origin == ENV_FILE else name
+            self.env[tuple(name.removeprefix(ENV_PREFIX).lower().split("__"))] = shown
+        self._index(text)
+
+    def _index(self, text: str) -> None:
+        table: tuple[str | int, ...] = ()
+        arrays: dict[tuple[str | int, ...], int] = {}
+        for lineno, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if line.startswith("[["):
+                name = tuple(_split_key(line.strip("[] ")))
+                arrays[name] = arrays.get(name, -1) + 1
+                table = (*name, arrays[name])
+                self.keys.setdefault(table, lineno)
+            elif line.startswith("["):
+                table = tuple(_split_key(line.strip("[] ")))
+                self.keys.setdefault(table, lineno)
+            elif "=" in line and not line.startswith("#"):
+                key = tuple(_split_key(line.split("=", 1)[0].strip()))
+                self.keys.setdefault((*table, *key), lineno)
+
+    def file_line(self, loc: tuple[str | int, ...]) -> int | None:
+        """The line of exactly this key, else of one spelled the same but for case and -/_."""
+        if loc in self.keys:
+            return self.keys[loc]
+        normalized = tuple(_norm(x) for x in loc)
+        return next((n for key, n in self.keys.items() if tuple(_norm(x) for x in key) == normalized), None)
+
+    def _variable(self, loc: tuple[str | int, ...]) -> str | None:
+        return self.env.get(tuple(_norm(x) for x in loc))
+
+    def where(self, loc: Iterable[str | int]) -> str:
+        loc = tuple(loc)
+        for n in range(len(loc), 0, -1):
+            variable = self._variable(loc[:n])
+            if variable is not None:
+                return f"{variable}: "
+            lineno = self.file_line(loc[:n])
+            if lineno is not None and self.path is not None:
+                return f"{self.path}:{lineno}: "
+        block = tuple(_norm(x) for x in loc[:2])
+        below = sorted(shown for key, shown in self.env.items() if key[: len(block)] == block)
+        if below and len(block) == 2:  # a provider or destination only the environment names
+            return ", ".join(below) + ": "
+        return f"{self.path}: " if self.path is not None else ""
+
+    def line(self, loc: tuple[str | int, ...], message: str) -> str:
+        return f"{self.where(loc)}{_dotted(loc)}: {message}"
+
+    def problems(
+        self, exc: ValidationError, *, prefix: tuple[str | int, ...] = (), model: type[BaseModel] | None = None
+    ) -> list[str]:
+        out = []
+        for err in exc.errors(include_input=False, include_url=False):
+            loc = (*prefix, *err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            fields = _fields_at(model, err["loc"][:-1]) if model is not None else None
+            if err["type"] == "missing":
+                field_name = str(err["loc"][-1]) if err["loc"] else ""
+                secret = fields is not None and _is_secret(fields.get(field_name))
+                env = ENV_PREFIX + "__".join(str(x).upper().replace("-", "_") for x in loc)
+                message = f"missing{' secret' if secret else ''}: set it in the file or as {env}"
+            elif err["type"] == "extra_forbidden":
+                near = difflib.get_close_matches(str(err["loc"][-1]), list(fields or ()), n=1)
+                message = "unknown field" + (f" (did you mean {near[0]}?)" if near else "")
+            out.append(self.line(loc, message))
+        return out
+
+
+def _fields_at(model: type[BaseModel], loc: Iterable[str | int]) -> dict[str, FieldInfo] | None:
+    """The fields of the model at `loc` inside `model` (following nested models), if it is one."""
+    for part in loc:
+        info = model.model_fields.get(str(part))
+        annotation = info.annotation if info is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model.model_fields
+
+
+def _is_secret(info: FieldInfo | None) -> bool:
+    return (
+        info is not None
+        and info.annotation is not None
+        and SecretStr in (getattr(info.annotation, "__args__", ()) or (info.annotation,))
+    )
+
+
+def _split_key(key: str) -> list[str]:
+    return [part.strip().strip('"').strip("'") for part in re.split(r"\.(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", key)]
+
+
+def _dotted(loc: Iterable[str | int]) -> str:
+    return ".".join(str(x) for x in loc)
