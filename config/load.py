@@ -47,7 +47,6 @@ class Config:
     watches: list[WatchSpec]
     routes: list[Route]
     source: Path | None = None
-    notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """what is not wrong enough to stop: `STATEHOOK_…` variables that name no setting"""
 

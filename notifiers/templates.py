@@ -44,7 +44,6 @@ __all__ = [
     "sample_digest",
     "sample_event",
     "template_problems",
-    "validate_templates",
 ]
 
 log = logging.getLogger("statehook.templates")
@@ -467,12 +466,4 @@ def template_problems(
             if problem:
                 out.append((("routes", i, "template", key), problem))
     return out
-
-
-def validate_templates(config: Any) -> list[str]:
-    """`template_problems` of a loaded Config, one line each (`routes.0.template.text: …`)."""
-    return [
-        ".".join(str(x) for x in loc) + ": " + problem
-        for loc, problem in template_problems(config.destinations, config.routes)
-    ]
 

@@ -79,15 +79,6 @@ class DeadLetters:
             })
         return out
 
-    async def take(self, entry_id: str) -> tuple[bytes, str] | None:
-        """Remove one dead letter and return (event JSON, destination) for a replay."""
-        entries = await self.redis.xrange(keys.DLQ, min=entry_id, max=entry_id)
-        if not entries:
-            return None
-        _, fields = entries[0]
-        await self.redis.xdel(keys.DLQ, entry_id)
-        return fields[b"event"], fields[b"destination"].decode()
-
     async def purge(self) -> int:
         n = int(await self.redis.xlen(keys.DLQ))
         await self.redis.delete(keys.DLQ)

@@ -317,9 +317,6 @@ class Store:
         """Make a watched resource due now (a hint from an inbound hook)."""
         return bool(await self.redis.zadd(keys.DUE, {rkey: time.time()}, xx=True, ch=True))
 
-    async def claim_due(self, now: float, lease: float, limit: int) -> list[str]:
-        return [rkey for rkey, _ in await self.claim_due_times(now, lease, limit)]
-
     async def claim_due_times(self, until: float, lease: float, limit: int) -> list[tuple[str, float]]:
         """Claims what is due by `until` (leasing it for `lease` seconds past `until`);
         returns (rkey, due time) in due order, so that a poll can wait for its time."""
@@ -428,9 +425,6 @@ class Store:
         await self.count_corrupt(bad)
         return out
 
-    async def snapshot(self, rkey: str) -> Snapshot | None:
-        return (await self.snapshots([rkey]))[0]
-
     # ---- writes -------------------------------------------------------------------------
 
     async def commit(
@@ -440,13 +434,12 @@ class Store:
         reschedule: dict[str, float] | None = None,
         clear_errors: Sequence[str] = (),
         errors: Sequence[str] = (),
-        stats: dict[str, int] | None = None,
         epoch: str | None = None,
     ) -> list[bool]:
         """Apply a poll batch's outcome in one round trip: each commit atomically (snapshot,
         state, due time and events, guarded by the expected state and by `epoch`, the
         dataset the batch read: after a data loss nothing read before it is committed), and
-        the cheap updates (due times of unchanged resources, error counters, stats) beside them."""
+        the cheap updates (due times of unchanged resources, error counters) beside them."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in commits:
                 history = [history_entry(c.ref.key, e) for e in c.events]
@@ -474,8 +467,6 @@ class Store:
                 pipe.hdel(keys.ERRORS, *clear_errors)
             for rkey in errors:
                 pipe.hincrby(keys.ERRORS, rkey, 1)
-            for name, n in (stats or {}).items():
-                pipe.hincrby(keys.STATS, name, n)
             results = await pipe.execute()
         return [bool(r) for r in results[: len(commits)]]
 

@@ -49,7 +49,6 @@ __all__ = [
     "latency_counts",
     "read_gauges",
     "read_stats",
-    "record",
     "render",
 ]
 
@@ -101,16 +100,6 @@ class LatencyRecorder:
         out = dict(self.counts)
         self.counts.clear()
         return out
-
-
-async def record(redis: aioredis.Redis, counts: Mapping[str, int]) -> None:
-    """Add `counts` to the shared stats in one round trip."""
-    if not counts:
-        return
-    async with redis.pipeline(transaction=False) as pipe:
-        for name, n in counts.items():
-            pipe.hincrby(keys.STATS, name, n)
-        await pipe.execute()
 
 
 # ---- exposition (API) ------------------------------------------------------------------
