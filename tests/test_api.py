@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from config import Config, load_config
 from simulator.artistree import ArtistreeSim
-from simulator.core import Simulator
+from simulator.core import SimProvider, Simulator
 from simulator.receivers import WebhookReceiver
 from simulator.rev import RevSim
 from tasks import keys
@@ -34,19 +34,8 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator([ArtistreeSim(), RevSim()])
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver(secret=WHSEC)
-    await r.start()
-    yield r
-    await r.stop()
+def sim_providers() -> list[SimProvider]:
+    return [ArtistreeSim(), RevSim()]
 
 
 def provider_blocks(sim: Simulator) -> dict[str, dict[str, Any]]:

@@ -31,8 +31,7 @@ from tests.conftest import free_port, wait_for
 from tests.test_api import AUTH, api_config, call, serving
 from worker.api import make_app
 
-sim = test_api.sim
-receiver = test_api.receiver
+sim_providers = test_api.sim_providers
 
 PASSWORD = "redis-pw-5c1e9a0b7d"
 REDIS_ROUTES = [("GET", "/v1/watches"), ("GET", "/v1/resources/rev:order:TC1"), ("GET", "/v1/events"),

@@ -22,8 +22,7 @@ from worker import api_models as m
 from worker.api import error, openapi_document
 from worker.openapi import BODY_MODELS, QUERY_MODELS, REF, openapi_spec
 
-sim = test_api.sim
-receiver = test_api.receiver
+sim_providers = test_api.sim_providers
 
 SCHEMAS_OF_ANSWERS = {"Error", "Health", "HealthUnavailable", "WatchResult", "Watches", "Removed", "Resource",
                       "Events", "HookAccepted"}

@@ -31,8 +31,7 @@ from worker.cli import app
 STATEHOOK = str(Path(sys.executable).with_name("statehook"))
 
 # the simulator (Artistree and Rev) and the webhook receiver of the API tests
-sim = test_api.sim
-receiver = test_api.receiver
+sim_providers = test_api.sim_providers
 
 
 async def cli(*args: str, input: str | None = None) -> Result:

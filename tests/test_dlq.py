@@ -5,12 +5,10 @@ through the real delivery path, and the recorded attempts of an event; through t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 from click.testing import Result
@@ -26,14 +24,6 @@ from worker.cli import app
 from worker.cli_deliveries import list_dead_letters, purge_dead_letters, replay_dead_letters
 
 FAST = {"retry_schedule": [0.05, 0.05, 0.05], "jitter": 0.0}
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver(secret=WHSEC)
-    await r.start()
-    yield r
-    await r.stop()
 
 
 def config(tmp_path: Path, redis_url: str, receiver: WebhookReceiver) -> Config:

@@ -34,8 +34,7 @@ from worker.settings import redis_settings
 STATEHOOK = str(Path(sys.executable).with_name("statehook"))
 
 # the simulator (Artistree and Rev) and the webhook receiver of the API tests
-sim = test_api.sim
-receiver = test_api.receiver
+sim_providers = test_api.sim_providers
 
 
 async def test_healthz_follows_the_worker_heartbeat(

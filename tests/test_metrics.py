@@ -21,8 +21,7 @@ from worker import metrics
 from worker.metrics import Gauges, LatencyRecorder, delivery_counts, families, latency_counts
 
 # the simulator (Artistree and Rev) and the webhook receiver of the API tests
-sim = test_api.sim
-receiver = test_api.receiver
+sim_providers = test_api.sim_providers
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

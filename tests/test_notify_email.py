@@ -8,7 +8,7 @@ import email
 import email.policy
 import hashlib
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -24,7 +24,6 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from config import Config
 from notifiers.base import NotifierContext, PermanentFailure, TransientFailure
 from notifiers.email import EmailNotifier, EmailSettings
-from simulator.artistree import ArtistreeSim
 from simulator.core import Simulator
 from tasks import keys
 from tasks.model import Event, ResourceRef
@@ -115,14 +114,6 @@ def smtp(tmp_path: Path, ca: trustme.CA, server_tls: ssl.SSLContext) -> Iterator
     server = start_server(tmp_path, ca, server_tls, "starttls")
     yield server
     server.controller.stop()
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator([ArtistreeSim()])
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
 
 
 def mail_block(server: SmtpServer, **extra: Any) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from config import Config
 from config.schema import Route
 from notifiers.slack import PREFIX, build_message
 from notifiers.templates import TemplateBook
-from simulator.artistree import ArtistreeSim
 from simulator.core import Simulator
 from simulator.slack import SlackStandIn, check_blocks
 from tasks import keys
@@ -36,14 +35,6 @@ async def slack() -> AsyncIterator[SlackStandIn]:
     await standin.start()
     yield standin
     await standin.stop()
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator([ArtistreeSim()])
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
 
 
 def config(tmp_path: Path, redis_url: str, destinations: dict[str, dict[str, Any]],

@@ -10,12 +10,10 @@ from typing import Any
 
 import aiohttp
 import orjson
-import pytest
 import redis.asyncio as aioredis
 
 import providers
 from config import Config
-from simulator.artistree import ArtistreeSim
 from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
 from tasks import keys
@@ -24,22 +22,6 @@ from tasks.poll import Poller, PollOutcome
 from tasks.store import Store, WatchMeta
 from tests.conftest import wait_for
 from tests.kit import WHSEC, outbox_len, running_worker, write_config
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator([ArtistreeSim()])
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver(secret=WHSEC)
-    await r.start()
-    yield r
-    await r.stop()
 
 
 def artistree_block(sim: Simulator) -> dict[str, Any]:

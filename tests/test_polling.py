@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
@@ -13,7 +12,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from providers.artistree import ArtistreeProvider, ArtistreeSettings
-from simulator.artistree import ArtistreeSim
 from simulator.core import Fault, Simulator
 from tasks import keys
 from tasks.limits import ProviderLimits
@@ -21,20 +19,6 @@ from tasks.model import ResourceRef
 from tasks.poll import Poller, PollOutcome
 from tasks.store import ResourceState, Store, WatchMeta
 from tests.conftest import count_parses, wait_for
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator([ArtistreeSim()])
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 def make_poller(sim: Simulator, redis: aioredis.Redis, session: aiohttp.ClientSession, **settings: object) -> Poller:

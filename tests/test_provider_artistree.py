@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,7 +16,6 @@ from providers.artistree import ArtistreeProvider, ArtistreeSettings
 from providers.base import ListedItems, MalformedPayload, NotFound, RateLimited, Unauthorized, Unavailable
 from simulator.artistree import ALL_PROJECTS, ArtistreeSim
 from simulator.core import Fault, Simulator
-from simulator.registry import build_simulator
 from tasks.diff import diff
 from tasks.model import ResourceRef, Severity, Snapshot
 
@@ -26,24 +24,8 @@ SECRET = "sim-secret"
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = build_simulator(["artistree"])
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest.fixture
 def artistree(sim: Simulator) -> ArtistreeSim:
     return cast(ArtistreeSim, sim["artistree"])
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 def make_provider(sim: Simulator, session: aiohttp.ClientSession, **overrides: Any) -> ArtistreeProvider:

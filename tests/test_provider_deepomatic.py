@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from pydantic import ValidationError
 
 from providers.base import MalformedPayload, NotFound, RateLimited, Unauthorized, Unavailable
 from providers.deepomatic import DeepomaticProvider, DeepomaticSettings, derive_state, progress_bucket
-from simulator.core import Fault, Simulator
+from simulator.core import Fault, SimProvider, Simulator
 from simulator.deepomatic import DeepomaticSim
 from tasks.diff import diff
 from tasks.model import EventDraft, ResourceRef, Severity, Snapshot
@@ -29,18 +28,10 @@ REF = ResourceRef("deepomatic", "work_order", WO)
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator([DeepomaticSim(api_key=KEY)])
-    await simulator.start(port=0)
-    simulator["deepomatic"].add_work_order(WO, name="Pylon 12 maintenance")
-    yield simulator
-    await simulator.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
+def sim_providers() -> list[SimProvider]:
+    deepomatic = DeepomaticSim(api_key=KEY)
+    deepomatic.add_work_order(WO, name="Pylon 12 maintenance")
+    return [deepomatic]
 
 
 def make_provider(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from providers.base import MalformedPayload, NotFound, ProviderError, RateLimited, Unauthorized, Unavailable
 from providers.rev import RevProvider, RevSettings
-from simulator.core import Fault, Simulator
+from simulator.core import Fault, SimProvider, Simulator
 from simulator.rev import RevSim
 from tasks.diff import diff
 from tasks.model import EventDraft, ResourceRef, Severity, Snapshot
@@ -33,23 +33,14 @@ def load(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator([RevSim(results_per_page=3)])
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
+def sim_providers() -> list[SimProvider]:
+    return [RevSim(results_per_page=3)]
 
 
 @pytest.fixture
 def rev_sim(sim: Simulator) -> RevSim:
     revsim: RevSim = sim["rev"]
     return revsim
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 def make_provider(

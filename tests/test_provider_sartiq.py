@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from providers.sartiq import (
     task_outcome,
     task_percent,
 )
-from simulator.core import Fault, Simulator
+from simulator.core import Fault, SimProvider, Simulator
 from simulator.sartiq import SHOT_TYPES, SartiqSim
 from tasks.diff import diff
 from tasks.model import EventDraft, ResourceRef, Severity, Snapshot
@@ -39,23 +39,14 @@ def load(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator([SartiqSim()])
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
+def sim_providers() -> list[SimProvider]:
+    return [SartiqSim()]
 
 
 @pytest.fixture
 def sartiq(sim: Simulator) -> SartiqSim:
     stand_in: SartiqSim = sim["sartiq"]
     return stand_in
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
 
 
 def make_provider(

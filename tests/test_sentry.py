@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from sentry_sdk.utils import event_from_exception
 
 from config import Config
 from simulator.artistree import ArtistreeSim
-from simulator.core import Fault, Simulator
+from simulator.core import Fault, SimProvider, Simulator
 from simulator.receivers import WebhookReceiver
 from simulator.rev import RevSim
 from tasks import keys
@@ -51,20 +51,8 @@ def leaked(text: str) -> list[str]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator([ArtistreeSim(client_secret=ARTISTREE_SECRET),
-                           RevSim(client_key=REV_CLIENT_KEY, user_key=REV_USER_KEY)])
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver(secret=WHSEC)
-    await r.start()
-    yield r
-    await r.stop()
+def sim_providers() -> list[SimProvider]:
+    return [ArtistreeSim(client_secret=ARTISTREE_SECRET), RevSim(client_key=REV_CLIENT_KEY, user_key=REV_USER_KEY)]
 
 
 def secret_config(tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver) -> Config:

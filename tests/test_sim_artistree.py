@@ -36,16 +36,6 @@ TERMINAL = {"Human Certified", "Failed", "Unsupported File"}
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = build_simulator(["artistree"])
-    await simulator.start()
-    try:
-        yield simulator
-    finally:
-        await simulator.stop()
-
-
-@pytest.fixture
 def artistree(sim: Simulator) -> ArtistreeSim:
     return cast(ArtistreeSim, sim["artistree"])
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,6 @@ import redis.asyncio as aioredis
 from arq.constants import in_progress_key_prefix
 
 from config import Config
-from simulator.artistree import ArtistreeSim
 from simulator.core import Fault, Simulator
 from simulator.receivers import WebhookReceiver
 from simulator.redisctl import RedisProcess, SentinelTopology
@@ -38,22 +37,6 @@ def own_redis() -> Iterator[RedisProcess]:
     """A redis-server of this test's own (with AOF), to stop, hang and restart."""
     with RedisProcess(appendonly=True) as proc:
         yield proc
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    simulator = Simulator([ArtistreeSim()])
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver(secret=WHSEC)
-    await r.start()
-    yield r
-    await r.stop()
 
 
 def _config(tmp_path: Path, url: str, sim: Simulator, receiver: WebhookReceiver, oid: str,

@@ -88,14 +88,6 @@ async def endpoint() -> AsyncIterator[Endpoint]:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    r = WebhookReceiver(secret=WHSEC)
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
 async def arq(redis_url: str) -> AsyncIterator[ArqRedis]:
     pool = await create_pool(RedisSettings.from_dsn(redis_url))
     yield pool
