@@ -24,6 +24,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from notifiers.templates import DIGEST_TYPE
+from tasks import keys
 from tasks.model import Event, Severity
 
 __all__ = [
@@ -38,12 +39,9 @@ __all__ = [
 DIGEST_EVENTS_KEPT = 200
 """Events carried in one digest; the count says how many there were in all."""
 
-PREFIX = "sh:digest:"
-DUE = PREFIX + "due"          # ZSET window member -> end of the window (ms)
-CLAIMED = PREFIX + "claimed"  # ZSET window member -> when it was claimed (ms)
-OPEN = PREFIX + "l:"          # LIST per open window: event JSONs
-TAKEN = PREFIX + "c:"         # LIST per claimed window
-FLUSHED = PREFIX + "f:"       # marker: this window is closed, late events go to the next
+PREFIX = keys.DIGEST_PREFIX
+DUE, CLAIMED, OPEN, TAKEN, FLUSHED = (keys.DIGEST_DUE, keys.DIGEST_CLAIMED, keys.DIGEST_OPEN, keys.DIGEST_TAKEN,
+                                      keys.DIGEST_FLUSHED)
 
 # KEYS: due zset. ARGV: route, window ms, start ms, destination, event JSON, open prefix,
 # flushed prefix, ttl ms. Files the event under its window, or the next open one if that

@@ -25,6 +25,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from config.schema import Duration, DurationOrOff, RetryDelay, Templates
 from notifiers.base import Delivered, DestinationSettings, Notifier, NotifierContext, PermanentFailure, TransientFailure
 from notifiers.templates import DIGEST_TYPE, TemplateBook, mrkdwn_escape, notable_changes
+from tasks import keys
 from tasks.model import Event, Severity
 from transport.http import NoReply, Outcome, Reply, parse_retry_after, send
 
@@ -46,7 +47,7 @@ URL_CHARS = 3000
 THREAD_TTL = 30 * 86400
 PENDING = b"pending"
 
-PREFIX = "sh:slack:"
+PREFIX = keys.SLACK_PREFIX
 
 PERMANENT_WEBHOOK_ERRORS = ("invalid_payload", "channel_not_found", "channel_is_archived", "action_prohibited")
 """Slack's answers that no retry changes (its documented incoming-webhook errors)."""
@@ -201,7 +202,7 @@ class SlackNotifier(Notifier):
         self.limiter = SlackLimiter(ctx.redis) if ctx.redis is not None else None
         s = self.settings
         target = s.webhook_url.get_secret_value() if s.webhook_url else f"{s.channel}\x00{s.bot_token}"
-        self.rate_key = f"{PREFIX}rate:{_hash(target)}"
+        self.rate_key = keys.slack_rate(_hash(target))
 
     async def send(self, event: Event) -> Delivered:
         message = build_message(event, self.templates)
@@ -251,7 +252,7 @@ class SlackNotifier(Notifier):
     # -- chat.postMessage ---------------------------------------------------------------
 
     def _thread_key(self, event: Event) -> str:
-        return f"{PREFIX}thread:{self.name}:{_hash(self.settings.channel or '')}:{event.rkey}"
+        return keys.slack_thread(self.name, _hash(self.settings.channel or ""), event.rkey)
 
     async def _claim_thread(self, key: str) -> tuple[str | None, bool]:
         """The thread's ts, or (None, True) when this send is to start the thread. Two

@@ -65,3 +65,34 @@ def pause(provider: str) -> str:
 def throttle(route: str, rkey: str, event_type: str) -> str:
     """`route` is the route's key (tasks/route.py), so a reordered config keeps its throttles."""
     return f"{PREFIX}thr:{route}:{rkey}:{event_type}"
+
+
+def provider_rate(provider: str) -> str:
+    """STRING: the next free request slot of a provider, shared by all workers (tasks/limits.py)."""
+    return f"{PREFIX}rate:{provider}"
+
+
+def arq_health(worker_name: str) -> str:
+    """ARQ's own health-check key of one worker process."""
+    return f"{PREFIX}arq-health:{worker_name}"
+
+
+SLACK_PREFIX = PREFIX + "slack:"
+
+
+def slack_rate(target_hash: str) -> str:
+    """STRING: the next free message slot of one Slack webhook or channel, across workers."""
+    return f"{SLACK_PREFIX}rate:{target_hash}"
+
+
+def slack_thread(destination: str, channel_hash: str, rkey: str) -> str:
+    """STRING: the `ts` of the thread a resource's messages answer in, per destination and channel."""
+    return f"{SLACK_PREFIX}thread:{destination}:{channel_hash}:{rkey}"
+
+
+DIGEST_PREFIX = PREFIX + "digest:"
+DIGEST_DUE = DIGEST_PREFIX + "due"          # ZSET window member -> end of the window (ms)
+DIGEST_CLAIMED = DIGEST_PREFIX + "claimed"  # ZSET window member -> when it was claimed (ms)
+DIGEST_OPEN = DIGEST_PREFIX + "l:"          # LIST per open window: event JSONs
+DIGEST_TAKEN = DIGEST_PREFIX + "c:"         # LIST per claimed window
+DIGEST_FLUSHED = DIGEST_PREFIX + "f:"       # marker: this window is closed, late events go to the next

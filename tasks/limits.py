@@ -50,7 +50,7 @@ class ProviderLimits:
     ) -> Reservation:
         now = time.time() if now is None else now
         interval = 1.0 / requests_per_second
-        start = await self._reserve(keys=[keys.PREFIX + f"rate:{provider}"], args=[now, n, interval, self.burst])
+        start = await self._reserve(keys=[keys.provider_rate(provider)], args=[now, n, interval, self.burst])
         return Reservation(float(start), interval)
 
     @staticmethod

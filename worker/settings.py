@@ -29,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import Config
+from tasks import keys
 from tasks.jobs import (
     BATCH_DEADLINE,
     DELIVERY_DEDUP_WINDOW,
@@ -185,7 +186,7 @@ def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: 
         max_jobs=tuning.max_jobs,
         job_timeout=tuning.job_timeout,
         health_check_interval=tuning.health_interval,
-        health_check_key=f"sh:arq-health:{socket.gethostname()}-{os.getpid()}",
+        health_check_key=keys.arq_health(f"{socket.gethostname()}-{os.getpid()}"),
         job_completion_wait=max(1, math.ceil(tuning.shutdown_grace)),
         burst=burst,
     ))
