@@ -18,11 +18,11 @@ import pytest
 from typer.testing import CliRunner
 
 from config import load_config
+from config.redis_url import redis_url_problem
 from config.settings import sentry_dsn_problem
 from tests.conftest import free_port
 from worker import redact
 from worker.cli import app
-from worker.redis_client import redis_url_problem
 
 STATEHOOK = str(Path(sys.executable).with_name("statehook"))
 

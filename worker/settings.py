@@ -29,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import Config
+from config.redis_url import SENTINEL_SCHEMES, parse_sentinel_url
 from tasks import keys
 from tasks.jobs import (
     BATCH_DEADLINE,
@@ -41,7 +42,7 @@ from tasks.jobs import (
 )
 from worker.job_pickup import skip_running_jobs
 from worker.outage import Outage
-from worker.redis_client import SENTINEL_SCHEMES, parse_sentinel_url, redis_client
+from worker.redis_client import redis_client
 from worker.resilient import keep_jobs_alive, keep_running
 from worker.runtime import Runtime
 
