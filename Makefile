@@ -26,6 +26,7 @@ redis-server:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache   # the layers' import contracts (pyproject.toml, docs/architecture.md)
 
 typecheck: install
 	$(BIN)/mypy
