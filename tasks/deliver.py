@@ -13,11 +13,10 @@ import orjson
 import redis.asyncio as aioredis
 
 from notifiers.base import Notifier, PermanentFailure, TransientFailure
-from tasks import keys
+from tasks import keys, stats
 from tasks.backoff import delivery_delay
 from tasks.events import utc_iso
 from tasks.model import Event
-from worker import metrics
 
 __all__ = ["Attempt", "DeadLetters", "DeliveryRecords", "DeliveryResult", "attempt_delivery", "deliver_once",
            "disabled_reason"]
@@ -152,11 +151,11 @@ async def attempt_delivery(
     dead = DeadLetters(redis)
     if notifier is None:
         await dead.add(event.to_json(), destination, "destination is not configured", None, attempt)
-        records.counts.update(metrics.delivery_counts(destination, "dead"))
+        records.counts.update(stats.delivery_counts(destination, "dead"))
         return DeliveryResult(False, dead_lettered=True)
     if disabled:
         await dead.add(event.to_json(), destination, f"destination disabled: {disabled}", None, attempt)
-        records.counts.update(metrics.delivery_counts(destination, "dead"))
+        records.counts.update(stats.delivery_counts(destination, "dead"))
         return DeliveryResult(False, dead_lettered=True)
     started = time.perf_counter()
     status: int | None = None
@@ -178,7 +177,7 @@ async def attempt_delivery(
     extra = {"rkey": event.rkey, "event_id": event.id, "destination": destination}
     if error is None:
         log.debug("delivered %s to %s in %.0f ms", event.id, destination, seconds * 1000, extra=extra)
-        records.add(event.id, record, metrics.delivery_counts(destination, "ok", seconds))
+        records.add(event.id, record, stats.delivery_counts(destination, "ok", seconds))
         return DeliveryResult(True)
     if permanent is not None:
         if permanent.disable:
@@ -186,7 +185,7 @@ async def attempt_delivery(
             log.error("destination %s disabled: %s", destination, error, extra=extra)
         log.warning("delivery %s to %s failed permanently: %s", event.id, destination, error, extra=extra)
         await dead.add(event.to_json(), destination, error, status, attempt)
-        records.add(event.id, record, metrics.delivery_counts(destination, "dead", seconds))
+        records.add(event.id, record, stats.delivery_counts(destination, "dead", seconds))
         return DeliveryResult(False, dead_lettered=True)
     delay = delivery_delay(attempt, notifier.settings.retry_schedule, jitter=notifier.settings.jitter,
                            retry_after=retry_after)
@@ -194,8 +193,8 @@ async def attempt_delivery(
         reason = f"gave up after {attempt} attempts: {error}"
         log.warning("delivery %s to %s: %s", event.id, destination, reason, extra=extra)
         await dead.add(event.to_json(), destination, reason, status, attempt)
-        records.add(event.id, record, metrics.delivery_counts(destination, "dead", seconds))
+        records.add(event.id, record, stats.delivery_counts(destination, "dead", seconds))
         return DeliveryResult(False, dead_lettered=True)
     log.info("delivery %s to %s: %s; retry in %.1fs", event.id, destination, error, delay, extra=extra)
-    records.add(event.id, record, metrics.delivery_counts(destination, "retried", seconds))
+    records.add(event.id, record, stats.delivery_counts(destination, "retried", seconds))
     return DeliveryResult(False, retry_in=delay)

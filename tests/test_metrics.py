@@ -13,12 +13,13 @@ from simulator.core import Fault, Simulator
 from simulator.receivers import WebhookReceiver
 from tasks import keys
 from tasks.model import ResourceRef
+from tasks.stats import POLL_BUCKETS, LatencyRecorder, delivery_counts, latency_counts
 from tests import test_api
 from tests.conftest import wait_for
 from tests.kit import running_worker
 from tests.test_api import AUTH, api_config, call, serving
 from worker import metrics
-from worker.metrics import Gauges, LatencyRecorder, delivery_counts, families, latency_counts
+from worker.metrics import Gauges, families
 
 # the simulator (Artistree and Rev) and the webhook receiver of the API tests
 sim_providers = test_api.sim_providers
@@ -45,7 +46,7 @@ def test_latency_observations_land_in_their_bucket() -> None:
     assert latency_counts("poll", "rev", 0.004) == {"lat:poll:rev:0": 1, "lat:poll:rev:sum_us": 4000}
     assert latency_counts("poll", "rev", 0.005)["lat:poll:rev:0"] == 1  # bounds are inclusive (le)
     assert "lat:poll:rev:1" in latency_counts("poll", "rev", 0.0051)
-    assert f"lat:poll:rev:{len(metrics.POLL_BUCKETS)}" in latency_counts("poll", "rev", 999.0)  # +Inf
+    assert f"lat:poll:rev:{len(POLL_BUCKETS)}" in latency_counts("poll", "rev", 999.0)  # +Inf
     recorder = LatencyRecorder()
     for seconds in (0.01, 0.01, 0.2):
         recorder.observe("poll", "rev", seconds)

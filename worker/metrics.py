@@ -1,30 +1,18 @@
-"""Metrics: counted in Redis by the workers, exposed in Prometheus format by the API.
+"""Metrics: counted in Redis by the workers (their names and recording: tasks/stats.py),
+exposed in Prometheus format by the API.
 
 Workers and the API are separate processes (and workers are many), so counters and
 histograms live in one Redis hash (`sh:stats`) that every worker increments and the API
-reads. A histogram is one field per bucket plus a sum in microseconds (HINCRBY takes
-integers). Field names:
-
-    polls:{provider}:{outcome}         poll outcomes (unchanged, changed, baseline, …)
-    events:{provider}, events_type:{type}
-    deliveries_ok|_retried|_dead       all destinations
-    deliveries:{destination}:{outcome} per destination: ok, retried, dead
-    lat:{histogram}:{label}:{i}        observations in bucket i (i = len(buckets): +Inf)
-    lat:{histogram}:{label}:sum_us     sum of the observations, microseconds
-
-The recording side is cheap on purpose: a poll batch accumulates in memory
-(`LatencyRecorder`) and its counts go out with the batch's single HINCRBY pipeline.
+reads.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -34,73 +22,18 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from tasks import keys
+from tasks.stats import HISTOGRAMS
 
 log = logging.getLogger("statehook.metrics")
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
-    "DELIVERY_BUCKETS",
-    "HISTOGRAMS",
-    "POLL_BUCKETS",
     "Gauges",
-    "LatencyRecorder",
-    "delivery_counts",
     "families",
-    "latency_counts",
     "read_gauges",
     "read_stats",
     "render",
 ]
-
-POLL_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-BATCH_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
-DELIVERY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0)
-
-HISTOGRAMS: dict[str, tuple[str, str, tuple[float, ...], str]] = {
-    # stats name: (metric name, label, buckets, help)
-    "poll": ("statehook_poll_latency_seconds", "provider", POLL_BUCKETS,
-             "Time of one resource fetch from the provider's API"),
-    "batch": ("statehook_poll_batch_seconds", "provider", BATCH_BUCKETS,
-              "Time of one poll job: a batch of resources, or a scan"),
-    "deliver": ("statehook_delivery_latency_seconds", "destination", DELIVERY_BUCKETS,
-                "Time of one delivery attempt"),
-}
-
-DELIVERY_OUTCOMES = ("ok", "retried", "dead")
-
-
-# ---- recording (workers) -------------------------------------------------------------
-
-
-def latency_counts(histogram: str, label: str, seconds: float) -> dict[str, int]:
-    """The stats increments of one observation."""
-    buckets = HISTOGRAMS[histogram][2]
-    i = bisect.bisect_left(buckets, seconds)
-    return {f"lat:{histogram}:{label}:{i}": 1, f"lat:{histogram}:{label}:sum_us": int(seconds * 1_000_000)}
-
-
-def delivery_counts(destination: str, outcome: str, seconds: float | None = None) -> dict[str, int]:
-    """The stats increments of one delivery attempt: `outcome` is ok, retried or dead."""
-    counts = {f"deliveries_{outcome}": 1, f"deliveries:{destination}:{outcome}": 1}
-    if seconds is not None:
-        counts.update(latency_counts("deliver", destination, seconds))
-    return counts
-
-
-@dataclass
-class LatencyRecorder:
-    """Observations gathered in memory between two flushes (one poll batch)."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-
-    def observe(self, histogram: str, label: str, seconds: float) -> None:
-        self.counts.update(latency_counts(histogram, label, seconds))
-
-    def drain(self) -> dict[str, int]:
-        out = dict(self.counts)
-        self.counts.clear()
-        return out
-
 
 # ---- exposition (API) ------------------------------------------------------------------
 

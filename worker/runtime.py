@@ -28,8 +28,8 @@ from tasks import keys
 from tasks.dispatch import Dispatcher
 from tasks.model import Event, ResourceRef
 from tasks.poll import Poller, PollOutcome
+from tasks.stats import LatencyRecorder
 from tasks.store import Store, WatchMeta
-from worker.metrics import LatencyRecorder
 from worker.outage import Outage, is_redis_down
 
 __all__ = ["Runtime", "watch_rkeys"]
