@@ -29,7 +29,7 @@ from markupsafe import escape
 
 from config.schema import Route
 from tasks.model import Event, Severity
-from tasks.route import route_keys, select
+from tasks.route import RouteTable
 
 __all__ = [
     "DEFAULTS",
@@ -342,26 +342,23 @@ class TemplateBook:
     destination: str
     overrides: Mapping[Any, str] = field(default_factory=dict)
     routes: Sequence[Route] = ()
-    _keys: list[str] = field(init=False, repr=False)
-    _by_key: dict[str, Route] = field(init=False, repr=False)
+    _table: RouteTable = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.use_routes(self.routes)
 
     def use_routes(self, routes: Sequence[Route]) -> None:
-        self.routes = list(routes)
-        self._keys = route_keys(self.routes)
-        self._by_key = dict(zip(self._keys, self.routes, strict=True))
+        self._table = RouteTable.of(routes)
+        self.routes = self._table.routes
 
     def route_overrides(self, event: Event) -> Mapping[Any, str]:
-        by_key = self._by_key
         if event.type == DIGEST_TYPE:
             key = event.data.get("route")
-            route = by_key.get(key) if isinstance(key, str) else None
+            route = self._table.get(key) if isinstance(key, str) else None
             return (route.template or {}) if route is not None else {}
-        for sel in select(event, self.routes, self._keys):
+        for sel in self._table.select(event):
             if sel.destination == self.destination:
-                return by_key[sel.route].template or {}
+                return self._table[sel.route].template or {}
         return {}
 
     def render(self, key: str, event: Event) -> str:

@@ -25,7 +25,7 @@ from config.schema import Route
 from notifiers.digest import DigestBuffer
 from tasks import keys
 from tasks.model import Event
-from tasks.route import route_keys, select
+from tasks.route import RouteTable
 from tasks.unavailable import is_redis_down
 
 __all__ = ["DELIVER_EXPIRES", "Dispatcher", "batch_job_id", "delivery_job_id"]
@@ -65,9 +65,7 @@ class Dispatcher:
     ) -> None:
         """`outage`: the process's `worker.outage.Outage`, told of Redis failures (None: logged here)."""
         self.redis = redis
-        self.routes = list(routes)
-        self.route_keys = route_keys(self.routes)
-        self.by_key = dict(zip(self.route_keys, self.routes, strict=True))
+        self.routes = RouteTable.of(routes)
         self.consumer = consumer
         self.destinations = enabled_destinations
         self.reclaim_idle_ms = int(reclaim_idle * 1000)
@@ -134,7 +132,7 @@ class Dispatcher:
         """Enqueue one delivery per digest window that has ended. Returns how many."""
         sent = 0
         for window in await self.digests.claim(self.clock()):
-            route = self.by_key.get(window.route)  # None: the route left the config
+            route = self.routes.get(window.route)
             event = await self.digests.collect(window, route.name if route else None)
             if event is not None:
                 await self.redis.enqueue_job(
@@ -173,7 +171,7 @@ class Dispatcher:
                 continue
             try:
                 event = Event.from_json(raw)
-                selected = select(event, self.routes, self.route_keys)
+                selected = self.routes.select(event)
             except Exception as exc:  # written by something else, or damaged: never blocks the outbox
                 log.warning("outbox entry %s is not an event (%s): acknowledged and skipped",
                             entry_id.decode() if isinstance(entry_id, bytes) else entry_id, type(exc).__name__)
@@ -183,7 +181,7 @@ class Dispatcher:
             for sel in selected:
                 if sel.destination not in self.destinations:
                     continue
-                route = self.by_key[sel.route]
+                route = self.routes[sel.route]
                 if route.throttle and not await self._first_in_window(sel.route, event, route.throttle):
                     continue
                 if route.digest:

@@ -17,7 +17,7 @@ import orjson
 from config.schema import Route, RouteMatch
 from tasks.model import Event
 
-__all__ = ["Selection", "matches", "route_key", "route_keys", "routes_by_key", "select"]
+__all__ = ["RouteTable", "Selection", "matches", "route_key", "route_keys", "select"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +49,29 @@ def route_keys(routes: Sequence[Route]) -> list[str]:
     return out
 
 
-def routes_by_key(routes: Sequence[Route]) -> dict[str, Route]:
-    return dict(zip(route_keys(routes), routes, strict=True))
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    """A config's routes with their keys, computed once (the dispatcher selects per event)."""
+
+    routes: tuple[Route, ...]
+    keys: tuple[str, ...]
+
+    @classmethod
+    def of(cls, routes: Sequence[Route]) -> RouteTable:
+        return cls(tuple(routes), tuple(route_keys(routes)))
+
+    def __getitem__(self, key: str) -> Route:
+        try:
+            return self.routes[self.keys.index(key)]
+        except ValueError:
+            raise KeyError(key) from None
+
+    def get(self, key: str) -> Route | None:
+        """The route of `key`; None when it left the config (a window filed before a change)."""
+        return self.routes[self.keys.index(key)] if key in self.keys else None
+
+    def select(self, event: Event) -> list[Selection]:
+        return select(event, self.routes, self.keys)
 
 
 def matches(match: RouteMatch, event: Event) -> bool:
