@@ -24,11 +24,14 @@ WORKDIR /src
 # dependencies first, so that a code change does not reinstall them (every dependency ships
 # manylinux wheels for amd64 and arm64: no compiler in the image)
 COPY pyproject.toml README.md ./
-RUN mkdir -p config providers tasks notifiers transport worker simulator \
- && for p in config providers tasks notifiers transport worker simulator; do touch "$p/__init__.py"; done \
+RUN mkdir -p model core store config providers tasks notifiers transport worker simulator \
+ && for p in model core store config providers tasks notifiers transport worker simulator; do touch "$p/__init__.py"; done \
  && /opt/statehook/bin/pip install . \
  && /opt/statehook/bin/pip uninstall -y statehook
 
+COPY model ./model
+COPY core ./core
+COPY store ./store
 COPY config ./config
 COPY providers ./providers
 COPY tasks ./tasks

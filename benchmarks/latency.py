@@ -17,12 +17,12 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from benchmarks.stack import stat, wait_until, workers, write_config
+from model.resources import ResourceRef
 from simulator.artistree import ArtistreeSim
 from simulator.core import Simulator
 from simulator.receivers import Received, WebhookReceiver
-from tasks import keys
-from tasks.model import ResourceRef
-from tasks.store import Store, WatchMeta
+from store import keys
+from store.snapshots import Store, WatchMeta
 
 __all__ = ["latency"]
 

@@ -12,11 +12,11 @@ import httpx
 from arq.connections import ArqRedis, create_pool
 from arq.worker import Worker, func
 
+from core.fingerprint import canonical, digest
+from model.resources import ResourceRef
 from providers.artistree import ArtistreeProvider, ArtistreeSettings
-from tasks import keys
-from tasks.digest import canonical, digest
-from tasks.model import ResourceRef
-from tasks.store import pack_snapshot
+from store import keys
+from store.snapshots import pack_snapshot
 from worker.settings import redis_settings
 
 __all__ = ["arq_jobs_per_s", "naive_polls_per_s"]

@@ -18,13 +18,13 @@ import redis.asyncio as aioredis
 from benchmarks.payloads import Orders
 from benchmarks.raw import raw_list_parse
 from benchmarks.stack import HEALTH_INTERVAL, stat, wait_until, workers
+from core.events import build_events
+from model.events import EventDraft, Severity
+from model.resources import ResourceInfo, ResourceRef
 from providers.artistree import ArtistreeProvider, ArtistreeSettings
-from providers.base import ResourceInfo
 from simulator.receivers import WebhookReceiver
-from tasks import keys
-from tasks.events import build_events
-from tasks.model import EventDraft, ResourceRef, Severity
-from tasks.store import Store, WatchMeta
+from store import keys
+from store.snapshots import Store, WatchMeta
 
 __all__ = ["Bench", "deliveries", "footprint", "polling", "scan"]
 

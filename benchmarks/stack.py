@@ -20,7 +20,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from config.toml_out import toml_value
-from tasks import keys
+from store import keys
 
 __all__ = [
     "HEALTH_INTERVAL",

@@ -19,7 +19,7 @@ from chaos.fleet import StatehookProc, pids_of_ports
 from chaos.score import FaultRecord
 from simulator.core import Fault
 from simulator.redisctl import RedisProcess, SentinelTopology, port_refuses
-from tasks import keys
+from store import keys
 
 if TYPE_CHECKING:
     from chaos.run import Run

@@ -21,13 +21,14 @@ import notifiers
 import notifiers.templates
 import providers
 from config.origin import OTHER_VARIABLES, Locator, canonical_name, unknown_variables
-from config.schema import Route, WatchSpec
+from config.schema import WatchSpec
 from config.settings import (
     ENV_FILE,
     Settings,
     environment_variables,
     settings_class_for,
 )
+from model.routes import Route
 from notifiers.base import DestinationSettings
 from providers.base import ProviderSettings, scan_filter_problems
 

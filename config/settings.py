@@ -16,8 +16,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from config.redis_url import redis_url_problem
-from config.schema import Duration, Route, TuningDuration, WatchSpec
+from config.schema import WatchSpec
+from model.routes import Route
+from model.values import Duration, TuningDuration
+from store.redis_url import redis_url_problem
 
 __all__ = ["ENV_FILE", "ENV_PREFIX", "ApiSettings", "Settings", "WorkerTuning", "environment_variables",
            "sentry_dsn_problem", "settings_class_for"]

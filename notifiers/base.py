@@ -14,17 +14,15 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
-from config.schema import RetrySchedule
-from tasks.model import Event
+from model.events import Event
+from model.outcomes import Delivered
+from model.values import RetrySchedule
 
 __all__ = [
     "DEFAULT_SCHEDULE",
-    "Delivered",
     "DestinationSettings",
     "Notifier",
     "NotifierContext",
-    "PermanentFailure",
-    "TransientFailure",
 ]
 
 DEFAULT_SCHEDULE: tuple[float, ...] = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
@@ -41,28 +39,6 @@ class DestinationSettings(BaseModel):
     )
     jitter: float = Field(default=0.2, ge=0, le=1)
     enabled: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    status: int | None = None
-    detail: str = ""
-
-
-class TransientFailure(Exception):
-    def __init__(self, reason: str, *, status: int | None = None, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.retry_after = retry_after
-
-
-class PermanentFailure(Exception):
-    def __init__(self, reason: str, *, status: int | None = None, disable: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.disable = disable
 
 
 @dataclass(slots=True)

@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from config.schema import RetrySchedule
-from notifiers.base import Delivered, DestinationSettings, Notifier
-from tasks.model import Event, Severity
+from model.events import Event, Severity
+from model.outcomes import Delivered
+from model.values import RetrySchedule
+from notifiers.base import DestinationSettings, Notifier
 
 __all__ = ["ConsoleNotifier", "ConsoleSettings", "format_line"]
 

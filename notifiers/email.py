@@ -25,10 +25,11 @@ from typing import Literal
 import aiosmtplib
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
-from config.schema import Duration, Templates
-from notifiers.base import Delivered, DestinationSettings, Notifier, NotifierContext, PermanentFailure, TransientFailure
+from model.events import Event
+from model.outcomes import Delivered, PermanentFailure, TransientFailure
+from model.values import Duration, Templates
+from notifiers.base import DestinationSettings, Notifier, NotifierContext
 from notifiers.templates import TemplateBook
-from tasks.model import Event
 
 __all__ = ["EmailNotifier", "EmailSettings", "build_email", "message_id", "thread_root"]
 

@@ -22,11 +22,12 @@ from typing import Any, Literal
 import orjson
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 
-from config.schema import Duration, DurationOrOff, RetryDelay, Templates
-from notifiers.base import Delivered, DestinationSettings, Notifier, NotifierContext, PermanentFailure, TransientFailure
-from notifiers.templates import DIGEST_TYPE, TemplateBook, mrkdwn_escape, notable_changes
-from tasks import keys
-from tasks.model import Event, Severity
+from model.events import DIGEST_TYPE, Event, Severity
+from model.outcomes import Delivered, PermanentFailure, TransientFailure
+from model.values import Duration, DurationOrOff, RetryDelay, Templates
+from notifiers.base import DestinationSettings, Notifier, NotifierContext
+from notifiers.templates import TemplateBook, mrkdwn_escape, notable_changes
+from store import keys
 from transport.http import NoReply, Outcome, Reply, parse_retry_after, send
 
 __all__ = [

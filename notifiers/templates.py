@@ -1,7 +1,7 @@
 """Message templates: Jinja2 in a sandbox, with defaults good enough to page someone with,
 and overrides per destination (`templates = {…}` in its block) or per route (`template`).
 
-What a template renders is named by its key (config.schema.TemplateKey): `subject` (email
+What a template renders is named by its key (model.values.TemplateKey): `subject` (email
 subject, Slack fallback text), `text` and `html` (the email parts), `slack` (the Slack
 message section, mrkdwn), `body` (text and Slack at once), and the `digest_` variants for
 a digest of several events. The most specific override wins: route, then destination,
@@ -27,13 +27,12 @@ from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, Undefine
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from markupsafe import escape
 
-from config.schema import Route
-from tasks.model import Event, Severity
-from tasks.route import RouteTable
+from core.route import RouteTable
+from model.events import DIGEST_TYPE, Event, Severity
+from model.routes import Route
 
 __all__ = [
     "DEFAULTS",
-    "DIGEST_TYPE",
     "TemplateBook",
     "bind_routes",
     "check_template",
@@ -48,8 +47,6 @@ __all__ = [
 
 log = logging.getLogger("statehook.templates")
 
-DIGEST_TYPE = "statehook.digest"
-"""The type of the event that carries a digest window's events (see notifiers/digest.py)."""
 
 MARK = {"info": ":large_blue_circle:", "warning": ":large_orange_circle:", "critical": ":red_circle:"}
 """Slack emoji per severity: the severity at a glance."""
@@ -414,7 +411,7 @@ def sample_event(severity: Severity = Severity.CRITICAL, *, event_id: str = "evt
 
 
 def sample_digest() -> Event:
-    from notifiers.digest import digest_event  # digest builds on this module
+    from store.digests import digest_event
 
     events = [sample_event(Severity.CRITICAL, event_id="evt_sample_1"),
               sample_event(Severity.INFO, event_id="evt_sample_2")]

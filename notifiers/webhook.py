@@ -16,9 +16,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from standardwebhooks.webhooks import Webhook
 
-from config.schema import Duration
-from notifiers.base import Delivered, DestinationSettings, Notifier, PermanentFailure, TransientFailure
-from tasks.model import Event
+from model.events import Event
+from model.outcomes import Delivered, PermanentFailure, TransientFailure
+from model.values import Duration
+from notifiers.base import DestinationSettings, Notifier
 from transport.http import NoReply, Outcome, send
 
 __all__ = ["MAX_ANSWER", "RESERVED_HEADERS", "WebhookNotifier", "WebhookSettings", "sign", "whsec_problem"]

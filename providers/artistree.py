@@ -15,21 +15,11 @@ from urllib.parse import quote
 
 from pydantic import Field, SecretStr
 
-from providers.base import (
-    ListedItems,
-    MalformedPayload,
-    NonBlank,
-    Provider,
-    ProviderSettings,
-    ResourceInfo,
-    ScanFilter,
-    ScanItem,
-    ScanPage,
-    Unauthorized,
-    Unavailable,
-)
-from providers.listing import blank_values, split_page
-from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
+from core.listing import blank_values, split_page
+from model.errors import MalformedPayload, Unauthorized, Unavailable
+from model.events import Change, EventDraft, Severity
+from model.resources import ListedItems, ResourceInfo, ResourceRef, ScanItem, ScanPage, Snapshot
+from providers.base import NonBlank, Provider, ProviderSettings, ScanFilter
 from transport.http import NoReply, Outcome, send
 
 __all__ = ["ArtistreeProvider", "ArtistreeSettings"]

@@ -18,25 +18,17 @@ import aiohttp
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from config.schema import Duration, DurationOrOff
-from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
+from model.errors import MalformedPayload, NotFound, ProviderError, RateLimited, Unauthorized, Unavailable
+from model.events import Change, EventDraft, Severity
+from model.resources import ResourceInfo, ResourceRef, ScanPage, Snapshot
+from model.values import Duration, DurationOrOff
 from transport.http import NoReply, Outcome, Reply, error_words, send
 
 __all__ = [
-    "ListedItems",
-    "MalformedPayload",
     "NonBlank",
-    "NotFound",
     "Provider",
-    "ProviderError",
     "ProviderSettings",
-    "RateLimited",
-    "ResourceInfo",
     "ScanFilter",
-    "ScanItem",
-    "ScanPage",
-    "Unauthorized",
-    "Unavailable",
     "error_for_reply",
     "scan_filter_problems",
 ]
@@ -55,74 +47,6 @@ class ProviderSettings(BaseModel):
     interval_idle: Duration | None = None
     terminal_tail: DurationOrOff = 0.0
     terminal_interval: Duration = 3600.0
-
-
-class ProviderError(Exception):
-    """A fetch failed. Subclasses say how the poll loop should react."""
-
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class Unauthorized(ProviderError):
-    """401/403 even after refreshing credentials: the provider is unhealthy."""
-
-
-class NotFound(ProviderError):
-    """404: the resource does not exist (any more)."""
-
-
-class RateLimited(ProviderError):
-    def __init__(self, message: str, *, retry_after: float, status: int | None = 429) -> None:
-        super().__init__(message, status=status)
-        self.retry_after = retry_after
-
-
-class Unavailable(ProviderError):
-    """5xx, timeout, connection error: back off and try again."""
-
-
-class MalformedPayload(ProviderError):
-    """The body does not parse or lacks what a snapshot needs: counted, never an event."""
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceInfo:
-    """What the core and the routes need to know about a resource, from its snapshot."""
-
-    title: str
-    url: str | None = None
-    state: str | None = None
-    terminal: bool = False
-    tags: tuple[str, ...] = ()
-    project: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ScanItem:
-    """One resource of a listed page. With `preview`, the payload is a lightweight summary:
-    the poller compares its digest and fetches full details only for what changed."""
-
-    ref: ResourceRef
-    payload: Any
-    preview: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class ListedItems:
-    """A listed page kept as bytes (providers/listing.py): each resource's id and its JSON
-    as listed, volatile values blanked. The poller compares a fingerprint of each item's
-    bytes and parses only the items that changed; nothing is built per unchanged item."""
-
-    kind: str
-    items: list[tuple[str, bytes]]
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-ScanPage = list[ScanItem] | ListedItems
 
 
 @dataclass(slots=True)

@@ -24,8 +24,10 @@ import aiohttp
 import orjson
 from pydantic import Field, SecretStr, model_validator
 
-from providers.base import MalformedPayload, Provider, ProviderSettings, ResourceInfo
-from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
+from model.errors import MalformedPayload
+from model.events import Change, EventDraft, Severity
+from model.resources import ResourceInfo, ResourceRef, Snapshot
+from providers.base import Provider, ProviderSettings
 
 __all__ = [
     "STATES",

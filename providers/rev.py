@@ -20,9 +20,11 @@ from urllib.parse import quote
 import orjson
 from pydantic import SecretStr, model_validator
 
-from config.schema import DurationOrOff
-from providers.base import MalformedPayload, Provider, ProviderSettings, ResourceInfo, ScanFilter, ScanItem
-from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
+from model.errors import MalformedPayload
+from model.events import Change, EventDraft, Severity
+from model.resources import ResourceInfo, ResourceRef, ScanItem, Snapshot
+from model.values import DurationOrOff
+from providers.base import Provider, ProviderSettings, ScanFilter
 
 __all__ = ["RevProvider", "RevSettings", "is_terminal"]
 

@@ -32,21 +32,11 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import orjson
 from pydantic import Field, SecretStr
 
-from config.schema import Duration
-from providers.base import (
-    MalformedPayload,
-    NonBlank,
-    Provider,
-    ProviderError,
-    ProviderSettings,
-    ResourceInfo,
-    ScanFilter,
-    ScanItem,
-    Unauthorized,
-    Unavailable,
-    error_for_reply,
-)
-from tasks.model import Change, EventDraft, ResourceRef, Severity, Snapshot
+from model.errors import MalformedPayload, ProviderError, Unauthorized, Unavailable
+from model.events import Change, EventDraft, Severity
+from model.resources import ResourceInfo, ResourceRef, ScanItem, Snapshot
+from model.values import Duration
+from providers.base import NonBlank, Provider, ProviderSettings, ScanFilter, error_for_reply
 from transport import http
 
 __all__ = [

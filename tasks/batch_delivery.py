@@ -29,11 +29,11 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 
+from model.events import Event
 from notifiers.base import Notifier
-from tasks import keys
+from store import keys
+from store.unavailable import is_redis_down
 from tasks.deliver import DeliveryRecords, attempt_delivery, disabled_reason
-from tasks.model import Event
-from tasks.unavailable import is_redis_down
 
 __all__ = ["BatchResult", "deliver_batch", "group_by_resource"]
 

@@ -12,11 +12,12 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from notifiers.base import Notifier, PermanentFailure, TransientFailure
-from tasks import keys, stats
-from tasks.backoff import delivery_delay
-from tasks.events import utc_iso
-from tasks.model import Event
+from core.backoff import delivery_delay
+from core.events import utc_iso
+from model.events import Event
+from model.outcomes import PermanentFailure, TransientFailure
+from notifiers.base import Notifier
+from store import keys, stats
 
 __all__ = ["Attempt", "DeadLetters", "DeliveryRecords", "DeliveryResult", "attempt_delivery", "deliver_once",
            "disabled_reason"]

@@ -6,7 +6,7 @@ dead worker left pending are reclaimed.
 
 A route's throttle drops repeats (same event type, same resource) within its window; a
 route's digest files the event under its window instead, and each step sends the windows
-that have ended as one digest event each (notifiers/digest.py)."""
+that have ended as one digest event each (store/digests.py)."""
 
 from __future__ import annotations
 
@@ -21,12 +21,12 @@ import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 from redis.exceptions import ResponseError
 
-from config.schema import Route
-from notifiers.digest import DigestBuffer
-from tasks import keys
-from tasks.model import Event
-from tasks.route import RouteTable
-from tasks.unavailable import is_redis_down
+from core.route import RouteTable
+from model.events import Event
+from model.routes import Route
+from store import keys
+from store.digests import DigestBuffer
+from store.unavailable import is_redis_down
 
 __all__ = ["DELIVER_EXPIRES", "Dispatcher", "batch_job_id", "delivery_job_id"]
 

@@ -11,11 +11,12 @@ from typing import Any
 from arq import Retry
 from redis.exceptions import RedisError
 
+from model.events import Event
+from model.resources import ResourceRef
 from tasks.batch_delivery import deliver_batch
 from tasks.deliver import deliver_once
 from tasks.dispatch import DELIVER_EXPIRES, delivery_job_id
 from tasks.enqueue import JobSpec, enqueue_jobs
-from tasks.model import Event, ResourceRef
 
 __all__ = [
     "BATCH_DEADLINE", "DELIVERY_DEDUP_WINDOW", "deliver", "deliver_events", "poll_batch", "poll_scan", "schedule_due",

@@ -16,27 +16,18 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from providers.base import (
-    ListedItems,
-    MalformedPayload,
-    NotFound,
-    Provider,
-    ProviderError,
-    RateLimited,
-    ScanItem,
-    ScanPage,
-    Unauthorized,
-    Unavailable,
-)
-from tasks import keys
-from tasks.backoff import poll_backoff
-from tasks.diff import diff
-from tasks.digest import body_fingerprint, canonical, digest, fingerprint
-from tasks.events import build_events, change_of
-from tasks.limits import ProviderLimits, Reservation
-from tasks.model import Event, ResourceRef, Snapshot
-from tasks.schedule import next_poll_at
-from tasks.store import Commit, ResourceState, Store, WatchMeta, pack_snapshot
+from core.backoff import poll_backoff
+from core.diff import diff
+from core.events import build_events, change_of
+from core.fingerprint import body_fingerprint, canonical, digest, fingerprint
+from core.schedule import next_poll_at
+from model.errors import MalformedPayload, NotFound, ProviderError, RateLimited, Unauthorized, Unavailable
+from model.events import Event
+from model.resources import ListedItems, ResourceRef, ScanItem, ScanPage, Snapshot
+from providers.base import Provider
+from store import keys
+from store.rates import ProviderLimits, Reservation
+from store.snapshots import Commit, ResourceState, Store, WatchMeta, pack_snapshot
 
 __all__ = ["PollOutcome", "Poller"]
 

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from config import Config, load_config
 from config.toml_out import toml_array, toml_table, toml_value
-from tasks import keys
+from store import keys
 from worker.settings import make_worker
 
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -15,12 +15,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from config import Config, load_config
+from model.resources import ResourceRef
 from simulator.artistree import ArtistreeSim
 from simulator.core import SimProvider, Simulator
 from simulator.receivers import WebhookReceiver
 from simulator.rev import RevSim
-from tasks import keys
-from tasks.model import ResourceRef
+from store import keys
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, toml_value, write_config
 from worker.api import openapi_document, rev_order_number, start_api

@@ -24,8 +24,8 @@ from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
 
 from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
-from tasks import keys
-from tasks.store import Store, WatchMeta
+from store import keys
+from store.snapshots import Store, WatchMeta
 from tests import test_api
 from tests.conftest import free_port, wait_for
 from tests.test_api import AUTH, api_config, call, serving

@@ -19,7 +19,7 @@ import orjson
 import pytest
 import redis
 
-from tasks import keys
+from store import keys
 from tests.conftest import free_port
 from tests.kit import toml_value, write_config
 

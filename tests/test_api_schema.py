@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from config.schema import MAX_DURATION, MIN_DURATION
+from model.values import MAX_DURATION, MIN_DURATION
 from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
 from tests import test_api

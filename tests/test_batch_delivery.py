@@ -12,11 +12,12 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from notifiers.base import Delivered, NotifierContext, TransientFailure
+from model.events import Event
+from model.outcomes import Delivered, TransientFailure
+from notifiers.base import NotifierContext
 from notifiers.webhook import WebhookNotifier, WebhookSettings
-from tasks import keys
+from store import keys
 from tasks.batch_delivery import BatchResult, deliver_batch, group_by_resource
-from tasks.model import Event
 from tests.conftest import wait_for
 from tests.kit import WHSEC
 from tests.test_webhook_delivery import FAST, Endpoint, endpoint, failed

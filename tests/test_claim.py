@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from tasks import keys
-from tasks.store import Store
+from store import keys
+from store.snapshots import Store
 
 
 async def test_a_claim_leases_every_due_entry_across_its_batched_writes(redis: aioredis.Redis) -> None:

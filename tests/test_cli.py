@@ -17,11 +17,11 @@ import redis.asyncio as aioredis
 from typer.testing import CliRunner, Result
 
 from config import Config
+from model.resources import ResourceRef
 from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
-from tasks import keys
-from tasks.model import ResourceRef
-from tasks.store import Store, WatchMeta
+from store import keys
+from store.snapshots import Store, WatchMeta
 from tests import test_api
 from tests.conftest import free_port, wait_for
 from tests.kit import running_worker

@@ -22,9 +22,10 @@ import redis.asyncio as aioredis
 import typer.main
 from typer.testing import CliRunner, Result
 
-from tasks import keys
-from tasks.model import Event, ResourceRef
-from tasks.store import Commit, ResourceState, Store, WatchMeta, pack_snapshot
+from model.events import Event
+from model.resources import ResourceRef
+from store import keys
+from store.snapshots import Commit, ResourceState, Store, WatchMeta, pack_snapshot
 from tests.conftest import free_port, wait_for
 from tests.kit import write_config
 from tests.test_routes import event

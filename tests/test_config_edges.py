@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from config import load_config
-from config.redis_url import redis_url_problem
 from config.settings import sentry_dsn_problem
+from store.redis_url import redis_url_problem
 from tests.conftest import free_port
 from worker import redact
 from worker.cli import app

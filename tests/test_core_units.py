@@ -8,16 +8,18 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from config.schema import Route, RouteMatch, parse_duration
+from core.backoff import delivery_delay, poll_backoff
+from core.diff import diff
+from core.events import event_id
+from core.fingerprint import canonical, digest
+from core.route import select
+from core.schedule import next_poll_at
+from model.events import Change, Event, Severity
+from model.resources import ResourceRef
+from model.routes import Route, RouteMatch
+from model.values import parse_duration
 from notifiers.webhook import sign
 from providers.base import ProviderSettings
-from tasks.backoff import delivery_delay, poll_backoff
-from tasks.diff import diff
-from tasks.digest import canonical, digest
-from tasks.events import event_id
-from tasks.model import Change, Event, ResourceRef, Severity
-from tasks.route import select
-from tasks.schedule import next_poll_at
 from transport.http import parse_retry_after
 
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from config import Config
 from simulator.receivers import WebhookReceiver
-from tasks import keys
+from store import keys
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, write_config
 from tests.test_routes import equals, event, publish

@@ -14,15 +14,15 @@ from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 import providers
+from core.events import change_of, event_id
+from model.resources import ResourceRef
 from simulator.artistree import ArtistreeSim
 from simulator.core import Simulator
-from tasks import keys
+from store import keys
+from store.snapshots import Store, WatchMeta
+from store.unavailable import is_redis_down
 from tasks.dispatch import Dispatcher
-from tasks.events import change_of, event_id
-from tasks.model import ResourceRef
 from tasks.poll import Poller, PollOutcome
-from tasks.store import Store, WatchMeta
-from tasks.unavailable import is_redis_down
 from tests.kit import WHSEC, write_config
 from tests.test_pipeline import artistree_block
 from worker.outage import Outage
@@ -65,7 +65,7 @@ def test_these_are_not(exc: Exception) -> None:
 
 
 def test_a_pipeline_failure_is_named_by_its_reply_never_its_values() -> None:
-    from tasks.unavailable import redis_problem
+    from store.unavailable import redis_problem
 
     wrapped = ResponseError("Command # 1 (HSET sh:meta secret-key secret) of pipeline caused error: ('MASTERDOWN x',)")
     assert redis_problem(wrapped) == "MASTERDOWN"
@@ -146,7 +146,7 @@ async def test_an_outbox_entry_that_is_not_an_event_is_skipped(redis: aioredis.R
                                  b'{"i": 60, "s": {"project_id": 3}}'])
 def test_a_stored_watch_out_of_bounds_is_unreadable_not_polled(raw: bytes) -> None:
     """A watch stored by an older version or by hand (an interval of 1 ns would poll in a loop)."""
-    from tasks.store import CorruptRecord
+    from store.snapshots import CorruptRecord
 
     with pytest.raises(CorruptRecord):
         WatchMeta.from_json(raw, "sh:meta[x]")

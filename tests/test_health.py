@@ -19,11 +19,11 @@ import pytest
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 
+from model.resources import ResourceRef
 from simulator.core import Fault, Simulator
 from simulator.receivers import WebhookReceiver
-from tasks import keys
-from tasks.model import ResourceRef
-from tasks.store import Store, WatchMeta
+from store import keys
+from store.snapshots import Store, WatchMeta
 from tests import test_api
 from tests.conftest import free_port, wait_for
 from tests.kit import running_worker

@@ -7,19 +7,11 @@ import dataclasses
 import orjson
 import redis.asyncio as aioredis
 
-from providers.base import ResourceInfo
-from tasks import keys
-from tasks.events import build_events
-from tasks.model import Event, EventDraft, ResourceRef, Severity
-from tasks.store import (
-    Commit,
-    ResourceState,
-    Store,
-    WatchMeta,
-    history_entry,
-    pack_snapshot,
-    read_history_entry,
-)
+from core.events import build_events
+from model.events import Event, EventDraft, Severity
+from model.resources import ResourceInfo, ResourceRef
+from store import keys
+from store.snapshots import Commit, ResourceState, Store, WatchMeta, history_entry, pack_snapshot, read_history_entry
 from worker.api import resource_view
 
 REF = ResourceRef("artistree", "order", "3f2b8c1e-9d47-4a6b-b0e5-7c1d2a9f4e38")

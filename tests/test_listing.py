@@ -1,4 +1,4 @@
-"""Listed pages as item bytes (providers/listing.py): volatile values blanked wherever
+"""Listed pages as item bytes (core/listing.py): volatile values blanked wherever
 they occur, escaped quotes respected; items without an id skipped and counted. Pure."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 import orjson
 import pytest
 
-from providers.listing import blank_values, split_page
+from core.listing import blank_values, split_page
 
 
 def test_blanks_every_value_of_the_named_keys_at_any_depth() -> None:

@@ -9,11 +9,11 @@ import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
+from model.resources import ResourceRef
 from simulator.core import Fault, Simulator
 from simulator.receivers import WebhookReceiver
-from tasks import keys
-from tasks.model import ResourceRef
-from tasks.stats import POLL_BUCKETS, LatencyRecorder, delivery_counts, latency_counts
+from store import keys
+from store.stats import POLL_BUCKETS, LatencyRecorder, delivery_counts, latency_counts
 from tests import test_api
 from tests.conftest import wait_for
 from tests.kit import running_worker

@@ -22,11 +22,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from config import Config
-from notifiers.base import NotifierContext, PermanentFailure, TransientFailure
+from model.events import Event
+from model.outcomes import PermanentFailure, TransientFailure
+from model.resources import ResourceRef
+from notifiers.base import NotifierContext
 from notifiers.email import EmailNotifier, EmailSettings
 from simulator.core import Simulator
-from tasks import keys
-from tasks.model import Event, ResourceRef
+from store import keys
 from tests.conftest import free_port, wait_for
 from tests.kit import running_worker, write_config
 from tests.test_routes import event, publish

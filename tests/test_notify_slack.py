@@ -15,13 +15,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from config import Config
-from config.schema import Route
+from model.events import Event, Severity
+from model.resources import ResourceRef
+from model.routes import Route
 from notifiers.slack import PREFIX, build_message
 from notifiers.templates import TemplateBook
 from simulator.core import Simulator
 from simulator.slack import SlackStandIn, check_blocks
-from tasks import keys
-from tasks.model import Event, ResourceRef, Severity
+from store import keys
 from tests.conftest import wait_for
 from tests.kit import running_worker, write_config
 from tests.test_routes import event, publish

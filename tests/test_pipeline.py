@@ -14,12 +14,12 @@ import redis.asyncio as aioredis
 
 import providers
 from config import Config
+from model.resources import ResourceRef
 from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
-from tasks import keys
-from tasks.model import ResourceRef
+from store import keys
+from store.snapshots import Store, WatchMeta
 from tasks.poll import Poller, PollOutcome
-from tasks.store import Store, WatchMeta
 from tests.conftest import wait_for
 from tests.kit import WHSEC, outbox_len, running_worker, write_config
 

@@ -11,13 +11,13 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from model.resources import ResourceRef
 from providers.artistree import ArtistreeProvider, ArtistreeSettings
 from simulator.core import Fault, Simulator
-from tasks import keys
-from tasks.limits import ProviderLimits
-from tasks.model import ResourceRef
+from store import keys
+from store.rates import ProviderLimits
+from store.snapshots import ResourceState, Store, WatchMeta
 from tasks.poll import Poller, PollOutcome
-from tasks.store import ResourceState, Store, WatchMeta
 from tests.conftest import count_parses, wait_for
 
 

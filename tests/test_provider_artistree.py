@@ -12,12 +12,13 @@ import aiohttp
 import orjson
 import pytest
 
+from core.diff import diff
+from model.errors import MalformedPayload, NotFound, RateLimited, Unauthorized, Unavailable
+from model.events import Severity
+from model.resources import ListedItems, ResourceRef, Snapshot
 from providers.artistree import ArtistreeProvider, ArtistreeSettings
-from providers.base import ListedItems, MalformedPayload, NotFound, RateLimited, Unauthorized, Unavailable
 from simulator.artistree import ALL_PROJECTS, ArtistreeSim
 from simulator.core import Fault, Simulator
-from tasks.diff import diff
-from tasks.model import ResourceRef, Severity, Snapshot
 
 FIXTURE = Path(__file__).parent / "fixtures" / "artistree_order.json"
 SECRET = "sim-secret"

@@ -14,14 +14,15 @@ import pytest
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from providers.base import MalformedPayload, NotFound, ProviderError, RateLimited, Unauthorized, Unavailable
+from core.diff import diff
+from model.errors import MalformedPayload, NotFound, ProviderError, RateLimited, Unauthorized, Unavailable
+from model.events import EventDraft, Severity
+from model.resources import ResourceRef, Snapshot
 from providers.rev import RevProvider, RevSettings
 from simulator.core import Fault, SimProvider, Simulator
 from simulator.rev import RevSim
-from tasks.diff import diff
-from tasks.model import EventDraft, ResourceRef, Severity, Snapshot
+from store.snapshots import Store, WatchMeta
 from tasks.poll import Poller, PollOutcome
-from tasks.store import Store, WatchMeta
 from tests.conftest import count_parses
 
 FIXTURES = Path(__file__).parent / "fixtures"

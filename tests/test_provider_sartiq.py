@@ -14,7 +14,10 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from providers.base import MalformedPayload, NotFound, ProviderError, RateLimited, Unauthorized, Unavailable
+from core.diff import diff
+from model.errors import MalformedPayload, NotFound, ProviderError, RateLimited, Unauthorized, Unavailable
+from model.events import EventDraft, Severity
+from model.resources import ResourceRef, Snapshot
 from providers.sartiq import (
     SartiqProvider,
     SartiqSettings,
@@ -25,8 +28,6 @@ from providers.sartiq import (
 )
 from simulator.core import Fault, SimProvider, Simulator
 from simulator.sartiq import SHOT_TYPES, SartiqSim
-from tasks.diff import diff
-from tasks.model import EventDraft, ResourceRef, Severity, Snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PASSWORD = "sim-password"

@@ -12,13 +12,12 @@ import pytest
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis, RedisSettings, create_pool
 
-from config.schema import Route
-from notifiers.digest import DigestBuffer, window_start
-from notifiers.templates import DIGEST_TYPE
-from tasks import keys
+from core.route import route_key, route_keys, select
+from model.events import DIGEST_TYPE, Event, Severity
+from model.routes import Route
+from store import keys
+from store.digests import DigestBuffer, window_start
 from tasks.dispatch import Dispatcher
-from tasks.model import Event, Severity
-from tasks.route import route_key, route_keys, select
 from tests.conftest import wait_for
 
 

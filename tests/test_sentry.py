@@ -21,13 +21,13 @@ from sentry_sdk.transport import Transport
 from sentry_sdk.utils import event_from_exception
 
 from config import Config
+from model.resources import ResourceRef
 from simulator.artistree import ArtistreeSim
 from simulator.core import Fault, SimProvider, Simulator
 from simulator.receivers import WebhookReceiver
 from simulator.rev import RevSim
-from tasks import keys
-from tasks.model import ResourceRef
-from tasks.store import Store, WatchMeta
+from store import keys
+from store.snapshots import Store, WatchMeta
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker
 from tests.test_api import api_config

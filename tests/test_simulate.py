@@ -24,9 +24,9 @@ import pytest
 
 import providers
 from config import load_config
+from model.resources import ResourceRef
 from simulator.registry import build_simulator
 from simulator.standalone import END, ENV_START, MARK, TOML_START, ServeError, check_writable, serve
-from tasks.model import ResourceRef
 from tests.conftest import wait_for
 from tests.kit import running_worker
 

@@ -19,11 +19,11 @@ import redis.asyncio as aioredis
 from arq.constants import in_progress_key_prefix
 
 from config import Config
+from model.resources import ResourceRef
 from simulator.core import Fault, Simulator
 from simulator.receivers import WebhookReceiver
 from simulator.redisctl import RedisProcess, SentinelTopology
-from tasks import keys
-from tasks.model import ResourceRef
+from store import keys
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, write_config
 from tests.test_pipeline import artistree_block
@@ -218,7 +218,7 @@ async def test_the_client_fails_a_command_on_a_hung_server_instead_of_waiting(ow
         with pytest.raises(Exception) as caught:
             await client.get("x")
         assert time.monotonic() - started < 15  # one socket timeout (5 s), not one per retry
-        from tasks.unavailable import is_redis_down
+        from store.unavailable import is_redis_down
 
         assert is_redis_down(caught.value)
     finally:

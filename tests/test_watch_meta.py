@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.store import WatchMeta
+from store.snapshots import WatchMeta
 
 
 @pytest.mark.parametrize(

@@ -21,11 +21,11 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from config import Config, ConfigError
+from core.backoff import delivery_delay
 from notifiers.base import DEFAULT_SCHEDULE
 from notifiers.webhook import WebhookSettings
 from simulator.receivers import WebhookReceiver
-from tasks import keys
-from tasks.backoff import delivery_delay
+from store import keys
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, write_config
 from tests.test_routes import equals, event, publish

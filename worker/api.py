@@ -55,9 +55,9 @@ from pydantic import BaseModel, ValidationError
 import providers as provider_registry
 from config import Config
 from config.schema import WatchSpec
-from tasks import keys
-from tasks.model import ResourceRef
-from tasks.store import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
+from model.resources import ResourceRef
+from store import keys
+from store.snapshots import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
 from worker import api_models as models
 from worker import metrics
 from worker.api_models import ID_PATTERN, MAX_IDS, UnwatchFields, WatchFields

@@ -33,15 +33,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 import providers as provider_registry
-from config.schema import (
-    ID_PATTERN,
-    ID_RULE,
-    MAX_DURATION,
-    MIN_DURATION,
-    check_duration,
-    format_seconds,
-    parse_duration,
-)
+from model.values import ID_PATTERN, ID_RULE, MAX_DURATION, MIN_DURATION, check_duration, format_seconds, parse_duration
 
 __all__ = [
     "ID_PATTERN",

@@ -35,12 +35,12 @@ from arq.connections import ArqRedis
 
 import notifiers
 from config.load import Config, canonical_name
+from model.events import Severity
 from notifiers.base import NotifierContext
 from notifiers.templates import sample_event
-from tasks import keys
+from store import keys
 from tasks.deliver import DeadLetters, deliver_once
 from tasks.dispatch import DELIVER_EXPIRES, delivery_job_id
-from tasks.model import Severity
 from worker.cli_common import ConfigOption, JsonOption
 
 __all__ = [

@@ -10,9 +10,9 @@ import orjson
 import typer
 from arq.connections import ArqRedis
 
-from tasks import keys
-from tasks.model import ResourceRef
-from tasks.store import read_history_entry
+from model.resources import ResourceRef
+from store import keys
+from store.snapshots import read_history_entry
 from worker.cli_common import (
     ADD_CHUNK,
     ConfigOption,

@@ -10,13 +10,13 @@ import typer
 from arq.connections import ArqRedis
 
 from config import Config
+from core.backoff import poll_backoff
+from core.schedule import next_poll_at
+from model.resources import ResourceRef
 from providers.base import ProviderSettings
-from tasks import keys
-from tasks.backoff import poll_backoff
+from store import keys
+from store.snapshots import CorruptRecord, ResourceState
 from tasks.jobs import SCHEDULE_TICK
-from tasks.model import ResourceRef
-from tasks.schedule import next_poll_at
-from tasks.store import CorruptRecord, ResourceState
 from worker.cli_common import (
     ConfigOption,
     JsonOption,

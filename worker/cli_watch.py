@@ -13,10 +13,9 @@ import typer
 from pydantic import ValidationError
 
 from config import Config
-from providers.base import ScanPage
-from tasks import keys
-from tasks.model import ResourceRef
-from tasks.store import Store, WatchMeta
+from model.resources import ResourceRef, ScanPage
+from store import keys
+from store.snapshots import Store, WatchMeta
 from worker.cli_common import (
     ADD_CHUNK,
     ConfigOption,
@@ -76,7 +75,7 @@ def watch_add(
     """Watch resources by id (source "cli"). Already watched ones keep their next poll time."""
     import re
 
-    from config.schema import ID_PATTERN, ID_RULE, parse_duration
+    from model.values import ID_PATTERN, ID_RULE, parse_duration
     from worker.api import InvalidWatch, validate_watch
 
     cfg = load_or_exit(config)

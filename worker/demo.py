@@ -31,7 +31,7 @@ from simulator.core import Simulator
 from simulator.receivers import Received, WebhookReceiver
 from simulator.registry import SIM_PROVIDERS, build_simulator
 from simulator.setups import ProviderSetup, provider_setups, providers_toml
-from tasks import keys
+from store import keys
 from worker.settings import make_worker
 
 __all__ = ["run_demo"]

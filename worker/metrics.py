@@ -1,4 +1,4 @@
-"""Metrics: counted in Redis by the workers (their names and recording: tasks/stats.py),
+"""Metrics: counted in Redis by the workers (their names and recording: store/stats.py),
 exposed in Prometheus format by the API.
 
 Workers and the API are separate processes (and workers are many), so counters and
@@ -21,8 +21,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from tasks import keys
-from tasks.stats import HISTOGRAMS
+from store import keys
+from store.stats import HISTOGRAMS
 
 log = logging.getLogger("statehook.metrics")
 

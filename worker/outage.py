@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from tasks.unavailable import is_redis_down, redis_problem
+from store.unavailable import is_redis_down, redis_problem
 
 __all__ = ["Outage", "is_redis_down"]
 

@@ -16,7 +16,7 @@ from typing import Any
 from arq.connections import ArqRedis
 from redis.exceptions import ResponseError
 
-from tasks.unavailable import is_redis_down, redis_problem
+from store.unavailable import is_redis_down, redis_problem
 from worker.redis_client import RedisTimeouts, redis_client
 
 __all__ = ["API_TIMEOUTS", "CHECK_TIMEOUTS", "api_redis", "persistence_warning", "redis_down", "redis_problem",
@@ -70,7 +70,7 @@ async def persistence_warning(redis: Any) -> str | None:
 
 
 def redis_down(exc: BaseException) -> bool:
-    """`tasks.unavailable.is_redis_down` (pipeline-wrapped replies included)."""
+    """`store.unavailable.is_redis_down` (pipeline-wrapped replies included)."""
     return is_redis_down(exc)
 
 

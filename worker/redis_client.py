@@ -23,7 +23,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from config.redis_url import SENTINEL_SCHEMES, parse_sentinel_url
+from store.redis_url import SENTINEL_SCHEMES, parse_sentinel_url
 
 __all__ = ["RedisTimeouts", "redis_client"]
 

@@ -22,14 +22,15 @@ import notifiers as notifier_registry
 import providers as provider_registry
 from config import Config
 from config.schema import WatchSpec
+from model.events import Event
+from model.resources import ResourceRef
 from notifiers.base import Notifier, NotifierContext
 from providers.base import Provider
-from tasks import keys
+from store import keys
+from store.snapshots import Store, WatchMeta
+from store.stats import LatencyRecorder
 from tasks.dispatch import Dispatcher
-from tasks.model import Event, ResourceRef
 from tasks.poll import Poller, PollOutcome
-from tasks.stats import LatencyRecorder
-from tasks.store import Store, WatchMeta
 from worker.outage import Outage, is_redis_down
 
 __all__ = ["Runtime", "watch_rkeys"]

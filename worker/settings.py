@@ -29,8 +29,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import Config
-from config.redis_url import SENTINEL_SCHEMES, parse_sentinel_url
-from tasks import keys
+from store import keys
+from store.redis_url import SENTINEL_SCHEMES, parse_sentinel_url
 from tasks.jobs import (
     BATCH_DEADLINE,
     DELIVERY_DEDUP_WINDOW,

@@ -62,7 +62,7 @@ def dictionary(dict_id: int) -> bytes:
             f"snapshot written with dictionary {dict_id}, which this statehook does not have "
             f"(it knows {known}); was it written by a newer version?"
         )
-    data = resources.files("tasks.snapshot_dicts").joinpath(d.file).read_bytes()
+    data = resources.files("store.snapshot_dicts").joinpath(d.file).read_bytes()
     if hashlib.sha256(data).hexdigest() != d.sha256:
         raise RuntimeError(f"snapshot dictionary {d.file} is not the one snapshots were written with")
     return data

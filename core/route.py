@@ -14,8 +14,8 @@ from fnmatch import fnmatchcase
 
 import orjson
 
-from config.schema import Route, RouteMatch
-from tasks.model import Event
+from model.events import Event
+from model.routes import Route, RouteMatch
 
 __all__ = ["RouteTable", "Selection", "matches", "route_key", "route_keys", "select"]
 

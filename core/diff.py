@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.model import Change
+from model.events import Change
 
 __all__ = ["diff", "escape_pointer"]
 

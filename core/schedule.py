@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from providers.base import ProviderSettings
+from typing import Protocol
 
-__all__ = ["next_poll_at"]
+__all__ = ["Pacing", "next_poll_at"]
+
+
+class Pacing(Protocol):
+    """The pacing a provider's settings give (providers.base.ProviderSettings has these)."""
+
+    @property
+    def interval_active(self) -> float | None: ...
+    @property
+    def interval_idle(self) -> float | None: ...
+    @property
+    def terminal_interval(self) -> float: ...
+    @property
+    def terminal_tail(self) -> float: ...
 
 IDLE_AFTER_INTERVALS = 10
 """A resource with no change for this many active intervals counts as idle."""
@@ -16,7 +29,7 @@ def next_poll_at(
     interval: float,
     terminal: bool,
     changed_at: float,
-    settings: ProviderSettings,
+    settings: Pacing,
 ) -> float | None:
     """The next due time, or None to stop polling.
 

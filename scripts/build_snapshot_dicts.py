@@ -1,4 +1,4 @@
-"""Builds a snapshot dictionary: `python -m tasks.snapshot_dicts.build artistree 001-artistree.zdict`.
+"""Builds a snapshot dictionary: `python scripts/build_snapshot_dicts.py artistree 001-artistree.zdict`.
 
 The dictionary is the *skeleton* of a normalized Artistree order (keys, nesting, the enum
 values of the API docs) with every other value blanked, after the six `order_state`s.
@@ -24,10 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.fingerprint import canonical
+from model.resources import ResourceRef, Snapshot
 from providers.artistree import STATES, ArtistreeProvider, ArtistreeSettings
 from simulator.artistree import ArtistreeSim
-from tasks.digest import canonical
-from tasks.model import ResourceRef, Snapshot
 
 __all__ = ["artistree_dictionary", "skeleton"]
 
@@ -73,7 +73,7 @@ BUILDERS: dict[str, Callable[[], bytes]] = {"artistree": artistree_dictionary}
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("provider", choices=sorted(BUILDERS))
-    p.add_argument("file", help="file name in tasks/snapshot_dicts, e.g. 002-artistree.zdict")
+    p.add_argument("file", help="file name in store/snapshot_dicts, e.g. 002-artistree.zdict")
     args = p.parse_args(argv)
     data = BUILDERS[args.provider]()
     path = HERE / args.file

@@ -12,17 +12,14 @@ from typing import Any
 
 import orjson
 
+from model.resources import Snapshot
+
 __all__ = [
     "Change",
     "Event",
     "EventDraft",
-    "ResourceRef",
     "Severity",
-    "Snapshot",
 ]
-
-Snapshot = dict[str, Any]
-"""A normalized resource: JSON-compatible, volatile fields already removed."""
 
 
 class Severity(enum.StrEnum):
@@ -36,32 +33,6 @@ class Severity(enum.StrEnum):
 
 
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
-
-
-@dataclass(frozen=True, slots=True)
-class ResourceRef:
-    """One watched thing at one provider. Its `key` (the rkey) names it everywhere."""
-
-    provider: str
-    kind: str
-    id: str
-
-    @property
-    def key(self) -> str:
-        return self.key_of(self.provider, self.kind, self.id)
-
-    @staticmethod
-    def key_of(provider: str, kind: str, rid: str) -> str:
-        """The rkey of a resource, without building its ResourceRef."""
-        return f"{provider}:{kind}:{rid}"
-
-    @classmethod
-    def parse(cls, rkey: str) -> ResourceRef:
-        provider, sep, rest = rkey.partition(":")
-        kind, sep2, rid = rest.partition(":")
-        if not (sep and sep2 and provider and kind and rid):
-            raise ValueError(f"not a resource key (provider:kind:id): {rkey!r}")
-        return cls(provider, kind, rid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +120,7 @@ class Event:
     @classmethod
     def from_json(cls, raw: bytes | str) -> Event:
         return cls.from_dict(orjson.loads(raw))
+
+
+DIGEST_TYPE = "statehook.digest"
+"""The type of the event that carries a digest window's events (see store/digests.py)."""

@@ -18,10 +18,11 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from config.schema import MAX_DURATION, MIN_DURATION
-from tasks import keys, snapshot_codec
-from tasks.events import event_id, utc_iso
-from tasks.model import Event, ResourceRef, Snapshot
+from core.events import event_id, utc_iso
+from model.events import Event
+from model.resources import ResourceRef, Snapshot
+from model.values import MAX_DURATION, MIN_DURATION
+from store import keys, snapshot_codec
 
 __all__ = ["Commit", "CorruptRecord", "Loaded", "ResourceState", "Store", "WatchMeta", "history_entry",
            "read_history_entry"]
@@ -199,7 +200,7 @@ class Commit:
 
 
 def pack_snapshot(canonical_bytes: bytes) -> bytes:
-    """What a snapshot's key holds (`tasks.snapshot_codec`: deflated with a preset dictionary)."""
+    """What a snapshot's key holds (`store.snapshot_codec`: deflated with a preset dictionary)."""
     return snapshot_codec.pack(canonical_bytes)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from tasks import keys
+from store import keys
 
 __all__ = ["ProviderLimits", "Reservation"]
 

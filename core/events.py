@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from providers.base import ResourceInfo
-from tasks.model import Event, EventDraft, ResourceRef, Snapshot
+from model.events import Event, EventDraft
+from model.resources import ResourceInfo, ResourceRef, Snapshot
 
 __all__ = ["build_events", "change_of", "event_id", "utc_iso"]
 

@@ -63,12 +63,12 @@ def pause(provider: str) -> str:
 
 
 def throttle(route: str, rkey: str, event_type: str) -> str:
-    """`route` is the route's key (tasks/route.py), so a reordered config keeps its throttles."""
+    """`route` is the route's key (core/route.py), so a reordered config keeps its throttles."""
     return f"{PREFIX}thr:{route}:{rkey}:{event_type}"
 
 
 def provider_rate(provider: str) -> str:
-    """STRING: the next free request slot of a provider, shared by all workers (tasks/limits.py)."""
+    """STRING: the next free request slot of a provider, shared by all workers (store/rates.py)."""
     return f"{PREFIX}rate:{provider}"
 
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import orjson
 from xxhash import xxh3_128_hexdigest
 
-from providers.listing import blank_values
-from tasks.model import Snapshot
+from core.listing import blank_values
+from model.resources import Snapshot
 
 __all__ = ["body_fingerprint", "canonical", "digest", "fingerprint"]
 

@@ -23,9 +23,8 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from notifiers.templates import DIGEST_TYPE
-from tasks import keys
-from tasks.model import Event, Severity
+from model.events import DIGEST_TYPE, Event, Severity
+from store import keys
 
 __all__ = [
     "DIGEST_EVENTS_KEPT",

@@ -1,0 +1,1 @@
+"""The domain model: plain values every layer shares. It imports nothing of ours."""
