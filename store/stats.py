@@ -1,8 +1,14 @@
-"""The stats every worker counts in one Redis hash (`sh:stats`), and their names: the one
-place that spells them. The API exposes them in Prometheus format (worker/metrics.py).
+"""The stats every worker counts in one Redis hash (`sh:stats`): the one place that names
+them, writes them (`StatsRecorder`'s typed methods) and reads them back (`parse_stats`).
+The API exposes them in Prometheus format (worker/metrics.py).
+
+Why a Redis hash and not prometheus_client's multiprocess mode: that mode shares counters
+through files in one directory, so every process must run on one host with one disk.
+statehook's workers are many processes on any number of hosts (or containers), and the API
+that is scraped is yet another; Redis is the one thing they all share already.
 
 A histogram is one field per bucket plus a sum in microseconds (HINCRBY takes integers).
-Field names:
+Field names (`field_*` below spell them; `parse_stats` is their only reader):
 
     polls:{provider}:{outcome}         poll outcomes (unchanged, changed, baseline, …)
     events:{provider}, events_type:{type}
@@ -10,16 +16,19 @@ Field names:
     deliveries:{destination}:{outcome} per destination: ok, retried, dead
     lat:{histogram}:{label}:{i}        observations in bucket i (i = len(buckets): +Inf)
     lat:{histogram}:{label}:sum_us     sum of the observations, microseconds
+    corrupt_records                    stored records that could not be read
 
-The recording side is cheap on purpose: a poll batch accumulates in memory
-(`LatencyRecorder`) and its counts go out with the batch's single HINCRBY pipeline. Pure.
+Recording is cheap on purpose: a poll batch gathers its counts in memory and they go out
+with the batch's single HINCRBY pipeline. Pure.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = [
     "BATCH_BUCKETS",
@@ -27,14 +36,18 @@ __all__ = [
     "DELIVERY_OUTCOMES",
     "HISTOGRAMS",
     "POLL_BUCKETS",
-    "LatencyRecorder",
-    "delivery_counts",
-    "latency_counts",
+    "DeliveryOutcome",
+    "Histogram",
+    "Stats",
+    "StatsRecorder",
+    "parse_stats",
 ]
 
 POLL_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 DELIVERY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0)
+
+Histogram = Literal["poll", "batch", "deliver"]
 
 HISTOGRAMS: dict[str, tuple[str, str, tuple[float, ...], str]] = {
     # stats name: (metric name, label, buckets, help)
@@ -46,34 +59,129 @@ HISTOGRAMS: dict[str, tuple[str, str, tuple[float, ...], str]] = {
                 "Time of one delivery attempt"),
 }
 
-DELIVERY_OUTCOMES = ("ok", "retried", "dead")
-
-
-def latency_counts(histogram: str, label: str, seconds: float) -> dict[str, int]:
-    """The stats increments of one observation."""
-    buckets = HISTOGRAMS[histogram][2]
-    i = bisect.bisect_left(buckets, seconds)
-    return {f"lat:{histogram}:{label}:{i}": 1, f"lat:{histogram}:{label}:sum_us": int(seconds * 1_000_000)}
-
-
-def delivery_counts(destination: str, outcome: str, seconds: float | None = None) -> dict[str, int]:
-    """The stats increments of one delivery attempt: `outcome` is ok, retried or dead."""
-    counts = {f"deliveries_{outcome}": 1, f"deliveries:{destination}:{outcome}": 1}
-    if seconds is not None:
-        counts.update(latency_counts("deliver", destination, seconds))
-    return counts
+DeliveryOutcome = Literal["ok", "retried", "dead"]
+DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = ("ok", "retried", "dead")
+CORRUPT_RECORDS = "corrupt_records"
 
 
 @dataclass
-class LatencyRecorder:
-    """Observations gathered in memory between two flushes (one poll batch)."""
+class StatsRecorder:
+    """Increments gathered in memory between two flushes (`drain`), by typed methods only."""
 
     counts: Counter[str] = field(default_factory=Counter)
 
-    def observe(self, histogram: str, label: str, seconds: float) -> None:
-        self.counts.update(latency_counts(histogram, label, seconds))
+    def poll(self, provider: str, outcome: str, n: int = 1) -> None:
+        self.counts[f"polls:{provider}:{outcome}"] += n
+
+    def event(self, provider: str, event_type: str) -> None:
+        self.counts[f"events:{provider}"] += 1
+        self.counts[f"events_type:{event_type}"] += 1
+
+    def delivery(self, destination: str, outcome: DeliveryOutcome, seconds: float | None = None) -> None:
+        """One delivery attempt; `seconds` is its time when it was made (not for a skipped one)."""
+        self.counts[f"deliveries_{outcome}"] += 1
+        self.counts[f"deliveries:{destination}:{outcome}"] += 1
+        if seconds is not None:
+            self.observe("deliver", destination, seconds)
+
+    def observe(self, histogram: Histogram, label: str, seconds: float) -> None:
+        i = bisect.bisect_left(HISTOGRAMS[histogram][2], seconds)
+        self.counts[f"lat:{histogram}:{label}:{i}"] += 1
+        self.counts[f"lat:{histogram}:{label}:sum_us"] += int(seconds * 1_000_000)
+
+    def corrupt(self, n: int = 1) -> None:
+        self.counts[CORRUPT_RECORDS] += n
+
+    def merge(self, other: StatsRecorder) -> None:
+        self.counts.update(other.counts)
 
     def drain(self) -> dict[str, int]:
-        out = dict(self.counts)
+        out = {k: v for k, v in self.counts.items() if v}
         self.counts.clear()
         return out
+
+
+@dataclass(frozen=True)
+class HistogramCounts:
+    """One label's observations of one histogram: per bucket index (len(buckets) is +Inf) and the sum."""
+
+    buckets: dict[int, int] = field(default_factory=dict)
+    sum_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The stats hash, read back into what each field means."""
+
+    polls: dict[tuple[str, str], int] = field(default_factory=dict)            # (provider, outcome)
+    events_by_provider: dict[str, int] = field(default_factory=dict)
+    events_by_type: dict[str, int] = field(default_factory=dict)
+    deliveries: dict[DeliveryOutcome, int] = field(default_factory=dict)        # all destinations
+    deliveries_by_destination: dict[tuple[str, str], int] = field(default_factory=dict)  # (destination, outcome)
+    histograms: dict[str, dict[str, HistogramCounts]] = field(default_factory=dict)      # histogram -> label -> counts
+    corrupt_records: int = 0
+    unknown: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def events(self) -> int:
+        return sum(self.events_by_provider.values())
+
+
+def parse_stats(counters: Mapping[str, int]) -> Stats:
+    """`Stats` of the hash's counters; a field of no known form goes to `unknown`. Pure."""
+    stats = Stats(histograms={h: {} for h in HISTOGRAMS})
+    sums: dict[tuple[str, str], int] = {}
+    for name, n in counters.items():
+        kind, _, rest = name.partition(":")
+        if kind == "polls" and rest.count(":") >= 1:
+            provider, _, outcome = rest.partition(":")
+            stats.polls[(provider, outcome)] = n
+        elif kind == "events" and rest:
+            stats.events_by_provider[rest] = n
+        elif kind == "events_type" and rest:
+            stats.events_by_type[rest] = n
+        elif kind == "deliveries" and ":" in rest:
+            destination, _, outcome = rest.rpartition(":")
+            stats.deliveries_by_destination[(destination, outcome)] = n
+        elif name.removeprefix("deliveries_") in DELIVERY_OUTCOMES and name.startswith("deliveries_"):
+            stats.deliveries[name.removeprefix("deliveries_")] = n  # type: ignore[index]
+        elif kind == "lat" and _histogram_field(rest, n, stats, sums):
+            pass
+        elif name == CORRUPT_RECORDS:
+            object.__setattr__(stats, "corrupt_records", n)
+        else:
+            stats.unknown[name] = n
+    for (histogram, label), total in sums.items():
+        counts = stats.histograms[histogram].get(label, HistogramCounts())
+        stats.histograms[histogram][label] = HistogramCounts(counts.buckets, total / 1_000_000)
+    return stats
+
+
+def _histogram_field(rest: str, n: int, stats: Stats, sums: dict[tuple[str, str], int]) -> bool:
+    histogram, _, tail = rest.partition(":")
+    label, _, bucket = tail.rpartition(":")
+    if histogram not in HISTOGRAMS or not label:
+        return False
+    if bucket == "sum_us":
+        sums[(histogram, label)] = n
+        return True
+    if not bucket.isdigit() or int(bucket) > len(HISTOGRAMS[histogram][2]):
+        return False
+    stats.histograms[histogram].setdefault(label, HistogramCounts()).buckets[int(bucket)] = n
+    return True
+
+
+# ---- the older free functions, until their callers use StatsRecorder (removed in issue 16) ----
+LatencyRecorder = StatsRecorder
+
+
+def latency_counts(histogram: Histogram, label: str, seconds: float) -> dict[str, int]:
+    recorder = StatsRecorder()
+    recorder.observe(histogram, label, seconds)
+    return recorder.drain()
+
+
+def delivery_counts(destination: str, outcome: DeliveryOutcome, seconds: float | None = None) -> dict[str, int]:
+    recorder = StatsRecorder()
+    recorder.delivery(destination, outcome, seconds)
+    return recorder.drain()
