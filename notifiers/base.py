@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from model.events import Event
 from model.outcomes import Delivered
 from model.values import RetrySchedule
+from store.rates import RateSchedule
+from store.slack import SlackThreads
 
 __all__ = [
     "DEFAULT_SCHEDULE",
@@ -43,10 +45,12 @@ class DestinationSettings(BaseModel):
 
 @dataclass(slots=True)
 class NotifierContext:
-    """What a notifier may use: the shared HTTP session and Redis (for cross-worker state)."""
+    """What a notifier may use: the shared HTTP session, and the store's objects for what
+    workers share (without them a notifier keeps no such state: no pacing, no threads)."""
 
     session: aiohttp.ClientSession
-    redis: Any = None
+    rates: RateSchedule | None = None
+    slack_threads: SlackThreads | None = None
 
 
 class Notifier(ABC):

@@ -16,7 +16,6 @@ or a Redis key (keys hold a hash).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any, Literal
 
 import orjson
@@ -27,12 +26,12 @@ from model.outcomes import Delivered, PermanentFailure, TransientFailure
 from model.values import Duration, DurationOrOff, RetryDelay, Templates
 from notifiers.base import DestinationSettings, Notifier, NotifierContext
 from notifiers.templates import TemplateBook, mrkdwn_escape, notable_changes
-from store import keys
+from store.rates import Busy
+from store.slack import pacing_key
 from transport.http import NoReply, Outcome, Reply, parse_retry_after, send
 
 __all__ = [
     "PERMANENT_WEBHOOK_ERRORS",
-    "SlackLimiter",
     "SlackNotifier",
     "SlackSettings",
     "build_message",
@@ -45,41 +44,12 @@ SECTION_CHARS = 3000
 FIELD_CHARS = 2000
 MAX_FIELDS = 10
 URL_CHARS = 3000
-THREAD_TTL = 30 * 86400
-PENDING = b"pending"
-
-PREFIX = keys.SLACK_PREFIX
-
 PERMANENT_WEBHOOK_ERRORS = ("invalid_payload", "channel_not_found", "channel_is_archived", "action_prohibited")
 """Slack's answers that no retry changes (its documented incoming-webhook errors)."""
 
 TRANSIENT_API_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout", "team_added_to_org"}
 )
-
-# KEYS: the webhook's schedule. ARGV: interval ms, longest acceptable wait ms. Returns the
-# wait before the reserved slot (ms), or minus the wait if it is too long (nothing reserved).
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
-local wait = slot - now
-if wait > tonumber(ARGV[2]) then return -wait end
-redis.call('SET', KEYS[1], string.format('%d', slot + tonumber(ARGV[1])), 'PX', wait + tonumber(ARGV[1]) + 1000)
-return wait
-"""
-
-# KEYS: the webhook's schedule. ARGV: hold ms. Nobody sends before now + hold.
-_HOLD = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local until_ = now + tonumber(ARGV[1])
-if until_ > tonumber(redis.call('GET', KEYS[1]) or '0') then
-  redis.call('SET', KEYS[1], string.format('%d', until_), 'PX', tonumber(ARGV[1]) + 1000)
-end
-return until_
-"""
-
 
 class SlackSettings(DestinationSettings):
     kind: Literal["slack"] = "slack"
@@ -172,26 +142,6 @@ def build_message(event: Event, templates: TemplateBook) -> dict[str, Any]:
     return {"text": fallback, "blocks": blocks[:MAX_BLOCKS]}
 
 
-def _hash(*parts: str) -> str:
-    return hashlib.blake2b("\x00".join(parts).encode(), digest_size=10).hexdigest()
-
-
-class SlackLimiter:
-    """One send schedule per webhook (or channel) shared by every worker, in Redis."""
-
-    def __init__(self, redis: Any) -> None:
-        self._take = redis.register_script(_TAKE)
-        self._hold = redis.register_script(_HOLD)
-
-    async def take(self, key: str, interval: float, max_wait: float) -> float:
-        """Seconds to wait for the reserved slot; negative (minus the wait) if it would be
-        longer than `max_wait`, and then nothing is reserved."""
-        return int(await self._take(keys=[key], args=[round(interval * 1000), round(max_wait * 1000)])) / 1000
-
-    async def hold(self, key: str, seconds: float) -> None:
-        await self._hold(keys=[key], args=[max(1, round(seconds * 1000))])
-
-
 class SlackNotifier(Notifier):
     kind = "slack"
     settings_model = SlackSettings
@@ -200,10 +150,9 @@ class SlackNotifier(Notifier):
     def __init__(self, name: str, settings: DestinationSettings, ctx: NotifierContext) -> None:
         super().__init__(name, settings, ctx)
         self.templates = TemplateBook(name, self.settings.templates)
-        self.limiter = SlackLimiter(ctx.redis) if ctx.redis is not None else None
         s = self.settings
         target = s.webhook_url.get_secret_value() if s.webhook_url else f"{s.channel}\x00{s.bot_token}"
-        self.rate_key = keys.slack_rate(_hash(target))
+        self.rate_key = pacing_key(target)
 
     async def send(self, event: Event) -> Delivered:
         message = build_message(event, self.templates)
@@ -213,18 +162,19 @@ class SlackNotifier(Notifier):
         return await self._post_webhook(message)
 
     async def _wait_for_slot(self) -> None:
-        if self.limiter is None or self.settings.min_interval <= 0:
+        rates = self.ctx.rates
+        if rates is None or self.settings.min_interval <= 0:
             return
-        wait = await self.limiter.take(self.rate_key, self.settings.min_interval, self.settings.max_wait)
-        if wait < 0:
-            raise TransientFailure(f"webhook busy: next free slot in {-wait:.1f}s", retry_after=-wait)
-        if wait > 0:
-            await asyncio.sleep(wait)
+        taken = await rates.take(self.rate_key, 1, self.settings.min_interval, max_wait=self.settings.max_wait)
+        if isinstance(taken, Busy):
+            raise TransientFailure(f"webhook busy: next free slot in {taken.wait:.1f}s", retry_after=taken.wait)
+        if taken.wait > 0:
+            await asyncio.sleep(taken.wait)
 
     async def _rate_limited(self, retry_after: str | None) -> TransientFailure:
         after = parse_retry_after(retry_after, default=max(1.0, self.settings.min_interval))
-        if self.limiter is not None:
-            await self.limiter.hold(self.rate_key, after)
+        if self.ctx.rates is not None:
+            await self.ctx.rates.hold(self.rate_key, after)
         return TransientFailure("rate limited by Slack", status=429, retry_after=after)
 
     async def _post(self, url: str, payload: dict[str, Any], headers: dict[str, str]) -> Reply:
@@ -252,51 +202,34 @@ class SlackNotifier(Notifier):
 
     # -- chat.postMessage ---------------------------------------------------------------
 
-    def _thread_key(self, event: Event) -> str:
-        return keys.slack_thread(self.name, _hash(self.settings.channel or ""), event.rkey)
-
-    async def _claim_thread(self, key: str) -> tuple[str | None, bool]:
-        """The thread's ts, or (None, True) when this send is to start the thread. Two
-        events of a new resource sent at once must not start two threads."""
-        redis = self.ctx.redis
-        for _ in range(100):
-            if await redis.set(key, PENDING, nx=True, px=round((self.settings.timeout + 5) * 1000)):
-                return None, True
-            value = await redis.get(key)
-            if value is not None and value != PENDING:
-                return value.decode(), False
-            if value is not None:
-                await asyncio.sleep(0.05)
-        return None, False
-
     async def _post_message(self, event: Event, message: dict[str, Any]) -> Delivered:
         s = self.settings
         assert s.bot_token is not None
         await self._wait_for_slot()
-        key = self._thread_key(event)
-        threaded = s.thread and event.type != DIGEST_TYPE and self.ctx.redis is not None
-        ts, root = await self._claim_thread(key) if threaded else (None, False)
+        threads = self.ctx.slack_threads if s.thread and event.type != DIGEST_TYPE else None
+        if threads is None:
+            delivered, _ = await self._chat_post(message, None, event.severity in s.broadcast)
+            assert delivered is not None  # only a reply in a thread finds its thread gone
+            return delivered
+        key = threads.key(self.name, s.channel or "", event.rkey)
+        claim = await threads.claim(key, pending_for=s.timeout + 5)
         try:
-            delivered, posted_ts = await self._chat_post(message, ts, event.severity in s.broadcast)
+            delivered, posted_ts = await self._chat_post(message, claim.ts, event.severity in s.broadcast)
             if delivered is None:  # the thread is gone: start a new one
-                await self.ctx.redis.delete(key)
-                ts, root = await self._claim_thread(key)
-                delivered, posted_ts = await self._chat_post(message, ts, event.severity in s.broadcast)
+                await threads.forget(key)
+                claim = await threads.claim(key, pending_for=s.timeout + 5)
+                delivered, posted_ts = await self._chat_post(message, claim.ts, event.severity in s.broadcast)
                 if delivered is None:
                     raise TransientFailure("the resource's thread vanished twice")
         except BaseException:
-            if root:
-                await self._release_claim(key)
+            if claim.root:
+                await threads.release(key)
             raise
-        if root and posted_ts:
-            await self.ctx.redis.set(key, posted_ts, ex=THREAD_TTL)
-        elif ts is not None:
-            await self.ctx.redis.expire(key, THREAD_TTL)
+        if claim.root and posted_ts:
+            await threads.started(key, posted_ts)
+        elif claim.ts is not None:
+            await threads.used(key)
         return delivered
-
-    async def _release_claim(self, key: str) -> None:
-        if await self.ctx.redis.get(key) == PENDING:
-            await self.ctx.redis.delete(key)
 
     async def _chat_post(
         self, message: dict[str, Any], thread_ts: str | None, broadcast: bool

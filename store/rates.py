@@ -1,14 +1,24 @@
-"""Per-provider limits that all workers share through Redis.
+"""One rate schedule, shared by every worker through Redis: provider request limits and
+Slack's pacing both take their slots from it.
 
-Requests per second: a "next free slot" schedule (GCRA). A poll batch of n requests
-reserves n consecutive slots in one round trip and spaces its requests over them, so the
-provider sees an even rate across every worker. A 429 pauses the provider for its
-Retry-After, for every worker. Concurrency is divided among the live workers.
+A schedule is one number per key, the time its last reserved slot ends (GCRA's
+"theoretical arrival time"). Taking n slots starts at that time, or at `now` less `burst`
+slots if the schedule has fallen behind, and moves it n intervals on; a start further off
+than `max_wait` is refused and reserves nothing. Holding a schedule (a 429's Retry-After)
+moves it to `now + seconds` if it ends sooner. The arithmetic is `take` and `hold`, pure;
+`RateSchedule` reads the stored time, computes, and writes it back only if no other worker
+wrote in between (else it reads again), so the rule is written once, here, not in Lua too.
+
+`ProviderLimits` is the provider's side: a poll batch of n requests reserves n slots in
+one call and spaces its requests over them, so the provider sees an even rate across every
+worker. A 429 pauses the provider for its Retry-After, for every worker. Concurrency is
+divided among the live workers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 
@@ -16,18 +26,130 @@ import redis.asyncio as aioredis
 
 from store import keys
 
-__all__ = ["ProviderLimits", "Reservation"]
+__all__ = [
+    "Busy",
+    "Granted",
+    "ProviderLimits",
+    "RateSchedule",
+    "Reservation",
+    "expiry_ms",
+    "hold",
+    "parse_scheduled",
+    "take",
+]
 
-# KEYS: slot key. ARGV: now, n, interval, burst. Returns the start of the reserved slots.
-_RESERVE = """
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local start = math.max(tat, now - tonumber(ARGV[4]) * interval)
-local finish = start + tonumber(ARGV[2]) * interval
-redis.call('SET', KEYS[1], tostring(finish), 'PX', math.ceil((finish - now) * 1000) + 1000)
-return tostring(start)
+MS_BEFORE = 1e11
+"""A stored time above this is in milliseconds (Slack's pacing wrote those before it shared
+this schedule); in seconds it would be the year 5138."""
+
+SWAPS = 100
+"""Attempts at writing a schedule back before giving up: each failure means another worker
+took slots in between, so this many is a contention no fleet reaches."""
+
+# KEYS: the schedule. ARGV: the value read ('' for none), the value to write, its expiry (ms).
+# Writes only if the key still holds the value read. Returns 1 if it wrote.
+_SWAP = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Granted:
+    """Slots taken: the first at `start` (`wait` seconds after now; negative when the
+    schedule had fallen behind and the burst allowance starts it in the past); the schedule
+    now ends at `until`."""
+
+    start: float
+    wait: float
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """Nothing taken: the first free slot is `wait` seconds away, more than the caller waits."""
+
+    wait: float
+
+
+def take(
+    scheduled: float, now: float, n: int, interval: float, *, burst: int = 0, max_wait: float = math.inf
+) -> Granted | Busy:
+    """n slots `interval` apart from a schedule that ends at `scheduled`. Pure."""
+    start = max(scheduled, now - burst * interval)
+    wait = start - now
+    if wait > max_wait:
+        return Busy(wait)
+    return Granted(start, wait, start + n * interval)
+
+
+def hold(scheduled: float, now: float, seconds: float) -> float | None:
+    """Where a schedule held for `seconds` ends, or None if it already ends later. Pure."""
+    until = now + seconds
+    return until if until > scheduled else None
+
+
+def expiry_ms(until: float, now: float) -> int:
+    """How long the stored schedule is worth keeping: until it ends, and a second more."""
+    return max(0, math.ceil((until - now) * 1000)) + 1000
+
+
+def parse_scheduled(raw: bytes | str | None) -> float:
+    """The stored time in seconds (0 when there is none)."""
+    if raw is None or raw in (b"", ""):
+        return 0.0
+    value = float(raw)
+    return value / 1000 if value > MS_BEFORE else value
+
+
+def _text(raw: bytes | str | None) -> str:
+    if raw is None:
+        return ""
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+class RateSchedule:
+    """Schedules kept in Redis, one per key, that every worker takes its slots from.
+
+    `now=None` reads Redis's clock, so that workers whose clocks disagree still space their
+    sends; a caller that compares slots with its own clock passes `now` itself."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._swap = redis.register_script(_SWAP)
+
+    async def _read(self, key: str, now: float | None) -> tuple[bytes | str | None, float]:
+        if now is not None:
+            return await self.redis.get(key), now
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.time()
+            raw, (seconds, micros) = await pipe.execute()
+        return raw, seconds + micros / 1e6
+
+    async def _write(self, key: str, read: bytes | str | None, until: float, now: float) -> bool:
+        return bool(await self._swap(keys=[key], args=[_text(read), f"{until:.6f}", expiry_ms(until, now)]))
+
+    async def take(
+        self, key: str, n: int, interval: float, *, burst: int = 0, max_wait: float = math.inf,
+        now: float | None = None,
+    ) -> Granted | Busy:
+        for _ in range(SWAPS):
+            raw, at = await self._read(key, now)
+            taken = take(parse_scheduled(raw), at, n, interval, burst=burst, max_wait=max_wait)
+            if isinstance(taken, Busy) or await self._write(key, raw, taken.until, at):
+                return taken
+        raise RuntimeError(f"the rate schedule {key} changed under {SWAPS} attempts in a row")
+
+    async def hold(self, key: str, seconds: float, *, now: float | None = None) -> None:
+        """Nobody takes a slot of `key` before `seconds` from now."""
+        for _ in range(SWAPS):
+            raw, at = await self._read(key, now)
+            until = hold(parse_scheduled(raw), at, seconds)
+            if until is None or await self._write(key, raw, until, at):
+                return
+        raise RuntimeError(f"the rate schedule {key} changed under {SWAPS} attempts in a row")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +165,18 @@ class ProviderLimits:
     def __init__(self, redis: aioredis.Redis, *, burst: int = 10) -> None:
         self.redis = redis
         self.burst = burst
-        self._reserve = redis.register_script(_RESERVE)
+        self.schedule = RateSchedule(redis)
 
     async def reserve(
         self, provider: str, n: int, requests_per_second: float, *, now: float | None = None
     ) -> Reservation:
+        """n request slots; their times are on this host's clock (`wait_for_slot` sleeps
+        until them)."""
         now = time.time() if now is None else now
         interval = 1.0 / requests_per_second
-        start = await self._reserve(keys=[keys.provider_rate(provider)], args=[now, n, interval, self.burst])
-        return Reservation(float(start), interval)
+        taken = await self.schedule.take(keys.provider_rate(provider), n, interval, burst=self.burst, now=now)
+        assert isinstance(taken, Granted)  # no max_wait: a provider's batch always gets its slots
+        return Reservation(taken.start, interval)
 
     @staticmethod
     async def wait_for_slot(reservation: Reservation, i: int) -> None:

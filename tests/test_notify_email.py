@@ -190,7 +190,7 @@ async def test_implicit_tls_and_a_plain_relay(
     try:
         settings = EmailSettings.model_validate(mail_block(server, security=security))
         async with aiohttp.ClientSession() as session:
-            notifier = EmailNotifier("mail", settings, NotifierContext(session=session, redis=redis))
+            notifier = EmailNotifier("mail", settings, NotifierContext(session=session))
             done = await notifier.send(failed())
         assert done.status == 250
         (mail,) = server.inbox.mails
@@ -207,7 +207,7 @@ async def test_a_certificate_that_does_not_verify_is_never_sent_to(
     untrusted = EmailSettings.model_validate({**mail_block(smtp), "ca_file": None})
     unverified = EmailSettings.model_validate({**mail_block(smtp), "ca_file": None, "tls_verify": False})
     async with aiohttp.ClientSession() as session:
-        ctx = NotifierContext(session=session, redis=redis)
+        ctx = NotifierContext(session=session)
         with pytest.raises(TransientFailure, match="connection failed"):
             await EmailNotifier("mail", untrusted, ctx).send(failed())
         assert smtp.inbox.mails == []
@@ -249,7 +249,7 @@ async def test_a_refused_login_is_dead_lettered_without_the_password(
     settings = EmailSettings.model_validate({**mail_block(smtp), "password": "wrong-" + PASSWORD})
     async with aiohttp.ClientSession() as session:
         with pytest.raises(PermanentFailure) as failure:
-            await EmailNotifier("mail", settings, NotifierContext(session=session, redis=redis)).send(failed())
+            await EmailNotifier("mail", settings, NotifierContext(session=session)).send(failed())
     assert failure.value.status == 535
     assert PASSWORD not in failure.value.reason
 
@@ -295,7 +295,7 @@ async def test_destination_templates_shape_subject_and_body(
         "templates": {"text": "Order {{ title }} needs you: {{ url }}"},
     })
     async with aiohttp.ClientSession() as session:
-        await EmailNotifier("mail", settings, NotifierContext(session=session, redis=redis)).send(failed())
+        await EmailNotifier("mail", settings, NotifierContext(session=session)).send(failed())
     m = smtp.inbox.mails[0].message
     assert m["Subject"] == "artistree: Poster ord-1 is Failed"
     (_, text), (_, html) = parts(m)

@@ -18,7 +18,7 @@ from config import Config
 from model.events import Event, Severity
 from model.resources import ResourceRef
 from model.routes import Route
-from notifiers.slack import PREFIX, build_message
+from notifiers.slack import build_message
 from notifiers.templates import TemplateBook
 from simulator.core import Simulator
 from simulator.slack import SlackStandIn, check_blocks
@@ -204,7 +204,7 @@ async def test_the_bot_token_threads_every_event_of_a_resource(
         (critical_reply,) = [m for m in ord_1 if m is not root and m is not by_event[info.id]]
         assert critical_reply.payload["reply_broadcast"] is True  # critical also shows in the channel
         assert by_event[other.id].thread_ts is None
-        stored = [k async for k in redis.scan_iter(match=PREFIX + "thread:*")]
+        stored = [k async for k in redis.scan_iter(match=keys.SLACK_PREFIX + "thread:*")]
         assert len(stored) == 2
         assert standin.rejected == []
     finally:
@@ -220,7 +220,7 @@ async def test_a_thread_that_vanished_is_started_again(tmp_path: Path, redis_url
         async with running_worker(cfg):
             await publish(redis, failed("ord-1", 1))
             await wait_for(lambda: len(standin.messages) == 1)
-            (key,) = [k async for k in redis.scan_iter(match=PREFIX + "thread:*")]
+            (key,) = [k async for k in redis.scan_iter(match=keys.SLACK_PREFIX + "thread:*")]
             await redis.set(key, "1700000000.000001")  # a thread Slack no longer knows
             await publish(redis, failed("ord-1", 2))
             await wait_for(lambda: len(standin.messages) == 2)

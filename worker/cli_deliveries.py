@@ -39,6 +39,8 @@ from model.events import Severity
 from notifiers.base import NotifierContext
 from notifiers.templates import sample_event
 from store import keys
+from store.rates import RateSchedule
+from store.slack import SlackThreads
 from tasks.deliver import DeadLetters, deliver_once
 from tasks.dispatch import DELIVER_EXPIRES, delivery_job_id
 from worker.cli_common import ConfigOption, JsonOption
@@ -197,7 +199,8 @@ async def send_test(
         return TestOutcome(event.id, False, queued=True)
     settings = config.destinations[name]
     async with aiohttp.ClientSession() as session:
-        notifier = notifiers.REGISTRY[settings.kind](name, settings, NotifierContext(session=session, redis=redis))
+        nctx = NotifierContext(session, RateSchedule(redis), SlackThreads(redis))
+        notifier = notifiers.REGISTRY[settings.kind](name, settings, nctx)
         notifiers.bind_routes([notifier], config.routes)
         try:
             result = await deliver_once(redis, notifier, name, event.to_json(), 1)

@@ -27,6 +27,8 @@ from model.resources import ResourceRef
 from notifiers.base import Notifier, NotifierContext
 from providers.base import Provider
 from store import keys
+from store.rates import RateSchedule
+from store.slack import SlackThreads
 from store.snapshots import Store, WatchMeta
 from store.stats import LatencyRecorder
 from tasks.dispatch import Dispatcher
@@ -84,7 +86,7 @@ class Runtime:
             name: provider_registry.REGISTRY[name](settings, session)
             for name, settings in config.providers.items()
         }
-        nctx = NotifierContext(session=session, redis=redis)
+        nctx = NotifierContext(session, RateSchedule(redis), SlackThreads(redis))
         notes = {
             name: notifier_registry.REGISTRY[settings.kind](name, settings, nctx)
             for name, settings in config.destinations.items()
