@@ -2,10 +2,8 @@
 the paginated order list, presigned URLs that change on every answer, and a scripted
 progression of order states for the demo.
 
-Orders are stored compactly (a slotted record plus the fields a test or the progression
-changed) and rendered to the seed's full shape on each answer, so that 100,000 orders fit
-in a few tens of megabytes. The heavy, never-changing parts (analysis lines, annotations,
-layer names) come from a small pool of variants shared by many orders.
+This module is the HTTP side (the API and the control routes); the orders are kept by
+simulator/artistree_orders.py and moved along by simulator/artistree_progression.py.
 """
 
 from __future__ import annotations
@@ -13,33 +11,24 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import random
 import secrets
 import time
-import uuid
-from bisect import bisect_left
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from simulator.artistree_catalogue import (
-    ADJECTIVES,
+from simulator.artistree_orders import (
+    ALL_PROJECTS,
     DEFAULT_PROJECT_ID,
-    FORMATS,
-    NOUNS,
-    PROJECTS,
-    REVIEWERS,
-    TAGS,
-    VARIANTS,
-    Presigner,
-    annotation,
-    iso,
-    uuid_from,
+    ORDER_FIELDS,
+    PERSONAL,
+    STAT_KEYS,
+    STATES,
+    Scope,
 )
+from simulator.artistree_progression import ArtistreeProgression
 from simulator.core import SimProvider, json_response
 
 __all__ = [
@@ -50,77 +39,6 @@ __all__ = [
     "STATES",
     "ArtistreeSim",
 ]
-
-STATES = ("In Progress", "Human Certified", "Action Required", "Reviewed", "Failed", "Unsupported File")
-OPEN_STATES = frozenset({"In Progress", "Action Required", "Reviewed"})
-ALL_PROJECTS = "All Projects"
-PERSONAL = "Personal Certificates"
-MAX_LIMIT = 1000
-DEFAULT_LIMIT = 200
-
-ORDER_FIELDS = (
-    "order_id",
-    "username",
-    "email",
-    "order_state",
-    "order_title",
-    "asset_id",
-    "asset_name",
-    "asset_last_modified_timestamp",
-    "ordered_by",
-    "creation_time",
-    "asset_preview_url",
-    "analysis_list",
-    "analysis_failed_items",
-    "tags",
-    "confidence",
-    "remediation",
-    "annotations",
-    "project",
-    "reviewed_by",
-    "review_timestamp",
-    "layers_info",
-)
-"""Every field of the seed's order, in the seed's order."""
-
-_STAT_KEYS = {
-    "In Progress": "total_in_progress",
-    "Human Certified": "total_certified",
-    "Action Required": "total_action_required",
-    "Reviewed": "total_reviewed",
-    "Failed": "total_failed",
-    "Unsupported File": "total_unsupported",
-}
-_UPDATABLE = frozenset(ORDER_FIELDS) - {"order_id", "project"}
-
-@dataclass(slots=True)
-class _Order:
-    order_id: str
-    seq: int
-    state: str
-    title: str
-    project_id: str | None
-    variant: int
-    created: int
-    tags: tuple[str, ...] | list[str]
-    extra: dict[str, Any] | None = None
-    url_epoch: int = 0
-
-
-@dataclass(slots=True)
-class _Scope:
-    """The orders of one project (or of the personal certificates), by insertion sequence."""
-
-    seqs: list[int] = field(default_factory=list)
-    stats: Counter[str] = field(default_factory=Counter)
-
-
-@dataclass(slots=True)
-class _Project:
-    id: str
-    name: str
-    user_role: str
-    scope: _Scope = field(default_factory=_Scope)
 
 
 def _encode_page_token(seq: int) -> str:
@@ -167,7 +85,11 @@ def _query_error(name: str, msg: str, value: str) -> web.Response:
     )
 
 
-class ArtistreeSim(SimProvider):
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 200
+
+
+class ArtistreeSim(ArtistreeProgression, SimProvider):
     """Artistree Human: `/oauth2/token`, `/v1/orders/{order_id}`, `/v1/orders`."""
 
     name = "artistree"
@@ -180,90 +102,12 @@ class ArtistreeSim(SimProvider):
         token_lifetime: int = 3600,
         seed: int | None = None,
     ) -> None:
+        super().__init__(seed=seed)
         self.client_id = client_id
         self.client_secret = client_secret
         self.token_lifetime = token_lifetime
         self.tokens_issued = 0
-        self.rng = random.Random(seed)
         self._tokens: dict[str, float] = {}
-        self._presigner = Presigner()
-        self._orders: dict[str, _Order] = {}
-        self._slots: list[_Order | None] = []
-        self._stats: Counter[str] = Counter()
-        self._personal = _Scope()
-        self._projects: dict[str, _Project] = {pid: _Project(pid, name, role) for pid, name, role in PROJECTS}
-
-    # ---- Python API for tests, benchmarks and the demo --------------------------------
-
-    def __len__(self) -> int:
-        return len(self._orders)
-
-    def __contains__(self, order_id: object) -> bool:
-        return order_id in self._orders
-
-    @property
-    def order_ids(self) -> list[str]:
-        return list(self._orders)
-
-    def add_order(
-        self,
-        order_id: str | None = None,
-        *,
-        state: str = "In Progress",
-        project_id: str | None = DEFAULT_PROJECT_ID,
-        title: str | None = None,
-        tags: Sequence[str] | None = None,
-        **fields: Any,
-    ) -> dict[str, Any]:
-        """Add an order (project_id None: a personal certificate); returns it as the API would."""
-        if order_id is not None and order_id in self._orders:
-            raise ValueError(f"order {order_id} already exists")
-        _check_fields(fields)
-        order = self._insert(order_id, state, project_id, title, tags)
-        if fields:
-            return self.update(order.order_id, **fields)
-        return self.get(order.order_id)
-
-    def add_many(self, n: int, *, project_id: str | None = DEFAULT_PROJECT_ID, state: str = "In Progress") -> list[str]:
-        """Add `n` orders quickly (about 3 µs each); returns their ids."""
-        return [self._insert(None, state, project_id, None, None).order_id for _ in range(n)]
-
-    def get(self, order_id: str) -> dict[str, Any]:
-        """The order as the API answers it now (a private copy)."""
-        copy: dict[str, Any] = orjson.loads(orjson.dumps(self._render(self._orders[order_id])))
-        return copy
-
-    def state_of(self, order_id: str) -> str:
-        return self._orders[order_id].state
-
-    def set_state(self, order_id: str, state: str) -> dict[str, Any]:
-        """Change only `order_state` (use `update` for the fields that go with it)."""
-        self._set_state(self._orders[order_id], state)
-        return self.get(order_id)
-
-    def update(self, order_id: str, **fields: Any) -> dict[str, Any]:
-        """Change fields of an order, e.g. reviewed_by, analysis_failed_items, annotations."""
-        order = self._orders[order_id]
-        _check_fields(fields)
-        if "order_state" in fields:
-            self._set_state(order, fields.pop("order_state"))
-        if "order_title" in fields:
-            order.title = str(fields.pop("order_title"))
-        if "tags" in fields:
-            order.tags = [str(t) for t in fields.pop("tags")]
-        if fields:
-            order.extra = {**(order.extra or {}), **orjson.loads(orjson.dumps(fields))}
-        return self.get(order_id)
-
-    def rotate_presigned_urls(self, order_id: str) -> None:
-        """Move the order's assets to a new key and credential (URLs change anyway per answer)."""
-        self._orders[order_id].url_epoch += 1
-
-    def remove(self, order_id: str) -> None:
-        order = self._orders.pop(order_id)
-        self._slots[order.seq] = None
-        self._stats[order.state] -= 1
-        self._scope(order.project_id).stats[order.state] -= 1
 
     def expire_tokens(self) -> None:
         """Every token issued so far stops working: the next request gets 401."""
@@ -274,125 +118,6 @@ class ArtistreeSim(SimProvider):
         now = time.monotonic()
         return sum(1 for expires in self._tokens.values() if expires > now)
 
-    # ---- storage ---------------------------------------------------------------------
-
-    def _scope(self, project_id: str | None) -> _Scope:
-        if project_id is None:
-            return self._personal
-        project = self._projects.get(project_id)
-        if project is None:
-            project = self._projects[project_id] = _Project(project_id, f"Project {project_id[:8]}", "member")
-        return project.scope
-
-    def _insert(
-        self, order_id: str | None, state: str, project_id: str | None, title: str | None, tags: Sequence[str] | None
-    ) -> _Order:
-        if state not in _STAT_KEYS:
-            raise ValueError(f"unknown order_state {state!r}")
-        rng = self.rng
-        bits = rng.getrandbits(32)
-        if title is None:
-            title = (
-                f"{ADJECTIVES[bits & 15]} {NOUNS[(bits >> 4) & 15]} "
-                f"{FORMATS[(bits >> 8) & 7]} v{(bits >> 11) % 5 + 1}"
-            )
-        order = _Order(
-            order_id=order_id or str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            seq=len(self._slots),
-            state=state,
-            title=title,
-            project_id=project_id,
-            variant=(bits >> 14) % len(VARIANTS),
-            created=int(time.time()) - (bits >> 19) % (30 * 86400),
-            tags=list(tags) if tags is not None else TAGS[(bits >> 24) % len(TAGS)],
-        )
-        scope = self._scope(project_id)
-        self._orders[order.order_id] = order
-        self._slots.append(order)
-        scope.seqs.append(order.seq)
-        scope.stats[state] += 1
-        self._stats[state] += 1
-        return order
-
-    def _set_state(self, order: _Order, state: str) -> None:
-        if state not in _STAT_KEYS:
-            raise ValueError(f"unknown order_state {state!r}")
-        scope = self._scope(order.project_id)
-        for stats in (self._stats, scope.stats):
-            stats[order.state] -= 1
-            stats[state] += 1
-        order.state = state
-
-    def _field(self, order: _Order, name: str, default: Any) -> Any:
-        return order.extra[name] if order.extra and name in order.extra else default
-
-    def _render(self, order: _Order) -> dict[str, Any]:
-        v = VARIANTS[order.variant]
-        username, email, ordered_by = v.user
-        oid, epoch = order.order_id, order.url_epoch
-        stem = order.title.lower().replace(" ", "_")
-        keys = [f"orders/{oid}/v{epoch}/layers/{i:02d}.png" for i in range(len(v.layer_names))]
-        keys.append(f"orders/{oid}/v{epoch}/preview.webp")
-        urls = self._presigner.urls(keys, epoch)
-        project = self._projects[order.project_id] if order.project_id is not None else None
-        rendered: dict[str, Any] = {
-            "order_id": oid,
-            "username": username,
-            "email": email,
-            "order_state": order.state,
-            "order_title": order.title,
-            "asset_id": uuid_from(oid),
-            "asset_name": stem + v.extension,
-            "asset_last_modified_timestamp": str(order.created - 5400),
-            "ordered_by": ordered_by,
-            "creation_time": iso(order.created),
-            "asset_preview_url": None if order.state == "Unsupported File" else urls[-1],
-            "analysis_list": v.analysis_list,
-            "analysis_failed_items": [],
-            "tags": list(order.tags),
-            "confidence": v.confidence,
-            "remediation": v.remediation,
-            "annotations": v.annotations,
-            "project": {"id": project.id, "name": project.name, "userRole": project.user_role} if project else None,
-            "reviewed_by": None,
-            "review_timestamp": None,
-            "layers_info": [
-                {"layer_name": name, "layer_url": url} for name, url in zip(v.layer_names, urls, strict=False)
-            ],
-        }
-        if order.extra:
-            rendered.update(order.extra)
-        return rendered
-
-    def _preview(self, order: _Order) -> dict[str, Any]:
-        project = self._projects[order.project_id] if order.project_id is not None else None
-        return {
-            "order_id": order.order_id,
-            "order_title": order.title,
-            "creation_time": iso(order.created),
-            "order_state": order.state,
-            "asset_preview_url": None
-            if order.state == "Unsupported File"
-            else self._presigner.urls([f"orders/{order.order_id}/v{order.url_epoch}/preview.webp"], order.url_epoch)[0],
-            "project_name": project.name if project else PERSONAL,
-            "analysis_list": self._field(order, "analysis_list", VARIANTS[order.variant].analysis_list),
-            "tags": list(order.tags),
-        }
-
-    def _page(self, seqs: Sequence[int] | None, start: int, limit: int) -> tuple[list[_Order], int | None]:
-        """Up to `limit` live orders from sequence `start`, and where the next page starts."""
-        slots = self._slots
-        if seqs is None:
-            seqs = range(len(slots))
-        out: list[_Order] = []
-        for i in range(bisect_left(seqs, start), len(seqs)):
-            order = slots[seqs[i]]
-            if order is None:
-                continue
-            if len(out) == limit:
-                return out, order.seq
-            out.append(order)
-        return out, None
 
     # ---- HTTP API --------------------------------------------------------------------
 
@@ -473,11 +198,11 @@ class ArtistreeSim(SimProvider):
             scope = (
                 self._personal
                 if project_id == PERSONAL
-                else (self._projects[project_id].scope if project_id in self._projects else _Scope())
+                else (self._projects[project_id].scope if project_id in self._projects else Scope())
             )
             seqs, stats, names = scope.seqs, scope.stats, []
         orders, next_seq = self._page(seqs, start, limit)
-        order_stats = {key: stats[state] for state, key in _STAT_KEYS.items()}
+        order_stats = {key: stats[state] for state, key in STAT_KEYS.items()}
         order_stats["total_orders"] = sum(stats.values())
         return json_response(
             {
@@ -569,97 +294,6 @@ class ArtistreeSim(SimProvider):
             return json_response(action(order_id))
         except (TypeError, ValueError) as exc:
             return json_response({"detail": str(exc)}, status=400)
-
-    # ---- scripted progression --------------------------------------------------------
-
-    def step(self, rng: random.Random) -> list[str]:
-        """Move one to three open orders along a plausible path; sometimes (and always when
-        nothing is open) a new order arrives, so that a long demo never runs dry."""
-        lines: list[str] = []
-        moved: set[str] = set()
-        for _ in range(rng.randint(1, 3)):
-            order = self._pick_open(rng, moved)
-            if order is None:
-                break
-            moved.add(order.order_id)
-            lines.append(self._advance(order, rng))
-        if not moved or rng.random() < 0.25:
-            new = self._insert(
-                str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                "In Progress",
-                rng.choice([*list(self._projects), None]),
-                None,
-                None,
-            )
-            lines.append(f"artistree: new order “{new.title}” ({new.order_id[:8]}) In Progress")
-        return lines
-
-    def _pick_open(self, rng: random.Random, exclude: set[str]) -> _Order | None:
-        for _ in range(32 if self._slots else 0):
-            order = self._slots[rng.randrange(len(self._slots))]
-            if order is not None and order.state in OPEN_STATES and order.order_id not in exclude:
-                return order
-        candidates = [o for o in self._orders.values() if o.state in OPEN_STATES and o.order_id not in exclude]
-        return rng.choice(candidates) if candidates else None
-
-    def _advance(self, order: _Order, rng: random.Random) -> str:
-        was = order.state
-        states, weights = zip(*_NEXT[was], strict=True)
-        now = rng.choices(states, weights)[0]
-        v = VARIANTS[order.variant]
-        fields: dict[str, Any] = {}
-        extra = ""
-        if now == "Human Certified":
-            analyses = self._field(order, "analysis_list", v.analysis_list)
-            fields = {
-                "confidence": round(rng.uniform(0.9, 0.99), 2),
-                "remediation": 0.0,
-                "analysis_list": [{**a, "analysis_passed": True} for a in analyses],
-            }
-        elif now == "Failed":
-            failed = [*self._field(order, "analysis_failed_items", []), rng.choice(v.layer_names)]
-            analyses = self._field(order, "analysis_list", v.analysis_list)
-            fields = {
-                "analysis_failed_items": failed,
-                "confidence": round(rng.uniform(0.1, 0.5), 2),
-                "analysis_list": [{**a, "analysis_passed": i != 0} for i, a in enumerate(analyses)],
-            }
-            extra = f" (analysis failed: {failed[-1]})"
-        elif now == "Action Required":
-            notes = [*self._field(order, "annotations", v.annotations), annotation(rng, needs_remediation=True)]
-            fields = {"annotations": notes, "remediation": 1.0}
-            extra = " (an annotation needs remediation)"
-        elif now == "Reviewed":
-            reviewer = rng.choice(REVIEWERS)
-            fields = {"reviewed_by": reviewer, "review_timestamp": iso(time.time())}
-            extra = f" (reviewed by {reviewer})"
-        elif now == "In Progress":
-            fields = {"remediation": 0.5}
-            extra = " (resubmitted)"
-        self._set_state(order, now)
-        if fields:
-            self.update(order.order_id, **fields)
-        return f"artistree: “{order.title}” ({order.order_id[:8]}) {was} → {now}{extra}"
-
-
-_NEXT: dict[str, list[tuple[str, float]]] = {
-    "In Progress": [
-        ("Human Certified", 40),
-        ("Action Required", 20),
-        ("Failed", 15),
-        ("Reviewed", 15),
-        ("Unsupported File", 5),
-    ],
-    "Action Required": [("In Progress", 60), ("Reviewed", 25), ("Failed", 15)],
-    "Reviewed": [("Human Certified", 60), ("Failed", 20), ("Action Required", 20)],
-}
-"""Where an open order can go next, with weights."""
-
-
-def _check_fields(fields: dict[str, Any]) -> None:
-    unknown = set(fields) - _UPDATABLE
-    if unknown:
-        raise ValueError(f"cannot set {sorted(unknown)} on an order")
 
 
 async def _json_body(request: web.Request) -> Any:
