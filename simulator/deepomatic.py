@@ -8,24 +8,21 @@ signed URL and each task's state lists its `analyzed_inputs`.
 Control (Python methods, mirrored as POST routes under `/_sim/deepomatic/`):
 `add_work_order`, `add_many`, `analyze`, `correct`, `set_progress`, `review`, `conformity_error`,
 `rename_task_ids` (an app upgrade: new ids, same names), `delete_work_order`.
+
+The records and the payload they answer with are simulator/deepomatic_records.py.
 """
 
 from __future__ import annotations
 
-import base64
 import random
 import secrets
-import time
-import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
 from simulator.core import SimProvider, json_response
+from simulator.deepomatic_records import SimTask, SimWorkOrder, new_id, now_text, work_order_payload
 
 __all__ = ["DEFAULT_TASKS", "DeepomaticSim", "SimTask", "SimWorkOrder"]
 
@@ -39,62 +36,6 @@ DEFAULT_TASKS: dict[str, str] = {
 INVALID_KEY = "No user found for such apiKey."
 NOT_FOUND = "WorkOrder not found!"
 """The seed's own error wording (`{"detail": …}`)."""
-STORAGE = "https://storage.googleapis.com/dp-resources-sim/inputs"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _uid() -> str:
-    return str(uuid.uuid4())
-
-
-@dataclass
-class SimTask:
-    name: str
-    type: str
-    group_name: str
-    id: str = field(default_factory=_uid)
-    group_id: str = field(default_factory=_uid)
-    state_id: str = field(default_factory=_uid)
-    input_id: str = field(default_factory=_uid)
-    analyzed_value: Any = None
-    analyzed_date: str | None = None
-    corrected_value: Any = None
-    corrected_date: str | None = None
-    message: str | None = None
-    is_conformity_validated: bool = False
-    conformity_messages: list[dict[str, str]] = field(default_factory=list)
-    """Conformity messages of this task's photo input (one image input per task here)."""
-
-
-@dataclass
-class SimWorkOrder:
-    id: str
-    name: str
-    tasks: list[SimTask]
-    site_id: str = field(default_factory=_uid)
-    app_version_id: str = field(default_factory=_uid)
-    progress_score: float = 0
-    review_date: str | None = None
-    create_date: str = field(default_factory=_now)
-    update_date: str = field(default_factory=_now)
-    tags: list[str] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    types: list[dict[str, str]] = field(default_factory=list)
-    context_input_id: str = field(default_factory=_uid)
-    field_engineer_name: str = "Richard Roe"
-    field_engineer_email: str = "richard.roe@example.com"
-
-    def task(self, name: str) -> SimTask:
-        for task in self.tasks:
-            if task.name == name:
-                return task
-        raise KeyError(f"work order {self.id} has no task {name!r}")
-
-    def touch(self) -> None:
-        self.update_date = _now()
 
 
 class DeepomaticSim(SimProvider):
@@ -118,7 +59,7 @@ class DeepomaticSim(SimProvider):
         metadata: dict[str, Any] | None = None,
     ) -> str:
         """A new work order with `tasks` (name → type: Boolean, Number, Text); returns its id."""
-        wo_id = wo_id or _uid()
+        wo_id = wo_id or new_id()
         self.work_orders[wo_id] = SimWorkOrder(
             id=wo_id,
             name=name,
@@ -126,7 +67,7 @@ class DeepomaticSim(SimProvider):
             progress_score=progress_score,
             tags=list(tags if tags is not None else ["group-1"]),
             metadata=dict(metadata if metadata is not None else {"region": "North"}),
-            types=[{"id": _uid(), "name": "maintenance"}],
+            types=[{"id": new_id(), "name": "maintenance"}],
         )
         return wo_id
 
@@ -142,7 +83,7 @@ class DeepomaticSim(SimProvider):
         wo = self.work_orders[wo_id]
         task = wo.task(task_name)
         task.analyzed_value = value
-        task.analyzed_date = _now()
+        task.analyzed_date = now_text()
         task.message = message
         wo.touch()
 
@@ -150,7 +91,7 @@ class DeepomaticSim(SimProvider):
         wo = self.work_orders[wo_id]
         task = wo.task(task_name)
         task.corrected_value = value
-        task.corrected_date = _now()
+        task.corrected_date = now_text()
         wo.touch()
 
     def set_progress(self, wo_id: str, score: float) -> None:
@@ -162,7 +103,7 @@ class DeepomaticSim(SimProvider):
 
     def review(self, wo_id: str) -> None:
         wo = self.work_orders[wo_id]
-        wo.review_date = _now()
+        wo.review_date = now_text()
         wo.touch()
 
     def conformity_error(
@@ -180,14 +121,14 @@ class DeepomaticSim(SimProvider):
         """What an application upgrade does: every task, group, state and version id changes,
         names do not. A provider that keys tasks by name sees nothing."""
         wo = self.work_orders[wo_id]
-        wo.app_version_id = _uid()
+        wo.app_version_id = new_id()
         group_ids: dict[str, str] = {}
         for task in wo.tasks:
-            task.id = _uid()
-            task.state_id = _uid()
-            task.group_id = group_ids.setdefault(task.group_name, _uid())
+            task.id = new_id()
+            task.state_id = new_id()
+            task.group_id = group_ids.setdefault(task.group_name, new_id())
         for t in wo.types:
-            t["id"] = _uid()
+            t["id"] = new_id()
 
     def step(self, rng: random.Random) -> list[str]:
         """One plausible move per open work order: a field worker's photo gets analyzed and
@@ -215,52 +156,8 @@ class DeepomaticSim(SimProvider):
                 changed.append(f"deepomatic {wo.id}: reviewed")
         return changed
 
-    # ---- payloads ------------------------------------------------------------------------
-
     def payload(self, wo_id: str, *, include_inputs: bool = True) -> dict[str, Any]:
-        wo = self.work_orders[wo_id]
-        body: dict[str, Any] = {
-            "id": wo.id,
-            "name": wo.name,
-            "site_id": wo.site_id,
-            "progress_score": wo.progress_score,
-            "review_date": wo.review_date,
-            "create_date": wo.create_date,
-            "update_date": wo.update_date,
-            "tags": list(wo.tags),
-            "app_version_id": wo.app_version_id,
-            "parameters": None,
-            "metadata": dict(wo.metadata),
-            "types": [dict(t) for t in wo.types],
-        }
-        if include_inputs:
-            body["inputs"] = [
-                {
-                    "id": wo.context_input_id,
-                    "name": "context",
-                    "data": {"type": "text", "value": wo.name},
-                    "metadata": {},
-                    "conformity_messages": [],
-                },
-                *(
-                    {
-                        "id": t.input_id,
-                        "name": f"{t.name}_photo",
-                        "data": {"type": "image", "value": _signed_url(t.input_id)},
-                        "metadata": {},
-                        "conformity_messages": [dict(m) for m in t.conformity_messages],
-                    }
-                    for t in wo.tasks
-                ),
-            ]
-        body |= {
-            "field_engineer_email": wo.field_engineer_email,
-            "field_engineer_name": wo.field_engineer_name,
-            "user_group_ids": [],
-            "tasks": [_task_payload(t, include_inputs) for t in wo.tasks],
-            "task_groups": _groups(wo.tasks),
-        }
-        return body
+        return work_order_payload(self.work_orders[wo_id], include_inputs=include_inputs)
 
     # ---- HTTP ----------------------------------------------------------------------------
 
@@ -339,50 +236,6 @@ class DeepomaticSim(SimProvider):
         except (KeyError, TypeError, ValueError) as exc:
             return json_response({"detail": f"bad request: {exc}"}, status=400)
         return json_response(self.payload(wo_id, include_inputs=False))
-
-
-def _task_payload(task: SimTask, include_inputs: bool) -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "id": task.state_id,
-        "analyzed_value": task.analyzed_value,
-        "analyzed_date": task.analyzed_date,
-        "corrected_value": task.corrected_value,
-        "corrected_date": task.corrected_date,
-        "message": task.message,
-        "color": "#e45d26" if task.message else "#26e45d",
-        "is_conformity_validated": task.is_conformity_validated,
-    }
-    if include_inputs:
-        state["analyzed_inputs"] = [{"input_id": task.input_id, "regions": []}]
-    return {
-        "id": task.id,
-        "name": task.name,
-        "label": task.name.replace("_", " ").capitalize(),
-        "type": task.type,
-        "group_name": task.group_name,
-        "group_id": task.group_id,
-        "state": state,
-    }
-
-
-def _groups(tasks: list[SimTask]) -> list[dict[str, Any]]:
-    groups: dict[str, str] = {}
-    for task in tasks:
-        groups.setdefault(task.group_name, task.group_id)
-    return [
-        {"id": gid, "name": name, "display_name": name.replace("-", " ").capitalize(), "order": i}
-        for i, (name, gid) in enumerate(groups.items())
-    ]
-
-
-def _signed_url(input_id: str) -> str:
-    """A GCS-style signed URL, different on every call, as the real API's are."""
-    signature = quote(base64.b64encode(secrets.token_bytes(32)).decode(), safe="")
-    expires = int(time.time()) + 3600
-    return (
-        f"{STORAGE}/{input_id}.jpeg?Expires={expires}"
-        f"&GoogleAccessId=sim%40deepomatic-sim.iam.gserviceaccount.com&Signature={signature}"
-    )
 
 
 def _random_value(task_type: str, rng: random.Random) -> Any:
