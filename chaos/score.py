@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -263,40 +263,9 @@ def score(
     for c in changes:
         by_rkey[c.rkey].append(c)
 
-    # ids and bodies per receiver: duplicates and reuse
-    bodies: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    for d in all_deliveries:
-        seen = bodies[(d.receiver, d.event_id)]
-        seen[d.body] = seen.get(d.body, 0) + 1
-    dup_same_id = sum(n - 1 for seen in bodies.values() for n in seen.values())
-    reused: dict[str, list[str]] = {}
-    for (_, event_id), seen in bodies.items():
-        if len(seen) > 1 and event_id not in reused:
-            reused[event_id] = _differing_fields(list(seen))
-
-    # each delivery to the change it reports
-    first: dict[int, dict[str, float]] = defaultdict(dict)
-    false_ids: dict[str, None] = {}
-    for d in all_deliveries:
-        hit = _match(d, by_rkey.get(d.rkey, ())) if d.event_type.endswith(state_type_suffix) else None
-        if hit is None:
-            false_ids.setdefault(d.event_id)
-            continue
-        if d.receiver not in first[hit.n]:
-            first[hit.n][d.receiver] = d.received_at
-
-    outages = [f for f in faults if f.kind == "redis"]
-    verdicts: list[ChangeVerdict] = []
-    for c in changes:
-        got = first.get(c.n, {})
-        observed_at = max(got[r] for r in c.receivers) if all(r in got for r in c.receivers) else None
-        if observed_at is not None:
-            latency = _latency(c, observed_at, outages)
-            verdicts.append(ChangeVerdict(c, "observed", observed_at, latency, latency > STUCK_AFTER_S, dict(got)))
-        else:
-            status: Status = "lost_with_data" if _lost_with_data(c, faults, polls) else "missed"
-            verdicts.append(ChangeVerdict(c, status, None, None, False, dict(got)))
-
+    dup_same_id, reused = _duplicates(all_deliveries)
+    first, false_ids = _first_deliveries(all_deliveries, by_rkey, state_type_suffix)
+    verdicts = _verdicts(changes, first, faults, polls)
     fault_scores = _per_fault(verdicts, faults, polls, all_deliveries, by_rkey)
     recoveries = [f.recovery_s if f.recovery_s is not None else math.inf
                   for f in fault_scores if f.kind == "redis"]
@@ -315,6 +284,56 @@ def score(
         false_ids=list(false_ids),
         reused=reused,
     )
+
+
+def _duplicates(deliveries: Sequence[Delivery]) -> tuple[int, dict[str, list[str]]]:
+    """Deliveries of an id a receiver already had with the same body (count), and ids
+    whose bodies differed (with the fields that differed)."""
+    bodies: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    for d in deliveries:
+        seen = bodies[(d.receiver, d.event_id)]
+        seen[d.body] = seen.get(d.body, 0) + 1
+    dup_same_id = sum(n - 1 for seen in bodies.values() for n in seen.values())
+    reused: dict[str, list[str]] = {}
+    for (_, event_id), seen in bodies.items():
+        if len(seen) > 1 and event_id not in reused:
+            reused[event_id] = _differing_fields(list(seen))
+    return dup_same_id, reused
+
+
+def _first_deliveries(
+    deliveries: Sequence[Delivery], by_rkey: Mapping[str, list[Change]], state_type_suffix: str
+) -> tuple[dict[int, dict[str, float]], dict[str, None]]:
+    """Each delivery matched to the change it reports: when each receiver first had each
+    change (by change number), and the ids of deliveries that report no change (in order)."""
+    first: dict[int, dict[str, float]] = defaultdict(dict)
+    false_ids: dict[str, None] = {}
+    for d in deliveries:
+        hit = _match(d, by_rkey.get(d.rkey, ())) if d.event_type.endswith(state_type_suffix) else None
+        if hit is None:
+            false_ids.setdefault(d.event_id)
+            continue
+        if d.receiver not in first[hit.n]:
+            first[hit.n][d.receiver] = d.received_at
+    return first, false_ids
+
+
+def _verdicts(
+    changes: Sequence[Change], first: Mapping[int, dict[str, float]], faults: Sequence[FaultRecord],
+    polls: Sequence[PollRequest],
+) -> list[ChangeVerdict]:
+    outages = [f for f in faults if f.kind == "redis"]
+    verdicts: list[ChangeVerdict] = []
+    for c in changes:
+        got = first.get(c.n, {})
+        observed_at = max(got[r] for r in c.receivers) if all(r in got for r in c.receivers) else None
+        if observed_at is not None:
+            latency = _latency(c, observed_at, outages)
+            verdicts.append(ChangeVerdict(c, "observed", observed_at, latency, latency > STUCK_AFTER_S, dict(got)))
+        else:
+            status: Status = "lost_with_data" if _lost_with_data(c, faults, polls) else "missed"
+            verdicts.append(ChangeVerdict(c, status, None, None, False, dict(got)))
+    return verdicts
 
 
 def _differing_fields(texts: list[str]) -> list[str]:
