@@ -7,7 +7,6 @@ request, so they never reach a snapshot.
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, Literal
@@ -16,13 +15,14 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr
 
 from core.listing import blank_values, split_page
-from model.errors import MalformedPayload, Unauthorized, Unavailable
+from model.errors import MalformedPayload
 from model.events import Change, EventDraft, Severity
 from model.resources import ListedItems, ResourceInfo, ResourceRef, ScanItem, ScanPage, Snapshot
-from providers.base import NonBlank, Provider, ProviderSettings, ScanFilter
-from transport.http import NoReply, Outcome, send
+from providers.auth import ClientCredentials
+from providers.base import Provider
+from providers.spec import NonBlank, ProviderSettings, ProviderSpec, ScanFilter
 
-__all__ = ["ArtistreeProvider", "ArtistreeSettings"]
+__all__ = ["ArtistreeProvider", "ArtistreeSettings", "ArtistreeSpec"]
 
 log = logging.getLogger("statehook.providers.artistree")
 
@@ -52,34 +52,79 @@ class ArtistreeScan(ScanFilter):
     preview: Literal["true", "false", "yes", "no", "1", "0"] = "false"
 
 
-class ArtistreeProvider(Provider):
+class ArtistreeSpec(ProviderSpec):
     name = "artistree"
     settings_model = ArtistreeSettings
     kinds: ClassVar[tuple[str, ...]] = ("order", "scan")
     scan_filter = ArtistreeScan
+    fingerprint_blanks = VOLATILE_ANYWHERE
     settings: ArtistreeSettings
 
-    async def new_token(self) -> tuple[str, float]:
-        cred = f"{self.settings.client_id}:{self.settings.client_secret.get_secret_value()}"
-        form = {"grant_type": "client_credentials"}
-        if self.settings.scope:
-            form["scope"] = self.settings.scope
-        try:
-            reply = await send(self.session, "POST", self.settings.token_url, data=form, timeout=self.settings.timeout,
-                               headers={"Authorization": "Basic " + base64.b64encode(cred.encode()).decode()})
-        except NoReply as exc:
-            raise Unavailable(f"artistree: token endpoint unreachable ({exc.reason})") from exc
-        if reply.status == 400 or reply.outcome is Outcome.UNAUTHORIZED:  # OAuth's invalid_client is a 400
-            raise Unauthorized(f"artistree: token endpoint refused the client credentials (HTTP {reply.status})",
-                               status=reply.status)
-        if reply.outcome is not Outcome.OK:
-            raise Unavailable(f"artistree: token endpoint HTTP {reply.status}", status=reply.status)
-        data = self.parse(reply.body)
-        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
-            raise Unauthorized("artistree: token endpoint answered without an access_token")
-        return data["access_token"], float(data.get("expires_in") or 3600)
+    def normalize(self, ref: ResourceRef, payload: Any) -> Snapshot:
+        if not isinstance(payload, dict):
+            raise MalformedPayload(f"artistree: {ref.key}: payload is not an object")
+        state = payload.get("order_state")
+        if not isinstance(state, str):
+            raise MalformedPayload(f"artistree: {ref.key}: payload has no order_state")
+        snap = {k: v for k, v in payload.items() if k not in VOLATILE_TOP}
+        layers = payload.get("layers_info")
+        if isinstance(layers, list):
+            snap["layers_info"] = [
+                {k: v for k, v in layer.items() if k != "layer_url"} if isinstance(layer, dict) else layer
+                for layer in layers
+            ]
+        return snap
 
-    fingerprint_blanks = VOLATILE_ANYWHERE
+    def normalize_preview(self, ref: ResourceRef, payload: Any) -> Snapshot:
+        if not isinstance(payload, dict) or not isinstance(payload.get("order_state"), str):
+            raise MalformedPayload(f"artistree: {ref.key}: order preview has no order_state")
+        return {k: v for k, v in payload.items() if k not in VOLATILE_TOP}
+
+    def describe(self, ref: ResourceRef, snapshot: Snapshot) -> ResourceInfo:
+        state = snapshot.get("order_state")
+        project = snapshot.get("project") if isinstance(snapshot.get("project"), dict) else None
+        return ResourceInfo(
+            title=str(snapshot.get("order_title") or snapshot.get("asset_name") or ref.id),
+            url=f"{self.base_url}/v1/orders/{ref.id}",
+            state=state,
+            terminal=state in TERMINAL,
+            tags=tuple(str(t) for t in snapshot.get("tags") or ()),
+            project=str(project.get("name") or project.get("id")) if project else None,
+        )
+
+    def severity_of_state(self, state: str | None) -> Severity:
+        return Severity.CRITICAL if state in CRITICAL else Severity.INFO
+
+    def classify(self, ref: ResourceRef, old: Snapshot, new: Snapshot, changes: list[Change]) -> list[EventDraft]:
+        title = new.get("order_title") or ref.id
+        drafts: list[EventDraft] = []
+        was, now = old.get("order_state"), new.get("order_state")
+        if was != now:
+            drafts.append(EventDraft(
+                type="artistree.order.state_changed",
+                severity=self.severity_of_state(now),
+                summary=f"Order “{title}”: {was} → {now}",
+                data={"from": was, "to": now, "terminal": now in TERMINAL, "changes": [c.as_dict() for c in changes]},
+            ))
+        if new.get("reviewed_by") and new.get("reviewed_by") != old.get("reviewed_by"):
+            drafts.append(EventDraft(
+                type="artistree.order.reviewed",
+                severity=Severity.INFO,
+                summary=f"Order “{title}” reviewed by {new['reviewed_by']}",
+                data={"reviewed_by": new["reviewed_by"], "review_timestamp": new.get("review_timestamp"), "state": now},
+            ))
+        return drafts + _content_events(title, old, new)
+
+
+class ArtistreeProvider(Provider):
+    spec_type = ArtistreeSpec
+    spec: ArtistreeSpec
+    settings: ArtistreeSettings
+
+    def make_auth(self) -> ClientCredentials:
+        s = self.settings
+        return ClientCredentials(self.name, s.token_url, s.client_id, s.client_secret, scope=s.scope,
+                                 timeout=s.timeout)
 
     async def fetch(self, ref: ResourceRef) -> Any:
         return self.parse(await self.fetch_body(ref))
@@ -120,107 +165,34 @@ class ArtistreeProvider(Provider):
                 return
             params = {**params, "page_token": str(token)}
 
-    def normalize(self, ref: ResourceRef, payload: Any) -> Snapshot:
-        if not isinstance(payload, dict):
-            raise MalformedPayload(f"artistree: {ref.key}: payload is not an object")
-        state = payload.get("order_state")
-        if not isinstance(state, str):
-            raise MalformedPayload(f"artistree: {ref.key}: payload has no order_state")
-        snap = {k: v for k, v in payload.items() if k not in VOLATILE_TOP}
-        layers = payload.get("layers_info")
-        if isinstance(layers, list):
-            snap["layers_info"] = [
-                {k: v for k, v in layer.items() if k != "layer_url"} if isinstance(layer, dict) else layer
-                for layer in layers
-            ]
-        return snap
 
-    def normalize_preview(self, ref: ResourceRef, payload: Any) -> Snapshot:
-        if not isinstance(payload, dict) or not isinstance(payload.get("order_state"), str):
-            raise MalformedPayload(f"artistree: {ref.key}: order preview has no order_state")
-        return {k: v for k, v in payload.items() if k not in VOLATILE_TOP}
-
-    def describe(self, ref: ResourceRef, snapshot: Snapshot) -> ResourceInfo:
-        state = snapshot.get("order_state")
-        project = snapshot.get("project") if isinstance(snapshot.get("project"), dict) else None
-        return ResourceInfo(
-            title=str(snapshot.get("order_title") or snapshot.get("asset_name") or ref.id),
-            url=f"{self.base_url}/v1/orders/{ref.id}",
-            state=state,
-            terminal=state in TERMINAL,
-            tags=tuple(str(t) for t in snapshot.get("tags") or ()),
-            project=str(project.get("name") or project.get("id")) if project else None,
-        )
-
-    def severity_of_state(self, state: str | None) -> Severity:
-        return Severity.CRITICAL if state in CRITICAL else Severity.INFO
-
-    def classify(
-        self, ref: ResourceRef, old: Snapshot, new: Snapshot, changes: list[Change]
-    ) -> list[EventDraft]:
-        title = new.get("order_title") or ref.id
-        drafts: list[EventDraft] = []
-        was, now = old.get("order_state"), new.get("order_state")
-        if was != now:
-            drafts.append(
-                EventDraft(
-                    type="artistree.order.state_changed",
-                    severity=self.severity_of_state(now),
-                    summary=f"Order “{title}”: {was} → {now}",
-                    data={
-                        "from": was,
-                        "to": now,
-                        "terminal": now in TERMINAL,
-                        "changes": [c.as_dict() for c in changes],
-                    },
-                )
-            )
-        if new.get("reviewed_by") and new.get("reviewed_by") != old.get("reviewed_by"):
-            drafts.append(
-                EventDraft(
-                    type="artistree.order.reviewed",
-                    severity=Severity.INFO,
-                    summary=f"Order “{title}” reviewed by {new['reviewed_by']}",
-                    data={
-                        "reviewed_by": new["reviewed_by"],
-                        "review_timestamp": new.get("review_timestamp"),
-                        "state": now,
-                    },
-                )
-            )
-        old_failed = set(_str_list(old.get("analysis_failed_items")))
-        added = [i for i in _str_list(new.get("analysis_failed_items")) if i not in old_failed]
-        if added:
-            drafts.append(
-                EventDraft(
-                    type="artistree.order.analysis_failed",
-                    severity=Severity.WARNING,
-                    summary=f"Order “{title}”: analysis failed for {', '.join(added)}",
-                    data={"items": added, "state": now},
-                )
-            )
-        if (old.get("annotations") or []) != (new.get("annotations") or []):
-            drafts.append(
-                EventDraft(
-                    type="artistree.order.annotations_changed",
-                    severity=Severity.INFO,
-                    summary=f"Order “{title}”: annotations changed",
-                    data={
-                        "count_before": len(old.get("annotations") or []),
-                        "count_after": len(new.get("annotations") or []),
-                    },
-                )
-            )
-        if old.get("confidence") != new.get("confidence"):
-            drafts.append(
-                EventDraft(
-                    type="artistree.order.confidence_changed",
-                    severity=Severity.INFO,
-                    summary=f"Order “{title}”: confidence {old.get('confidence')} → {new.get('confidence')}",
-                    data={"from": old.get("confidence"), "to": new.get("confidence")},
-                )
-            )
-        return drafts
+def _content_events(title: str, old: Snapshot, new: Snapshot) -> list[EventDraft]:
+    """Failed analysis items, annotations and confidence: what changes inside an order."""
+    drafts: list[EventDraft] = []
+    old_failed = set(_str_list(old.get("analysis_failed_items")))
+    added = [i for i in _str_list(new.get("analysis_failed_items")) if i not in old_failed]
+    if added:
+        drafts.append(EventDraft(
+            type="artistree.order.analysis_failed",
+            severity=Severity.WARNING,
+            summary=f"Order “{title}”: analysis failed for {', '.join(added)}",
+            data={"items": added, "state": new.get("order_state")},
+        ))
+    if (old.get("annotations") or []) != (new.get("annotations") or []):
+        drafts.append(EventDraft(
+            type="artistree.order.annotations_changed",
+            severity=Severity.INFO,
+            summary=f"Order “{title}”: annotations changed",
+            data={"count_before": len(old.get("annotations") or []), "count_after": len(new.get("annotations") or [])},
+        ))
+    if old.get("confidence") != new.get("confidence"):
+        drafts.append(EventDraft(
+            type="artistree.order.confidence_changed",
+            severity=Severity.INFO,
+            summary=f"Order “{title}”: confidence {old.get('confidence')} → {new.get('confidence')}",
+            data={"from": old.get("confidence"), "to": new.get("confidence")},
+        ))
+    return drafts
 
 
 def _str_list(value: Any) -> list[str]:

@@ -20,19 +20,22 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, Self, TypeGuard
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 from pydantic import Field, SecretStr, model_validator
 
 from model.errors import MalformedPayload
 from model.events import Change, EventDraft, Severity
 from model.resources import ResourceInfo, ResourceRef, Snapshot
-from providers.base import Provider, ProviderSettings
+from providers.auth import StaticHeader
+from providers.base import Provider
+from providers.shared import progress_bucket
+from providers.spec import ProviderSettings, ProviderSpec
 
 __all__ = [
     "STATES",
     "DeepomaticProvider",
     "DeepomaticSettings",
+    "DeepomaticSpec",
     "derive_state",
     "progress_bucket",
 ]
@@ -90,36 +93,20 @@ def derive_state(progress_score: float, review_date: str | None) -> str:
     return IN_PROGRESS
 
 
-def progress_bucket(progress_score: float, step: int) -> int:
-    """Which `step`-wide band a score falls in; an event fires only when the band changes."""
-    return int(progress_score // step)
-
-
-class DeepomaticProvider(Provider):
+class DeepomaticSpec(ProviderSpec):
     name = "deepomatic"
     settings_model = DeepomaticSettings
     default_kind = "work_order"
     kinds: ClassVar[tuple[str, ...]] = ("work_order",)
     settings: DeepomaticSettings
 
-    def __init__(self, settings: DeepomaticSettings, session: aiohttp.ClientSession) -> None:
-        super().__init__(settings, session)
+    def __init__(self, settings: DeepomaticSettings) -> None:
+        super().__init__(settings)
         # without inputs an answer holds no signed URL: byte-equal to the last, unchanged
         self.fingerprint_blanks = None if settings.include_inputs else ()
 
-    async def auth_headers(self, *, refresh: bool = False) -> dict[str, str]:
-        """A static API key: nothing to refresh, so a 401 is final."""
-        return {"Authorization": f"Token {self.settings.api_key.get_secret_value()}"}
-
     def work_order_url(self, wo_id: str) -> str:
         return f"{self.base_url}/v0.2/work-orders/{quote(wo_id, safe='')}/"
-
-    async def fetch(self, ref: ResourceRef) -> Any:
-        return self.parse(await self.fetch_body(ref))
-
-    async def fetch_body(self, ref: ResourceRef) -> bytes:
-        include = "true" if self.settings.include_inputs else "false"
-        return await self.get_bytes(self.work_order_url(ref.id), params={"include_inputs": include})
 
     # ---- normalize ----------------------------------------------------------------------
 
@@ -160,41 +147,26 @@ class DeepomaticProvider(Provider):
 
     # ---- classify -----------------------------------------------------------------------
 
-    def classify(
-        self, ref: ResourceRef, old: Snapshot, new: Snapshot, changes: list[Change]
-    ) -> list[EventDraft]:
+    def classify(self, ref: ResourceRef, old: Snapshot, new: Snapshot, changes: list[Change]) -> list[EventDraft]:
         title = new.get("name") or ref.id
         state = new.get("state")
         drafts: list[EventDraft] = []
         was = old.get("state")
         if was != state:
-            drafts.append(
-                EventDraft(
-                    type="deepomatic.work_order.state_changed",
-                    severity=_state_change_severity(was, state),
-                    summary=f"Work order “{title}”: {was} → {state}",
-                    data={
-                        "from": was,
-                        "to": state,
-                        "terminal": state in TERMINAL,
-                        "progress": new.get("progress_score"),
-                        "changes": [c.as_dict() for c in changes],
-                    },
-                )
-            )
+            drafts.append(EventDraft(
+                type="deepomatic.work_order.state_changed",
+                severity=_state_change_severity(was, state),
+                summary=f"Work order “{title}”: {was} → {state}",
+                data={"from": was, "to": state, "terminal": state in TERMINAL, "progress": new.get("progress_score"),
+                      "changes": [c.as_dict() for c in changes]},
+            ))
         if new.get("review_date") and new.get("review_date") != old.get("review_date"):
-            drafts.append(
-                EventDraft(
-                    type="deepomatic.work_order.reviewed",
-                    severity=Severity.INFO,
-                    summary=f"Work order “{title}” reviewed ({new['review_date']})",
-                    data={
-                        "review_date": new["review_date"],
-                        "progress": new.get("progress_score"),
-                        "state": state,
-                    },
-                )
-            )
+            drafts.append(EventDraft(
+                type="deepomatic.work_order.reviewed",
+                severity=Severity.INFO,
+                summary=f"Work order “{title}” reviewed ({new['review_date']})",
+                data={"review_date": new["review_date"], "progress": new.get("progress_score"), "state": state},
+            ))
         drafts.extend(self._progress_events(title, old, new))
         drafts.extend(_task_events(title, old, new))
         drafts.extend(_conformity_events(title, old, new))
@@ -215,6 +187,23 @@ class DeepomaticProvider(Provider):
                 data={"previous": before, "progress": after, "step": step, "state": new.get("state")},
             )
         ]
+
+
+class DeepomaticProvider(Provider):
+    spec_type = DeepomaticSpec
+    spec: DeepomaticSpec
+    settings: DeepomaticSettings
+
+    def make_auth(self) -> StaticHeader:
+        """A static API key: nothing to refresh, so a 401 is final."""
+        return StaticHeader({"Authorization": f"Token {self.settings.api_key.get_secret_value()}"})
+
+    async def fetch(self, ref: ResourceRef) -> Any:
+        return self.parse(await self.fetch_body(ref))
+
+    async def fetch_body(self, ref: ResourceRef) -> bytes:
+        include = "true" if self.settings.include_inputs else "false"
+        return await self.get_bytes(self.spec.work_order_url(ref.id), params={"include_inputs": include})
 
 
 # ---- pure helpers -----------------------------------------------------------------------

@@ -24,9 +24,12 @@ from model.errors import MalformedPayload
 from model.events import Change, EventDraft, Severity
 from model.resources import ResourceInfo, ResourceRef, ScanItem, Snapshot
 from model.values import DurationOrOff
-from providers.base import Provider, ProviderSettings, ScanFilter
+from providers.auth import StaticHeader
+from providers.base import Provider
+from providers.shared import short
+from providers.spec import ProviderSettings, ProviderSpec, ScanFilter
 
-__all__ = ["RevProvider", "RevSettings", "is_terminal"]
+__all__ = ["RevProvider", "RevSettings", "RevSpec", "is_terminal"]
 
 TERMINAL = frozenset({"complete", "cancelled", "canceled"})
 CRITICAL = frozenset({"cancelled", "canceled"})
@@ -63,18 +66,15 @@ class RevScan(ScanFilter):
     """Every order of the account: no keys."""
 
 
-class RevProvider(Provider):
+class RevSpec(ProviderSpec):
     name = "rev"
     settings_model = RevSettings
     kinds: ClassVar[tuple[str, ...]] = ("order", "scan")
     scan_filter = RevScan
+    fingerprint_blanks = ()
+    """An order carries no volatile values: an answer byte-equal to the last one is unchanged
+    without a parse."""
     settings: RevSettings
-
-    async def auth_headers(self, *, refresh: bool = False) -> dict[str, str]:
-        """Static keys, nothing to refresh (so `refreshes_tokens` stays False)."""
-        client_key = self.settings.client_key.get_secret_value()
-        user_key = self.settings.user_key.get_secret_value()
-        return {"Authorization": f"Rev {client_key}:{user_key}", "Accept": "application/json"}
 
     @staticmethod
     def error_reason(body: bytes) -> str:
@@ -84,37 +84,10 @@ class RevProvider(Provider):
         except orjson.JSONDecodeError:
             return ""
         if not isinstance(parsed, dict) or not isinstance(parsed.get("message"), str):
-            return Provider.error_reason(body)
+            return ProviderSpec.error_reason(body)
         code = parsed.get("code")
         message = str(parsed["message"])[:200]
         return f"{message} (code {code})" if code is not None else message
-
-    fingerprint_blanks = ()
-    """An order carries no volatile values: an answer byte-equal to the last one is unchanged
-    without a parse."""
-
-    async def fetch(self, ref: ResourceRef) -> Any:
-        return self.parse(await self.fetch_body(ref))
-
-    async def fetch_body(self, ref: ResourceRef) -> bytes:
-        return await self.get_bytes(f"{self.base_url}/api/v1/orders/{quote(ref.id, safe='')}")
-
-    async def scan(self, ref: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[list[ScanItem]]:
-        """Every order of the account, page by page (`page` counts from 0). An order that
-        moves between pages while the scan runs is yielded once."""
-        seen: set[str] = set()
-        for page in range(MAX_PAGES):
-            body = await self.get_json(f"{self.base_url}/api/v1/orders", params={"page": str(page)})
-            orders, last = _list_page(body, page)
-            items = []
-            for order in orders:
-                number = order.get("order_number")
-                if isinstance(number, str) and number and number not in seen:
-                    seen.add(number)
-                    items.append(ScanItem(ResourceRef(self.name, "order", number), order))
-            yield items
-            if last:
-                return
 
     def normalize(self, ref: ResourceRef, payload: Any) -> Snapshot:
         if not isinstance(payload, dict):
@@ -167,6 +140,40 @@ class RevProvider(Provider):
         drafts.extend(_attachments_added(label, old, new))
         drafts.extend(_comments_added(label, old, new))
         return drafts
+
+
+class RevProvider(Provider):
+    spec_type = RevSpec
+    settings: RevSettings
+
+    def make_auth(self) -> StaticHeader:
+        """Static keys in `Authorization: Rev <client_key>:<user_key>`, nothing to refresh."""
+        client_key = self.settings.client_key.get_secret_value()
+        user_key = self.settings.user_key.get_secret_value()
+        return StaticHeader({"Authorization": f"Rev {client_key}:{user_key}", "Accept": "application/json"})
+
+    async def fetch(self, ref: ResourceRef) -> Any:
+        return self.parse(await self.fetch_body(ref))
+
+    async def fetch_body(self, ref: ResourceRef) -> bytes:
+        return await self.get_bytes(f"{self.base_url}/api/v1/orders/{quote(ref.id, safe='')}")
+
+    async def scan(self, ref: ResourceRef, spec: Mapping[str, str]) -> AsyncIterator[list[ScanItem]]:
+        """Every order of the account, page by page (`page` counts from 0). An order that
+        moves between pages while the scan runs is yielded once."""
+        seen: set[str] = set()
+        for page in range(MAX_PAGES):
+            body = await self.get_json(f"{self.base_url}/api/v1/orders", params={"page": str(page)})
+            orders, last = _list_page(body, page)
+            items = []
+            for order in orders:
+                number = order.get("order_number")
+                if isinstance(number, str) and number and number not in seen:
+                    seen.add(number)
+                    items.append(ScanItem(ResourceRef(self.name, "order", number), order))
+            yield items
+            if last:
+                return
 
 
 # ---- pure helpers --------------------------------------------------------------------
@@ -288,13 +295,11 @@ def _comments_added(label: str, old: Snapshot, new: Snapshot) -> list[EventDraft
         if before[key] > 0:
             before[key] -= 1
             continue
-        text = str(comment.get("text") or "")
-        short = text if len(text) <= 120 else text[:119] + "…"
         drafts.append(
             EventDraft(
                 type="rev.order.comment_added",
                 severity=Severity.INFO,
-                summary=f"{label}: comment by {comment.get('by')}: {short}",
+                summary=f"{label}: comment by {comment.get('by')}: {short(str(comment.get('text') or ''), 120)}",
                 data={k: comment.get(k) for k in COMMENT_FIELDS},
             )
         )

@@ -84,8 +84,9 @@ def test_site_must_be_a_host_label() -> None:
         DeepomaticSettings(site="evil.example.com/", api_key="k")
 
 
-async def test_token_header_is_accepted(provider: DeepomaticProvider) -> None:
-    assert await provider.auth_headers() == {"Authorization": f"Token {KEY}"}
+async def test_token_header_is_accepted(provider: DeepomaticProvider, session: aiohttp.ClientSession) -> None:
+    assert await provider.auth.headers(session) == ({"Authorization": f"Token {KEY}"}, None)
+    assert await provider.auth.retry_after_401(session, None) is False
     payload = await provider.fetch(REF)
     assert payload["id"] == WO
 

@@ -75,13 +75,15 @@ async def drafts_across(provider: RevProvider, ref: ResourceRef, change: Callabl
 # ---- auth and errors -----------------------------------------------------------------
 
 
-async def test_auth_header_has_the_documented_format(provider: RevProvider, rev_sim: RevSim) -> None:
+async def test_auth_header_has_the_documented_format(
+    provider: RevProvider, rev_sim: RevSim, session: aiohttp.ClientSession
+) -> None:
     number = rev_sim.add_order()
-    assert await provider.auth_headers() == {
-        "Authorization": "Rev sim-client-key:sim-user-key",
-        "Accept": "application/json",
-    }
-    assert provider.refreshes_tokens is False
+    assert await provider.auth.headers(session) == (
+        {"Authorization": "Rev sim-client-key:sim-user-key", "Accept": "application/json"},
+        None,
+    )
+    assert await provider.auth.retry_after_401(session, None) is False  # static keys: a 401 is final
     payload = await provider.fetch(order_ref(number))
     assert payload["order_number"] == number
 

@@ -145,7 +145,7 @@ async def test_a_login_error_that_echoes_the_password_is_scrubbed(
     body = b'{"detail": "password hunter2-wrong-secret is not valid"}'
     sim.faults.add("sartiq", LOGIN, Fault(status=401, body=body, times=1))
     with pytest.raises(Unauthorized) as caught:
-        await provider.new_token()
+        await provider.auth.new_token(provider.session)
     assert "hunter2-wrong-secret" not in str(caught.value)
     assert "***" in str(caught.value)
 
@@ -156,19 +156,19 @@ async def test_token_lifetime_comes_from_expires_in_then_the_jwt(
     sim.faults.add(
         "sartiq", LOGIN, Fault(status=200, body=b'{"access_token": "tok", "expires_in": 120}', times=1)
     )
-    assert await provider.new_token() == ("tok", 120.0)
+    assert await provider.auth.new_token(provider.session) == ("tok", 120.0)
     token = jwt({"sub": "user", "exp": int(time.time()) + 600})
     body = orjson.dumps({"access_token": token, "token_type": "bearer"})
     sim.faults.add("sartiq", LOGIN, Fault(status=200, body=body, times=1))
-    got, lifetime = await provider.new_token()
+    got, lifetime = await provider.auth.new_token(provider.session)
     assert got == token and 590 <= lifetime <= 600
-    assert (await provider.new_token())[1] == 3600.0  # the simulator's opaque token: the setting
+    assert (await provider.auth.new_token(provider.session))[1] == 3600.0  # the simulator's opaque token: the setting
 
 
 async def test_login_without_a_token_is_unauthorized(sim: Simulator, provider: SartiqProvider) -> None:
     sim.faults.add("sartiq", LOGIN, Fault(status=200, body=b'{"token_type": "bearer"}', times=1))
     with pytest.raises(Unauthorized, match="without an access_token"):
-        await provider.new_token()
+        await provider.auth.new_token(provider.session)
 
 
 async def test_simulator_requires_a_bearer_token(
@@ -230,7 +230,7 @@ async def test_server_error_is_unavailable(
 async def test_login_server_error_is_unavailable(provider: SartiqProvider, sim: Simulator) -> None:
     sim.faults.add("sartiq", LOGIN, Fault(status=503, times=1))
     with pytest.raises(Unavailable):
-        await provider.new_token()
+        await provider.auth.new_token(provider.session)
 
 
 async def test_malformed_body_is_malformed_payload(
