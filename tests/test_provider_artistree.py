@@ -1,11 +1,9 @@
-"""providers/artistree.py against the simulator over real HTTP, and its classifier on plain values."""
+"""providers/artistree.py against the simulator over real HTTP: the token, errors, fetch and scan
+(its spec on plain values: tests/pure/test_provider_artistree.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
-from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
@@ -14,13 +12,11 @@ import pytest
 
 from core.diff import diff
 from model.errors import MalformedPayload, NotFound, RateLimited, Unauthorized, Unavailable
-from model.events import Severity
-from model.resources import ListedItems, ResourceRef, Snapshot
+from model.resources import ListedItems, ResourceRef
 from providers.artistree import ArtistreeProvider, ArtistreeSettings
 from simulator.artistree import ALL_PROJECTS, ArtistreeSim
 from simulator.core import Fault, Simulator
 
-FIXTURE = Path(__file__).parent / "fixtures" / "artistree_order.json"
 SECRET = "sim-secret"
 
 
@@ -180,15 +176,6 @@ async def test_a_real_change_survives_normalization(provider: ArtistreeProvider,
     ]
 
 
-def test_payload_without_order_state_is_malformed(provider: ArtistreeProvider) -> None:
-    payload = json.loads(FIXTURE.read_text())
-    del payload["order_state"]
-    with pytest.raises(MalformedPayload):
-        provider.normalize(ref(payload["order_id"]), payload)
-    with pytest.raises(MalformedPayload):
-        provider.normalize(ref("x"), ["not", "an", "object"])
-
-
 # ---- scan --------------------------------------------------------------------------------------
 
 
@@ -213,102 +200,3 @@ async def test_scan_of_one_project(provider: ArtistreeProvider, artistree: Artis
     theirs = artistree.add_many(3, project_id=other)
     pages = [page async for page in provider.scan(ResourceRef("artistree", "scan", other), {"project_id": other})]
     assert sorted(rid for page in pages for rid, _ in page.items) == sorted(theirs)  # type: ignore[union-attr]
-
-
-# ---- classify (pure) ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def base(provider: ArtistreeProvider) -> Snapshot:
-    payload = json.loads(FIXTURE.read_text())
-    return provider.normalize(ref(payload["order_id"]), payload)
-
-
-def changed(base: Snapshot, **fields: Any) -> Snapshot:
-    new = copy.deepcopy(base)
-    new.update(fields)
-    return new
-
-
-def classify(provider: ArtistreeProvider, old: Snapshot, new: Snapshot) -> dict[str, Any]:
-    drafts = provider.classify(ref(old["order_id"]), old, new, diff(old, new))
-    by_type = {d.type: d for d in drafts}
-    assert len(by_type) == len(drafts), "one event of each type per change"
-    return by_type
-
-
-def test_fixture_has_the_seed_shape(base: Snapshot) -> None:
-    payload = json.loads(FIXTURE.read_text())
-    assert len(payload["order_id"]) == 36 and payload["order_state"] == "In Progress"
-    assert payload["asset_preview_url"].startswith("https://") and "asset_preview_url" not in base
-
-
-def test_in_progress_to_failed_is_critical_and_terminal(provider: ArtistreeProvider, base: Snapshot) -> None:
-    events = classify(provider, base, changed(base, order_state="Failed"))
-    assert list(events) == ["artistree.order.state_changed"]
-    event = events["artistree.order.state_changed"]
-    assert event.severity is Severity.CRITICAL
-    assert event.data["from"] == "In Progress" and event.data["to"] == "Failed" and event.data["terminal"] is True
-    assert event.data["changes"] == [{"path": "/order_state", "old": "In Progress", "new": "Failed"}]
-    assert "Harbor Lights Poster v3" in event.summary and "In Progress → Failed" in event.summary
-
-
-def test_in_progress_to_human_certified_is_info_and_terminal(provider: ArtistreeProvider, base: Snapshot) -> None:
-    event = classify(provider, base, changed(base, order_state="Human Certified"))["artistree.order.state_changed"]
-    assert event.severity is Severity.INFO
-    assert (event.data["to"], event.data["terminal"]) == ("Human Certified", True)
-
-
-def test_action_required_is_critical_but_not_terminal(provider: ArtistreeProvider, base: Snapshot) -> None:
-    event = classify(provider, base, changed(base, order_state="Action Required"))["artistree.order.state_changed"]
-    assert event.severity is Severity.CRITICAL and event.data["terminal"] is False
-
-
-def test_reviewed_names_the_reviewer(provider: ArtistreeProvider, base: Snapshot) -> None:
-    new = changed(
-        base, order_state="Reviewed", reviewed_by="qa.lead@northlight.studio", review_timestamp="2026-11-23T10:15:02Z"
-    )
-    events = classify(provider, base, new)
-    assert set(events) == {"artistree.order.state_changed", "artistree.order.reviewed"}
-    reviewed = events["artistree.order.reviewed"]
-    assert reviewed.severity is Severity.INFO
-    assert reviewed.data == {
-        "reviewed_by": "qa.lead@northlight.studio",
-        "review_timestamp": "2026-11-23T10:15:02Z",
-        "state": "Reviewed",
-    }
-
-
-def test_analysis_failed_reports_only_new_items(provider: ArtistreeProvider, base: Snapshot) -> None:
-    old = changed(base, analysis_failed_items=["Shading"])
-    events = classify(provider, old, changed(base, analysis_failed_items=["Shading", "Line Art"]))
-    event = events["artistree.order.analysis_failed"]
-    assert event.severity is Severity.WARNING and event.data["items"] == ["Line Art"]
-    assert "artistree.order.analysis_failed" not in classify(provider, old, changed(base, analysis_failed_items=[]))
-
-
-def test_annotations_changed_counts_them(provider: ArtistreeProvider, base: Snapshot) -> None:
-    extra = copy.deepcopy(base["annotations"][0])
-    extra["id"] = "0b6f3d2e-5a41-4c8e-9d27-1e3f4a5b6c7d"
-    extra["properties"]["needs_remediation"] = True
-    events = classify(provider, base, changed(base, annotations=[*base["annotations"], extra]))
-    assert list(events) == ["artistree.order.annotations_changed"]
-    assert events["artistree.order.annotations_changed"].data == {"count_before": 1, "count_after": 2}
-
-
-def test_confidence_changed(provider: ArtistreeProvider, base: Snapshot) -> None:
-    events = classify(provider, base, changed(base, confidence=0.97))
-    assert list(events) == ["artistree.order.confidence_changed"]
-    assert events["artistree.order.confidence_changed"].data == {"from": 0.42, "to": 0.97}
-
-
-def test_no_change_no_event(provider: ArtistreeProvider, base: Snapshot) -> None:
-    assert classify(provider, base, copy.deepcopy(base)) == {}
-
-
-def test_describe_gives_title_state_tags_and_project(provider: ArtistreeProvider, base: Snapshot) -> None:
-    info = provider.describe(ref(base["order_id"]), changed(base, order_state="Human Certified"))
-    assert info.title == "Harbor Lights Poster v3"
-    assert (info.state, info.terminal) == ("Human Certified", True)
-    assert info.tags == ("print", "client-a") and info.project == "Spring Campaign 2026"
-    assert info.url and info.url.endswith(f"/v1/orders/{base['order_id']}")

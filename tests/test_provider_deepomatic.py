@@ -1,21 +1,20 @@
-"""Deepomatic Engage provider against the simulator: auth, hosts, normalize, every event type, faults."""
+"""Deepomatic Engage provider against the simulator: auth, normalize, every event type, faults (the spec
+on the seed's samples, without a server: tests/pure/test_provider_deepomatic.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from pydantic import ValidationError
 
 from core.diff import diff
 from model.errors import MalformedPayload, NotFound, RateLimited, Unauthorized, Unavailable
 from model.events import EventDraft, Severity
 from model.resources import ResourceRef, Snapshot
-from providers.deepomatic import DeepomaticProvider, DeepomaticSettings, derive_state, progress_bucket
+from providers.deepomatic import DeepomaticProvider, DeepomaticSettings
 from simulator.core import Fault, SimProvider, Simulator
 from simulator.deepomatic import DeepomaticSim
 from store.snapshots import Store, WatchMeta
@@ -64,26 +63,6 @@ def types(drafts: list[EventDraft]) -> list[str]:
 # ---- settings and auth ---------------------------------------------------------------------
 
 
-def test_eu_host_is_derived_from_the_site() -> None:
-    settings = DeepomaticSettings(site="acme", api_key="k")
-    assert settings.base_url == "https://api.acme.customers.deepomatic.com"
-
-
-def test_us_host_is_derived_from_the_site() -> None:
-    settings = DeepomaticSettings(site="acme", region="us", api_key="k")
-    assert settings.base_url == "https://api.acme.customers.us1.deepomatic.com"
-
-
-def test_explicit_base_url_wins() -> None:
-    settings = DeepomaticSettings(site="acme", region="us", api_key="k", base_url="http://127.0.0.1:9/x")
-    assert settings.base_url == "http://127.0.0.1:9/x"
-
-
-def test_site_must_be_a_host_label() -> None:
-    with pytest.raises(ValidationError):
-        DeepomaticSettings(site="evil.example.com/", api_key="k")
-
-
 async def test_token_header_is_accepted(provider: DeepomaticProvider, session: aiohttp.ClientSession) -> None:
     assert await provider.auth.headers(session) == ({"Authorization": f"Token {KEY}"}, None)
     assert await provider.auth.retry_after_401(session, None) is False
@@ -129,52 +108,6 @@ async def test_path_without_trailing_slash_redirects(sim: Simulator, session: ai
 # ---- normalize ------------------------------------------------------------------------------
 
 
-def test_seed_sample_normalizes_with_tasks_by_name_and_no_volatile_values() -> None:
-    provider = DeepomaticProvider(DeepomaticSettings(site="acme", api_key="k"), session=None)  # type: ignore[arg-type]
-    payload = orjson.loads((FIXTURES / "deepomatic_work_order_inputs.json").read_bytes())
-    snap = provider.normalize(REF, payload)
-    assert snap["state"] == "in progress"
-    assert snap["types"] == ["maintenance", "one-equipment"]
-    assert snap["tasks"] == {
-        "equipment_after_intervention": {
-            "analyzed_value": True,
-            "corrected_value": False,
-            "is_conformity_validated": False,
-            "message": "Invalid photo",
-        },
-        "equipment_after_intervention_degradations": {
-            "analyzed_value": 2.0,
-            "corrected_value": None,
-            "is_conformity_validated": False,
-            "message": "Degradations have been spotted on the equipment",
-        },
-    }
-    text = orjson.dumps(snap).decode()
-    for volatile in ("Signature", "Expires", "db081122", "2052385d", "update_date", "app_version_id"):
-        assert volatile not in text
-    assert snap["inputs"] == [
-        {"name": "context", "type": "text", "value": "equipment-after-intervention"},
-        {"name": "image_input", "type": "image"},
-    ]
-    assert snap["conformity"] == []
-
-
-def test_seed_sample_without_inputs_gives_the_same_tasks() -> None:
-    provider = DeepomaticProvider(DeepomaticSettings(site="acme", api_key="k"), session=None)  # type: ignore[arg-type]
-    with_inputs = provider.normalize(
-        REF, orjson.loads((FIXTURES / "deepomatic_work_order_inputs.json").read_bytes())
-    )
-    without = provider.normalize(REF, orjson.loads((FIXTURES / "deepomatic_work_order.json").read_bytes()))
-    assert without["tasks"] == with_inputs["tasks"]
-    assert "inputs" not in without
-
-
-def test_seed_broken_sample_is_malformed() -> None:
-    provider = DeepomaticProvider(DeepomaticSettings(site="acme", api_key="k"), session=None)  # type: ignore[arg-type]
-    with pytest.raises(MalformedPayload):
-        provider.parse((FIXTURES / "deepomatic_seed_sample_broken.txt").read_bytes())
-
-
 async def test_seed_broken_sample_served_over_http_is_malformed(
     sim: Simulator, provider: DeepomaticProvider
 ) -> None:
@@ -182,23 +115,6 @@ async def test_seed_broken_sample_served_over_http_is_malformed(
     sim.faults.add("deepomatic", f"/v0.2/work-orders/{WO}/", Fault(status=200, body=broken, times=1))
     with pytest.raises(MalformedPayload):
         await provider.fetch(REF)
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [[], {"tasks": []}, {"progress_score": "50", "tasks": []}, {"progress_score": 50}],
-)
-def test_payload_without_what_a_snapshot_needs_is_malformed(payload: Any) -> None:
-    provider = DeepomaticProvider(DeepomaticSettings(site="acme", api_key="k"), session=None)  # type: ignore[arg-type]
-    with pytest.raises(MalformedPayload):
-        provider.normalize(REF, payload)
-
-
-def test_derived_state_and_progress_bands() -> None:
-    assert derive_state(50, None) == "in progress"
-    assert derive_state(100, None) == "complete"
-    assert derive_state(40, "2024-01-01T00:00:00Z") == "reviewed"
-    assert progress_bucket(24.9, 25) == 0 and progress_bucket(25, 25) == 1 and progress_bucket(100, 25) == 4
 
 
 # ---- no change where nothing happened ------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Rev: auth, errors, scan, normalize and classify, against the simulator over real HTTP."""
+"""Rev: auth, errors, scan, normalize and classify, against the simulator over real HTTP (the spec on
+the seed's samples, without a server: tests/pure/test_provider_rev.py)."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -278,110 +278,6 @@ async def test_terminal_spellings(provider: RevProvider, rev_sim: RevSim, status
     number = rev_sim.add_order(status=status)
     info = provider.describe(order_ref(number), await poll(provider, order_ref(number)))
     assert info.terminal is True
-
-
-@pytest.mark.parametrize("status", ["Cancelled", "Canceled", "canceled"])
-def test_both_cancel_spellings_are_critical(provider: RevProvider, status: str) -> None:
-    old = provider.normalize(SAMPLE_REF, load("rev_transcription_order.json"))
-    new = {**old, "status": status}
-    (draft,) = provider.classify(SAMPLE_REF, old, new, diff(old, new))
-    assert draft.severity is Severity.CRITICAL
-    assert draft.data["terminal"] is True
-
-
-# ---- unit tests on the seed's sample -------------------------------------------------
-
-
-def test_normalize_keeps_what_matters(provider: RevProvider) -> None:
-    snap = provider.normalize(SAMPLE_REF, load("rev_transcription_order.json"))
-    assert {k: snap[k] for k in ("order_number", "client_ref", "po_number", "price", "status")} == {
-        "order_number": "TC432432",
-        "client_ref": "6",
-        "po_number": "sampleponumber",
-        "price": 56,
-        "status": "Transcribing",
-    }
-    assert snap["transcription"] == {"total_length_seconds": 300, "verbatim": True, "timestamps": False}
-    # the seed gives media and transcript the same id: both survive, told apart by kind
-    assert sorted(a["kind"] for a in snap["attachments"].values()) == ["media", "transcript"]
-    assert snap["comments"] == [
-        {"by": "John S.", "timestamp": "2003-04-05T12:20:30.567", "text": "Please do it quickly"}
-    ]
-
-
-def test_normalize_caption_order_keys_attachments_by_id(provider: RevProvider) -> None:
-    snap = provider.normalize(SAMPLE_REF, load("rev_caption_order.json"))
-    assert snap["caption"] == {"total_length_seconds": 300}
-    burned = snap["attachments"]["b~AQKhfR8AkCEGMOtQ2AgbbAFC"]
-    assert burned["links"] == [
-        {
-            "rel": "content",
-            "href": "https://api.rev.com/api/v1/attachments/b~AQKhfR8AkCEGMOtQ2AgbbAFC/content",
-            "content-type": "video/mp4",
-        }
-    ]
-
-
-def test_reordering_the_sample_is_not_a_change(provider: RevProvider) -> None:
-    payload = load("rev_caption_order.json")
-    shuffled = copy.deepcopy(payload)
-    shuffled["attachments"] = [shuffled["attachments"][i] for i in (2, 0, 1)]
-    shuffled["comments"].insert(0, {"by": "A.", "timestamp": "2003-04-06T00:00:00.000", "text": "x"})
-    payload["comments"].append({"by": "A.", "timestamp": "2003-04-06T00:00:00.000", "text": "x"})
-    assert provider.normalize(SAMPLE_REF, payload) == provider.normalize(SAMPLE_REF, shuffled)
-
-
-def test_classify_sample_captioning_to_complete(provider: RevProvider) -> None:
-    payload = load("rev_caption_order.json")
-    before = copy.deepcopy(payload)
-    before["attachments"] = [a for a in before["attachments"] if a["kind"] == "media"]
-    before["comments"] = []
-    old = provider.normalize(SAMPLE_REF, before)
-    new = provider.normalize(SAMPLE_REF, {**payload, "status": "Complete"})
-    drafts = provider.classify(SAMPLE_REF, old, new, diff(old, new))
-    assert [(d.type, d.severity) for d in drafts] == [
-        ("rev.order.state_changed", Severity.INFO),
-        ("rev.order.attachment_added", Severity.INFO),
-        ("rev.order.attachment_added", Severity.INFO),
-        ("rev.order.comment_added", Severity.INFO),
-    ]
-    assert drafts[0].summary == "Order “6” (TC432432): Captioning → Complete"
-    assert {d.data["kind"] for d in drafts[1:3]} == {"caption", "burnedin"}
-    burned = next(d for d in drafts if d.data.get("kind") == "burnedin")
-    assert burned.data["content_url"].endswith("/b~AQKhfR8AkCEGMOtQ2AgbbAFC/content")
-    assert drafts[3].data == {"by": "John S.", "timestamp": "2003-04-05T12:20:30.123", "text": "Please do it quickly"}
-
-
-def test_title_falls_back_to_order_number(provider: RevProvider) -> None:
-    payload = {**load("rev_transcription_order.json"), "client_ref": None}
-    old = provider.normalize(SAMPLE_REF, payload)
-    new = {**old, "status": "Complete"}
-    assert provider.describe(SAMPLE_REF, new).title == "TC432432"
-    (draft,) = provider.classify(SAMPLE_REF, old, new, diff(old, new))
-    assert draft.summary == "Order “TC432432”: Transcribing → Complete"
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        {k: v for k, v in load("rev_transcription_order.json").items() if k != "status"},
-        {**load("rev_transcription_order.json"), "status": None},
-        {**load("rev_transcription_order.json"), "attachments": "none"},
-        ["not", "an", "order"],
-    ],
-)
-def test_payload_without_a_usable_shape_is_malformed(provider: RevProvider, payload: Any) -> None:
-    with pytest.raises(MalformedPayload):
-        provider.normalize(SAMPLE_REF, payload)
-
-
-def test_settings_keep_a_tail_after_complete() -> None:
-    settings = RevSettings(client_key=SecretStr("client-secret-1"), user_key=SecretStr("user-secret-2"))
-    assert settings.base_url == "https://api.rev.com"
-    assert settings.terminal_tail == settings.reopen_tail == 86400
-    explicit = RevSettings(client_key=SecretStr("c"), user_key=SecretStr("u"), terminal_tail=60)
-    assert explicit.terminal_tail == 60
-    assert "secret-1" not in repr(settings) and "secret-2" not in repr(settings)
 
 
 # ---- the simulator ---------------------------------------------------------------------

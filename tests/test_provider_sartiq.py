@@ -1,4 +1,5 @@
-"""Sartiq: token auth, errors, scan, normalize and classify, against the simulator over real HTTP."""
+"""Sartiq: token auth, errors, scan, normalize and classify, against the simulator over real HTTP (the
+spec on the seed's samples, without a server: tests/pure/test_provider_sartiq.py)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,6 @@ from model.resources import ResourceRef, Snapshot
 from providers.sartiq import (
     SartiqProvider,
     SartiqSettings,
-    progress_bucket,
-    stable_url,
-    task_outcome,
-    task_percent,
 )
 from simulator.core import Fault, SimProvider, Simulator
 from simulator.sartiq import SHOT_TYPES, SartiqSim
@@ -523,111 +520,6 @@ async def test_re_uploading_the_same_shots_is_no_event(provider: SartiqProvider,
         provider, design_ref(set_design_id), lambda: sartiq.add_base_image(set_design_id, "s", SHOTS[0])
     )
     assert drafts == []
-
-
-def test_set_design_status_is_state_changed_if_sartiq_adds_one(provider: SartiqProvider) -> None:
-    ref = design_ref("159c568c-9fa6-454e-8fd5-48831493d174")
-    old = provider.normalize(ref, {**load("sartiq_set_design.json"), "status": "draft"})
-    new = provider.normalize(ref, {**load("sartiq_set_design.json"), "status": "ready"})
-    (draft,) = provider.classify(ref, old, new, diff(old, new))
-    assert (draft.type, draft.data["from"], draft.data["to"]) == (
-        "sartiq.set_design.state_changed",
-        "draft",
-        "ready",
-    )
-    assert provider.describe(ref, new).state == "ready"
-
-
-# ---- unit tests on the seed's samples -----------------------------------------------------------
-
-
-def test_normalize_sample_task(provider: SartiqProvider) -> None:
-    payload = load("sartiq_upload_task.json")
-    ref = task_ref(payload["id"])
-    snap = provider.normalize(ref, payload)
-    assert snap == payload  # nothing volatile in a task
-    info = provider.describe(ref, snap)
-    assert (info.title, info.state, info.terminal) == (payload["id"], "PENDING", False)
-    assert info.project == "2e940e5b-5f3d-43ed-b7bc-8e84b9f0aadb"
-    assert info.url == f"{provider.base_url}/api/v1/set-designs/upload-tasks/{payload['id']}"
-
-
-def test_normalize_sample_set_design_keys_images(provider: SartiqProvider) -> None:
-    payload = load("sartiq_set_design.json")
-    ref = design_ref(payload["id"])
-    snap = provider.normalize(ref, payload)
-    assert list(snap["base_images"]) == [
-        "942399db-bfb7-44bd-b981-9538c3cda4a6/fe47adb8-f439-48fd-b3de-12992288c30f"
-    ]
-    assert list(snap["reference_images"]) == ["69ae545b-2414-44ad-ba93-f7e23cf94688"]
-    assert list(snap["subject_portraits"]) == ["669213ca-9f2b-4a8b-987f-57c5a43ce469"]
-    info = provider.describe(ref, snap)
-    assert (info.title, info.state, info.terminal, info.project) == ("string", None, False, payload["id"])
-
-
-def test_sample_list_page_items_normalize(provider: SartiqProvider) -> None:
-    (row,) = load("sartiq_set_designs_page.json")["data"]
-    snap = provider.normalize(design_ref(row["id"]), row)
-    assert snap["name"] == "string" and len(snap["base_images"]) == 1
-
-
-def test_reordered_images_are_not_a_change(provider: SartiqProvider) -> None:
-    payload = load("sartiq_set_design.json")
-    second = {**payload["base_images"][0], "id": "other", "shot_type_id": "shot-2"}
-    a = {**payload, "base_images": [payload["base_images"][0], second]}
-    b = {**payload, "base_images": [second, payload["base_images"][0]]}
-    ref = design_ref(payload["id"])
-    assert provider.normalize(ref, a) == provider.normalize(ref, b)
-
-
-@pytest.mark.parametrize(
-    ("kind", "payload"),
-    [
-        ("upload_task", {k: v for k, v in load("sartiq_upload_task.json").items() if k != "status"}),
-        ("upload_task", {**load("sartiq_upload_task.json"), "status": None}),
-        ("latest_upload", ["not", "a", "task"]),
-        ("set_design", {k: v for k, v in load("sartiq_set_design.json").items() if k != "id"}),
-        ("set_design", {**load("sartiq_set_design.json"), "base_images": "none"}),
-    ],
-)
-def test_payload_without_a_usable_shape_is_malformed(
-    provider: SartiqProvider, kind: str, payload: Any
-) -> None:
-    with pytest.raises(MalformedPayload):
-        provider.normalize(ResourceRef("sartiq", kind, "x/y"), payload)
-
-
-def test_stable_url_drops_only_signed_queries() -> None:
-    signed = "https://bucket.s3.amazonaws.com/a/b.jpg?X-Amz-Expires=3600&X-Amz-Signature=abc"
-    assert stable_url(signed) == "https://bucket.s3.amazonaws.com/a/b.jpg"
-    assert stable_url("https://cdn.example.com/a.jpg?w=200") == "https://cdn.example.com/a.jpg?w=200"
-    assert stable_url("https://cdn.example.com/a.jpg") == "https://cdn.example.com/a.jpg"
-
-
-def test_outcomes_progress_and_buckets() -> None:
-    assert [
-        task_outcome(s) for s in ("Completed", " succeeded ", "ERRORED", "cancelled", "QUEUED", None)
-    ] == [
-        "success",
-        "success",
-        "failure",
-        "failure",
-        None,
-        None,
-    ]
-    assert task_percent({"processed_items": 3, "total_items": 4, "progress": 0}) == 75.0
-    assert task_percent({"processed_items": 0, "total_items": 0, "progress": 40}) == 40.0
-    assert task_percent({"progress": 250}) == 100.0
-    assert task_percent({}) is None
-    assert [progress_bucket(p, 25) for p in (0, 24.9, 25, 74, 75, 100)] == [0, 0, 1, 2, 3, 4]
-
-
-def test_settings_hide_the_password() -> None:
-    settings = SartiqSettings(
-        base_url="https://sartiq.example", username="u@x", password=SecretStr("p4ss-w0rd")
-    )
-    assert "p4ss-w0rd" not in repr(settings)
-    assert (settings.progress_step, settings.page_size, settings.token_lifetime) == (25, 100, 3600.0)
 
 
 # ---- the simulator ---------------------------------------------------------------------------------
