@@ -66,47 +66,16 @@ async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver
                               token_url=f"{web.url}/oauth2/token", receiver_url=receiver.url,
                               concurrency=CONCURRENCY, worker={"event_loop": event_loop})
         b = scenarios.Bench(redis, rs.url, web.url, orders, config, log, receiver)
-        # the raw loop runs eight times in the polling scenario (around each pass): half the
-        # orders is enough for a rate (~2-3 s) and keeps make bench within its 5 minutes
-        urls = [f"{web.url}/v1/orders/{i}" for i in orders.ids[: max(1, n_poll // 2)]]
-
-        async def raw() -> float:
-            return await raw_get_loop(urls, concurrency=CONCURRENCY)
-
-        async def raw_two() -> float:
-            return await raw_get_processes(urls, processes=2, concurrency=CONCURRENCY)
-
         try:
-            if "footprint" in only:
-                # first: the polling scenario then runs among its 100,000 baselined orders
-                say(f"5. footprint: {n_total:,} watched orders")
-                results["footprint"] = await scenarios.footprint(b, n_total)
-                say(f"   {results['footprint']['bytes_per_order']:,.0f} B/order "
-                    f"+ {results['footprint']['history_bytes_one_event']:,.0f} B of history with one event, "
-                    f"RSS {results['footprint']['worker_rss_mb']:.0f} MB")
+            if "footprint" in only:  # first: the polling scenario then runs among its baselined orders
+                results["footprint"] = await _footprint(b, n_total)
             if only & {"poll", "scale"}:
-                say(f"1 and 6. polling throughput: {n_poll:,} watched orders, all due, "
-                    "passes alternating between one worker and two")
-                one, two = await scenarios.polling(b, n_poll, raw, raw_processes=raw_two, rounds=rounds,
-                                                  baselined="footprint" in only)
-                results["polling"], results["scale_out"] = one, two
-                say(f"   one worker {one['polls_per_s']:,.0f} polls/s, raw {one['raw_per_s']:,.0f} req/s; "
-                    f"two workers {two['polls_per_s']:,.0f} polls/s ({two['scale_out']:.2f}× the one-worker "
-                    f"passes beside), {two['duplicates']} duplicates; two raw client processes "
-                    f"{two['raw_processes_ratio']:.2f}× one")
+                results["polling"], results["scale_out"] = await _polling(
+                    b, n_poll, rounds=rounds, baselined="footprint" in only)
             if "poll" in only:
-                await b.reset()
-                rkeys = b.rkeys(n_naive)
-                await scenarios._watch(redis, rkeys, 3600)
-                results["naive"] = {"n": n_naive, "polls_per_s": await naive_polls_per_s(
-                    rs.url, web.url, rkeys, CONCURRENCY)}
-                say(f"   naive reference (scenario 1) {results['naive']['polls_per_s']:,.0f} polls/s")
+                results["naive"] = await _naive(b, n_naive)
             if "deliver" in only:
-                say(f"3. deliveries: {n_deliver:,} events to a signature-verifying receiver")
-                results["deliveries"] = await scenarios.deliveries(b, n_deliver)
-                results["deliveries"]["arq_trivial_jobs_per_s"] = await arq_jobs_per_s(rs.url, 3000)
-                say(f"   {results['deliveries']['deliveries_per_s']:,.0f} deliveries/s "
-                    f"(ARQ's ceiling for trivial jobs here: {results['deliveries']['arq_trivial_jobs_per_s']:,.0f}/s)")
+                results["deliveries"] = await _deliveries(b, n_deliver)
             if "scan" in only:
                 say(f"2. scan: {n_total:,} orders, 1,000 per page")
                 results["scan"] = await scenarios.scan(b)
@@ -114,17 +83,70 @@ async def run(only: set[str], n_poll: int, n_total: int, n_naive: int, n_deliver
         finally:
             await redis.aclose()
         if "latency" in only:
-            say("4. latency: 10,000 orders every 10 s (simulator), random changes")
-            async with aioredis.Redis.from_url(rs.url) as redis:
-                results["latency"] = await latency(redis, rs.url, receiver, work, log)
-            lat = results["latency"]
-            say(f"   p50 {lat['p50_s']:.2f} s, p99 {lat['p99_s']:.2f} s, max {lat['max_s']:.2f} s, "
-                f"{lat['delivered']}/{lat['changes']} delivered")
+            results["latency"] = await _latency(rs.url, receiver, work, log)
     await receiver.stop()
     errors = [line for line in log.read_text(errors="replace").splitlines()
               if " ERROR " in line or "Traceback" in line]
     results["worker_log_errors"] = errors[:20]
     return results
+
+
+async def _footprint(b: scenarios.Bench, n_total: int) -> dict[str, Any]:
+    say(f"5. footprint: {n_total:,} watched orders")
+    fp = await scenarios.footprint(b, n_total)
+    say(f"   {fp['bytes_per_order']:,.0f} B/order + {fp['history_bytes_one_event']:,.0f} B of history with "
+        f"one event, RSS {fp['worker_rss_mb']:.0f} MB")
+    return fp
+
+
+async def _polling(
+    b: scenarios.Bench, n_poll: int, *, rounds: int, baselined: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    say(f"1 and 6. polling throughput: {n_poll:,} watched orders, all due, "
+        "passes alternating between one worker and two")
+    # the raw loop runs eight times in the polling scenario (around each pass): half the
+    # orders is enough for a rate (~2-3 s) and keeps make bench within its 5 minutes
+    urls = [f"{b.base_url}/v1/orders/{i}" for i in b.orders.ids[: max(1, n_poll // 2)]]
+
+    async def raw() -> float:
+        return await raw_get_loop(urls, concurrency=CONCURRENCY)
+
+    async def raw_two() -> float:
+        return await raw_get_processes(urls, processes=2, concurrency=CONCURRENCY)
+
+    one, two = await scenarios.polling(b, n_poll, raw, raw_processes=raw_two, rounds=rounds, baselined=baselined)
+    say(f"   one worker {one['polls_per_s']:,.0f} polls/s, raw {one['raw_per_s']:,.0f} req/s; "
+        f"two workers {two['polls_per_s']:,.0f} polls/s ({two['scale_out']:.2f}× the one-worker "
+        f"passes beside), {two['duplicates']} duplicates; two raw client processes "
+        f"{two['raw_processes_ratio']:.2f}× one")
+    return one, two
+
+
+async def _naive(b: scenarios.Bench, n_naive: int) -> dict[str, Any]:
+    await b.reset()
+    rkeys = b.rkeys(n_naive)
+    await scenarios._watch(b.redis, rkeys, 3600)
+    naive = {"n": n_naive, "polls_per_s": await naive_polls_per_s(b.redis_url, b.base_url, rkeys, CONCURRENCY)}
+    say(f"   naive reference (scenario 1) {naive['polls_per_s']:,.0f} polls/s")
+    return naive
+
+
+async def _deliveries(b: scenarios.Bench, n_deliver: int) -> dict[str, Any]:
+    say(f"3. deliveries: {n_deliver:,} events to a signature-verifying receiver")
+    d = await scenarios.deliveries(b, n_deliver)
+    d["arq_trivial_jobs_per_s"] = await arq_jobs_per_s(b.redis_url, 3000)
+    say(f"   {d['deliveries_per_s']:,.0f} deliveries/s "
+        f"(ARQ's ceiling for trivial jobs here: {d['arq_trivial_jobs_per_s']:,.0f}/s)")
+    return d
+
+
+async def _latency(redis_url: str, receiver: WebhookReceiver, work: Path, log: Path) -> dict[str, Any]:
+    say("4. latency: 10,000 orders every 10 s (simulator), random changes")
+    async with aioredis.Redis.from_url(redis_url) as redis:
+        lat = await latency(redis, redis_url, receiver, work, log)
+    say(f"   p50 {lat['p50_s']:.2f} s, p99 {lat['p99_s']:.2f} s, max {lat['max_s']:.2f} s, "
+        f"{lat['delivered']}/{lat['changes']} delivered")
+    return lat
 
 
 def scenarios_whsec() -> str:

@@ -140,21 +140,39 @@ async def polling(
             await _watch(b.redis, rkeys + changed, 3600)
             await wait_until(lambda: _reached(b.redis, POLLS + "baseline", n + len(changed)), 120, "baseline polls")
             one["baseline_per_s"] = (n + len(changed)) / (time.perf_counter() - t0)
-        raws = [await raw()]
-        passes: list[float] = []
-        machine: list[float] = []
-        for i in range(2 * rounds + 1):
-            if i % 2 == 0:
-                passes.append((await timed_pass(b.redis, rkeys, "unchanged"))["per_s"])
-            else:
-                if raw_processes is not None:
-                    machine.append(await raw_processes() / raws[-1])
-                async with _second_worker(b):
-                    passes.append((await timed_pass(b.redis, rkeys, "unchanged"))["per_s"])
-            raws.append(await raw())
+        raws, passes, machine = await _alternating_passes(b, rkeys, raw, raw_processes, rounds)
         one["rss_mb"] = [r for r, _ in first.rss_mb()]
         async with _second_worker(b):
             two.update(await _changes_delivered_once(b, changed))
+    _pass_figures(one, two, raws, passes, machine)
+    return one, two
+
+
+async def _alternating_passes(
+    b: Bench, rkeys: list[str], raw: Callable[[], Awaitable[float]],
+    raw_processes: Callable[[], Awaitable[float]] | None, rounds: int,
+) -> tuple[list[float], list[float], list[float]]:
+    """`2 * rounds + 1` passes, one worker then two alternately, with a raw loop before the
+    first and after each: (raw loops' rates, passes' rates, two raw processes over one)."""
+    raws = [await raw()]
+    passes: list[float] = []
+    machine: list[float] = []
+    for i in range(2 * rounds + 1):
+        if i % 2 == 0:
+            passes.append((await timed_pass(b.redis, rkeys, "unchanged"))["per_s"])
+        else:
+            if raw_processes is not None:
+                machine.append(await raw_processes() / raws[-1])
+            async with _second_worker(b):
+                passes.append((await timed_pass(b.redis, rkeys, "unchanged"))["per_s"])
+        raws.append(await raw())
+    return raws, passes, machine
+
+
+def _pass_figures(
+    one: dict[str, Any], two: dict[str, Any], raws: list[float], passes: list[float], machine: list[float]
+) -> None:
+    """Scenario 1's and 6's figures from the passes (see `polling`), into `one` and `two`."""
     # pass i sits between raw loops i and i + 1, and a two-worker pass between one-worker ones
     vs_raw = [p / ((raws[i] + raws[i + 1]) / 2) for i, p in enumerate(passes)]
     singles, doubles = passes[0::2], passes[1::2]
@@ -172,7 +190,6 @@ async def polling(
     if machine:
         two["raw_processes_ratios"] = machine
         two["raw_processes_ratio"] = statistics.median(machine)
-    return one, two
 
 
 @contextlib.asynccontextmanager
