@@ -2,10 +2,11 @@
 `chat.postMessage` into one thread per resource.
 
 Slack takes about one message per second per webhook (and per channel for the API) and
-answers 429 beyond that. Every worker sending to the same webhook shares one schedule in
-Redis: a send reserves the next free slot atomically; a short wait is spent inside the
-job, a long one is handed back as a retry at the slot's time. A 429 moves the schedule past
-its Retry-After for every worker. `invalid_payload`, `channel_not_found`,
+answers 429 beyond that. Every worker sending to the same webhook shares one schedule (the
+store's rate schedule, store/rates.py, as provider limits do): a send takes the next free
+slot; a short wait is spent inside the job, a long one is handed back as a retry at the
+slot's time. A 429 holds the schedule past its Retry-After for every worker. The thread of
+each resource (bot token) is remembered by store/slack.py. `invalid_payload`, `channel_not_found`,
 `channel_is_archived` and `action_prohibited` (and the API's other errors) are permanent:
 dead-lettered with Slack's own string as the reason.
 
