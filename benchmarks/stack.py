@@ -16,11 +16,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
 from config.toml_out import toml_value
 from store import keys
+from store.registry import WorkerRegistry
 
 __all__ = [
     "HEALTH_INTERVAL",
@@ -104,9 +104,7 @@ class Workers:
 
         async def all_up() -> bool:
             self.check()
-            found = [k async for k in redis.scan_iter(match=keys.HEALTH_PREFIX + "*", count=5000)]
-            beats = await redis.mget(found) if found else []
-            return pids <= {int(orjson.loads(b)["pid"]) for b in beats if b}
+            return pids <= {b.pid for b in await WorkerRegistry(redis).beats()}
         await wait_until(all_up, timeout, "workers to start")
 
     def check(self) -> None:

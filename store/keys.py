@@ -9,7 +9,6 @@ __all__ = [
     "EPOCH",
     "ERRORS",
     "GROUP",
-    "HEALTH_PREFIX",
     "META",
     "OUTBOX",
     "PREFIX",
@@ -17,6 +16,7 @@ __all__ = [
     "STATE",
     "STATS",
     "WORKERS",
+    "WORKER_BEATS",
     "attempts",
     "delivery_mark",
     "history",
@@ -36,8 +36,8 @@ GROUP = "dispatch"                # the outbox's consumer group
 DLQ = PREFIX + "dlq"              # STREAM of dead letters
 STATS = PREFIX + "stats"          # HASH counter -> value, shared by all workers
 DISABLED = PREFIX + "disabled"    # HASH destination -> reason (410 Gone)
-HEALTH_PREFIX = PREFIX + "health:"  # per-worker heartbeat keys
 WORKERS = PREFIX + "workers"      # ZSET worker id -> when its heartbeat runs out (unix seconds)
+WORKER_BEATS = PREFIX + "workers:beat"  # HASH worker id -> its last heartbeat {at, interval, pid} (store/registry.py)
 EPOCH = PREFIX + "epoch"          # STRING: this dataset's random name, set once; gone = Redis lost its data
 
 

@@ -191,20 +191,3 @@ class ProviderLimits:
     async def paused_for(self, provider: str) -> float:
         ttl = await self.redis.pttl(keys.pause(provider))
         return ttl / 1000 if ttl and ttl > 0 else 0.0
-
-    async def beat(self, worker_id: str, ttl: float, *, now: float | None = None) -> int:
-        """Counts `worker_id` as live for `ttl` seconds and returns how many workers are
-        live (at least 1). One sorted set, so a heartbeat costs the same round trip whatever
-        the keyspace holds: counting the `sh:health:*` keys walked every key with SCAN,
-        ~100 calls a beat per 100,000 watched resources."""
-        now = time.time() if now is None else now
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(keys.WORKERS, {worker_id: now + ttl})
-            pipe.zremrangebyscore(keys.WORKERS, "-inf", now)
-            pipe.zcard(keys.WORKERS)
-            *_, live = await pipe.execute()
-        return max(1, int(live))
-
-    async def leave(self, worker_id: str) -> None:
-        """A worker that stops stops counting at once."""
-        await self.redis.zrem(keys.WORKERS, worker_id)

@@ -243,7 +243,8 @@ async def poison(redis: aioredis.Redis) -> None:
     await redis.rpush(keys.attempts("evt_1"), b"{broken", orjson.dumps({"destination": "hook", "ok": True}))
     await redis.xadd(keys.OUTBOX, {"e": b"not json"})
     await redis.xadd(keys.OUTBOX, {"e": orjson.dumps({"id": "evt_2", "type": "rev.order.state_changed"})})
-    await redis.set(keys.HEALTH_PREFIX + "broken-1", b'{"at": "yesterday"}')
+    await redis.zadd(keys.WORKERS, {"broken-1": time.time() + 600})
+    await redis.hset(keys.WORKER_BEATS, "broken-1", b'{"at": "yesterday"}')
     await redis.hset(keys.STATS, mapping={"polls:rev:changed": 3, "polls:rev:odd": b"many"})
 
 
@@ -280,7 +281,7 @@ async def test_unreadable_records_are_skipped_logged_with_their_key_and_counted(
 
     messages = "\n".join(r.getMessage() for r in caplog.records)
     for key in (f"{keys.STATE}[{BAD_STATE}]", keys.snapshot(BAD_STATE), keys.history(BAD_STATE),
-                keys.attempts("evt_1"), f"{keys.OUTBOX}[", keys.HEALTH_PREFIX + "broken-1",
+                keys.attempts("evt_1"), f"{keys.OUTBOX}[", f"{keys.WORKER_BEATS}[broken-1]",
                 f"{keys.STATS}[polls:rev:odd]"):
         assert key in messages, key
     assert not [r for r in caplog.records if r.exc_info], "a skipped record is one line, not a traceback"

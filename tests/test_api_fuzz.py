@@ -6,6 +6,7 @@ No answer carries the API's token or a hook token."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -18,8 +19,10 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from store import keys
+from store.registry import WorkerRegistry
 from tests.conftest import free_port
 from tests.kit import toml_value, write_config
 
@@ -52,9 +55,9 @@ def seed(redis_url: str) -> None:
     """A fresh worker heartbeat (else /healthz is a 503, which `not_a_server_error` counts),
     and one resource with a timeline and an outbox event, so that the 200s of
     /v1/resources and /v1/events are checked against their schemas too."""
+    asyncio.run(_beat(redis_url))
     client = redis.Redis.from_url(redis_url)
     try:
-        client.set(keys.HEALTH_PREFIX + "fuzz", orjson.dumps({"at": time.time(), "interval": 3600}), px=600_000)
         rkey = "rev:order:TC432432"
         client.hset(keys.META, rkey, b'{"i": 60.0}')
         client.zadd(keys.DUE, {rkey: time.time() + 3600})
@@ -64,6 +67,14 @@ def seed(redis_url: str) -> None:
         client.xadd(keys.OUTBOX, {"e": orjson.dumps({"id": "evt_fuzz1", "type": "rev.order.state_changed"})})
     finally:
         client.close()
+
+
+async def _beat(redis_url: str) -> None:
+    client = aioredis.from_url(redis_url)
+    try:
+        await WorkerRegistry(client).beat("fuzz", 3600)
+    finally:
+        await client.aclose()
 
 
 @contextlib.contextmanager

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
@@ -23,6 +22,7 @@ from model.resources import ResourceRef
 from simulator.core import Fault, Simulator
 from simulator.receivers import WebhookReceiver
 from store import keys
+from store.registry import WorkerRegistry
 from store.snapshots import Store, WatchMeta
 from tests import test_api
 from tests.conftest import free_port, wait_for
@@ -63,14 +63,16 @@ async def test_healthz_follows_the_worker_heartbeat(
 async def test_a_stale_heartbeat_is_not_healthy(
     tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver
 ) -> None:
-    """A worker killed with SIGKILL leaves its key until it expires: its age tells."""
+    """A worker killed with SIGKILL stays in the registry until its beat runs out (two more
+    intervals, and a second): its age tells."""
     config = api_config(tmp_path, redis_url, sim, receiver)
-    await redis.set(keys.HEALTH_PREFIX + "gone-1", orjson.dumps({"at": time.time() - 95, "interval": 30}))
+    registry = WorkerRegistry(redis)
+    await registry.beat("gone-1", 30, now=time.time() - 55)
     async with serving(config) as (_, http):
         status, body = await call(http, "GET", "/healthz")
         assert status == 503
-        assert body["reason"].startswith("no fresh worker heartbeat: the newest is 95")
-        await redis.set(keys.HEALTH_PREFIX + "alive-2", orjson.dumps({"at": time.time() - 20, "interval": 30}))
+        assert body["reason"].startswith("no fresh worker heartbeat: the newest is 55")
+        await registry.beat("alive-2", 30, now=time.time() - 20)
         status, body = await call(http, "GET", "/healthz")
         assert status == 200
         assert sorted((w["worker"], w["fresh"]) for w in body["workers"]) == [("alive-2", True), ("gone-1", False)]
@@ -132,7 +134,7 @@ async def test_sigterm_lets_the_poll_in_flight_finish(
     assert "start-up objects frozen, young collection every 10000 allocations" in stderr.decode()
     assert time.monotonic() - started < 10
     assert await redis.hexists(keys.STATE, rkey), "the poll in flight committed its baseline"
-    assert not [k async for k in redis.scan_iter(match=keys.HEALTH_PREFIX + "*")]
+    assert await WorkerRegistry(redis).beats() == [], "the worker left the registry"
 
 
 @contextlib.contextmanager
@@ -189,7 +191,7 @@ async def test_a_worker_survives_a_redis_restart(
             async with running_worker(config) as worker:
 
                 async def beating() -> bool:
-                    return bool([k async for k in client.scan_iter(match=keys.HEALTH_PREFIX + "*")])
+                    return bool(await WorkerRegistry(client).beats())
 
                 await wait_for(beating, what="first heartbeat")
                 first.send_signal(signal.SIGKILL)

@@ -141,12 +141,8 @@ async def test_scrape_time_gauges_read_redis(redis: aioredis.Redis) -> None:
     assert (gauges.due_backlog, gauges.dead_letters, gauges.destinations_disabled) == (2, 1, 1)
 
 
-def test_an_unreadable_heartbeat_or_counter_is_left_out_not_raised() -> None:
-    from worker.metrics import parse_heartbeat, read_stats
+def test_an_unreadable_counter_is_left_out_not_raised() -> None:
+    """(An unreadable heartbeat: tests/pure/test_registry.py.)"""
+    from store.reads import read_stats
 
-    assert parse_heartbeat(b'{"at": 1700000000.5, "interval": 0.5}') == {"at": 1700000000.5, "interval": 0.5}
-    assert parse_heartbeat(b"1700000000") == {"at": 1700000000.0, "interval": 30.0}
-    for raw in (b"not json", b'{"at": "yesterday"}', b'{"at": 1, "interval": null}', b"[1, 2]", b'"x"',
-                b'{"at": true}', b"-1"):
-        assert parse_heartbeat(raw) is None, raw
     assert read_stats({b"polls:rev:changed": b"3", b"odd": b"many", b"half": b"1.5"}) == {"polls:rev:changed": 3}

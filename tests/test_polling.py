@@ -339,13 +339,3 @@ async def test_a_heartbeat_with_the_same_worker_count_keeps_the_concurrency_limi
         outcomes = await first + await second
     assert outcomes[PollOutcome.UNCHANGED] == 8
     assert most == 2
-
-
-async def test_live_workers_are_counted_by_their_heartbeats(redis: aioredis.Redis) -> None:
-    limits = ProviderLimits(redis)
-    assert await limits.beat("a", 10, now=1000.0) == 1
-    assert await limits.beat("b", 10, now=1001.0) == 2
-    assert await limits.beat("a", 10, now=1005.0) == 2  # a beat again: still two
-    assert await limits.beat("a", 10, now=1012.0) == 1  # b's beat ran out at 1011
-    await limits.leave("a")
-    assert await limits.beat("c", 10, now=1013.0) == 1

@@ -8,6 +8,7 @@ import asyncio
 import errno
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -70,20 +71,22 @@ def _pid1_role() -> str:
 
 
 async def _probe_worker(cfg: Config) -> tuple[bool, str]:
-    from worker.metrics import fresh_workers
+    from store.registry import WorkerRegistry
     from worker.persistence import CHECK_TIMEOUTS, api_redis, redis_problem
 
     redis = api_redis(cfg.redis_url, CHECK_TIMEOUTS)
+    now = time.time()
     try:
-        beats = await asyncio.wait_for(fresh_workers(redis), timeout=5)
+        beats = await asyncio.wait_for(WorkerRegistry(redis).beats(now), timeout=5)
     except Exception as exc:
         return False, f"redis unreachable: {redis_problem(exc)}"
     finally:
         await redis.aclose()
     prefix = socket.gethostname() + "-"
-    mine = [b for b in beats if b["worker"].startswith(prefix)]
-    if any(b["fresh"] for b in mine):
-        return True, f"ok: {sum(b['fresh'] for b in mine)} fresh worker heartbeat(s) on {prefix[:-1]}"
+    mine = [b for b in beats if b.worker.startswith(prefix)]
+    fresh = sum(b.fresh(now) for b in mine)
+    if fresh:
+        return True, f"ok: {fresh} fresh worker heartbeat(s) on {prefix[:-1]}"
     return False, f"no fresh worker heartbeat on {prefix[:-1]} ({len(mine)} stale)"
 
 

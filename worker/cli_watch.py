@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from config import Config
 from model.resources import ResourceRef, ScanPage
-from store import keys
+from store.reads import Reads
 from store.snapshots import Store, WatchMeta
 from worker.cli_common import (
     ADD_CHUNK,
@@ -293,7 +293,7 @@ def watch_ls(
             watches = await Store(redis).watches(source=source)
             selected = sorted(k for k in watches if provider is None or k.startswith(f"{provider}:"))
             shown = selected if limit <= 0 else selected[:limit]
-            dues = await redis.zmscore(keys.DUE, shown) if shown else []
+            dues = await Reads(redis).due_times(shown)
             rows = [{"rkey": k, "interval": watches[k].interval, "source": watches[k].source,
                      "scan": watches[k].scan, "due_at": d} for k, d in zip(shown, dues, strict=True)]
             return rows, len(selected)

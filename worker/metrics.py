@@ -8,30 +8,25 @@ reads.
 
 from __future__ import annotations
 
-import logging
-import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from store import keys
+from store.reads import Reads
+from store.registry import WorkerRegistry
 from store.stats import HISTOGRAMS
-
-log = logging.getLogger("statehook.metrics")
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "Gauges",
     "families",
     "read_gauges",
-    "read_stats",
     "render",
 ]
 
@@ -102,82 +97,29 @@ def families(stats: Mapping[str, int], gauges: Gauges) -> list[Metric]:
     return out
 
 
-async def fresh_workers(redis: aioredis.Redis, now: float | None = None) -> list[dict[str, Any]]:
-    """The heartbeats of workers (`sh:health:{worker_id}`), with their age and whether
-    each is fresher than its interval (plus 10 %, at least one second, for the write)."""
-    now = time.time() if now is None else now
-    found: list[str] = []
-    # SCAN walks the whole keyspace (snapshots included): large steps keep it to a few calls
-    async for key in redis.scan_iter(match=keys.HEALTH_PREFIX + "*", count=5000):
-        found.append(key.decode() if isinstance(key, bytes) else key)
-    if not found:
-        return []
-    values = await redis.mget(found)
-    out = []
-    for key, raw in zip(found, values, strict=True):
-        if raw is None:
-            continue
-        beat = parse_heartbeat(raw)
-        if beat is None:
-            log.warning("unreadable record skipped: %s: not a heartbeat", key, extra={"key": key})
-            continue
-        age = max(0.0, now - beat["at"])
-        allowance = max(1.0, beat["interval"] * 0.1)
-        out.append({"worker": key.removeprefix(keys.HEALTH_PREFIX), "age": round(age, 3),
-                    "interval": beat["interval"], "fresh": age <= beat["interval"] + allowance})
-    return out
-
-
-def _seconds(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        return None
-    return float(value)
-
-
-def parse_heartbeat(raw: bytes | str) -> dict[str, float] | None:
-    """`{"at": unix time, "interval": seconds}`; a bare timestamp (older workers) counts
-    with the default interval of 30 s. None for a value that is neither."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(data, dict):
-        at, interval = _seconds(data.get("at")), _seconds(data.get("interval", 30.0))
-    else:
-        at, interval = _seconds(data), 30.0
-    if at is None or interval is None:
-        return None
-    return {"at": at, "interval": interval}
-
-
-def read_stats(raw: Mapping[bytes, bytes]) -> dict[str, int]:
-    """The stats hash as counters; a field that is not an integer is logged and left out."""
-    stats = {}
-    for k, v in raw.items():
-        name = k.decode(errors="replace")
-        try:
-            stats[name] = int(v)
-        except ValueError:
-            log.warning("unreadable record skipped: %s[%s]: not a counter", keys.STATS, name,
-                        extra={"key": f"{keys.STATS}[{name}]"})
-    return stats
-
-
 async def read_gauges(redis: aioredis.Redis, now: float | None = None) -> Gauges:
-    from tasks.dispatch import outbox_backlog
-
     now = time.time() if now is None else now
+    due, watched = await Reads(redis).watch_counts(now)
+    workers = await WorkerRegistry(redis).beats(now)
+    dead, disabled, backlog = await _delivery_gauges(redis)
+    return Gauges(
+        due_backlog=due, watched=watched, outbox_backlog=backlog, dead_letters=dead,
+        workers=sum(1 for w in workers if w.fresh(now)), destinations_disabled=disabled,
+    )
+
+
+# ---- delivery reads: to move behind store/deliveries.py (its helper switches them) --------
+
+
+async def _delivery_gauges(redis: aioredis.Redis) -> tuple[int, int, int]:
+    """(dead letters, destinations disabled, outbox backlog)."""
+    from store.outbox import outbox_backlog
+
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcount(keys.DUE, "-inf", now)
-        pipe.hlen(keys.META)
         pipe.xlen(keys.DLQ)
         pipe.hlen(keys.DISABLED)
-        due, watched, dead, disabled = await pipe.execute()
-    workers = await fresh_workers(redis, now)
-    return Gauges(
-        due_backlog=int(due), watched=int(watched), outbox_backlog=await outbox_backlog(redis),
-        dead_letters=int(dead), workers=sum(1 for w in workers if w["fresh"]), destinations_disabled=int(disabled),
-    )
+        dead, disabled = await pipe.execute()
+    return int(dead), int(disabled), await outbox_backlog(redis)
 
 
 class _Fixed(Collector):
@@ -190,7 +132,7 @@ class _Fixed(Collector):
 
 async def render(redis: aioredis.Redis) -> bytes:
     """The Prometheus text exposition of the shared stats, read now."""
-    stats = read_stats(await redis.hgetall(keys.STATS))  # type: ignore[misc]
+    stats = await Reads(redis).stats()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Fixed(families(stats, await read_gauges(redis))))
     return generate_latest(registry)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import orjson
 from arq.connections import ArqRedis
 
 import notifiers as notifier_registry
@@ -26,14 +25,15 @@ from model.events import Event
 from model.resources import ResourceRef
 from notifiers.base import Notifier, NotifierContext
 from providers.base import Provider
-from store import keys
 from store.rates import RateSchedule
+from store.registry import WorkerRegistry
 from store.slack import SlackThreads
 from store.snapshots import Store, WatchMeta
 from store.stats import LatencyRecorder
 from tasks.dispatch import Dispatcher
 from tasks.poll import Poller, PollOutcome
 from worker.outage import Outage, is_redis_down
+from worker.queue import dispatcher_for
 
 __all__ = ["Runtime", "watch_rkeys"]
 
@@ -93,7 +93,7 @@ class Runtime:
         }
         notifier_registry.bind_routes(notes.values(), config.routes)  # per-route template overrides
         store = Store(redis, history_length=config.settings.worker.history_length)
-        dispatcher = Dispatcher(
+        dispatcher = dispatcher_for(
             redis,
             config.routes,
             worker_id,
@@ -222,20 +222,17 @@ class Runtime:
                 log.exception("checking the dataset after an outage failed")
 
     async def _heartbeat(self) -> None:
-        """`sh:health:{worker_id}` = {at, interval, pid}, every `health_interval`; it expires
-        by itself if the worker dies without deleting it. /healthz reads these. The same beat
-        puts the worker in `sh:workers` (scored by when it runs out), whose count gives each
-        worker its share of every provider's concurrency."""
+        """A beat in the worker registry (store/registry.py) every `health_interval`: /healthz,
+        the metrics and `statehook healthcheck` read it, and the count of live workers gives
+        each its share of every provider's concurrency. A worker that dies without leaving
+        stops counting when its beat runs out."""
         interval = self.config.settings.worker.health_interval
-        lasts = interval * 2 + 1  # a beat counts until two more were missed (and a second)
-        key = keys.HEALTH_PREFIX + self.worker_id
+        registry = WorkerRegistry(self.redis)
         try:
             while not self.stop.is_set():
-                beat = orjson.dumps({"at": time.time(), "interval": interval, "pid": os.getpid()})
                 self._beat_now.clear()
                 try:
-                    await self.redis.set(key, beat, px=int(lasts * 1000))
-                    live = await self.poller.limits.beat(self.worker_id, lasts)
+                    live = await registry.beat(self.worker_id, interval, pid=os.getpid())
                     self.poller.share_concurrency(live)
                     await self.check_dataset()
                 except Exception as exc:
@@ -247,10 +244,9 @@ class Runtime:
         finally:
             # a graceful stop or a cancellation: this worker stops counting at once
             try:
-                await asyncio.wait_for(asyncio.shield(self.redis.delete(key)), 2.0)
-                await asyncio.wait_for(asyncio.shield(self.poller.limits.leave(self.worker_id)), 2.0)
+                await asyncio.wait_for(asyncio.shield(registry.leave(self.worker_id)), 2.0)
             except Exception:
-                log.warning("heartbeat: could not remove %s (it expires by itself)", key)
+                log.warning("heartbeat: could not leave the worker registry (the beat runs out by itself)")
 
     async def close(self) -> None:
         self.stop.set()

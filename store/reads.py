@@ -1,0 +1,188 @@
+"""What the HTTP API and the CLI read of the watches, a resource's records and the stats
+(the outbox, attempts, dead letters and disabled destinations: store/outbox.py and
+store/deliveries.py), and the one write of an inbound hook (a resource made due now).
+
+A stored record that cannot be read is left out of the answer and noted in an `Unreadable`
+that the caller reports once the whole answer is read: logged with its key and counted
+(`corrupt_records`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+
+from model.resources import Snapshot
+from store import keys
+from store.snapshots import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
+from store.unavailable import is_redis_down, redis_problem
+
+__all__ = ["Reads", "ResourceRecords", "Unreadable", "WatchEntry", "WatchPage", "read_stats"]
+
+log = logging.getLogger("statehook.store")
+
+T = TypeVar("T")
+
+
+class Unreadable:
+    """The stored records a read could not parse: each is left out of the answer, then
+    logged with its key and counted (`corrupt_records`, `Store.count_corrupt`) by `report`."""
+
+    def __init__(self) -> None:
+        self.records: list[CorruptRecord] = []
+
+    def read(self, key: str, parse: Callable[..., T], *args: Any) -> T | None:
+        """`parse(*args)`, or None (and the record noted) when it cannot be read."""
+        try:
+            return parse(*args)
+        except CorruptRecord as exc:
+            self.records.append(CorruptRecord(key, exc.reason))
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            self.records.append(CorruptRecord(key, f"unreadable: {type(exc).__name__}"))
+        return None
+
+    async def report(self, redis: aioredis.Redis) -> None:
+        """Log and count what was skipped. Counting is best effort: a Redis that serves
+        reads but refuses writes (READONLY during a failover) does not fail the read."""
+        if not self.records:
+            return
+        try:
+            await Store(redis).count_corrupt(self.records)
+        except Exception as exc:
+            if not is_redis_down(exc):
+                raise
+            log.warning("api: %d unreadable record(s) not counted: Redis refused (%s)", len(self.records),
+                        redis_problem(exc))
+
+
+def read_stats(raw: Mapping[bytes, bytes]) -> dict[str, int]:
+    """The stats hash as counters; a field that is not an integer is logged and left out."""
+    stats = {}
+    for k, v in raw.items():
+        name = k.decode(errors="replace")
+        try:
+            stats[name] = int(v)
+        except ValueError:
+            log.warning("unreadable record skipped: %s[%s]: not a counter", keys.STATS, name,
+                        extra={"key": f"{keys.STATS}[{name}]"})
+    return stats
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEntry:
+    rkey: str
+    meta: WatchMeta
+    due_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchPage:
+    watches: list[WatchEntry]
+    cursor: int
+    """to pass back for the next page; 0: this was the last"""
+
+
+@dataclass(slots=True)
+class ResourceRecords:
+    """What is stored of one resource; a record that cannot be read is None (or missing
+    from `timeline`)."""
+
+    meta: WatchMeta | None
+    state: ResourceState | None
+    consecutive_errors: int
+    due_at: float | None
+    snapshot: Snapshot | None
+    timeline: list[dict[str, Any]]
+    """newest first: id, type, seq, at, severity, summary"""
+
+
+def _timeline_entry(raw: bytes | str, rkey: str) -> dict[str, Any]:
+    item = read_history_entry(raw, rkey)
+    if not isinstance(item.get("id"), str):
+        raise TypeError("a timeline entry without an id")
+    return item
+
+
+class Reads:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    async def watch_page(self, bad: Unreadable, *, provider: str | None, source: str | None, cursor: int,
+                         limit: int) -> WatchPage:
+        """A page of watches (HSCAN: about `limit`), of one provider and one source if given."""
+        match = f"{provider}:*" if provider else None
+        found: dict[bytes, bytes] = {}
+        while True:
+            cursor, page = await self.redis.hscan(keys.META, cursor, match=match, count=limit)
+            found.update(page)
+            if cursor == 0 or len(found) >= limit:
+                break
+        rkeys = [k.decode(errors="replace") for k in found]
+        dues = await self.redis.zmscore(keys.DUE, rkeys) if rkeys else []
+        watches = []
+        for rkey, raw, due in zip(rkeys, found.values(), dues, strict=True):
+            meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, raw)
+            if meta is not None and (source is None or meta.source == source):
+                watches.append(WatchEntry(rkey, meta, due))
+        return WatchPage(watches, int(cursor))
+
+    async def watched(self, rkeys: Sequence[str]) -> int:
+        """How many of `rkeys` are watched."""
+        if not rkeys:
+            return 0
+        return sum(1 for m in await self.redis.hmget(keys.META, list(rkeys)) if m is not None)  # type: ignore[misc]
+
+    async def due_times(self, rkeys: Sequence[str]) -> list[float | None]:
+        """When each of `rkeys` is due (None: not in the due set)."""
+        return list(await self.redis.zmscore(keys.DUE, list(rkeys))) if rkeys else []
+
+    async def is_watched(self, rkey: str) -> bool:
+        return bool(await self.redis.hexists(keys.META, rkey))  # type: ignore[misc]
+
+    async def due_now(self, store: Store, rkey: str) -> None:
+        """Make a watched resource due now; a finished one, which left the due set, is put
+        back in it (a notification about it re-arms the poll)."""
+        if not await store.poll_now(rkey):
+            await self.redis.zadd(keys.DUE, {rkey: time.time()})
+
+    async def resource(self, bad: Unreadable, rkey: str, *, history: int = 50) -> ResourceRecords | None:
+        """None if `rkey` is neither watched nor ever polled."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.META, rkey)
+            pipe.hget(keys.STATE, rkey)
+            pipe.hget(keys.ERRORS, rkey)
+            pipe.zscore(keys.DUE, rkey)
+            pipe.get(keys.snapshot(rkey))
+            pipe.lrange(keys.history(rkey), 0, history - 1)
+            meta_raw, state_raw, errors, due, snap_raw, hist_raw = await pipe.execute()
+        if meta_raw is None and state_raw is None and snap_raw is None:
+            return None
+        meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, meta_raw)
+        state = bad.read(f"{keys.STATE}[{rkey}]", ResourceState.parse, state_raw)
+        snapshot = bad.read(keys.snapshot(rkey), unpack_snapshot, snap_raw)
+        timeline = [bad.read(keys.history(rkey), _timeline_entry, x, rkey) for x in hist_raw]
+        return ResourceRecords(
+            meta=meta,
+            state=state,
+            consecutive_errors=int(errors) if errors and errors.isdigit() else 0,
+            due_at=due,
+            snapshot=snapshot,
+            timeline=[item for item in timeline if item is not None],
+        )
+
+    async def stats(self) -> dict[str, int]:
+        """The shared counters (store/stats.py names them)."""
+        return read_stats(await self.redis.hgetall(keys.STATS))  # type: ignore[misc]
+
+    async def watch_counts(self, now: float) -> tuple[int, int]:
+        """(resources due by `now`, resources watched)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcount(keys.DUE, "-inf", now)
+            pipe.hlen(keys.META)
+            due, watched = await pipe.execute()
+        return int(due), int(watched)
