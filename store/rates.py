@@ -7,12 +7,12 @@ slots if the schedule has fallen behind, and moves it n intervals on; a start fu
 than `max_wait` is refused and reserves nothing. Holding a schedule (a 429's Retry-After)
 moves it to `now + seconds` if it ends sooner. The arithmetic is `take` and `hold`, pure;
 `RateSchedule` reads the stored time, computes, and writes it back only if no other worker
-wrote in between (else it reads again), so the rule is written once, here, not in Lua too.
+wrote in between (lua/rate_swap.lua; else it reads again), so the rule is written once,
+here, not in Lua too.
 
 `ProviderLimits` is the provider's side: a poll batch of n requests reserves n slots in
 one call and spaces its requests over them, so the provider sees an even rate across every
-worker. A 429 pauses the provider for its Retry-After, for every worker. Concurrency is
-divided among the live workers.
+worker. A 429 pauses the provider for its Retry-After, for every worker.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
@@ -46,13 +47,7 @@ SWAPS = 100
 """Attempts at writing a schedule back before giving up: each failure means another worker
 took slots in between, so this many is a contention no fleet reaches."""
 
-# KEYS: the schedule. ARGV: the value read ('' for none), the value to write, its expiry (ms).
-# Writes only if the key still holds the value read. Returns 1 if it wrote.
-_SWAP = """
-if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
-"""
+_SWAP = (Path(__file__).parent / "lua" / "rate_swap.lua").read_text()
 
 
 @dataclass(frozen=True, slots=True)
