@@ -23,22 +23,20 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
-
-import redis.asyncio as aioredis
 
 from model.events import Event
 from notifiers.base import Notifier
-from store import keys
+from store.deliveries import Deliveries, DeliveryRecords
 from store.unavailable import is_redis_down
-from tasks.deliver import DeliveryRecords, attempt_delivery, disabled_reason
+from tasks.deliver import attempt_delivery
+from tasks.enqueue import DeliveryQueue
 
 __all__ = ["BatchResult", "deliver_batch", "group_by_resource"]
 
 log = logging.getLogger("statehook.deliver")
-
 
 
 @dataclass(slots=True)
@@ -52,12 +50,11 @@ class BatchResult:
     """events whose mark another run holds (sent, or being sent)"""
 
 
-HandOver = Callable[[Event, float | None], Awaitable[None]]
-"""Enqueue a `deliver` job for an event: (event, retry in seconds, or None for a first
-attempt)."""
 T = TypeVar("T")
 LEASE_MARGIN_S = 60
 """A mark outlives its batch's deadline by this much before another batch may take it."""
+Claimed = list[tuple[str, str, Event]]
+"""(event id, rkey, event) of the events whose marks this batch holds, in outbox order"""
 
 
 def group_by_resource(events: Sequence[tuple[str, str, T]]) -> list[list[tuple[str, T]]]:
@@ -66,24 +63,6 @@ def group_by_resource(events: Sequence[tuple[str, str, T]]) -> list[list[tuple[s
     for event_id, rkey, raw in events:
         chains[rkey].append((event_id, raw))
     return list(chains.values())
-
-
-# KEYS: the delivery marks. ARGV: owner (the batch job's id), lease seconds. A mark is
-# taken when free, or taken again by the same batch job (ARQ re-running it after a Redis
-# error or a cancel); "done" or another batch's lease is left alone. Returns 1/0 per key.
-_CLAIM = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local owner = redis.call('GET', key)
-  if not owner or owner == ARGV[1] then
-    redis.call('SET', key, ARGV[1], 'EX', tonumber(ARGV[2]))
-    out[i] = 1
-  else
-    out[i] = 0
-  end
-end
-return out
-"""
 
 
 def _redis_failure(exc: BaseException) -> BaseException | None:
@@ -97,36 +76,73 @@ def _redis_failure(exc: BaseException) -> BaseException | None:
     return None
 
 
-async def _claim(redis: aioredis.Redis, event_ids: Sequence[str], destination: str, owner: str,
-                 lease_s: int) -> list[bool]:
-    if not event_ids:
-        return []
-    marks = [keys.delivery_mark(eid, destination) for eid in event_ids]
-    claim = redis.register_script(_CLAIM)
-    return [bool(r) for r in await claim(keys=marks, args=[owner, lease_s])]
+@dataclass(slots=True)
+class _Batch:
+    """One run of one batch: what it attempted, what is settled, what is to be retried."""
 
+    deliveries: Deliveries
+    notifier: Notifier | None
+    destination: str
+    disabled: str | None
+    result: BatchResult
+    records: DeliveryRecords = field(default_factory=lambda: DeliveryRecords(trim=False))
+    final: set[str] = field(default_factory=set)
+    """events handed over for good: sent, dead-lettered or given a job of their own"""
+    retry: list[tuple[str, Event, float]] = field(default_factory=list)
 
-async def _settle(redis: aioredis.Redis, destination: str, done: Sequence[str], released: Sequence[str],
-                  keep_s: int) -> None:
-    """`done`: handed over for good (sent, dead-lettered or given a job of their own), kept
-    as "done" for `keep_s`; `released`: claimed but not handed over (a cancelled batch),
-    freed so that a re-run sends them."""
-    if not done and not released:
-        return
-    async with redis.pipeline(transaction=False) as pipe:
-        for eid in done:
-            pipe.set(keys.delivery_mark(eid, destination), "done", ex=keep_s)
-        if released:
-            pipe.delete(*(keys.delivery_mark(eid, destination) for eid in released))
-        await pipe.execute()
+    async def chain(self, items: list[tuple[str, Event]], lanes: asyncio.Semaphore) -> None:
+        """One resource's events, in order, each after the one before."""
+        for eid, event in items:
+            async with lanes:
+                outcome = await attempt_delivery(self.deliveries, self.notifier, self.destination, event, 1,
+                                                 self.records, self.disabled)
+            if outcome.retry_in is not None:
+                self.retry.append((eid, event, outcome.retry_in))
+                continue
+            self.final.add(eid)
+            if outcome.delivered:
+                self.result.delivered += 1
+            else:
+                self.result.dead_lettered += 1
+
+    async def attempt_all(self, mine: Claimed, concurrency: int, deadline_s: float) -> None:
+        """First attempts, concurrent across resources, until done or `deadline_s`. Raises
+        only when Redis is down (the job runs the batch again once Redis answers)."""
+        lanes = asyncio.Semaphore(concurrency)
+        try:
+            # a TaskGroup, not gather: when one chain fails, the others stop too, so that
+            # nothing is still being sent while the rest is handed over to jobs of their own
+            async with asyncio.timeout(deadline_s), asyncio.TaskGroup() as chains:
+                for items in group_by_resource(mine):
+                    chains.create_task(self.chain(items, lanes))
+        except TimeoutError:
+            log.warning("delivery batch to %s passed its deadline of %.0fs: the rest get jobs of their own",
+                        self.destination, deadline_s)
+        except Exception as exc:
+            down = _redis_failure(exc)
+            if down is not None:
+                raise down from None  # its marks are its own: the re-run takes them back
+            log.exception("delivery batch to %s failed: the rest get jobs of their own", self.destination)
+
+    async def hand_over(self, queue: DeliveryQueue, mine: Claimed) -> None:
+        """A `deliver` job for each event to retry (from attempt 2, after its delay) and each
+        not attempted (a first attempt)."""
+        for eid, event, delay in self.retry:
+            await queue.deliver(event.id, event.to_json(), self.destination, attempts_before=1, defer_s=delay)
+            self.final.add(eid)
+        for eid, _, event in mine:
+            if eid not in self.final:
+                await queue.deliver(event.id, event.to_json(), self.destination)
+                self.final.add(eid)
+        self.result.handed_over = len(mine) - self.result.delivered - self.result.dead_lettered
 
 
 async def deliver_batch(
-    redis: aioredis.Redis,
+    deliveries: Deliveries,
     notifier: Notifier | None,
     destination: str,
     events: Sequence[bytes],
-    hand_over: HandOver,
+    queue: DeliveryQueue,
     *,
     owner: str,
     concurrency: int,
@@ -137,55 +153,19 @@ async def deliver_batch(
     this batch (its job id): a re-run of the same batch takes its own marks back."""
     result = BatchResult()
     parsed = [Event.from_json(raw) for raw in events]
-    claimed = await _claim(redis, [e.id for e in parsed], destination, owner, int(deadline_s) + LEASE_MARGIN_S)
+    claimed = await deliveries.claim_marks([e.id for e in parsed], destination, owner,
+                                           int(deadline_s) + LEASE_MARGIN_S)
     mine = [(e.id, e.rkey, e) for e, ok in zip(parsed, claimed, strict=True) if ok]
     result.skipped = len(parsed) - len(mine)
-    final: set[str] = set()
-    retry: list[tuple[str, Event, float]] = []
-    lanes = asyncio.Semaphore(concurrency)
-    records = DeliveryRecords(trim=False)
-    disabled = await disabled_reason(redis, destination)
-
-    async def chain(items: list[tuple[str, Event]]) -> None:
-        for eid, event in items:
-            async with lanes:
-                outcome = await attempt_delivery(redis, notifier, destination, event, 1, records, disabled)
-            if outcome.retry_in is not None:
-                retry.append((eid, event, outcome.retry_in))
-                continue
-            final.add(eid)
-            if outcome.delivered:
-                result.delivered += 1
-            else:
-                result.dead_lettered += 1
-
+    batch = _Batch(deliveries, notifier, destination, await deliveries.disabled_reason(destination), result)
     started = time.monotonic()
     try:
-        try:
-            # a TaskGroup, not gather: when one chain fails, the others stop too, so that
-            # nothing is still being sent while the rest is handed over to jobs of their own
-            async with asyncio.timeout(deadline_s), asyncio.TaskGroup() as chains:
-                for items in group_by_resource(mine):
-                    chains.create_task(chain(items))
-        except TimeoutError:
-            log.warning("delivery batch to %s passed its deadline of %.0fs: the rest get jobs of their own",
-                        destination, deadline_s)
-        except Exception as exc:
-            down = _redis_failure(exc)
-            if down is not None:
-                raise down from None  # the job runs the batch again once Redis answers (its marks are its own)
-            log.exception("delivery batch to %s failed: the rest get jobs of their own", destination)
-        for eid, event, delay in retry:
-            await hand_over(event, delay)
-            final.add(eid)
-        for eid, _, event in mine:
-            if eid not in final:
-                await hand_over(event, None)
-                final.add(eid)
-        result.handed_over = len(mine) - result.delivered - result.dead_lettered
+        await batch.attempt_all(mine, concurrency, deadline_s)
+        await batch.hand_over(queue, mine)
     finally:
-        await records.flush(redis)
-        await _settle(redis, destination, sorted(final), [eid for eid, _, _ in mine if eid not in final], keep_mark_s)
+        await deliveries.write(batch.records)
+        released = [eid for eid, _, _ in mine if eid not in batch.final]
+        await deliveries.settle_marks(destination, sorted(batch.final), released, keep_mark_s)
         log.debug("batch to %s: %d of %d sent in %.2fs", destination, result.delivered, len(events),
                   time.monotonic() - started)
     return result

@@ -5,7 +5,7 @@ what a deadline or a cancel left undone handed over to jobs of their own."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
 import orjson
@@ -17,6 +17,9 @@ from model.outcomes import Delivered, TransientFailure
 from notifiers.base import NotifierContext
 from notifiers.webhook import WebhookNotifier, WebhookSettings
 from store import keys
+from store.deliveries import Deliveries
+from store.rates import RateSchedule
+from store.slack import SlackThreads
 from tasks.batch_delivery import BatchResult, deliver_batch, group_by_resource
 from tests.conftest import wait_for
 from tests.kit import WHSEC
@@ -34,20 +37,30 @@ def test_events_are_chained_per_resource_in_outbox_order() -> None:
 async def hook(endpoint: Endpoint, redis: aioredis.Redis) -> AsyncIterator[WebhookNotifier]:
     async with aiohttp.ClientSession() as session:
         settings = WebhookSettings(url=endpoint.url, secret=WHSEC, **FAST)  # type: ignore[arg-type]
-        yield WebhookNotifier("hook", settings, NotifierContext(session, redis))
+        yield WebhookNotifier("hook", settings, NotifierContext(session, RateSchedule(redis), SlackThreads(redis)))
 
 
 class HandOvers:
+    """A DeliveryQueue that records the `deliver` jobs a batch hands its events over to:
+    (event id, retry in seconds or None for a first attempt)."""
+
     def __init__(self) -> None:
         self.items: list[tuple[str, float | None]] = []
 
-    async def __call__(self, event: Event, retry_in: float | None) -> None:
-        self.items.append((event.id, retry_in))
+    async def deliver(self, event_id: str, event_json: bytes, destination: str, *, attempts_before: int = 0,
+                      defer_s: float | None = None) -> bool:
+        assert destination == "hook" and Event.from_json(event_json).id == event_id
+        assert attempts_before == (0 if defer_s is None else 1)  # a retry follows the first attempt
+        self.items.append((event_id, defer_s))
+        return True
+
+    async def deliver_events(self, event_ids: Sequence[str], events_json: Sequence[bytes], destination: str) -> bool:
+        raise AssertionError("a batch hands events over one by one")
 
 
 async def run(redis: aioredis.Redis, hook: WebhookNotifier, events: list[Event], handed: HandOvers,
               deadline_s: float = 30, owner: str = "batch-1") -> BatchResult:
-    return await deliver_batch(redis, hook, "hook", [e.to_json() for e in events], handed, owner=owner,
+    return await deliver_batch(Deliveries(redis), hook, "hook", [e.to_json() for e in events], handed, owner=owner,
                                concurrency=8, deadline_s=deadline_s, keep_mark_s=60)
 
 
@@ -148,7 +161,7 @@ async def test_a_failing_chain_stops_the_others_before_everything_is_handed_over
     events = [failed(rid="ord-1"), failed(rid="ord-2")]
     notifier = BuggyNotifier()
     handed = HandOvers()
-    result = await deliver_batch(redis, notifier, "hook", [e.to_json() for e in events], handed,  # type: ignore[arg-type]
+    result = await deliver_batch(Deliveries(redis), notifier, "hook", [e.to_json() for e in events], handed,  # type: ignore[arg-type]
                                  owner="batch-1", concurrency=8, deadline_s=30, keep_mark_s=60)
     assert notifier.cancelled == [events[1].id]  # nothing still in flight once the batch returned
     assert sorted(handed.items) == sorted([(events[0].id, None), (events[1].id, None)])

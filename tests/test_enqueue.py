@@ -9,7 +9,7 @@ import pytest
 from arq.connections import ArqRedis
 from arq.worker import Worker, func
 
-from tasks.enqueue import JobSpec, enqueue_jobs
+from worker.queue import JobSpec, enqueue_jobs
 
 calls: list[tuple[Any, ...]] = []
 

@@ -21,11 +21,11 @@ from simulator.core import Simulator
 from store import keys
 from store.snapshots import Store, WatchMeta
 from store.unavailable import is_redis_down
-from tasks.dispatch import Dispatcher
 from tasks.poll import Poller, PollOutcome
 from tests.kit import WHSEC, write_config
 from tests.test_pipeline import artistree_block
 from worker.outage import Outage
+from worker.queue import dispatcher_for
 
 RKEY = "artistree:order:1"
 
@@ -133,7 +133,7 @@ async def test_unreadable_records_are_logged_counted_and_skipped(
 
 
 async def test_an_outbox_entry_that_is_not_an_event_is_skipped(redis: aioredis.Redis) -> None:
-    dispatcher = Dispatcher(redis, [], "c1", enabled_destinations=set())  # type: ignore[arg-type]
+    dispatcher = dispatcher_for(redis, [], "c1", enabled_destinations=set())  # type: ignore[arg-type]
     await dispatcher.ensure_group()
     await redis.xadd(keys.OUTBOX, {"e": b"{not an event"})
     assert await dispatcher.step(block_ms=10) == 1

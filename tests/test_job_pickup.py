@@ -9,7 +9,7 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker, func
 
-from worker.job_pickup import not_running, skip_running_jobs
+from worker.queue import not_running, skip_running_jobs
 
 ran: list[str] = []
 

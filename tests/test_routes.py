@@ -17,8 +17,8 @@ from model.events import DIGEST_TYPE, Event, Severity
 from model.routes import Route
 from store import keys
 from store.digests import DigestBuffer, window_start
-from tasks.dispatch import Dispatcher
 from tests.conftest import wait_for
+from worker.queue import dispatcher_for
 
 
 def event(
@@ -141,7 +141,7 @@ async def deliveries(arq: ArqRedis) -> list[tuple[str, dict[str, Any]]]:
 
 async def test_throttle_lets_one_event_type_per_resource_through_per_window(arq: ArqRedis) -> None:
     routes = [Route.model_validate({"to": ["slack"], "throttle": "0.4s"})]
-    d = Dispatcher(arq, routes, "t", enabled_destinations={"slack"})
+    d = dispatcher_for(arq, routes, "t", enabled_destinations={"slack"})
     await d.ensure_group()
     progress = "artistree.order.progress_changed"
     await publish(arq, event(progress, seq=1), event(progress, seq=2), event(progress, seq=3),
@@ -167,7 +167,7 @@ async def test_digest_gathers_a_window_into_one_delivery(arq: ArqRedis) -> None:
     ]
     start = window_start(1_795_428_000.0, 300)
     clock = Clock(start + 10)
-    d = Dispatcher(arq, routes, "t", enabled_destinations={"pager", "mail"}, clock=clock)
+    d = dispatcher_for(arq, routes, "t", enabled_destinations={"pager", "mail"}, clock=clock)
     await d.ensure_group()
     failed = event("artistree.order.state_changed", "critical", to="Failed", seq=1)
     first = [failed, event("rev.order.attachment_added", rid="TC1", seq=1),
@@ -249,7 +249,7 @@ async def test_reordering_routes_keeps_throttles_and_digest_windows(arq: ArqRedi
                                   "digest": "1h", "template": {"digest_subject": "WEEKLY {{ count }}"}})
     start = window_start(1_795_428_000.0, 300)
     clock = Clock(start + 10)
-    before = Dispatcher(arq, [throttled, digest, other], "t1", enabled_destinations={"slack", "mail"}, clock=clock)
+    before = dispatcher_for(arq, [throttled, digest, other], "t1", enabled_destinations={"slack", "mail"}, clock=clock)
     await before.ensure_group()
     progress = "artistree.order.progress_changed"
     await publish(arq, event(progress, seq=1), event("artistree.order.reviewed", seq=2))
@@ -257,7 +257,7 @@ async def test_reordering_routes_keeps_throttles_and_digest_windows(arq: ArqRedi
     assert [d for d, _ in await deliveries(arq)] == ["slack"]
 
     reordered = [other, throttled, digest]
-    after = Dispatcher(arq, reordered, "t2", enabled_destinations={"slack", "mail"}, clock=clock)
+    after = dispatcher_for(arq, reordered, "t2", enabled_destinations={"slack", "mail"}, clock=clock)
     await after.ensure_group()
     await publish(arq, event(progress, seq=3))  # inside the throttle window: held back
     await after.step()

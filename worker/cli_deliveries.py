@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import aiohttp
-import orjson
 import typer
 from arq.connections import ArqRedis
 
@@ -38,12 +37,12 @@ from config.load import Config, canonical_name
 from model.events import Severity
 from notifiers.base import NotifierContext
 from notifiers.templates import sample_event
-from store import keys
+from store.deliveries import Deliveries
 from store.rates import RateSchedule
 from store.slack import SlackThreads
-from tasks.deliver import DeadLetters, deliver_once
-from tasks.dispatch import DELIVER_EXPIRES, delivery_job_id
+from tasks.deliver import deliver_once
 from worker.cli_common import ConfigOption, JsonOption
+from worker.queue import enqueue_delivery
 
 __all__ = [
     "ReplayOutcome",
@@ -56,7 +55,6 @@ __all__ = [
     "list_dead_letters",
     "purge_dead_letters",
     "replay_dead_letters",
-    "replay_job_id",
     "send_test",
 ]
 
@@ -65,7 +63,6 @@ dlq_app = typer.Typer(no_args_is_help=True, help="Dead letters: deliveries that 
 notify_app = typer.Typer(no_args_is_help=True, help="Destinations: test, status, enable, delivery attempts.")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(notify_app, name="notify")
-
 
 
 # -- the work ------------------------------------------------------------------------------
@@ -83,10 +80,6 @@ def is_entry_id(text: str) -> bool:
     return int(ms) < 2**64 and int(seq) < 2**64
 
 
-def replay_job_id(event_id: str, destination: str, entry_id: str) -> str:
-    return f"{delivery_job_id(event_id, destination)}:replay:{entry_id}"
-
-
 @dataclass(frozen=True, slots=True)
 class ReplayOutcome:
     entry_id: str
@@ -96,47 +89,36 @@ class ReplayOutcome:
     """False when that replay was already queued (and this one was dropped)"""
 
 
-async def list_dead_letters(redis: Any, limit: int = 1000) -> list[dict[str, Any]]:
-    return await DeadLetters(redis).list(count=limit)
+async def list_dead_letters(redis: ArqRedis, limit: int = 1000) -> list[dict[str, Any]]:
+    return [d.as_dict() for d in await Deliveries(redis).dead_letters(count=limit)]
 
 
 async def replay_dead_letters(redis: ArqRedis, entry_ids: list[str] | None) -> list[ReplayOutcome]:
     """Enqueue a delivery per dead letter (all of them if `entry_ids` is None), then remove
     each from the stream: enqueued first, so a crash in between loses nothing."""
-    if entry_ids is None:
-        entries = await redis.xrange(keys.DLQ)
-    else:
-        entries = []
-        for entry_id in entry_ids:
-            entries.extend(await redis.xrange(keys.DLQ, min=entry_id, max=entry_id))
+    deliveries = Deliveries(redis)
     out = []
-    for raw_id, fields in entries:
-        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
-        event_json = fields[b"event"]
-        destination = fields[b"destination"].decode()
-        event_id = str(orjson.loads(event_json)["id"])
-        job = await redis.enqueue_job(
-            "deliver", event_json, destination,
-            _job_id=replay_job_id(event_id, destination, entry_id), _expires=DELIVER_EXPIRES,
-        )
-        await redis.xdel(keys.DLQ, entry_id)
-        out.append(ReplayOutcome(entry_id, event_id, destination, job is not None))
+    for entry in await deliveries.replay_entries(entry_ids):
+        enqueued = await enqueue_delivery(redis, entry.event_id, entry.event_json, entry.destination,
+                                          replay_of=entry.entry_id)
+        await deliveries.remove_dead_letter(entry.entry_id)
+        out.append(ReplayOutcome(entry.entry_id, entry.event_id, entry.destination, enqueued))
     return out
 
 
-async def purge_dead_letters(redis: Any) -> int:
-    return await DeadLetters(redis).purge()
+async def purge_dead_letters(redis: ArqRedis) -> int:
+    return await Deliveries(redis).purge_dead_letters()
 
 
-async def delivery_attempts(redis: Any, event_id: str) -> list[dict[str, Any]]:
+async def delivery_attempts(redis: ArqRedis, event_id: str) -> list[dict[str, Any]]:
     """Every recorded attempt to deliver `event_id`, oldest first (the last 20 per event)."""
-    raw = await redis.lrange(keys.attempts(event_id), 0, -1)
-    return [orjson.loads(r) for r in reversed(raw)]
+    return await Deliveries(redis).attempts(event_id)
 
 
-async def destination_status(redis: Any, config: Config) -> list[dict[str, Any]]:
-    disabled = {k.decode(): v.decode() for k, v in (await redis.hgetall(keys.DISABLED)).items()}
-    dead = Counter(d["destination"] for d in await DeadLetters(redis).list(count=100_000))
+async def destination_status(redis: ArqRedis, config: Config) -> list[dict[str, Any]]:
+    deliveries = Deliveries(redis)
+    disabled = await deliveries.disabled()
+    dead = Counter(d.destination for d in await deliveries.dead_letters(count=100_000))
     names = sorted(set(config.destinations) | set(disabled))
     return [
         {
@@ -151,13 +133,13 @@ async def destination_status(redis: Any, config: Config) -> list[dict[str, Any]]
     ]
 
 
-async def enable_destination(redis: Any, name: str) -> bool:
+async def enable_destination(redis: ArqRedis, name: str) -> bool:
     """Lift a 410's disable. True if it was disabled."""
-    return bool(await redis.hdel(keys.DISABLED, canonical_name(name)))
+    return await Deliveries(redis).enable(canonical_name(name))
 
 
-async def disable_destination(redis: Any, name: str, reason: str) -> None:
-    await redis.hset(keys.DISABLED, canonical_name(name), f"{reason} (by hand)")
+async def disable_destination(redis: ArqRedis, name: str, reason: str) -> None:
+    await Deliveries(redis).disable(canonical_name(name), f"{reason} (by hand)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +169,7 @@ async def send_test(
         raise KeyError(name)
     event = sample_event(severity, event_id=f"evt_test_{uuid.uuid4().hex[:16]}")
     if via_worker:
-        await redis.enqueue_job("deliver", event.to_json(), name, _job_id=delivery_job_id(event.id, name),
-                                _expires=DELIVER_EXPIRES)
+        await enqueue_delivery(redis, event.id, event.to_json(), name)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             attempts = await delivery_attempts(redis, event.id)
@@ -203,7 +184,7 @@ async def send_test(
         notifier = notifiers.REGISTRY[settings.kind](name, settings, nctx)
         notifiers.bind_routes([notifier], config.routes)
         try:
-            result = await deliver_once(redis, notifier, name, event.to_json(), 1)
+            result = await deliver_once(Deliveries(redis), notifier, name, event.to_json(), 1)
         finally:
             await notifier.close()
     attempts = await delivery_attempts(redis, event.id)
@@ -253,16 +234,15 @@ def dlq_ls(
     """Dead letters, oldest first: id, when, destination, status, attempts, event, reason."""
     cfg = _config(config)
 
-    async def work(redis: ArqRedis) -> tuple[list[dict[str, Any]], dict[bytes, bytes]]:
-        return await list_dead_letters(redis, limit), await redis.hgetall(keys.DISABLED)  # type: ignore[misc]
+    async def work(redis: ArqRedis) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        return await list_dead_letters(redis, limit), await Deliveries(redis).disabled()
 
     entries, disabled = _run(cfg, work)
     if as_json:
         typer.echo(json.dumps(entries, indent=2))
         return
     for name, why in sorted(disabled.items()):
-        typer.echo(f"destination {name.decode()} is DISABLED: {why.decode()} "
-                   f"(statehook notify enable {name.decode()})")
+        typer.echo(f"destination {name} is DISABLED: {why} (statehook notify enable {name})")
     if not entries:
         typer.echo("no dead letters")
         return
@@ -364,8 +344,8 @@ def notify_enable(name: Annotated[str, typer.Argument(help="a destination name f
 
     async def work(redis: ArqRedis) -> bool:
         # one that left the config but is still marked disabled may be enabled (the mark removed)
-        if canonical_name(name) not in cfg.destinations and not await redis.hexists(
-                keys.DISABLED, canonical_name(name)):  # type: ignore[misc]
+        if canonical_name(name) not in cfg.destinations and not await Deliveries(redis).is_disabled(
+                canonical_name(name)):
             _known_destination(cfg, name)
         return await enable_destination(redis, name)
 

@@ -16,7 +16,6 @@ from model.resources import ResourceRef
 from providers.base import ProviderSettings
 from store import keys
 from store.snapshots import CorruptRecord, ResourceState
-from tasks.jobs import SCHEDULE_TICK
 from worker.cli_common import (
     ConfigOption,
     JsonOption,
@@ -28,6 +27,7 @@ from worker.cli_common import (
     run_or_exit,
     when,
 )
+from worker.jobs import SCHEDULE_TICK
 
 __all__ = ["next_poll", "schedule_gap", "show"]
 

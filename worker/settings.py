@@ -31,7 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from config import Config
 from store import keys
 from store.redis_url import SENTINEL_SCHEMES, parse_sentinel_url
-from tasks.jobs import (
+from worker.jobs import (
     BATCH_DEADLINE,
     DELIVERY_DEDUP_WINDOW,
     deliver,
@@ -40,8 +40,8 @@ from tasks.jobs import (
     poll_scan,
     schedule_due,
 )
-from worker.job_pickup import skip_running_jobs
 from worker.outage import Outage
+from worker.queue import Job, skip_running_jobs
 from worker.redis_client import redis_client
 from worker.resilient import keep_jobs_alive, keep_running
 from worker.runtime import Runtime
@@ -49,9 +49,8 @@ from worker.runtime import Runtime
 __all__ = ["SCHEDULE_NOW", "WorkerSettings", "make_worker", "redis_settings", "run_worker", "sentinel_settings",
            "tune_gc", "use_event_loop"]
 
-SCHEDULE_NOW = "schedule_now"
-"""The scheduler as an ordinary job, for the API to run it at once after an inbound hook
-made a resource due (the cron runs it every second): a hint is polled in milliseconds."""
+SCHEDULE_NOW = Job.SCHEDULE_NOW.value
+"""worker/api.py's name for the job, until it calls `worker.queue.schedule_now`."""
 
 SCAN_TIMEOUT = 1800
 """A scan's own timeout (a hang); a dead worker's scan is taken over after `takeover_after`, not this."""
@@ -173,12 +172,15 @@ def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: 
     worker = skip_running_jobs(arq.worker.create_worker(
         WorkerSettings,  # type: ignore[arg-type]
         functions=[
-            func(schedule_due, name=SCHEDULE_NOW, timeout=30, max_tries=1, keep_result=0),
-            func(poll_batch, timeout=tuning.job_timeout, max_tries=POLL_TRIES, keep_result=60),
-            func(poll_scan, timeout=SCAN_TIMEOUT, max_tries=POLL_TRIES, keep_result=60),
-            func(deliver, timeout=tuning.delivery_timeout, max_tries=1000, keep_result=DELIVERY_DEDUP_WINDOW),
+            func(schedule_due, name=Job.SCHEDULE_NOW.value, timeout=30, max_tries=1, keep_result=0),
+            func(poll_batch, name=Job.POLL_BATCH.value, timeout=tuning.job_timeout, max_tries=POLL_TRIES,
+                 keep_result=60),
+            func(poll_scan, name=Job.POLL_SCAN.value, timeout=SCAN_TIMEOUT, max_tries=POLL_TRIES, keep_result=60),
+            func(deliver, name=Job.DELIVER.value, timeout=tuning.delivery_timeout, max_tries=1000,
+                 keep_result=DELIVERY_DEDUP_WINDOW),
             # the batch's own deadline comes first; the job's timeout only catches a hang
-            func(deliver_events, timeout=BATCH_DEADLINE + 60, max_tries=1000, keep_result=0),
+            func(deliver_events, name=Job.DELIVER_EVENTS.value, timeout=BATCH_DEADLINE + 60, max_tries=1000,
+                 keep_result=0),
         ],
         cron_jobs=[cron(schedule_due, second=set(range(60)), unique=True, timeout=30, run_at_startup=True)],
         redis_pool=redis_client(config.redis_url),

@@ -1,0 +1,220 @@
+"""What delivering leaves in Redis, read and written here only: the attempt records of each
+event (`sh:att:{event}`, the last ATTEMPTS_KEPT for ATTEMPTS_TTL), the delivery stats, the
+dead letters (`sh:dlq`), the destinations disabled by a 410 Gone or by hand (`sh:disabled`)
+and the delivery marks that keep a batch from sending an event twice (`sh:dm:{event}:{dest}`).
+The worker's delivery jobs write them; the CLI and the API read and operate them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from core.events import utc_iso
+from store import keys
+from store.stats import DeliveryOutcome, StatsRecorder
+
+__all__ = ["ATTEMPTS_KEPT", "ATTEMPTS_TTL", "Attempt", "DeadLetter", "Deliveries", "DeliveryRecords", "ReplayEntry"]
+
+ATTEMPTS_KEPT = 20
+ATTEMPTS_TTL = 7 * 86400
+_CLAIM_MARKS = (Path(__file__).parent / "lua" / "claim_delivery_marks.lua").read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One delivery attempt's record."""
+
+    destination: str
+    attempt: int
+    at: str
+    ok: bool
+    status: int | None
+    duration_ms: float
+    error: str | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {"destination": self.destination, "attempt": self.attempt, "at": self.at, "ok": self.ok,
+             "status": self.status, "duration_ms": round(self.duration_ms, 1), "error": self.error}
+        )
+
+
+@dataclass(slots=True)
+class DeliveryRecords:
+    """Attempt records and stats of one or many attempts, gathered in memory and written in one
+    round trip (`Deliveries.write`): a delivery batch records its hundreds of attempts at once,
+    not three commands each."""
+
+    attempts: list[tuple[str, bytes]] = field(default_factory=list)
+    stats: StatsRecorder = field(default_factory=StatsRecorder)
+
+    trim: bool = True
+    """False for first attempts only: their lists cannot be longer than ATTEMPTS_KEPT"""
+
+    def add(self, event_id: str, attempt: Attempt, outcome: DeliveryOutcome, seconds: float) -> None:
+        self.attempts.append((event_id, attempt.to_json()))
+        self.stats.delivery(attempt.destination, outcome, seconds)
+
+    def skipped(self, destination: str) -> None:
+        """A delivery dead-lettered without an attempt (its destination unknown or disabled)."""
+        self.stats.delivery(destination, "dead")
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead letter as `statehook dlq ls` shows it."""
+
+    id: str
+    event_id: str
+    type: str
+    resource: str
+    destination: str
+    reason: str
+    status: int | None
+    attempts: int
+    at: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayEntry:
+    """A dead letter to deliver again: its entry, and the event as it was stored."""
+
+    entry_id: str
+    event_id: str
+    event_json: bytes
+    destination: str
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Deliveries:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+
+    # -- attempts and stats ----------------------------------------------------------------
+
+    async def write(self, records: DeliveryRecords) -> None:
+        """`records`' attempts and stats, in one round trip; then `records` is empty."""
+        counts = records.stats.drain()
+        if not records.attempts and not counts:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event_id, record in records.attempts:
+                pipe.lpush(keys.attempts(event_id), record)
+            for event_id in {eid for eid, _ in records.attempts}:
+                if records.trim:
+                    pipe.ltrim(keys.attempts(event_id), 0, ATTEMPTS_KEPT - 1)
+                pipe.expire(keys.attempts(event_id), ATTEMPTS_TTL)
+            for name, n in counts.items():
+                pipe.hincrby(keys.STATS, name, n)
+            await pipe.execute()
+        records.attempts.clear()
+
+    async def attempts(self, event_id: str) -> list[dict[str, Any]]:
+        """Every recorded attempt to deliver `event_id` (the last ATTEMPTS_KEPT), oldest first,
+        as stored (`Attempt.to_json`)."""
+        raw = await self.redis.lrange(keys.attempts(event_id), 0, -1)  # type: ignore[misc]
+        return [orjson.loads(r) for r in reversed(raw)]
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    async def dead_letter(self, event_json: bytes, destination: str, reason: str, status: int | None,
+                          attempts: int) -> str:
+        entry_id = await self.redis.xadd(
+            keys.DLQ,
+            {"event": event_json, "destination": destination, "reason": reason,
+             "status": "" if status is None else str(status), "attempts": str(attempts), "at": utc_iso(time.time())},
+        )
+        return _text(entry_id)
+
+    async def dead_letters(self, count: int = 100) -> list[DeadLetter]:
+        """The oldest `count` dead letters, oldest first."""
+        out = []
+        for entry_id, fields in await self.redis.xrange(keys.DLQ, count=count):
+            d = {k.decode(): v for k, v in fields.items()}
+            event = orjson.loads(d["event"])
+            out.append(DeadLetter(
+                id=entry_id.decode(), event_id=event["id"], type=event["type"], resource=event["resource"]["key"],
+                destination=d["destination"].decode(), reason=d["reason"].decode(),
+                status=int(d["status"]) if d["status"] else None, attempts=int(d["attempts"]), at=d["at"].decode(),
+            ))
+        return out
+
+    async def replay_entries(self, entry_ids: Sequence[str] | None) -> list[ReplayEntry]:
+        """The dead letters `entry_ids` that exist (all of them if None), oldest first."""
+        if entry_ids is None:
+            entries = await self.redis.xrange(keys.DLQ)
+        else:
+            entries = []
+            for entry_id in entry_ids:
+                entries.extend(await self.redis.xrange(keys.DLQ, min=entry_id, max=entry_id))
+        out = []
+        for raw_id, fields in entries:
+            event_json = fields[b"event"]
+            out.append(ReplayEntry(_text(raw_id), str(orjson.loads(event_json)["id"]), event_json,
+                                   fields[b"destination"].decode()))
+        return out
+
+    async def remove_dead_letter(self, entry_id: str) -> None:
+        await self.redis.xdel(keys.DLQ, entry_id)
+
+    async def purge_dead_letters(self) -> int:
+        """Delete every dead letter; returns how many there were."""
+        n = int(await self.redis.xlen(keys.DLQ))
+        await self.redis.delete(keys.DLQ)
+        return n
+
+    # -- disabled destinations -------------------------------------------------------------
+
+    async def disabled_reason(self, destination: str) -> str | None:
+        raw = await self.redis.hget(keys.DISABLED, destination)  # type: ignore[misc]
+        return raw.decode() if raw else None
+
+    async def disabled(self) -> dict[str, str]:
+        """Every disabled destination and why."""
+        return {k.decode(): v.decode() for k, v in (await self.redis.hgetall(keys.DISABLED)).items()}  # type: ignore[misc]
+
+    async def is_disabled(self, destination: str) -> bool:
+        return bool(await self.redis.hexists(keys.DISABLED, destination))  # type: ignore[misc]
+
+    async def disable(self, destination: str, reason: str) -> None:
+        await self.redis.hset(keys.DISABLED, destination, reason)  # type: ignore[misc]
+
+    async def enable(self, destination: str) -> bool:
+        """True if it was disabled."""
+        return bool(await self.redis.hdel(keys.DISABLED, destination))  # type: ignore[misc]
+
+    # -- delivery marks --------------------------------------------------------------------
+
+    async def claim_marks(self, event_ids: Sequence[str], destination: str, owner: str, lease_s: int) -> list[bool]:
+        """Leases the marks of `event_ids` to `owner` (a batch job) for `lease_s`: True for each
+        taken (free, or `owner`'s already), False for one done or leased by another batch."""
+        if not event_ids:
+            return []
+        marks = [keys.delivery_mark(eid, destination) for eid in event_ids]
+        claim = self.redis.register_script(_CLAIM_MARKS)
+        return [bool(r) for r in await claim(keys=marks, args=[owner, lease_s])]
+
+    async def settle_marks(self, destination: str, done: Sequence[str], released: Sequence[str], keep_s: int) -> None:
+        """`done`: handed over for good (sent, dead-lettered or given a job of their own), kept
+        as "done" for `keep_s`; `released`: claimed but not handed over (a cancelled batch),
+        freed so that a re-run sends them."""
+        if not done and not released:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for eid in done:
+                pipe.set(keys.delivery_mark(eid, destination), "done", ex=keep_s)
+            if released:
+                pipe.delete(*(keys.delivery_mark(eid, destination) for eid in released))
+            await pipe.execute()

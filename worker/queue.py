@@ -1,0 +1,265 @@
+"""The one module that knows ARQ's job queue: the job names, the ids and expiry of every job
+statehook enqueues, typed functions to enqueue each kind, and the two places where statehook
+works around ARQ 0.28's own code. tests/test_arq_pin.py pins the ARQ version and the internals
+used below (key prefixes, `serialize_job`, `Worker.start_jobs`, ...): an ARQ upgrade fails
+that test first.
+
+The bulk enqueue. `ArqRedis.enqueue_job` takes four round trips per job (WATCH, EXISTS, then
+MULTI/PSETEX/ZADD/EXEC). The scheduler enqueues a tick's poll batches one after another from
+inside a worker whose event loop is busy polling, so 100 batches took ~2 s to appear in the
+queue (traced per job in a two-worker pass of 20,000 orders): the pass started on the first
+few while the rest were still being written. `enqueue_jobs` does what `enqueue_job` does for
+each job (same keys, same serialization, same refusal of an id that has a job or a result)
+in one Lua script (worker/queue_enqueue.lua), atomically.
+
+The pickup. Every poll iteration (`poll_delay`, 50 ms here) a worker with a free job slot
+reads the first due job ids of the queue and tries each in turn: WATCH, EXISTS and ZSCORE of
+its in-progress key, then MULTI/EXEC, four round trips that each wait behind the event
+loop's other work. A running job stays in the queue until it ends, so the jobs that are
+running (in this worker or another) are tried again at every iteration and refused. With two
+workers polling 20,000 orders in batches of 200, Redis's commandstats counted ~515 WATCH per
+pass for 100 enqueued and 100 started jobs: ~300 wasted tries, ~1,200 round trips.
+`skip_running_jobs` puts a filter in front of the worker's own `start_jobs`: the ids of its
+own running jobs are dropped at once, the rest are checked with one pipelined EXISTS, and only
+the jobs that nobody runs go on to ARQ's own (unchanged, race-safe) claim. A job that starts
+elsewhere between the check and the claim is still refused by ARQ's WATCH.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import types
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
+from arq.jobs import serialize_job
+from arq.worker import Worker
+
+from model.routes import Route
+from store.digests import DigestBuffer
+from store.outbox import Outbox
+from tasks.dispatch import Dispatcher, OutageWatch
+
+__all__ = [
+    "ARQ_VERSION",
+    "DELIVER_EXPIRES",
+    "ENQUEUE_CHUNK",
+    "ArqQueue",
+    "Job",
+    "JobSpec",
+    "PollJob",
+    "batch_job_id",
+    "delivery_job_id",
+    "dispatcher_for",
+    "enqueue_delivery",
+    "enqueue_delivery_batch",
+    "enqueue_jobs",
+    "enqueue_polls",
+    "not_running",
+    "replay_job_id",
+    "schedule_now",
+    "skip_running_jobs",
+]
+
+ARQ_VERSION = "0.28.0"
+"""The ARQ whose internals this module uses (pyproject pins it; tests/test_arq_pin.py checks)."""
+
+
+class Job(StrEnum):
+    """The job functions' names, as ARQ knows them (worker/settings.py registers them)."""
+
+    SCHEDULE_NOW = "schedule_now"
+    """the scheduler as an ordinary job, for the API to run it at once after an inbound hook
+    made a resource due (the cron runs it every second): a hint is polled in milliseconds"""
+    POLL_BATCH = "poll_batch"
+    POLL_SCAN = "poll_scan"
+    DELIVER = "deliver"
+    DELIVER_EVENTS = "deliver_events"
+
+
+DELIVER_EXPIRES = 3 * 86400
+"""A delivery job may be retried for days (Svix's schedule spans ~38 h): ARQ's default
+job expiry of one day would drop it."""
+ENQUEUE_CHUNK = 500
+"""Jobs per enqueue script: a tick of 20,000 claims in batches of 200 is one script."""
+
+_ENQUEUE = (Path(__file__).with_name("queue_enqueue.lua")).read_text()
+
+
+# -- job ids -----------------------------------------------------------------------------------
+
+
+def delivery_job_id(event_id: str, destination: str) -> str:
+    return f"deliver:{event_id}:{destination}"
+
+
+def replay_job_id(event_id: str, destination: str, entry_id: str) -> str:
+    """A replayed dead letter's job: the original job id may still be remembered by ARQ, and
+    replaying one entry twice at once must not deliver it twice."""
+    return f"{delivery_job_id(event_id, destination)}:replay:{entry_id}"
+
+
+def batch_job_id(event_ids: Sequence[str], destination: str) -> str:
+    h = hashlib.blake2b("\n".join(event_ids).encode(), digest_size=12).hexdigest()
+    return f"deliver-batch:{destination}:{h}"
+
+
+def poll_job_id(kind: str, provider: str, rkeys: Sequence[str], claimed_at: float) -> str:
+    """Deterministic for one claim of one batch: a re-run of the same scheduler tick cannot
+    enqueue it twice, while the next claim of the same resources gets a new id."""
+    h = hashlib.blake2b("\n".join(rkeys).encode(), digest_size=10).hexdigest()
+    return f"{kind}:{provider}:{h}:{claimed_at:.3f}"
+
+
+# -- typed enqueue functions -------------------------------------------------------------------
+
+
+async def enqueue_delivery(redis: ArqRedis, event_id: str, event_json: bytes, destination: str, *,
+                           attempts_before: int = 0, defer_s: float | None = None,
+                           replay_of: str | None = None) -> bool:
+    """A `deliver` job: one event to one destination, retried on the destination's schedule.
+    `replay_of`: the dead letter's entry id, when it is one replayed. False if its id is known."""
+    job_id = delivery_job_id(event_id, destination) if replay_of is None else (
+        replay_job_id(event_id, destination, replay_of))
+    job = await redis.enqueue_job(Job.DELIVER.value, event_json, destination, attempts_before,
+                                  _job_id=job_id, _expires=DELIVER_EXPIRES, _defer_by=defer_s)
+    return job is not None
+
+
+async def enqueue_delivery_batch(redis: ArqRedis, event_ids: Sequence[str], events_json: Sequence[bytes],
+                                 destination: str) -> bool:
+    """A `deliver_events` job: first attempts of one outbox read's events to one destination."""
+    job = await redis.enqueue_job(Job.DELIVER_EVENTS.value, list(events_json), destination,
+                                  _job_id=batch_job_id(event_ids, destination), _expires=DELIVER_EXPIRES)
+    return job is not None
+
+
+async def schedule_now(redis: ArqRedis) -> bool:
+    """Run the scheduler at once (each call is a job of its own)."""
+    job = await redis.enqueue_job(Job.SCHEDULE_NOW.value, _job_id=f"{Job.SCHEDULE_NOW.value}:{uuid.uuid4().hex}")
+    return job is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PollJob:
+    """Resources of one provider polled by one job (`poll_batch`), or one scan (`poll_scan`,
+    `rkeys` its one key); `not_before` is a Unix time (None: now)."""
+
+    provider: str
+    rkeys: tuple[str, ...]
+    not_before: float | None = None
+    scan: bool = False
+
+
+async def enqueue_polls(redis: ArqRedis, polls: Sequence[PollJob], claimed_at: float) -> int:
+    """One scheduler tick's poll jobs, ENQUEUE_CHUNK per round trip; returns how many were new."""
+    jobs = [_poll_spec(p, claimed_at) for p in polls]
+    added = 0
+    for i in range(0, len(jobs), ENQUEUE_CHUNK):
+        added += await enqueue_jobs(redis, jobs[i : i + ENQUEUE_CHUNK])
+    return added
+
+
+def _poll_spec(poll: PollJob, claimed_at: float) -> JobSpec:
+    if poll.scan:
+        (rkey,) = poll.rkeys
+        return JobSpec(Job.POLL_SCAN.value, poll_job_id("scan", rkey, poll.rkeys, claimed_at), (rkey,), poll.not_before)
+    return JobSpec(Job.POLL_BATCH.value, poll_job_id("poll", poll.provider, poll.rkeys, claimed_at),
+                   (list(poll.rkeys),), poll.not_before)
+
+
+@dataclass(frozen=True, slots=True)
+class ArqQueue:
+    """tasks.enqueue.DeliveryQueue over ARQ: what the dispatcher and delivery batches enqueue."""
+
+    redis: ArqRedis
+
+    async def deliver(self, event_id: str, event_json: bytes, destination: str, *, attempts_before: int = 0,
+                      defer_s: float | None = None) -> bool:
+        return await enqueue_delivery(self.redis, event_id, event_json, destination,
+                                      attempts_before=attempts_before, defer_s=defer_s)
+
+    async def deliver_events(self, event_ids: Sequence[str], events_json: Sequence[bytes], destination: str) -> bool:
+        return await enqueue_delivery_batch(self.redis, event_ids, events_json, destination)
+
+
+def dispatcher_for(redis: ArqRedis, routes: Sequence[Route], consumer: str, *, enabled_destinations: set[str],
+                   reclaim_idle: float = 30.0, clock: Callable[[], float] = time.time,
+                   outage: OutageWatch | None = None) -> Dispatcher:
+    """The dispatcher of one worker (`consumer`): the outbox and digest windows of `redis`,
+    handing events on as jobs of this queue."""
+    return Dispatcher(Outbox(redis), DigestBuffer(redis), ArqQueue(redis), routes, consumer,
+                      enabled_destinations=enabled_destinations, reclaim_idle=reclaim_idle, clock=clock,
+                      outage=outage)
+
+
+# -- the bulk enqueue --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job as `enqueue_job(function, *args, _job_id=job_id, _defer_until=…)` takes it;
+    `not_before` is a Unix time (None: now)."""
+
+    function: str
+    job_id: str
+    args: tuple[Any, ...] = ()
+    not_before: float | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+async def enqueue_jobs(redis: ArqRedis, jobs: Sequence[JobSpec], *, queue: str | None = None) -> int:
+    """Enqueues `jobs` on `queue` (the pool's default) in one script; returns how many were new."""
+    if not jobs:
+        return 0
+    now_ms = int(time.time() * 1000)
+    argv: list[Any] = [job_key_prefix, result_key_prefix]
+    for job in jobs:
+        score = now_ms if job.not_before is None else int(job.not_before * 1000)
+        expires_ms = max(score, now_ms) - now_ms + redis.expires_extra_ms
+        payload = serialize_job(job.function, job.args, job.kwargs, None, now_ms,
+                                serializer=redis.job_serializer)
+        argv += [job.job_id, score, expires_ms, payload]
+    enqueue = redis.register_script(_ENQUEUE)
+    return int(await enqueue(keys=[queue or redis.default_queue_name], args=argv))
+
+
+# -- the pickup --------------------------------------------------------------------------------
+
+
+async def not_running(worker: Worker, job_ids: list[bytes]) -> list[bytes]:
+    """`job_ids` less the jobs this worker runs and those with an in-progress key."""
+    ids = [j for j in job_ids if not _running_here(worker, j.decode())]
+    if not ids:
+        return ids
+    async with worker.pool.pipeline(transaction=False) as pipe:
+        for j in ids:
+            pipe.exists(in_progress_key_prefix + j.decode())
+        running = await pipe.execute()
+    return [j for j, busy in zip(ids, running, strict=True) if not busy]
+
+
+def _running_here(worker: Worker, job_id: str) -> bool:
+    task = worker.tasks.get(job_id)
+    return task is not None and not task.done()
+
+
+def skip_running_jobs(worker: Worker) -> Worker:
+    """Wraps this worker's `start_jobs` (an instance attribute: the worker stays the one
+    `arq.worker.create_worker` made, which Sentry's integration may have wrapped)."""
+    start: Callable[[list[bytes]], Awaitable[None]] = worker.start_jobs
+
+    async def start_jobs(self: Worker, job_ids: list[bytes]) -> None:
+        ids = await not_running(self, job_ids)
+        if ids:
+            await start(ids)
+
+    worker.start_jobs = types.MethodType(start_jobs, worker)  # type: ignore[method-assign]
+    return worker
