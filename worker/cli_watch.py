@@ -16,6 +16,7 @@ from config import Config
 from model.resources import ResourceRef, ScanPage
 from store.reads import Reads
 from store.snapshots import Store, WatchMeta
+from store.stats import StatsRecorder
 from worker.cli_common import (
     ADD_CHUNK,
     ConfigOption,
@@ -166,18 +167,18 @@ async def _first_scan(cfg: Config, store: Store, rkey: str, *, show_progress: bo
                     yield page
 
             provider.scan = counted  # type: ignore[method-assign,assignment]
-            event_counts: dict[str, int] = {}
+            recorder = StatsRecorder()
 
             def count_events(events: list[Any]) -> None:
                 for e in events:
-                    for name in (f"events:{e.provider}", f"events_type:{e.type}"):
-                        event_counts[name] = event_counts.get(name, 0) + 1
+                    recorder.event(e.provider, e.type)
 
             poller = Poller(store, {ref.provider: provider}, on_events=count_events)
             outcomes = await poller.poll([rkey])
         await provider.close()
-    counts = {f"polls:{ref.provider}:{k.value}": v for k, v in outcomes.items()}
-    await store.incr_stats({**counts, **event_counts})
+    for outcome, n in outcomes.items():
+        recorder.poll(ref.provider, outcome.value, n)
+    await store.incr_stats(recorder.drain())
     return {k.value: v for k, v in outcomes.items()}, seen["pages"], seen["items"]
 
 

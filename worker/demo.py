@@ -32,6 +32,8 @@ from simulator.receivers import Received, WebhookReceiver
 from simulator.registry import SIM_PROVIDERS, build_simulator
 from simulator.setups import ProviderSetup, provider_setups, providers_toml
 from store import keys
+from store.reads import Reads
+from store.stats import Stats, parse_stats
 from worker.settings import make_worker
 
 __all__ = ["run_demo"]
@@ -141,8 +143,8 @@ async def run_demo(seconds: float) -> int:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
                 stats = await _stats(redis)
-                done = stats.get("deliveries_ok", 0) + stats.get("deliveries_dead", 0)
-                if done >= 2 * sum(v for k, v in stats.items() if k.startswith("events:")):
+                done = stats.deliveries.get("ok", 0) + stats.deliveries.get("dead", 0)
+                if done >= 2 * stats.events:
                     break
                 await asyncio.sleep(0.1)
         finally:
@@ -153,18 +155,15 @@ async def run_demo(seconds: float) -> int:
             await redis.aclose()
             await receiver.stop()
             await sim.stop()
-        per_provider = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("events:")}
-        events = sum(per_provider.values())
-        breakdown = ", ".join(f"{p} {per_provider.get(p, 0)}" for p in names)
-        delivered = stats.get("deliveries_ok", 0)
-        failed = stats.get("deliveries_dead", 0)
-        print(f"demo: {events} events ({breakdown}), {delivered} deliveries, {failed} failed", flush=True)
+        breakdown = ", ".join(f"{p} {stats.events_by_provider.get(p, 0)}" for p in names)
+        delivered = stats.deliveries.get("ok", 0)
+        failed = stats.deliveries.get("dead", 0)
+        print(f"demo: {stats.events} events ({breakdown}), {delivered} deliveries, {failed} failed", flush=True)
         return 0 if failed == 0 else 1
 
 
-async def _stats(redis: aioredis.Redis) -> dict[str, int]:
-    raw = await redis.hgetall(keys.STATS)  # type: ignore[misc]
-    return {k.decode(): int(v) for k, v in raw.items()}
+async def _stats(redis: aioredis.Redis) -> Stats:
+    return parse_stats(await Reads(redis).stats())
 
 
 if __name__ == "__main__":  # pragma: no cover

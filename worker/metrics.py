@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from store import keys
 from store.reads import Reads
 from store.registry import WorkerRegistry
-from store.stats import HISTOGRAMS
+from store.stats import HISTOGRAMS, HistogramCounts, parse_stats
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -46,45 +46,36 @@ class Gauges:
 
 
 def _histogram(name: str, label: str, helptext: str, buckets: tuple[float, ...],
-               per_label: dict[str, dict[str, int]]) -> HistogramMetricFamily:
+               per_label: Mapping[str, HistogramCounts]) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, helptext, labels=[label])
-    for value, fields in sorted(per_label.items()):
+    for value, counts in sorted(per_label.items()):
         cumulative, rows = 0, []
         for i, bound in enumerate((*buckets, float("inf"))):
-            cumulative += fields.get(str(i), 0)
+            cumulative += counts.buckets.get(i, 0)
             rows.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
-        family.add_metric([value], rows, sum_value=fields.get("sum_us", 0) / 1_000_000)
+        family.add_metric([value], rows, sum_value=counts.sum_seconds)
     return family
 
 
-def families(stats: Mapping[str, int], gauges: Gauges) -> list[Metric]:
+def families(counters: Mapping[str, int], gauges: Gauges) -> list[Metric]:
     """The Prometheus metric families of a stats hash and the scrape-time gauges. Pure."""
+    stats = parse_stats(counters)
     polls = CounterMetricFamily("statehook_polls", "Poll outcomes, per resource", labels=["provider", "outcome"])
+    for (provider, outcome), n in sorted(stats.polls.items()):
+        polls.add_metric([provider, outcome], n)
     events = CounterMetricFamily("statehook_events", "Events committed to the outbox", labels=["provider", "type"])
+    for event_type, n in sorted(stats.events_by_type.items()):
+        events.add_metric([event_type.split(".", 1)[0], event_type], n)
     deliveries = CounterMetricFamily("statehook_deliveries", "Delivery attempts by destination and outcome",
                                      labels=["destination", "outcome"])
-    hist: dict[str, dict[str, dict[str, int]]] = {h: {} for h in HISTOGRAMS}
-    for name, n in sorted(stats.items()):
-        kind, _, rest = name.partition(":")
-        if kind == "polls":
-            provider, _, outcome = rest.partition(":")
-            polls.add_metric([provider, outcome], n)
-        elif kind == "events_type":
-            events.add_metric([rest.split(".", 1)[0], rest], n)
-        elif kind == "deliveries":
-            destination, _, outcome = rest.rpartition(":")
-            deliveries.add_metric([destination, outcome], n)
-        elif kind == "lat":
-            histogram, _, tail = rest.partition(":")
-            label, _, bucket = tail.rpartition(":")
-            if histogram in hist:
-                hist[histogram].setdefault(label, {})[bucket] = n
+    for (destination, outcome), n in sorted(stats.deliveries_by_destination.items()):
+        deliveries.add_metric([destination, outcome], n)
     corrupt = CounterMetricFamily("statehook_corrupt_records",
                                   "Stored records that could not be read (logged with their key and skipped)",
-                                  value=stats.get("corrupt_records", 0))
+                                  value=stats.corrupt_records)
     out: list[Metric] = [polls, events, deliveries, corrupt]
     for histogram, (metric, label, buckets, helptext) in HISTOGRAMS.items():
-        out.append(_histogram(metric, label, helptext, buckets, hist[histogram]))
+        out.append(_histogram(metric, label, helptext, buckets, stats.histograms[histogram]))
     for attr, metric, helptext in (
         ("due_backlog", "statehook_due_backlog", "Watched resources whose poll is due now or overdue"),
         ("watched", "statehook_watched_resources", "Resources watched (explicit ids and scans)"),

@@ -29,7 +29,7 @@ from store.rates import RateSchedule
 from store.registry import WorkerRegistry
 from store.slack import SlackThreads
 from store.snapshots import Store, WatchMeta
-from store.stats import LatencyRecorder
+from store.stats import StatsRecorder
 from tasks.dispatch import Dispatcher
 from tasks.poll import Poller, PollOutcome
 from worker.outage import Outage, is_redis_down
@@ -70,8 +70,7 @@ class Runtime:
     _recovering: asyncio.Lock = field(default_factory=asyncio.Lock)
     epoch: str | None = None
     """the dataset this worker joined (`Store.ensure_epoch`)"""
-    _event_counts: Counter[str] = field(default_factory=Counter)
-    latency: LatencyRecorder = field(default_factory=LatencyRecorder)
+    recorder: StatsRecorder = field(default_factory=StatsRecorder)
 
     @classmethod
     async def start(cls, config: Config, redis: ArqRedis, *, run_dispatcher: bool = True,
@@ -124,12 +123,10 @@ class Runtime:
         outcomes = await self.poller.poll(rkeys)
         elapsed = time.perf_counter() - started
         provider = ResourceRef.parse(rkeys[0]).provider if rkeys else "?"
-        self.latency.observe("batch", provider, elapsed)
-        counts = {f"polls:{provider}:{k.value}": v for k, v in outcomes.items()}
-        counts.update(self._event_counts)
-        counts.update(self.latency.drain())
-        self._event_counts.clear()
-        await self.store.incr_stats(counts)
+        self.recorder.observe("batch", provider, elapsed)
+        for outcome, n in outcomes.items():
+            self.recorder.poll(provider, outcome.value, n)
+        await self.store.incr_stats(self.recorder.drain())
         summary = " ".join(f"{k.value}={v}" for k, v in sorted(outcomes.items()))
         log.debug("poll %s: %d resources in %.0f ms: %s", provider, len(rkeys), elapsed * 1000, summary,
                   extra={"provider": provider, "outcomes": {k.value: v for k, v in outcomes.items()},
@@ -142,7 +139,7 @@ class Runtime:
         A provider that fetches raw bodies has `fetch_body` timed (its `fetch` calls it)."""
         attr = "fetch_body" if provider.fingerprint_blanks is not None else "fetch"
         fetch = getattr(provider, attr)
-        recorder, name = self.latency, provider.name
+        recorder, name = self.recorder, provider.name
 
         async def timed_fetch(ref: ResourceRef) -> Any:
             started = time.perf_counter()
@@ -155,8 +152,7 @@ class Runtime:
 
     def _count_events(self, events: list[Event]) -> None:
         for event in events:
-            self._event_counts[f"events:{event.provider}"] += 1
-            self._event_counts[f"events_type:{event.type}"] += 1
+            self.recorder.event(event.provider, event.type)
 
     async def sync_watches(self) -> None:
         """Register the config file's watches; forget config watches no longer in it."""
