@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -42,54 +43,8 @@ PREFIX = keys.DIGEST_PREFIX
 DUE, CLAIMED, OPEN, TAKEN, FLUSHED = (keys.DIGEST_DUE, keys.DIGEST_CLAIMED, keys.DIGEST_OPEN, keys.DIGEST_TAKEN,
                                       keys.DIGEST_FLUSHED)
 
-# KEYS: due zset. ARGV: route, window ms, start ms, destination, event JSON, open prefix,
-# flushed prefix, ttl ms. Files the event under its window, or the next open one if that
-# window was already flushed (a worker whose clock is late). Returns the member.
-_ADD = """
-local start = tonumber(ARGV[3])
-local w = tonumber(ARGV[2])
-for _ = 1, 10 do
-  local m = ARGV[1] .. '|' .. ARGV[2] .. '|' .. string.format('%d', start) .. '|' .. ARGV[4]
-  if redis.call('EXISTS', ARGV[7] .. m) == 0 then
-    redis.call('RPUSH', ARGV[6] .. m, ARGV[5])
-    redis.call('PEXPIRE', ARGV[6] .. m, ARGV[8])
-    redis.call('ZADD', KEYS[1], 'NX', start + w, m)
-    return m
-  end
-  start = start + w
-end
-return false
-"""
-
-# KEYS: due zset, claimed zset. ARGV: now ms, due cutoff ms, stale cutoff ms, open prefix,
-# taken prefix, flushed prefix, limit, flushed ttl ms. Claims ended windows and stale claims.
-_CLAIM = """
-local out = {}
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[7]))
-for _, m in ipairs(due) do
-  redis.call('ZREM', KEYS[1], m)
-  redis.call('SET', ARGV[6] .. m, '1', 'PX', ARGV[8])
-  local src = ARGV[4] .. m
-  if redis.call('EXISTS', src) == 1 then
-    local dst = ARGV[5] .. m
-    if redis.call('EXISTS', dst) == 1 then
-      for _, item in ipairs(redis.call('LRANGE', src, 0, -1)) do redis.call('RPUSH', dst, item) end
-      redis.call('DEL', src)
-    else
-      redis.call('RENAME', src, dst)
-    end
-    redis.call('PERSIST', dst)
-    redis.call('ZADD', KEYS[2], ARGV[1], m)
-    table.insert(out, m)
-  end
-end
-local stale = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, tonumber(ARGV[7]))
-for _, m in ipairs(stale) do
-  redis.call('ZADD', KEYS[2], ARGV[1], m)
-  table.insert(out, m)
-end
-return out
-"""
+_FILE = (Path(__file__).parent / "lua" / "file_in_digest_window.lua").read_text()
+_CLAIM_ENDED = (Path(__file__).parent / "lua" / "claim_ended_digest_windows.lua").read_text()
 
 
 def window_start(now: float, window: float) -> float:
@@ -170,8 +125,8 @@ class DigestBuffer:
         self.redis = redis
         self.grace = grace
         self.reclaim_after = reclaim_after
-        self._add = redis.register_script(_ADD)
-        self._claim = redis.register_script(_CLAIM)
+        self._add = redis.register_script(_FILE)
+        self._claim = redis.register_script(_CLAIM_ENDED)
 
     async def add(
         self, route: str, destination: str, event_json: bytes, window: float, now: float | None = None
