@@ -1,4 +1,5 @@
-"""Many ARQ jobs in one script: what ARQ's own enqueue_job would have written, and its refusals."""
+"""worker/queue.py's enqueue functions: many ARQ jobs in one script (what ARQ's own enqueue_job would
+have written, and its refusals), a delivery job's id and arguments, a scheduler tick's poll jobs."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from arq.connections import ArqRedis
 from arq.worker import Worker, func
 
-from worker.queue import JobSpec, enqueue_jobs
+from worker.jobs import plan_polls
+from worker.queue import DELIVER_EXPIRES, Job, JobSpec, PollJob, enqueue_delivery, enqueue_jobs, enqueue_polls
 
 calls: list[tuple[Any, ...]] = []
 
@@ -56,3 +58,44 @@ async def test_a_job_waits_for_its_time(arq: ArqRedis) -> None:
     assert scores[b"later"] == pytest.approx(later * 1000, abs=1)
     assert scores[b"now"] <= time.time() * 1000
     assert 30_000 < await arq.pttl("arq:job:later") <= 30_000 + arq.expires_extra_ms
+
+
+async def test_a_delivery_job_has_one_id_per_event_and_destination_and_its_own_for_a_replay(arq: ArqRedis) -> None:
+    assert await enqueue_delivery(arq, "evt_1", b'{"id": "evt_1"}', "hook")
+    assert not await enqueue_delivery(arq, "evt_1", b'{"id": "evt_1"}', "hook", attempts_before=1, defer_s=5)
+    assert await enqueue_delivery(arq, "evt_1", b'{"id": "evt_1"}', "hook", replay_of="1700000000000-0")
+    assert await enqueue_delivery(arq, "evt_1", b'{"id": "evt_1"}', "mail", attempts_before=1, defer_s=30)
+
+    jobs = {j.job_id: j for j in await arq.queued_jobs()}
+
+    assert set(jobs) == {"deliver:evt_1:hook", "deliver:evt_1:hook:replay:1700000000000-0", "deliver:evt_1:mail"}
+    assert {j.function for j in jobs.values()} == {Job.DELIVER.value}
+    assert jobs["deliver:evt_1:hook"].args == (b'{"id": "evt_1"}', "hook", 0)
+    assert jobs["deliver:evt_1:mail"].args == (b'{"id": "evt_1"}', "mail", 1)
+    later = dict(await arq.zrange("arq:queue", 0, -1, withscores=True))[b"deliver:evt_1:mail"]
+    assert later == pytest.approx((time.time() + 30) * 1000, abs=2000)
+    assert await arq.pttl("arq:job:deliver:evt_1:hook") > (DELIVER_EXPIRES - 60) * 1000  # days, not ARQ's one
+
+
+def test_a_tick_is_planned_as_batches_of_one_provider_and_one_job_per_scan() -> None:
+    now = 1000.0
+    claimed = [("artistree:order:1", 999.0), ("rev:order:A", 1000.5), ("artistree:order:2", 1000.2),
+               ("rev:scan:all", 1000.9), ("artistree:order:3", 998.0)]
+
+    jobs = plan_polls(claimed, now, size=2)
+
+    assert jobs == [
+        PollJob("artistree", ("artistree:order:1", "artistree:order:2"), None),
+        PollJob("artistree", ("artistree:order:3",), None),
+        PollJob("rev", ("rev:order:A",), 1000.5),
+        PollJob("rev", ("rev:scan:all",), 1000.9, scan=True),
+    ]
+
+
+async def test_a_ticks_jobs_are_enqueued_once(arq: ArqRedis) -> None:
+    jobs = [PollJob("artistree", ("artistree:order:1", "artistree:order:2")), PollJob("rev", ("rev:scan:all",),
+                                                                                      scan=True)]
+    assert await enqueue_polls(arq, jobs, claimed_at=1000.0) == 2
+    assert await enqueue_polls(arq, jobs, claimed_at=1000.0) == 0  # the same tick run again
+    queued = sorted((j.function, j.args) for j in await arq.queued_jobs())
+    assert queued == [("poll_batch", (["artistree:order:1", "artistree:order:2"],)), ("poll_scan", ("rev:scan:all",))]
