@@ -127,6 +127,21 @@ class Deliveries:
         raw = await self.redis.lrange(keys.attempts(event_id), 0, -1)  # type: ignore[misc]
         return [orjson.loads(r) for r in reversed(raw)]
 
+    async def stored_attempts(self, event_ids: Sequence[str]) -> list[list[bytes]]:
+        """The attempt records of each of `event_ids`, newest first, as stored (one round trip)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.lrange(keys.attempts(event_id), 0, -1)
+            return list(await pipe.execute())
+
+    async def gauges(self) -> tuple[int, int]:
+        """(dead letters, destinations disabled), in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(keys.DLQ)
+            pipe.hlen(keys.DISABLED)
+            dead, disabled = await pipe.execute()
+        return int(dead), int(disabled)
+
     # -- dead letters ----------------------------------------------------------------------
 
     async def dead_letter(self, event_json: bytes, destination: str, reason: str, status: int | None,

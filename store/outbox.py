@@ -68,6 +68,13 @@ class Outbox:
         result = await self.redis.xautoclaim(keys.OUTBOX, keys.GROUP, consumer, idle_ms, start_id=start, count=count)
         return _text(result[0]), _entries([e for e in result[1] if e and e[1]])
 
+    async def entries(self, after: str | None, limit: int) -> list[OutboxEntry]:
+        """Entries after `after` (exclusive), oldest first; without it, the latest `limit`. A
+        plain read: no consumer group, nothing claimed."""
+        if after is None:
+            return _entries(list(reversed(await self.redis.xrevrange(keys.OUTBOX, count=limit))))
+        return _entries(await self.redis.xrange(keys.OUTBOX, min=f"({after}", count=limit))
+
     async def ack(self, entry_ids: Sequence[str]) -> None:
         if entry_ids:
             await self.redis.xack(keys.OUTBOX, keys.GROUP, *entry_ids)
@@ -136,7 +143,3 @@ class Outbox:
                 return int(g.get("pending") or 0) + len(unread)
         return 0
 
-
-async def outbox_backlog(redis: aioredis.Redis, *, limit: int = 10_000) -> int:
-    """`Outbox(redis).backlog()`, for the metrics."""
-    return await Outbox(redis).backlog(limit=limit)

@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from model.resources import ResourceRef
 from store import keys
+from store.deliveries import Deliveries
+from store.outbox import Outbox
 from store.reads import Reads, Unreadable
 from worker import api_models as models
 from worker.api_http import error, json_response, query_of, state_of
@@ -31,7 +33,8 @@ async def resource_view(redis: aioredis.Redis, rkey: str, *, history: int = 50) 
         return None
     timeline = found.timeline
     if timeline:
-        for item, attempts in zip(timeline, await _attempts(redis, [item["id"] for item in timeline]), strict=True):
+        stored = await Deliveries(redis).stored_attempts([item["id"] for item in timeline])
+        for item, attempts in zip(timeline, stored, strict=True):
             read = (bad.read(keys.attempts(item["id"]), _json_object, a) for a in reversed(attempts))
             item["deliveries"] = [d for d in read if d is not None]
     await bad.report(redis)
@@ -80,15 +83,15 @@ async def list_events(request: web.Request) -> web.Response:
     if query.rkey is not None:
         hist = await st.store.history(query.rkey, limit)
         return json_response({"rkey": query.rkey, "events": hist, "next": None})
-    entries = await _outbox_entries(st.redis, after, limit)
+    entries = await Outbox(st.redis).entries(after, limit)
     events, bad = [], Unreadable()
-    for entry_id, fields in entries:
-        raw = fields.get(b"e")
-        event = bad.read(f"{keys.OUTBOX}[{entry_id.decode()}]", _json_object, raw) if raw is not None else None
+    for entry in entries:
+        raw = entry.event
+        event = bad.read(f"{keys.OUTBOX}[{entry.entry_id}]", _json_object, raw) if raw is not None else None
         if event is not None:
-            events.append({"stream_id": entry_id.decode(), **event})
+            events.append({"stream_id": entry.entry_id, **event})
     await bad.report(st.redis)
-    last = entries[-1][0].decode() if entries else after
+    last = entries[-1].entry_id if entries else after
     return json_response({"events": events, "next": last})
 
 
@@ -97,25 +100,3 @@ def _json_object(raw: bytes | str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise TypeError("not a JSON object")
     return value
-
-
-# ---- delivery and outbox reads: to move behind store/deliveries.py and store/outbox.py ----------
-# (the helper creating those modules switches these two calls)
-
-
-async def _attempts(redis: aioredis.Redis, event_ids: list[str]) -> list[list[bytes]]:
-    """The stored attempts of each event, newest first, as stored."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for event_id in event_ids:
-            pipe.lrange(keys.attempts(event_id), 0, -1)
-        return list(await pipe.execute())
-
-
-OutboxEntries = list[tuple[bytes, dict[bytes, bytes]]]
-
-
-async def _outbox_entries(redis: aioredis.Redis, after: str | None, limit: int) -> OutboxEntries:
-    """Outbox entries after `after` (exclusive), oldest first; without it, the latest `limit`."""
-    if after is None:
-        return list(reversed(await redis.xrevrange(keys.OUTBOX, count=limit)))
-    return list(await redis.xrange(keys.OUTBOX, min=f"({after}", count=limit))

@@ -17,7 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from store import keys
+from store.deliveries import Deliveries
+from store.outbox import Outbox
 from store.reads import Reads
 from store.registry import WorkerRegistry
 from store.stats import HISTOGRAMS, HistogramCounts, parse_stats
@@ -99,18 +100,10 @@ async def read_gauges(redis: aioredis.Redis, now: float | None = None) -> Gauges
     )
 
 
-# ---- delivery reads: to move behind store/deliveries.py (its helper switches them) --------
-
-
 async def _delivery_gauges(redis: aioredis.Redis) -> tuple[int, int, int]:
     """(dead letters, destinations disabled, outbox backlog)."""
-    from store.outbox import outbox_backlog
-
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.xlen(keys.DLQ)
-        pipe.hlen(keys.DISABLED)
-        dead, disabled = await pipe.execute()
-    return int(dead), int(disabled), await outbox_backlog(redis)
+    dead, disabled = await Deliveries(redis).gauges()
+    return dead, disabled, await Outbox(redis).backlog()
 
 
 class _Fixed(Collector):
