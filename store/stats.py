@@ -170,18 +170,3 @@ def _histogram_field(rest: str, n: int, stats: Stats, sums: dict[tuple[str, str]
     stats.histograms[histogram].setdefault(label, HistogramCounts()).buckets[int(bucket)] = n
     return True
 
-
-# ---- the older free functions, until their callers use StatsRecorder (removed in issue 16) ----
-LatencyRecorder = StatsRecorder
-
-
-def latency_counts(histogram: Histogram, label: str, seconds: float) -> dict[str, int]:
-    recorder = StatsRecorder()
-    recorder.observe(histogram, label, seconds)
-    return recorder.drain()
-
-
-def delivery_counts(destination: str, outcome: DeliveryOutcome, seconds: float | None = None) -> dict[str, int]:
-    recorder = StatsRecorder()
-    recorder.delivery(destination, outcome, seconds)
-    return recorder.drain()

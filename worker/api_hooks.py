@@ -9,7 +9,6 @@ import asyncio
 import hmac
 import logging
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,7 +18,7 @@ from aiohttp import web
 from model.resources import ResourceRef
 from worker import api_models as models
 from worker.api_http import BODY_TIMEOUT, answer, error, read_body, start_deadline, state_of
-from worker.settings import SCHEDULE_NOW
+from worker.queue import schedule_now
 
 __all__ = ["HOOK_IDS", "hook", "rev_order_number"]
 
@@ -109,7 +108,7 @@ async def hook(request: web.Request) -> web.Response:
     if not await st.reads.is_watched(rkey):
         return error(404, f"{rkey} is not watched: register it with POST /v1/watches", rkey=rkey)
     await st.reads.due_now(st.store, rkey)
-    await st.redis.enqueue_job(SCHEDULE_NOW, _job_id=f"{SCHEDULE_NOW}:{uuid.uuid4().hex}")
+    await schedule_now(st.redis)
     log.info("hook: %s made due now", rkey, extra={"rkey": rkey, "provider": provider})
     return answer(models.HookAccepted(rkey=rkey, status="poll scheduled"), status=202)
 

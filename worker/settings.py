@@ -46,11 +46,8 @@ from worker.redis_client import redis_client
 from worker.resilient import keep_jobs_alive, keep_running
 from worker.runtime import Runtime
 
-__all__ = ["SCHEDULE_NOW", "WorkerSettings", "make_worker", "redis_settings", "run_worker", "sentinel_settings",
+__all__ = ["WorkerSettings", "make_worker", "redis_settings", "run_worker", "sentinel_settings",
            "tune_gc", "use_event_loop"]
-
-SCHEDULE_NOW = Job.SCHEDULE_NOW.value
-"""worker/api.py's name for the job, until it calls `worker.queue.schedule_now`."""
 
 SCAN_TIMEOUT = 1800
 """A scan's own timeout (a hang); a dead worker's scan is taken over after `takeover_after`, not this."""
