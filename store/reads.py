@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from model.resources import Snapshot
 from store import keys
+from store.records import decode_state
 from store.snapshots import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
 from store.unavailable import is_redis_down, redis_problem
 
@@ -163,7 +164,7 @@ class Reads:
         if meta_raw is None and state_raw is None and snap_raw is None:
             return None
         meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, meta_raw)
-        state = bad.read(f"{keys.STATE}[{rkey}]", ResourceState.parse, state_raw)
+        state = bad.read(f"{keys.STATE}[{rkey}]", decode_state, state_raw)
         snapshot = bad.read(keys.snapshot(rkey), unpack_snapshot, snap_raw)
         timeline = [bad.read(keys.history(rkey), _timeline_entry, x, rkey) for x in hist_raw]
         return ResourceRecords(

@@ -2,15 +2,13 @@
 
 A stored snapshot is one byte naming the dictionary, then a raw deflate stream made with
 it. Most of an order's bytes are its keys and structure, the same in every order; a
-dictionary that holds them lets even the first occurrence be a back-reference. Snapshots
-written before dictionaries are zlib streams, whose first byte is always 0x78: no
-dictionary takes that id, so they stay readable.
+dictionary that holds them lets even the first occurrence be a back-reference.
 
 A dictionary file never changes once snapshots were written with it (`sha256` pins it);
 a better one gets a new id, and `WRITE_WITH` moves to it. Pure, and cheap: compressing a
-1.5 kB order takes about as long as the plain `zlib.compress(body, 1)` it replaces, and
-happens only when a snapshot is written (a change, a baseline); decompression only when
-an old snapshot is diffed.
+1.5 kB order takes about as long as a plain `zlib.compress(body, 1)`, and happens only
+when a snapshot is written (a change, a baseline); decompression only when an old
+snapshot is diffed.
 """
 
 from __future__ import annotations
@@ -21,10 +19,8 @@ import zlib
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["DICTIONARIES", "LEGACY_ZLIB", "WRITE_WITH", "Dictionary", "UnknownDictionary", "pack", "unpack"]
+__all__ = ["DICTIONARIES", "WRITE_WITH", "Dictionary", "UnknownDictionary", "pack", "unpack"]
 
-LEGACY_ZLIB = 0x78
-"""First byte of a plain zlib stream (a snapshot from before dictionaries)."""
 LEVEL = 6
 """zlib's default: level 9 gives the same size on orders, and costs more on big snapshots."""
 WBITS = -15
@@ -74,11 +70,9 @@ def pack(canonical: bytes, dict_id: int = WRITE_WITH) -> bytes:
 
 
 def unpack(raw: bytes) -> bytes:
-    """The canonical JSON of a stored snapshot, whichever format it was written in."""
+    """The canonical JSON of a stored snapshot, with the dictionary its first byte names."""
     if not raw:
         raise ValueError("empty snapshot")
-    if raw[0] == LEGACY_ZLIB:
-        return zlib.decompress(raw)
     d = zlib.decompressobj(WBITS, zdict=dictionary(raw[0]))
     out = d.decompress(raw[1:]) + d.flush()
     if not d.eof:
@@ -86,4 +80,4 @@ def unpack(raw: bytes) -> bytes:
     return out
 
 
-assert LEGACY_ZLIB not in DICTIONARIES and all(0 < i < 256 for i in DICTIONARIES)
+assert all(0 < i < 256 for i in DICTIONARIES)

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 import typer.main
 from typer.testing import CliRunner, Result
 
+from core.due import KEEP_DUE
 from model.events import Event
 from model.resources import ResourceRef
 from store import keys
@@ -216,7 +217,7 @@ async def commit(redis: aioredis.Redis, events: list[Event]) -> None:
     """The events of one resource, committed as a poll commits them (outbox and timeline)."""
     ref = ResourceRef.parse(events[0].rkey)
     new = ResourceState("d" * 16, events[-1].seq, time.time())
-    (ok,) = await Store(redis).commit([Commit(ref, None, new, pack_snapshot(b"{}"), "-", events)])
+    (ok,) = await Store(redis).commit([Commit(ref, None, new, pack_snapshot(b"{}"), KEEP_DUE, events)])
     assert ok
 
 

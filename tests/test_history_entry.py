@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import orjson
+import pytest
 import redis.asyncio as aioredis
 
+from core.due import DueAt
 from core.events import build_events
 from model.events import Event, EventDraft, Severity
 from model.resources import ResourceInfo, ResourceRef
@@ -47,9 +49,18 @@ def test_an_entry_keeps_the_id_of_its_event() -> None:
     assert read_history_entry(history_entry(REF.key, event), REF.key)["id"] == event.id
 
 
-def test_an_entry_stored_before_still_reads() -> None:
-    old = orjson.dumps(_as_before(_event()))
-    assert read_history_entry(old, REF.key) == _as_before(_event())
+def test_an_entry_without_its_id_reads_with_the_id_derived_as_then() -> None:
+    """Entries written before ids named the change: `[seq, at, type, severity, summary]`."""
+    event = _event()
+    raw = orjson.dumps(orjson.loads(history_entry(REF.key, event))[:5])
+    assert read_history_entry(raw, REF.key) == _as_before(event)
+
+
+@pytest.mark.parametrize("raw", [orjson.dumps(_as_before(_event())), b'"x"', b"[1, 2]", b"{not json"])
+def test_anything_but_an_entry_array_is_unreadable(raw: bytes) -> None:
+    """The object form of an entry was never stored: it is not read as one."""
+    with pytest.raises((ValueError, TypeError)):
+        read_history_entry(raw, REF.key)
 
 
 def test_an_id_that_is_not_derived_from_the_resource_is_kept() -> None:
@@ -62,13 +73,14 @@ def test_a_detection_time_in_another_format_is_kept_as_it_was() -> None:
     assert read_history_entry(history_entry(REF.key, event), REF.key)["at"] == "2026-11-23T10:40:44.5+00:00"
 
 
-async def test_store_history_and_the_resource_view_read_old_and_new_entries(redis: aioredis.Redis) -> None:
+async def test_store_history_and_the_resource_view_read_the_entries_a_commit_wrote(redis: aioredis.Redis) -> None:
     store = Store(redis)
     first, second = _event(0), _event(1)
-    await redis.lpush(keys.history(REF.key), orjson.dumps(_as_before(first)))  # written before the change
+    await redis.lpush(keys.history(REF.key), orjson.dumps(orjson.loads(history_entry(REF.key, first))[:5]))
     await store.add_watches([(REF.key, WatchMeta(interval=60))])
-    commit = Commit(REF, None, ResourceState("e" * 24, 2, NOW), pack_snapshot(b"{}"), NOW + 60, [second])
+    commit = Commit(REF, None, ResourceState("e" * 24, 2, NOW), pack_snapshot(b"{}"), DueAt(NOW + 60), [second])
     assert await store.commit([commit]) == [True]
+    assert await redis.zscore(keys.DUE, REF.key) == NOW + 60
     expected = [_as_before(second), _as_before(first)]
     assert await store.history(REF.key) == expected
     view = await resource_view(redis, REF.key)

@@ -16,7 +16,8 @@ from providers.artistree import ArtistreeProvider, ArtistreeSettings
 from simulator.core import Fault, Simulator
 from store import keys
 from store.rates import ProviderLimits
-from store.snapshots import ResourceState, Store, WatchMeta
+from store.records import ResourceState, decode_state, encode_state
+from store.snapshots import Store, WatchMeta
 from tasks.poll import Poller, PollOutcome
 from tests.conftest import count_parses, wait_for
 
@@ -222,7 +223,7 @@ async def test_a_state_without_a_fingerprint_is_parsed_once_then_fingerprinted(
     poller = make_poller(sim, redis, session)
     (rkey,) = await watched(poller, sim, 1)
     await poller.poll([rkey])
-    state = ResourceState.parse(await redis.hget(keys.STATE, rkey))
+    state = decode_state(await redis.hget(keys.STATE, rkey))
     assert state is not None and state.preview and state.terminal is False
     await redis.hset(keys.STATE, rkey, f"{state.digest}|{state.seq}|{int(state.changed_at)}")
     parsed = count_parses(poller.providers["artistree"])
@@ -339,3 +340,18 @@ async def test_a_heartbeat_with_the_same_worker_count_keeps_the_concurrency_limi
         outcomes = await first + await second
     assert outcomes[PollOutcome.UNCHANGED] == 8
     assert most == 2
+
+
+@pytest.mark.parametrize("sep", ["", "\n"])  # "\n" in a key: the comparison in Python instead of Lua
+async def test_a_listing_matches_only_the_fingerprint_its_state_records(redis: aioredis.Redis, sep: str) -> None:
+    store, d, fp = Store(redis), "0123456789abcdef01234567", "l" + "a" * 23
+    records = {
+        "with-flag": ResourceState(d, 2, 1_700_000_000, fp, True),
+        "without-flag": ResourceState(d, 2, 1_700_000_000, fp),
+        "other": ResourceState(d, 2, 1_700_000_000, "l" + "b" * 23, False),
+        "none": ResourceState(d, 2, 1_700_000_000),
+    }
+    rkeys = [f"artistree:order:{sep}{name}" for name in [*records, "missing", "corrupt"]]
+    await redis.hset(keys.STATE, mapping={k: encode_state(s) for k, s in zip(rkeys, records.values(), strict=False)})
+    await redis.hset(keys.STATE, rkeys[-1], b"garbage")
+    assert await store.listed_unchanged(rkeys, [fp] * len(rkeys)) == [True, True, False, False, False, False]

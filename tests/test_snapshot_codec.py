@@ -1,4 +1,4 @@
-"""The stored snapshot's format: a dictionary id byte and raw deflate; plain zlib from before."""
+"""The stored snapshot's format: a dictionary id byte and raw deflate, and nothing else."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from core.due import STOP_POLLING
 from core.fingerprint import canonical
 from model.resources import ResourceRef
 from providers.artistree import ArtistreeProvider, ArtistreeSettings
 from store import keys, snapshot_codec
-from store.snapshots import Commit, ResourceState, Store, pack_snapshot, unpack_snapshot
+from store.snapshots import Commit, CorruptRecord, ResourceState, Store, pack_snapshot, unpack_snapshot
 
 FIXTURE = Path(__file__).parent / "fixtures" / "artistree_order.json"
 
@@ -38,12 +39,13 @@ def test_the_dictionary_makes_an_order_smaller_than_plain_zlib() -> None:
     assert len(snapshot_codec.pack(body)) < 0.75 * len(zlib.compress(body, 1))
 
 
-def test_a_plain_zlib_snapshot_from_before_dictionaries_still_reads() -> None:
-    body = _order_body()
-    old = zlib.compress(body, 1)
-    assert old[0] == snapshot_codec.LEGACY_ZLIB
-    assert snapshot_codec.unpack(old) == body
-    assert unpack_snapshot(old) == orjson.loads(body)
+def test_a_plain_zlib_stream_is_not_a_snapshot() -> None:
+    """Snapshots were never stored as plain zlib: its first byte (0x78) names no dictionary."""
+    old = zlib.compress(_order_body(), 1)
+    with pytest.raises(snapshot_codec.UnknownDictionary, match="dictionary 120"):
+        snapshot_codec.unpack(old)
+    with pytest.raises(CorruptRecord, match="not a snapshot"):
+        unpack_snapshot(old, "sh:snap:x")
 
 
 def test_an_unknown_dictionary_id_says_which_and_why() -> None:
@@ -59,8 +61,7 @@ def test_a_truncated_snapshot_is_an_error_not_partial_json() -> None:
         snapshot_codec.unpack(packed[: len(packed) // 2])
 
 
-def test_no_dictionary_id_looks_like_a_zlib_stream() -> None:
-    assert snapshot_codec.LEGACY_ZLIB not in snapshot_codec.DICTIONARIES
+def test_new_snapshots_are_written_with_a_known_dictionary() -> None:
     assert snapshot_codec.WRITE_WITH in snapshot_codec.DICTIONARIES
 
 
@@ -84,13 +85,14 @@ def test_the_build_script_makes_dictionary_1_byte_for_byte() -> None:
     assert build.artistree_dictionary() == snapshot_codec.dictionary(1)
 
 
-async def test_the_store_reads_snapshots_of_both_formats(redis: aioredis.Redis) -> None:
+async def test_the_store_reads_what_it_wrote_and_counts_what_it_cannot(redis: aioredis.Redis) -> None:
     store = Store(redis)
     body = _order_body()
-    ref, old_ref = ResourceRef("artistree", "order", "new-1"), ResourceRef("artistree", "order", "old-1")
+    ref, bad_ref = ResourceRef("artistree", "order", "new-1"), ResourceRef("artistree", "order", "zlib-1")
     state = ResourceState("d" * 24, 0, 1_700_000_000.0)
-    assert await store.commit([Commit(ref, None, state, pack_snapshot(body), None, [])]) == [True]
-    await redis.set(keys.snapshot(old_ref.key), zlib.compress(body, 1))
+    assert await store.commit([Commit(ref, None, state, pack_snapshot(body), STOP_POLLING, [])]) == [True]
+    await redis.set(keys.snapshot(bad_ref.key), zlib.compress(body, 1))
     expected = orjson.loads(body)
-    assert await store.snapshots([ref.key, old_ref.key, "artistree:order:none"]) == [expected, expected, None]
+    assert await store.snapshots([ref.key, bad_ref.key, "artistree:order:none"]) == [expected, None, None]
     assert (await redis.get(keys.snapshot(ref.key)))[0] == snapshot_codec.WRITE_WITH
+    assert int(await redis.hget(keys.STATS, "corrupt_records")) == 1  # type: ignore[misc]

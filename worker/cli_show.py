@@ -15,6 +15,7 @@ from core.schedule import next_poll_at
 from model.resources import ResourceRef
 from providers.base import ProviderSettings
 from store import keys
+from store.records import decode_state
 from store.snapshots import CorruptRecord, ResourceState
 from worker.cli_common import (
     ConfigOption,
@@ -114,7 +115,7 @@ async def _schedule_facts(redis: ArqRedis, rkey: str) -> tuple[ResourceState | N
         pipe.pttl(keys.pause(ref.provider))
         raw, pause_ms = await pipe.execute()
     try:
-        state = ResourceState.parse(raw, f"{keys.STATE}[{rkey}]")
+        state = decode_state(raw, f"{keys.STATE}[{rkey}]")
     except CorruptRecord:
         state = None  # resource_view has warned about it
     return state, pause_ms / 1000 if pause_ms and pause_ms > 0 else 0.0

@@ -1,0 +1,258 @@
+"""What one resource's poll means, and what to write for it. Pure.
+
+The poller (tasks/poll.py) reads a batch's records, fetches, and hands each resource's
+observation to `decide` with the state its last commit recorded; the answer says what
+to write (a new state record and events, or nothing), when to poll next (a `core.due`
+value) and how to count the poll. The poller then writes every answer in one round trip.
+
+The cases, as the poller has them:
+- a fetched body whose fingerprint matches the one recorded, with the terminal flag known:
+  unchanged without a parse (`unchanged_body`);
+- the same snapshot digest: `Unchanged`, recording a new fingerprint or terminal flag;
+- a new digest: `Changed` (events from the provider's classify), or a baseline when
+  there is no state or no stored snapshot (a `discovered` event if the watch asks);
+- NotFound of a resource seen before: `Gone`, and polling stops;
+- a failure: `RateLimited` (the provider pauses), `Unauthorized` (the provider is
+  unhealthy) or `Failed` (this resource backs off).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from core.backoff import poll_backoff
+from core.diff import diff
+from core.due import KEEP_DUE, STOP_POLLING, Due, DueAt, StopPolling, due_or_stop
+from core.events import build_events, change_of
+from core.fingerprint import canonical, digest
+from core.schedule import Pacing, next_poll_at
+from core.state import ResourceState
+from model import errors
+from model.errors import ProviderError
+from model.events import Change, Event, EventDraft
+from model.resources import ResourceInfo, ResourceRef, Snapshot
+
+__all__ = [
+    "Batch", "Changed", "Decision", "Failed", "Failure", "Fetched", "Gone", "Observed", "Parsed", "RateLimited",
+    "Spec", "Unauthorized", "Unchanged", "Watch", "decide", "needs_old_snapshot", "observe", "unchanged_body",
+]
+
+
+class Spec(Protocol):
+    """What the decision asks of a provider (providers.base.Provider has these)."""
+
+    @property
+    def settings(self) -> Pacing: ...
+    def describe(self, ref: ResourceRef, snapshot: Snapshot) -> ResourceInfo: ...
+    def classify(self, ref: ResourceRef, old: Snapshot, new: Snapshot, changes: list[Change]) -> list[EventDraft]: ...
+    def discovered(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft: ...
+    def gone(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What every resource of a poll batch shares."""
+
+    spec: Spec
+    now: float
+    epoch: str
+    """the dataset the batch read: part of every event id (`core.events.change_of`)"""
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """How the resource is watched."""
+
+    interval: float
+    discovered: bool = False
+    """a first sight is a `discovered` event, not a silent baseline"""
+    scheduled: bool = True
+    """False for an item of a scan: its due time is the scan's, and is left alone"""
+    failures: int = 0
+    """consecutive failed polls before this one"""
+
+
+# ---- what a poll saw ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A fetched resource, normalized."""
+
+    ref: ResourceRef
+    snapshot: Snapshot
+    canonical: bytes
+    digest: str
+    preview: str = ""
+    """the fingerprint of what was fetched or listed ("" when none was taken)"""
+    old: Snapshot | None = None
+    """the snapshot stored before, read when the digest differs (`needs_old_snapshot`)"""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A fetch that failed."""
+
+    ref: ResourceRef
+    error: ProviderError
+
+
+Observed = Parsed | Fetched
+
+
+def observe(ref: ResourceRef, snapshot: Snapshot, preview: str = "") -> Parsed:
+    """`snapshot` with its canonical bytes and digest."""
+    body = canonical(snapshot)
+    return Parsed(ref, snapshot, body, digest(body), preview)
+
+
+def needs_old_snapshot(state: ResourceState | None, observed: Parsed) -> bool:
+    """Whether `decide` needs the stored snapshot (to classify a change against it)."""
+    return state is not None and state.digest != observed.digest
+
+
+# ---- what to write ------------------------------------------------------------------------
+
+
+class Failure(enum.StrEnum):
+    """How a failed poll is counted (the names of tasks.poll.PollOutcome)."""
+
+    MALFORMED = "malformed"
+    UNAVAILABLE = "unavailable"
+    NOT_FOUND = "not_found"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    due: Due
+    record: ResourceState | None = None
+    """the state to record when the fingerprint or the terminal flag is new (the snapshot
+    is written again with it); None: nothing to record"""
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    record: ResourceState
+    events: list[Event]
+    due: Due
+    baseline: bool
+    """the first look (no state, or no stored snapshot): no classify, at most `discovered`"""
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    record: ResourceState
+    canonical: bytes
+    """what the snapshot becomes: `{"gone": true}`"""
+    events: list[Event]
+    due: StopPolling = STOP_POLLING
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimited:
+    due: DueAt
+    pause: float
+    """seconds every worker leaves the provider alone"""
+
+
+@dataclass(frozen=True, slots=True)
+class Unauthorized:
+    due: DueAt
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    kind: Failure
+    due: DueAt
+    reason: str
+
+
+Decision = Unchanged | Changed | Gone | RateLimited | Unauthorized | Failed
+
+
+def unchanged_body(state: ResourceState | None, fingerprint: str, watch: Watch, pacing: Pacing,
+                   now: float) -> DueAt | None:
+    """The next due time of a resource whose fetched body has the fingerprint of its last
+    poll: unchanged without a parse. None when that cannot be decided without one (no
+    fingerprint or terminal flag recorded yet, a different body, or polling should stop)."""
+    if state is None or state.terminal is None or not fingerprint or state.preview != fingerprint:
+        return None
+    at = next_poll_at(now, interval=watch.interval, terminal=state.terminal, changed_at=state.changed_at,
+                      settings=pacing)
+    return None if at is None else DueAt(at)
+
+
+def decide(state: ResourceState | None, observed: Observed, watch: Watch, batch: Batch) -> Decision:
+    """What the poll of one resource means; `state` is what its last commit recorded."""
+    if isinstance(observed, Fetched):
+        return _failed(state, observed, watch, batch)
+    if state is not None and state.digest == observed.digest:
+        return _unchanged(state, observed, watch, batch)
+    return _changed(state, observed, watch, batch)
+
+
+def _unchanged(state: ResourceState, seen: Parsed, watch: Watch, batch: Batch) -> Unchanged:
+    info = batch.spec.describe(seen.ref, seen.snapshot) if watch.scheduled else None
+    terminal = info.terminal if info is not None else state.terminal
+    record = None
+    if seen.preview and (seen.preview != state.preview or terminal != state.terminal):
+        # remember the fingerprint, so that the next look needs no fetch or no parse
+        record = replace(state, preview=seen.preview, terminal=terminal)
+    if info is None:
+        return Unchanged(KEEP_DUE, record)
+    at = next_poll_at(batch.now, interval=watch.interval, terminal=info.terminal, changed_at=state.changed_at,
+                      settings=batch.spec.settings)
+    return Unchanged(due_or_stop(at), record)
+
+
+def _changed(state: ResourceState | None, seen: Parsed, watch: Watch, batch: Batch) -> Changed:
+    spec, now = batch.spec, batch.now
+    info = spec.describe(seen.ref, seen.snapshot)
+    baseline = state is None or seen.old is None
+    if state is None or seen.old is None:
+        drafts = [spec.discovered(seen.ref, seen.snapshot)] if watch.discovered else []
+    else:
+        drafts = spec.classify(seen.ref, seen.old, seen.snapshot, diff(seen.old, seen.snapshot))
+    base_seq = state.seq if state else 0
+    change = change_of(batch.epoch, state.digest if state else "", seen.digest)
+    events = build_events(seen.ref, info, drafts, base_seq=base_seq, now=now, snapshot=seen.snapshot, change=change)
+    record = ResourceState(seen.digest, base_seq + len(events), now, seen.preview,
+                           info.terminal if watch.scheduled and seen.preview else None)
+    due: Due = KEEP_DUE
+    if watch.scheduled:
+        due = due_or_stop(next_poll_at(now, interval=watch.interval, terminal=info.terminal, changed_at=now,
+                                       settings=spec.settings))
+    return Changed(record, events, due, baseline)
+
+
+_FAILURES: dict[type[ProviderError], Failure] = {
+    errors.MalformedPayload: Failure.MALFORMED,
+    errors.Unavailable: Failure.UNAVAILABLE,
+    errors.NotFound: Failure.NOT_FOUND,
+}
+
+
+def _failed(state: ResourceState | None, seen: Fetched, watch: Watch, batch: Batch) -> Decision:
+    exc, now = seen.error, batch.now
+    if isinstance(exc, errors.NotFound) and state is not None:
+        return _gone(state, seen.ref, batch)
+    if isinstance(exc, errors.RateLimited):
+        return RateLimited(DueAt(now + exc.retry_after), exc.retry_after)
+    if isinstance(exc, errors.Unauthorized):
+        return Unauthorized(DueAt(now + watch.interval), str(exc))
+    kind = _FAILURES.get(type(exc), Failure.ERROR)
+    return Failed(kind, DueAt(now + max(watch.interval, poll_backoff(watch.failures + 1))), str(exc))
+
+
+def _gone(state: ResourceState, ref: ResourceRef, batch: Batch) -> Gone:
+    body = canonical({"gone": True})
+    gone_digest = digest(body)
+    # the old snapshot is not needed for the event's title: the rkey names the resource
+    info = batch.spec.describe(ref, {})
+    events = build_events(ref, info, [batch.spec.gone(ref, {})], base_seq=state.seq, now=batch.now, snapshot=None,
+                          change=change_of(batch.epoch, state.digest, gone_digest))
+    return Gone(ResourceState(gone_digest, state.seq + len(events), batch.now), body, events)

@@ -1,0 +1,22 @@
+-- A scan's cheap check (Store.listed_unchanged): does each resource's state record hold its
+-- listing fingerprint? KEYS[1]: sh:state. ARGV[1]: newline-joined rkeys, ARGV[2]: their
+-- newline-joined fingerprints. Returns one character per rkey: "1" when the fingerprint is
+-- one of the record's '|'-separated tokens, whole, else "0". A listing fingerprint starts
+-- with "l" (core/fingerprint.py), which no other field of a record can: the match needs no
+-- field's position.
+local rkeys, fps = {}, {}
+for k in string.gmatch(ARGV[1], '[^\n]+') do rkeys[#rkeys + 1] = k end
+for f in string.gmatch(ARGV[2], '[^\n]+') do fps[#fps + 1] = f end
+local states = redis.call('HMGET', KEYS[1], unpack(rkeys))
+local out = {}
+for i = 1, #rkeys do
+  local v = states[i]
+  local same = '0'
+  if v then
+    local token = '|' .. fps[i]
+    local at = string.find(v .. '|', token .. '|', 1, true)
+    if at then same = '1' end
+  end
+  out[i] = same
+end
+return table.concat(out)

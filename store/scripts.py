@@ -1,0 +1,26 @@
+"""The store's Lua scripts, one file each in store/lua/, read once per process.
+
+`register` gives a script bound to a client: redis-py sends it by its SHA (EVALSHA) and
+loads it into a Redis that does not know it yet, so a restarted or failed-over server
+needs nothing from us.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+__all__ = ["register", "source"]
+
+
+@functools.cache
+def source(name: str) -> str:
+    """The text of store/lua/<name>.lua."""
+    return resources.files("store").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+def register(redis: aioredis.Redis, name: str) -> AsyncScript:
+    return redis.register_script(source(name))

@@ -1,0 +1,136 @@
+"""What a poll batch will write, gathered from its decisions before the one commit round trip.
+
+`Plan.add` turns a resource's decision (core/decide.py) into the batch's writes: a commit
+(state, snapshot, due time, events), a due time, an error counter, a provider's pause or
+health, and the outcome it is counted as. No I/O: the poller (tasks/poll.py) writes the plan.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from core.decide import Changed, Decision, Failed, Gone, Observed, Parsed, RateLimited, Unauthorized, Unchanged, Watch
+from core.due import KEEP_DUE, DueAt, StopPolling
+from core.state import ResourceState
+from store.snapshots import Commit, pack_snapshot
+
+__all__ = ["Plan", "PollOutcome", "Seen", "UnhealthyLog"]
+
+log = logging.getLogger("statehook.poll")
+
+
+class PollOutcome(enum.StrEnum):
+    UNCHANGED = "unchanged"
+    CHANGED = "changed"
+    BASELINE = "baseline"
+    GONE = "gone"
+    NOT_FOUND = "not_found"
+    MALFORMED = "malformed"
+    UNAVAILABLE = "unavailable"
+    RATE_LIMITED = "rate_limited"
+    UNAUTHORIZED = "unauthorized"
+    CONFLICT = "conflict"
+    ERROR = "error"
+    UNWATCHED = "unwatched"
+    PAUSED = "paused"
+    CORRUPT = "corrupt"
+
+
+@dataclass(slots=True)
+class Seen:
+    """One resource of a batch, as decided: what was recorded of it, and what was seen."""
+
+    state: ResourceState | None
+    observed: Observed
+    watch: Watch
+
+
+class UnhealthyLog:
+    """One error line per provider and watch interval while it answers 401, not one per poll."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def note(self, provider: str, reason: str, now: float, interval: float) -> None:
+        if now - self._last.get(provider, 0.0) >= interval:
+            self._last[provider] = now
+            log.error("provider %s is unhealthy: %s", provider, reason)
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a batch will write, gathered before the single commit round trip."""
+
+    epoch: str
+    """the dataset the batch read (`Store.load`): its commits are guarded by it, and it is
+    part of every event id"""
+    commits: list[Commit] = field(default_factory=list)
+    outcomes_of_commits: list[PollOutcome] = field(default_factory=list)
+    """counted once the commit is made (CONFLICT when it is refused)"""
+    reschedule: dict[str, float] = field(default_factory=dict)
+    clear_errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    outcomes: Counter[PollOutcome] = field(default_factory=Counter)
+    pause: dict[str, float] = field(default_factory=dict)
+    unhealthy: dict[str, str] = field(default_factory=dict)
+    healthy: set[str] = field(default_factory=set)
+
+    def commit(self, commit: Commit, outcome: PollOutcome) -> None:
+        self.commits.append(commit)
+        self.outcomes_of_commits.append(outcome)
+
+    def has_writes(self) -> bool:
+        return bool(self.commits or self.reschedule or self.clear_errors or self.errors or self.unhealthy
+                    or self.healthy)
+
+    def clear_writes(self) -> None:
+        for batch in (self.commits, self.outcomes_of_commits, self.clear_errors, self.errors):
+            batch.clear()
+        for table in (self.reschedule, self.unhealthy):
+            table.clear()
+        self.healthy.clear()
+
+    def add(self, provider: str, seen: Seen, decision: Decision, now: float, unhealthy_log: UnhealthyLog) -> None:
+        """The writes of one resource's decision."""
+        ref, state = seen.observed.ref, seen.state
+        match decision:
+            case Unchanged(due=due, record=record):
+                if record is None and not isinstance(due, StopPolling):
+                    self.outcomes[PollOutcome.UNCHANGED] += 1
+                else:  # the snapshot written again with what is new, or with polling stopped
+                    assert isinstance(seen.observed, Parsed) and state is not None
+                    self.commit(Commit(ref, state, record or state, pack_snapshot(seen.observed.canonical),
+                                       due if isinstance(due, StopPolling) else KEEP_DUE, []), PollOutcome.UNCHANGED)
+                if isinstance(due, DueAt):
+                    self.reschedule[ref.key] = due.at
+            case Changed(record=record, events=events, due=due, baseline=baseline):
+                assert isinstance(seen.observed, Parsed)
+                self.commit(Commit(ref, state, record, pack_snapshot(seen.observed.canonical), due, events),
+                            PollOutcome.BASELINE if baseline else PollOutcome.CHANGED)
+            case Gone(record=record, canonical=body, events=events, due=due):
+                self.commit(Commit(ref, state, record, pack_snapshot(body), due, events), PollOutcome.GONE)
+            case _:
+                self._add_failure(provider, seen, decision, now, unhealthy_log)
+
+    def _add_failure(self, provider: str, seen: Seen, decision: Decision, now: float,
+                     unhealthy_log: UnhealthyLog) -> None:
+        rkey = seen.observed.ref.key
+        match decision:
+            case RateLimited(due=due, pause=pause):
+                self.outcomes[PollOutcome.RATE_LIMITED] += 1
+                self.pause[provider] = max(self.pause.get(provider, 0.0), pause)
+            case Unauthorized(due=due, reason=reason):
+                self.outcomes[PollOutcome.UNAUTHORIZED] += 1
+                self.unhealthy[provider] = reason
+                unhealthy_log.note(provider, reason, now, seen.watch.interval)
+            case Failed(kind=kind, due=due, reason=reason):
+                outcome = PollOutcome(kind.value)
+                self.outcomes[outcome] += 1
+                self.errors.append(rkey)
+                log.warning("poll %s: %s: %s", rkey, outcome.value, reason, extra={"rkey": rkey})
+            case _:
+                raise AssertionError(f"not a failure: {decision!r}")
+        self.reschedule[rkey] = due.at
