@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
-from model.resources import Snapshot
+from model.resources import ResourceRef, Snapshot
 from store import keys
 from store.records import decode_state
 from store.snapshots import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
@@ -187,3 +187,43 @@ class Reads:
             pipe.hlen(keys.META)
             due, watched = await pipe.execute()
         return int(due), int(watched)
+
+    # ---- what `statehook events tail` and `statehook show` read ------------------------------
+
+    async def resource_count(self) -> int:
+        """How many resources have a commit state."""
+        return int(await self.redis.hlen(keys.STATE))  # type: ignore[misc]
+
+    async def resource_keys(self) -> list[str]:
+        return [k.decode() for k in await self.redis.hkeys(keys.STATE)]  # type: ignore[misc]
+
+    async def timeline_heads(self, rkeys: Sequence[str]) -> list[bytes | None]:
+        """The newest timeline entry of each resource (None: no timeline), one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for rkey in rkeys:
+                pipe.lindex(keys.history(rkey), 0)
+            return list(await pipe.execute())
+
+    async def timelines(self, rkeys: Sequence[str], limit: int) -> list[list[bytes]]:
+        """The `limit` newest timeline entries of each resource, newest first, one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for rkey in rkeys:
+                pipe.lrange(keys.history(rkey), 0, limit - 1)
+            return list(await pipe.execute())
+
+    async def newest_outbox(self, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """The `count` newest outbox entries, oldest first."""
+        return list(reversed(await self.redis.xrevrange(keys.OUTBOX, count=count)))
+
+    async def outbox_after(self, last: bytes, *, count: int, block_ms: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """Outbox entries committed after `last`, waiting up to `block_ms` for the first."""
+        response = await self.redis.xread({keys.OUTBOX: last}, block=block_ms, count=count)
+        return [entry for _stream, entries in response or () for entry in entries]
+
+    async def schedule_facts(self, rkey: str) -> tuple[bytes | None, float]:
+        """A resource's raw commit state and how long its provider stays paused (seconds)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.STATE, rkey)
+            pipe.pttl(keys.pause(ResourceRef.parse(rkey).provider))
+            raw, pause_ms = await pipe.execute()
+        return raw, pause_ms / 1000 if pause_ms and pause_ms > 0 else 0.0

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from arq.connections import ArqRedis
 
 from model.resources import ResourceRef
 from store import keys
+from store.reads import Reads
 from store.snapshots import read_history_entry
 from worker.cli_common import (
     ADD_CHUNK,
@@ -71,21 +71,18 @@ def _timeline_record(raw: bytes, rkey: str) -> dict[str, Any] | None:
         return None
 
 
-async def _timeline_events(redis: ArqRedis, limit: int) -> list[dict[str, Any]] | None:
+async def _timeline_events(reads: Reads, limit: int) -> list[dict[str, Any]] | None:
     """The `limit` newest entries of all the resources' timelines, oldest first; None when
     there are more than TIMELINE_SEARCH_LIMIT resources. Each timeline is newest first: a
     resource whose newest entry is older than the `limit`-th newest of those newest entries
     has nothing to give, so only the others' timelines are read further."""
-    if await redis.hlen(keys.STATE) > TIMELINE_SEARCH_LIMIT:  # type: ignore[misc]
+    if await reads.resource_count() > TIMELINE_SEARCH_LIMIT:
         return None
-    rkeys = [k.decode() for k in await redis.hkeys(keys.STATE)]  # type: ignore[misc]
+    rkeys = await reads.resource_keys()
     newest: list[tuple[dict[str, Any], str]] = []
     for i in range(0, len(rkeys), ADD_CHUNK):
         chunk = rkeys[i : i + ADD_CHUNK]
-        async with redis.pipeline(transaction=False) as pipe:
-            for rkey in chunk:
-                pipe.lindex(keys.history(rkey), 0)
-            heads = await pipe.execute()
+        heads = await reads.timeline_heads(chunk)
         newest += [(rec, rkey) for rkey, raw in zip(chunk, heads, strict=True)
                    if raw is not None and (rec := _timeline_record(raw, rkey)) is not None]
     newest.sort(key=lambda pair: _sort_key(pair[0]))
@@ -93,25 +90,22 @@ async def _timeline_events(redis: ArqRedis, limit: int) -> list[dict[str, Any]] 
         return []
     floor = _sort_key(newest[-limit:][0][0])
     candidates = [rkey for rec, rkey in newest if _sort_key(rec) >= floor]
-    async with redis.pipeline(transaction=False) as pipe:
-        for rkey in candidates:
-            pipe.lrange(keys.history(rkey), 0, limit - 1)
-        lists = await pipe.execute()
+    lists = await reads.timelines(candidates, limit)
     records = [rec for rkey, raws in zip(candidates, lists, strict=True) for raw in raws
                if (rec := _timeline_record(raw, rkey)) is not None]
     return sorted(records, key=_sort_key)[-limit:]
 
 
-async def _recent_events(redis: ArqRedis, count: int) -> tuple[list[dict[str, Any]], bytes | None, str | None]:
+async def _recent_events(reads: Reads, count: int) -> tuple[list[dict[str, Any]], bytes | None, str | None]:
     """The `count` newest events, oldest first; the newest outbox entry's id; a note when
     the outbox held fewer (the dispatcher trims what it handed on), whose place the
     resources' timelines took."""
-    entries = list(reversed(await redis.xrevrange(keys.OUTBOX, count=count)))
+    entries = await reads.newest_outbox(count)
     last = entries[-1][0] if entries else None
     outbox = [rec for entry_id, fields in entries if (rec := _outbox_record(entry_id, fields)) is not None]
     if len(outbox) >= count:
         return outbox, last, None
-    timeline = await _timeline_events(redis, count)
+    timeline = await _timeline_events(reads, count)
     if timeline is None:
         return outbox, last, (f"the outbox holds {len(outbox)} event(s) (it keeps only what is not yet "
                               f"dispatched); the timelines of more than {TIMELINE_SEARCH_LIMIT} resources "
@@ -147,24 +141,22 @@ class _EventPrinter:
             typer.echo("]" if self.printed else "[]")
 
 
-async def _follow(redis: ArqRedis, last: bytes | None, max_events: int, out: _EventPrinter) -> None:
+async def _follow(reads: Reads, last: bytes | None, max_events: int, out: _EventPrinter) -> None:
     """Print events as they are committed after `last` (the stream's end if None), up to
     `max_events` of them (0: until interrupted)."""
     if last is None:
         # "$" would be re-read on every call: pin the position to the stream's end now
-        newest = await redis.xrevrange(keys.OUTBOX, count=1)
+        newest = await reads.newest_outbox(1)
         last = newest[0][0] if newest else b"0-0"
     seen = 0
     while max_events <= 0 or seen < max_events:
         wanted = 100 if max_events <= 0 else min(100, max_events - seen)
-        response = await redis.xread({keys.OUTBOX: last}, block=500, count=wanted)
-        for _stream, entries in response or ():
-            for entry_id, fields in entries:
-                last = entry_id
-                record = _outbox_record(entry_id, fields)
-                if record is not None:
-                    out(record)
-                    seen += 1
+        for entry_id, fields in await reads.outbox_after(last, count=wanted, block_ms=500):
+            last = entry_id
+            record = _outbox_record(entry_id, fields)
+            if record is not None:
+                out(record)
+                seen += 1
 
 
 @events_app.command("tail")
@@ -195,13 +187,13 @@ def events_tail(
         async with cli_redis(cfg) as redis:
             last = None
             if count > 0:
-                recent, last, note = await _recent_events(redis, count)
+                recent, last, note = await _recent_events(Reads(redis), count)
                 if note:
                     typer.echo(f"note: {note}", err=True)
                 for record in recent:
                     out(record)
             if follow:
-                await _follow(redis, last, max_events, out)
+                await _follow(Reads(redis), last, max_events, out)
 
     try:
         with contextlib.suppress(KeyboardInterrupt):

@@ -15,6 +15,7 @@ from core.schedule import next_poll_at
 from model.resources import ResourceRef
 from providers.base import ProviderSettings
 from store import keys
+from store.reads import Reads
 from store.records import decode_state
 from store.snapshots import CorruptRecord, ResourceState
 from worker.cli_common import (
@@ -109,16 +110,12 @@ def next_poll(score: float | None, now: float, *, gap: float, lease: float) -> t
 
 async def _schedule_facts(redis: ArqRedis, rkey: str) -> tuple[ResourceState | None, float]:
     """The resource's commit state (with its terminal flag) and its provider's pause."""
-    ref = ResourceRef.parse(rkey)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hget(keys.STATE, rkey)
-        pipe.pttl(keys.pause(ref.provider))
-        raw, pause_ms = await pipe.execute()
+    raw, paused_for = await Reads(redis).schedule_facts(rkey)
     try:
         state = decode_state(raw, f"{keys.STATE}[{rkey}]")
     except CorruptRecord:
         state = None  # resource_view has warned about it
-    return state, pause_ms / 1000 if pause_ms and pause_ms > 0 else 0.0
+    return state, paused_for
 
 
 def _poll_times(cfg: Config, view: dict[str, Any], facts: tuple[ResourceState | None, float],
