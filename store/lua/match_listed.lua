@@ -13,9 +13,17 @@ for i = 1, #rkeys do
   local v = states[i]
   local same = '0'
   if v then
-    local token = '|' .. fps[i]
-    local at = string.find(v .. '|', token .. '|', 1, true)
-    if at then same = '1' end
+    -- a whole token: found, and bounded by '|' or the record's ends (no string is built)
+    local fp = fps[i]
+    local at = string.find(v, fp, 1, true)
+    while at do
+      local stop = at + #fp
+      if (at == 1 or string.byte(v, at - 1) == 124) and (stop > #v or string.byte(v, stop) == 124) then
+        same = '1'
+        break
+      end
+      at = string.find(v, fp, at + 1, true)
+    end
   end
   out[i] = same
 end
