@@ -15,6 +15,7 @@ from fnmatch import fnmatchcase
 import orjson
 
 from model.events import Event
+from model.operational import about_destination
 from model.routes import Route, RouteMatch
 
 __all__ = ["RouteTable", "Selection", "matches", "route_key", "route_keys", "select"]
@@ -92,10 +93,13 @@ def matches(match: RouteMatch, event: Event) -> bool:
 
 def select(event: Event, routes: Sequence[Route], keys: Sequence[str] | None = None) -> list[Selection]:
     """Every destination of every matching route, each once, in route order. `keys` are
-    `route_keys(routes)`, for a caller that computed them once."""
+    `route_keys(routes)`, for a caller that computed them once. An operational event about a
+    destination is never selected for it (a failing destination is not told of its failures)."""
     chosen: dict[str, Selection] = {}
+    about = about_destination(event.type, event.data)
     for key, route in zip(route_keys(routes) if keys is None else keys, routes, strict=True):
         if matches(route.match, event):
             for dest in route.to:
-                chosen.setdefault(dest, Selection(dest, key))
+                if dest != about:
+                    chosen.setdefault(dest, Selection(dest, key))
     return list(chosen.values())

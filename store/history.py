@@ -14,7 +14,10 @@ from model.resources import Snapshot
 from store import snapshot_codec
 from store.records import CorruptRecord
 
-__all__ = ["history_entry", "pack_snapshot", "read_history_entry", "unpack_snapshot"]
+__all__ = ["NOTE_KINDS", "history_entry", "note_entry", "pack_snapshot", "read_history_entry", "unpack_snapshot"]
+
+NOTE_KINDS = ("silenced", "acknowledged", "reminder", "replayed")
+"""What a timeline note records besides the resource's events (`note_entry`)."""
 
 
 def pack_snapshot(canonical_bytes: bytes) -> bytes:
@@ -50,16 +53,26 @@ def history_entry(rkey: str, event: Event) -> bytes:
     return orjson.dumps([event.seq, at, event.type, event.severity.value, event.summary, event.id])
 
 
+def note_entry(kind: str, at: float, summary: str, *, seq: int, event_id: str, data: dict[str, Any]) -> bytes:
+    """A timeline entry that is not an event of its own: something done to or about one (an
+    event muted by a silence, an acknowledgement, a reminder sent). Same array as an event's
+    entry, with `kind` as its type, severity "info", and `data` as a seventh element; `seq`
+    and `event_id` are those of the event it is about (0 and "" for none)."""
+    if kind not in NOTE_KINDS:
+        raise ValueError(f"not a timeline note kind: {kind!r}")
+    return orjson.dumps([seq, int(at), kind, "info", summary, event_id, data])
+
+
 def read_history_entry(raw: bytes | str, rkey: str) -> dict[str, Any]:
     """A timeline entry of `rkey` as readers see it: id, type, seq, at (ISO), severity,
-    summary. Raises ValueError or TypeError for anything but an entry `history_entry`
+    summary, and for a note its `note` data. Raises ValueError or TypeError for anything but an entry `history_entry`
     wrote (entries written before ids named the change have no id: it is derived as it
     was derived then)."""
     item = orjson.loads(raw)
     if not isinstance(item, list):
         raise TypeError("a timeline entry is an array")
     seq, at, event_type, severity, summary, *rest = item
-    return {
+    entry = {
         "id": rest[0] if rest else event_id(rkey, seq, event_type),
         "type": event_type,
         "seq": seq,
@@ -67,3 +80,6 @@ def read_history_entry(raw: bytes | str, rkey: str) -> dict[str, Any]:
         "severity": severity,
         "summary": summary,
     }
+    if len(rest) > 1 and isinstance(rest[1], dict):  # a note (`note_entry`): what it says
+        entry["note"] = rest[1]
+    return entry

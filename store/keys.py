@@ -96,3 +96,11 @@ DIGEST_CLAIMED = DIGEST_PREFIX + "claimed"  # ZSET window member -> when it was 
 DIGEST_OPEN = DIGEST_PREFIX + "l:"          # LIST per open window: event JSONs
 DIGEST_TAKEN = DIGEST_PREFIX + "c:"         # LIST per claimed window
 DIGEST_FLUSHED = DIGEST_PREFIX + "f:"       # marker: this window is closed, late events go to the next
+
+OPERATIONAL_SEQ = PREFIX + "op:seq"          # HASH subject key -> its operational events' last seq
+OPERATIONAL_CONDITIONS = PREFIX + "op:cond"  # HASH "condition|subject key" -> JSON of when it began
+
+
+def operational_throttle(event_type: str, subject_key: str) -> str:
+    """STRING with a TTL: an operational event of this type and subject was sent within its throttle."""
+    return f"{PREFIX}op:thr:{event_type}:{subject_key}"

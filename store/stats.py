@@ -17,6 +17,8 @@ Field names (`field_*` below spell them; `parse_stats` is their only reader):
     lat:{histogram}:{label}:{i}        observations in bucket i (i = len(buckets): +Inf)
     lat:{histogram}:{label}:sum_us     sum of the observations, microseconds
     corrupt_records                    stored records that could not be read
+    silenced:{destination}             events muted by a silence or a window, per destination
+    reminders:{destination}            reminder events sent, per destination
 
 Recording is cheap on purpose: a poll batch gathers its counts in memory and they go out
 with the batch's single HINCRBY pipeline. Pure.
@@ -92,6 +94,13 @@ class StatsRecorder:
     def corrupt(self, n: int = 1) -> None:
         self.counts[CORRUPT_RECORDS] += n
 
+    def silenced(self, destination: str, n: int = 1) -> None:
+        """Events muted for `destination` (a silence or a maintenance window), not delivered there."""
+        self.counts[f"silenced:{destination}"] += n
+
+    def reminder(self, destination: str, n: int = 1) -> None:
+        self.counts[f"reminders:{destination}"] += n
+
     def merge(self, other: StatsRecorder) -> None:
         self.counts.update(other.counts)
 
@@ -120,6 +129,8 @@ class Stats:
     deliveries_by_destination: dict[tuple[str, str], int] = field(default_factory=dict)  # (destination, outcome)
     histograms: dict[str, dict[str, HistogramCounts]] = field(default_factory=dict)      # histogram -> label -> counts
     corrupt_records: int = 0
+    silenced: dict[str, int] = field(default_factory=dict)    # destination
+    reminders: dict[str, int] = field(default_factory=dict)   # destination
     unknown: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -147,6 +158,10 @@ def parse_stats(counters: Mapping[str, int]) -> Stats:
             stats.deliveries[name.removeprefix("deliveries_")] = n  # type: ignore[index]
         elif kind == "lat" and _histogram_field(rest, n, stats, sums):
             pass
+        elif kind == "silenced" and rest:
+            stats.silenced[rest] = n
+        elif kind == "reminders" and rest:
+            stats.reminders[rest] = n
         elif name == CORRUPT_RECORDS:
             object.__setattr__(stats, "corrupt_records", n)
         else:

@@ -74,7 +74,15 @@ def families(counters: Mapping[str, int], gauges: Gauges) -> list[Metric]:
     corrupt = CounterMetricFamily("statehook_corrupt_records",
                                   "Stored records that could not be read (logged with their key and skipped)",
                                   value=stats.corrupt_records)
-    out: list[Metric] = [polls, events, deliveries, corrupt]
+    silenced = CounterMetricFamily("statehook_silenced", "Events muted by a silence or a maintenance window",
+                                   labels=["destination"])
+    for destination, n in sorted(stats.silenced.items()):
+        silenced.add_metric([destination], n)
+    reminders = CounterMetricFamily("statehook_reminders", "Reminder events sent while a critical state lasts",
+                                    labels=["destination"])
+    for destination, n in sorted(stats.reminders.items()):
+        reminders.add_metric([destination], n)
+    out: list[Metric] = [polls, events, deliveries, corrupt, silenced, reminders]
     for histogram, (metric, label, buckets, helptext) in HISTOGRAMS.items():
         out.append(_histogram(metric, label, helptext, buckets, stats.histograms[histogram]))
     for attr, metric, helptext in (
