@@ -48,3 +48,7 @@ class Route(BaseModel):
     template: Templates | None = Field(
         default=None, description="template overrides for this route's deliveries (a string is the body)"
     )
+    repeat_every: Duration | None = Field(
+        default=None, description="while a resource stays in the state that raised a critical event, "
+        "remind its destinations at this period (until the state changes or it is acknowledged)"
+    )

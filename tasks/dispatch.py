@@ -16,15 +16,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from core.route import RouteTable
-from model.events import Event
+from core.route import RouteTable, Selection
+from model.events import Event, Severity
 from model.routes import Route
 from store.digests import DigestBuffer
 from store.outbox import Outbox, OutboxEntry, is_missing_group
 from store.unavailable import is_redis_down
 from tasks.enqueue import DeliveryQueue
 
-__all__ = ["Dispatcher", "OutageWatch"]
+__all__ = ["Dispatcher", "OutageWatch", "ReminderHooks", "is_reminder", "wants_seen"]
 
 log = logging.getLogger("statehook.dispatch")
 
@@ -36,6 +36,25 @@ class OutageWatch(Protocol):
     def ok(self) -> None: ...
     def backoff(self) -> float: ...
     async def wait_up(self, timeout: float | None = None) -> bool: ...
+
+
+class ReminderHooks(Protocol):
+    """What the dispatcher tells the reminders of (helper B's store): `seen` for every event
+    that says where a resource is now (a state change, a `.gone`), so that a reminder of an
+    older state is disarmed; `arm` for each critical event delivered through a route with
+    `repeat_every`, once per destination."""
+
+    async def arm(self, event: Event, route: str, destination: str, period: float, now: float) -> None: ...
+    async def seen(self, event: Event) -> None: ...
+
+
+def wants_seen(event: Event) -> bool:
+    """An event that tells a resource's current state (the reminders compare with it)."""
+    return event.target_state is not None or event.type.endswith(".gone")
+
+
+def is_reminder(event: Event) -> bool:
+    return "reminder" in event.data
 
 
 class Dispatcher:
@@ -52,8 +71,10 @@ class Dispatcher:
         batch: int = 200,
         clock: Callable[[], float] = time.time,
         outage: OutageWatch | None = None,
+        reminders: ReminderHooks | None = None,
     ) -> None:
-        """`outage`: told of Redis failures (None: logged here)."""
+        """`outage`: told of Redis failures (None: logged here); `reminders`: told of state
+        changes and critical deliveries (None: no reminders)."""
         self.outbox = outbox
         self.digests = digests
         self.queue = queue
@@ -67,6 +88,7 @@ class Dispatcher:
         self.dispatched = 0
         self.clock = clock
         self.outage = outage
+        self.reminders = reminders
 
     async def ensure_group(self) -> None:
         await self.outbox.ensure_group()
@@ -156,17 +178,11 @@ class Dispatcher:
                             entry.entry_id, type(exc).__name__)
                 poisoned += 1
                 continue
+            if self.reminders is not None and wants_seen(event):
+                await self.reminders.seen(event)
             for sel in selected:
-                if sel.destination not in self.destinations:
-                    continue
-                route = self.routes[sel.route]
-                if route.throttle and not await self.outbox.first_in_window(
-                        sel.route, event.rkey, event.type, event.id, route.throttle):
-                    continue
-                if route.digest:
-                    await self.digests.add(sel.route, sel.destination, entry.event, route.digest, now)
-                    continue
-                batches.setdefault(sel.destination, []).append((event.id, entry.event))
+                if await self._route(event, entry.event, sel, now):
+                    batches.setdefault(sel.destination, []).append((event.id, entry.event))
         for destination, items in batches.items():
             await self.queue.deliver_events([eid for eid, _ in items], [raw for _, raw in items], destination)
         if ids:
@@ -175,6 +191,25 @@ class Dispatcher:
         if poisoned:
             await self.outbox.count_corrupt(poisoned)
         return len(ids)
+
+    async def _route(self, event: Event, raw: bytes, sel: Selection, now: float) -> bool:
+        """Whether `event` goes to `sel.destination` in this read's batch; a throttled
+        repeat does not, a digest route's event is filed under its window instead."""
+        if sel.destination not in self.destinations:
+            return False
+        route = self.routes[sel.route]
+        if route.repeat_every is None and is_reminder(event):
+            return False  # a reminder goes only where a route asked for reminders
+        if route.throttle and not await self.outbox.first_in_window(
+                sel.route, event.rkey, event.type, event.id, route.throttle):
+            return False
+        if route.digest:
+            await self.digests.add(sel.route, sel.destination, raw, route.digest, now)
+            return False
+        if (self.reminders is not None and route.repeat_every is not None
+                and event.severity is Severity.CRITICAL and not is_reminder(event)):
+            await self.reminders.arm(event, sel.route, sel.destination, route.repeat_every, now)
+        return True
 
     async def forget_dead_consumers(self) -> int:
         """Remove the group's consumers that hold nothing and were idle for ten minutes

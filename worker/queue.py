@@ -45,7 +45,7 @@ from arq.worker import Worker
 from model.routes import Route
 from store.digests import DigestBuffer
 from store.outbox import Outbox
-from tasks.dispatch import Dispatcher, OutageWatch
+from tasks.dispatch import Dispatcher, OutageWatch, ReminderHooks
 
 __all__ = [
     "ARQ_VERSION",
@@ -192,12 +192,12 @@ class ArqQueue:
 
 def dispatcher_for(redis: ArqRedis, routes: Sequence[Route], consumer: str, *, enabled_destinations: set[str],
                    reclaim_idle: float = 30.0, clock: Callable[[], float] = time.time,
-                   outage: OutageWatch | None = None) -> Dispatcher:
+                   outage: OutageWatch | None = None, reminders: ReminderHooks | None = None) -> Dispatcher:
     """The dispatcher of one worker (`consumer`): the outbox and digest windows of `redis`,
     handing events on as jobs of this queue."""
     return Dispatcher(Outbox(redis), DigestBuffer(redis), ArqQueue(redis), routes, consumer,
                       enabled_destinations=enabled_destinations, reclaim_idle=reclaim_idle, clock=clock,
-                      outage=outage)
+                      outage=outage, reminders=reminders)
 
 
 # -- the bulk enqueue --------------------------------------------------------------------------
