@@ -104,3 +104,14 @@ OPERATIONAL_CONDITIONS = PREFIX + "op:cond"  # HASH "condition|subject key" -> J
 def operational_throttle(event_type: str, subject_key: str) -> str:
     """STRING with a TTL: an operational event of this type and subject was sent within its throttle."""
     return f"{PREFIX}op:thr:{event_type}:{subject_key}"
+
+
+SILENCES = PREFIX + "silences"                 # HASH silence id -> silence JSON (store/silences.py)
+SILENCES_VERSION = PREFIX + "silences:version"  # STRING counter, raised by every change of a silence
+RECENT = PREFIX + "recent"                     # STREAM of routed events' facts, 24 h (store/recent.py)
+WINDOW_PREFIX = PREFIX + "window:"
+WINDOW_DUE = WINDOW_PREFIX + "due"          # ZSET held member -> end of the muting (ms) (store/window_hold.py)
+WINDOW_CLAIMED = WINDOW_PREFIX + "claimed"  # ZSET held member -> when it was claimed (ms)
+WINDOW_OPEN = WINDOW_PREFIX + "l:"          # LIST per held member: the muted events' JSON
+WINDOW_TAKEN = WINDOW_PREFIX + "c:"         # LIST per claimed member
+WINDOW_FLUSHED = WINDOW_PREFIX + "f:"       # marker: this muting has ended and was summarised
