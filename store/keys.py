@@ -115,3 +115,22 @@ WINDOW_CLAIMED = WINDOW_PREFIX + "claimed"  # ZSET held member -> when it was cl
 WINDOW_OPEN = WINDOW_PREFIX + "l:"          # LIST per held member: the muted events' JSON
 WINDOW_TAKEN = WINDOW_PREFIX + "c:"         # LIST per claimed member
 WINDOW_FLUSHED = WINDOW_PREFIX + "f:"       # marker: this muting has ended and was summarised
+
+CIRCUIT_PREFIX = PREFIX + "circ:"
+CIRCUITS_OPEN = CIRCUIT_PREFIX + "open"  # SET destinations whose circuit is open or flushing (store/circuit.py)
+CIRCUIT_SEQ = CIRCUIT_PREFIX + "seq"     # STRING counter: the arrival order of held deliveries
+
+
+def circuit(destination: str) -> str:
+    """STRING: a destination's circuit record (core/circuit.py's JSON); absent: closed and clean."""
+    return f"{CIRCUIT_PREFIX}s:{destination}"
+
+
+def circuit_held(destination: str) -> str:
+    """ZSET: event ids held while the destination's circuit is not closed, scored by arrival."""
+    return f"{CIRCUIT_PREFIX}h:{destination}"
+
+
+def circuit_entries(destination: str) -> str:
+    """HASH: event id -> a held delivery (attempts made, when held, the event JSON)."""
+    return f"{CIRCUIT_PREFIX}e:{destination}"
