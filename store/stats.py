@@ -19,6 +19,7 @@ Field names (`field_*` below spell them; `parse_stats` is their only reader):
     corrupt_records                    stored records that could not be read
     silenced:{destination}             events muted by a silence or a window, per destination
     reminders:{destination}            reminder events sent, per destination
+    held:{destination}                 deliveries held while the destination's circuit was not closed
 
 Recording is cheap on purpose: a poll batch gathers its counts in memory and they go out
 with the batch's single HINCRBY pipeline. Pure.
@@ -101,6 +102,10 @@ class StatsRecorder:
     def reminder(self, destination: str, n: int = 1) -> None:
         self.counts[f"reminders:{destination}"] += n
 
+    def held(self, destination: str, n: int = 1) -> None:
+        """Deliveries held for `destination` while its circuit was open or flushing (core/circuit.py)."""
+        self.counts[f"held:{destination}"] += n
+
     def merge(self, other: StatsRecorder) -> None:
         self.counts.update(other.counts)
 
@@ -131,6 +136,7 @@ class Stats:
     corrupt_records: int = 0
     silenced: dict[str, int] = field(default_factory=dict)    # destination
     reminders: dict[str, int] = field(default_factory=dict)   # destination
+    held: dict[str, int] = field(default_factory=dict)        # destination
     unknown: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -162,6 +168,8 @@ def parse_stats(counters: Mapping[str, int]) -> Stats:
             stats.silenced[rest] = n
         elif kind == "reminders" and rest:
             stats.reminders[rest] = n
+        elif kind == "held" and rest:
+            stats.held[rest] = n
         elif name == CORRUPT_RECORDS:
             object.__setattr__(stats, "corrupt_records", n)
         else:

@@ -82,7 +82,12 @@ def families(counters: Mapping[str, int], gauges: Gauges) -> list[Metric]:
                                     labels=["destination"])
     for destination, n in sorted(stats.reminders.items()):
         reminders.add_metric([destination], n)
-    out: list[Metric] = [polls, events, deliveries, corrupt, silenced, reminders]
+    held = CounterMetricFamily("statehook_deliveries_held",
+                               "Deliveries held while their destination's circuit was open or flushing",
+                               labels=["destination"])
+    for destination, n in sorted(stats.held.items()):
+        held.add_metric([destination], n)
+    out: list[Metric] = [polls, events, deliveries, corrupt, silenced, reminders, held]
     for histogram, (metric, label, buckets, helptext) in HISTOGRAMS.items():
         out.append(_histogram(metric, label, helptext, buckets, stats.histograms[histogram]))
     for attr, metric, helptext in (
