@@ -252,6 +252,7 @@ def _routes(
 ) -> list[Route]:
     routes = []
     named: dict[str, int] = {}
+    intervals = _interval_names(settings, locator, problems)
     for i, route in enumerate(settings.routes):
         if route.name is not None:
             if route.name in named:
@@ -270,8 +271,34 @@ def _routes(
             for p in route.match.provider:
                 if p not in providers.REGISTRY:
                     problems.append(locator.line(("routes", i, "match", "provider"), f"unknown provider {p!r}"))
+        problems.extend(_window_problems(route, i, intervals, locator))
         routes.append(route.model_copy(update={"to": targets}))
     return routes
+
+
+def _interval_names(settings: Settings, locator: Locator, problems: list[str]) -> set[str]:
+    """The names of `[[time_intervals]]`; a name given twice is a problem."""
+    names: dict[str, int] = {}
+    for i, interval in enumerate(settings.time_intervals):
+        if interval.name in names:
+            first = locator.file_line(("time_intervals", names[interval.name]))
+            problems.append(locator.line(("time_intervals", i, "name"), f"time_intervals.{names[interval.name]}"
+                                         f"{f' (line {first})' if first else ''} has this name too: one each"))
+        names.setdefault(interval.name, i)
+    return set(names)
+
+
+def _window_problems(route: Route, i: int, intervals: set[str], locator: Locator) -> list[str]:
+    """A route's `mute_during` and `active_during` name time intervals that exist."""
+    out = []
+    label = f"route {route.name!r}" if route.name else f"routes.{i}"
+    for field_name in ("mute_during", "active_during"):
+        for j, name in enumerate(getattr(route, field_name) or ()):
+            if name not in intervals:
+                known = f"known: {', '.join(sorted(intervals))}" if intervals else "there are no [[time_intervals]]"
+                out.append(locator.line(("routes", i, field_name, j),
+                                        f"{label}: unknown time interval {name!r} ({known})"))
+    return out
 
 
 def _validate(

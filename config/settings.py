@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,11 +18,12 @@ from pydantic_settings import (
 
 from config.schema import WatchSpec
 from model.routes import Route
-from model.values import Duration, TuningDuration
+from model.time_intervals import NamedTimeInterval
+from model.values import Duration, TuningDuration, check_duration, parse_duration
 from store.redis_url import redis_url_problem
 
-__all__ = ["ENV_FILE", "ENV_PREFIX", "ApiSettings", "Settings", "WorkerTuning", "environment_variables",
-           "sentry_dsn_problem", "settings_class_for"]
+__all__ = ["ENV_FILE", "ENV_PREFIX", "ApiSettings", "Settings", "SilenceSettings", "WorkerTuning",
+           "environment_variables", "sentry_dsn_problem", "settings_class_for"]
 
 ENV_PREFIX = "STATEHOOK_"
 ENV_FILE = ".env"
@@ -71,6 +72,17 @@ class ApiSettings(BaseModel):
     hook_tokens: dict[str, SecretStr] = Field(default_factory=dict, description="per provider, inbound hooks")
 
 
+def _silence_max(value: float) -> float:
+    return check_duration(value, 60.0, 366 * 86400.0)
+
+
+class SilenceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_duration: Annotated[float, BeforeValidator(parse_duration), AfterValidator(_silence_max)] = Field(
+        default=30 * 86400.0, description="the longest a silence may last (from 1m to 366d)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -95,6 +107,8 @@ class Settings(BaseSettings):
     watches: list[WatchSpec] = Field(default_factory=list)
     destinations: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
+    time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
+    silences: SilenceSettings = Field(default_factory=SilenceSettings)
 
     @field_validator("redis_url")
     @classmethod

@@ -1,9 +1,9 @@
 """A route of the config file: which events (`RouteMatch`) go to which destinations, with
-its throttle, digest window and template overrides."""
+its throttle, digest window, maintenance windows, reminders and template overrides."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -48,6 +48,14 @@ class Route(BaseModel):
     template: Templates | None = Field(
         default=None, description="template overrides for this route's deliveries (a string is the body)"
     )
+    mute_during: list[str] | None = Field(
+        default=None, description="names of time intervals ([[time_intervals]]) during which nothing is sent; "
+        "what was muted is summarised when they end (after_window)")
+    active_during: list[str] | None = Field(
+        default=None, description="names of time intervals outside which nothing is sent (summarised when one begins)")
+    after_window: Literal["summary", "drop"] = Field(
+        default="summary", description="when a window's muting ends: one summary of what it muted per destination, "
+        "or nothing")
     repeat_every: Duration | None = Field(
         default=None, description="while a resource stays in the state that raised a critical event, "
         "remind its destinations at this period (until the state changes or it is acknowledged)"
