@@ -8,9 +8,11 @@ value) and how to count the poll. The poller then writes every answer in one rou
 The cases, as the poller has them:
 - a fetched body whose fingerprint matches the one recorded, with the terminal flag known:
   unchanged without a parse (`unchanged_body`);
-- the same snapshot digest: `Unchanged`, recording a new fingerprint or terminal flag;
+- the same snapshot digest: `Unchanged`, recording a new fingerprint or terminal flag, or
+  `Stalled` when it has been in its state past its stall time (core/stall.py);
 - a new digest: `Changed` (events from the provider's classify), or a baseline when
   there is no state or no stored snapshot (a `discovered` event if the watch asks);
+  a change of state starts a new entry into it (and re-arms the stall);
 - NotFound of a resource seen before: `Gone`, and polling stops;
 - a failure: `RateLimited` (the provider pauses), `Unauthorized` (the provider is
   unhealthy) or `Failed` (this resource backs off).
@@ -19,15 +21,17 @@ The cases, as the poller has them:
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
 from core.backoff import poll_backoff
 from core.diff import diff
-from core.due import KEEP_DUE, STOP_POLLING, Due, DueAt, StopPolling, due_or_stop
+from core.due import KEEP_DUE, STOP_POLLING, Due, DueAt, StopPolling
 from core.events import build_events, change_of
 from core.fingerprint import canonical, digest
 from core.schedule import Pacing, next_poll_at
+from core.stall import Stall, cap_due, fire, is_due, recorded, stall_after, track
 from core.state import ResourceState
 from model import errors
 from model.errors import ProviderError
@@ -36,19 +40,29 @@ from model.resources import ResourceInfo, ResourceRef, Snapshot
 
 __all__ = [
     "Batch", "Changed", "Decision", "Failed", "Failure", "Fetched", "Gone", "Observed", "Parsed", "RateLimited",
-    "Spec", "Unauthorized", "Unchanged", "Watch", "decide", "needs_old_snapshot", "observe", "unchanged_body",
+    "Settings", "Spec", "Stalled", "Unauthorized", "Unchanged", "Watch", "decide", "needs_old_snapshot", "observe",
+    "unchanged_body",
 ]
+
+
+class Settings(Pacing, Protocol):
+    """A provider's settings, as the decision reads them: its pacing and its stall times."""
+
+    @property
+    def stall_after(self) -> Mapping[str, float]: ...
 
 
 class Spec(Protocol):
     """What the decision asks of a provider (providers.base.Provider has these)."""
 
     @property
-    def settings(self) -> Pacing: ...
+    def settings(self) -> Settings: ...
     def describe(self, ref: ResourceRef, snapshot: Snapshot) -> ResourceInfo: ...
     def classify(self, ref: ResourceRef, old: Snapshot, new: Snapshot, changes: list[Change]) -> list[EventDraft]: ...
     def discovered(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft: ...
     def gone(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft: ...
+    def stalled(self, ref: ResourceRef, snapshot: Snapshot, *, state: str, since: float,
+                seconds: float) -> EventDraft: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +86,8 @@ class Watch:
     """False for an item of a scan: its due time is the scan's, and is left alone"""
     failures: int = 0
     """consecutive failed polls before this one"""
+    stall_after: Mapping[str, float] | None = None
+    """the watch's own stall times by state (`*`: any), before the provider's"""
 
 
 # ---- what a poll saw ----------------------------------------------------------------------
@@ -143,6 +159,15 @@ class Changed:
 
 
 @dataclass(frozen=True, slots=True)
+class Stalled:
+    """Unchanged, and in its state past its stall time: one `*.stalled` event."""
+
+    record: ResourceState
+    events: list[Event]
+    due: Due
+
+
+@dataclass(frozen=True, slots=True)
 class Gone:
     record: ResourceState
     canonical: bytes
@@ -171,19 +196,22 @@ class Failed:
     reason: str
 
 
-Decision = Unchanged | Changed | Gone | RateLimited | Unauthorized | Failed
+Decision = Unchanged | Stalled | Changed | Gone | RateLimited | Unauthorized | Failed
 
 
 def unchanged_body(state: ResourceState | None, fingerprint: str, watch: Watch, pacing: Pacing,
                    now: float) -> DueAt | None:
     """The next due time of a resource whose fetched body has the fingerprint of its last
     poll: unchanged without a parse. None when that cannot be decided without one (no
-    fingerprint or terminal flag recorded yet, a different body, or polling should stop)."""
+    fingerprint, terminal flag or stall tracking recorded yet, a different body, a stall
+    that is due, or polling should stop)."""
     if state is None or state.terminal is None or not fingerprint or state.preview != fingerprint:
+        return None
+    if state.entered_at is None or (state.stall_at is not None and now >= state.stall_at):
         return None
     at = next_poll_at(now, interval=watch.interval, terminal=state.terminal, changed_at=state.changed_at,
                       settings=pacing)
-    return None if at is None else DueAt(at)
+    return None if at is None else DueAt(cap_due(at, state.stall_at))
 
 
 def decide(state: ResourceState | None, observed: Observed, watch: Watch, batch: Batch) -> Decision:
@@ -195,18 +223,20 @@ def decide(state: ResourceState | None, observed: Observed, watch: Watch, batch:
     return _changed(state, observed, watch, batch)
 
 
-def _unchanged(state: ResourceState, seen: Parsed, watch: Watch, batch: Batch) -> Unchanged:
-    info = batch.spec.describe(seen.ref, seen.snapshot) if watch.scheduled else None
-    terminal = info.terminal if info is not None else state.terminal
-    record = None
-    if seen.preview and (seen.preview != state.preview or terminal != state.terminal):
-        # remember the fingerprint, so that the next look needs no fetch or no parse
-        record = replace(state, preview=seen.preview, terminal=terminal)
-    if info is None:
-        return Unchanged(KEEP_DUE, record)
-    at = next_poll_at(batch.now, interval=watch.interval, terminal=info.terminal, changed_at=state.changed_at,
-                      settings=batch.spec.settings)
-    return Unchanged(due_or_stop(at), record)
+def _unchanged(state: ResourceState, seen: Parsed, watch: Watch, batch: Batch) -> Unchanged | Stalled:
+    spec, now = batch.spec, batch.now
+    info = spec.describe(seen.ref, seen.snapshot)
+    terminal = info.terminal if watch.scheduled else state.terminal
+    stall = track(state, same_state=True, now=now, threshold=_threshold(info, watch, spec))
+    drafts, stall = _stall_drafts(stall, seen, info, batch)
+    # remember the fingerprint, so that the next look needs no fetch or no parse
+    new = recorded(replace(state, preview=seen.preview, terminal=terminal) if seen.preview else state, stall)
+    due = _due(watch, spec, now, info.terminal, state.changed_at, stall)
+    if drafts:
+        events = build_events(seen.ref, info, drafts, base_seq=state.seq, now=now, snapshot=seen.snapshot,
+                              change=change_of(batch.epoch, state.digest, seen.digest))
+        return Stalled(replace(new, seq=state.seq + len(events)), events, due)
+    return Unchanged(due, None if new == state else new)
 
 
 def _changed(state: ResourceState | None, seen: Parsed, watch: Watch, batch: Batch) -> Changed:
@@ -215,18 +245,40 @@ def _changed(state: ResourceState | None, seen: Parsed, watch: Watch, batch: Bat
     baseline = state is None or seen.old is None
     if state is None or seen.old is None:
         drafts = [spec.discovered(seen.ref, seen.snapshot)] if watch.discovered else []
+        same_state = False
     else:
         drafts = spec.classify(seen.ref, seen.old, seen.snapshot, diff(seen.old, seen.snapshot))
+        same_state = spec.describe(seen.ref, seen.old).state == info.state
+    stall = track(state, same_state=same_state, now=now, threshold=_threshold(info, watch, spec))
+    more, stall = _stall_drafts(stall, seen, info, batch)
     base_seq = state.seq if state else 0
     change = change_of(batch.epoch, state.digest if state else "", seen.digest)
-    events = build_events(seen.ref, info, drafts, base_seq=base_seq, now=now, snapshot=seen.snapshot, change=change)
-    record = ResourceState(seen.digest, base_seq + len(events), now, seen.preview,
-                           info.terminal if watch.scheduled and seen.preview else None)
-    due: Due = KEEP_DUE
-    if watch.scheduled:
-        due = due_or_stop(next_poll_at(now, interval=watch.interval, terminal=info.terminal, changed_at=now,
-                                       settings=spec.settings))
-    return Changed(record, events, due, baseline)
+    events = build_events(seen.ref, info, drafts + more, base_seq=base_seq, now=now, snapshot=seen.snapshot,
+                          change=change)
+    record = recorded(ResourceState(seen.digest, base_seq + len(events), now, seen.preview,
+                                    info.terminal if watch.scheduled and seen.preview else None), stall)
+    return Changed(record, events, _due(watch, spec, now, info.terminal, now, stall), baseline)
+
+
+def _threshold(info: ResourceInfo, watch: Watch, spec: Spec) -> float | None:
+    return stall_after(info.state, terminal=info.terminal, watch=watch.stall_after, provider=spec.settings.stall_after)
+
+
+def _stall_drafts(stall: Stall, seen: Parsed, info: ResourceInfo, batch: Batch) -> tuple[list[EventDraft], Stall]:
+    """The stalled event when the stall is due (and the tracking with it fired), else none."""
+    if not is_due(stall, batch.now):
+        return [], stall
+    draft = batch.spec.stalled(seen.ref, seen.snapshot, state=str(info.state), since=stall.entered_at,
+                               seconds=batch.now - stall.entered_at)
+    return [draft], fire(stall)
+
+
+def _due(watch: Watch, spec: Spec, now: float, terminal: bool, changed_at: float, stall: Stall) -> Due:
+    """The next due time (no later than the stall moment); a scan item's is the scan's."""
+    if not watch.scheduled:
+        return KEEP_DUE
+    at = next_poll_at(now, interval=watch.interval, terminal=terminal, changed_at=changed_at, settings=spec.settings)
+    return STOP_POLLING if at is None else DueAt(cap_due(at, stall.stall_at))
 
 
 _FAILURES: dict[type[ProviderError], Failure] = {

@@ -18,6 +18,10 @@ class Pacing(Protocol):
     def terminal_interval(self) -> float: ...
     @property
     def terminal_tail(self) -> float: ...
+    @property
+    def terminal_late_interval(self) -> float: ...
+    @property
+    def terminal_late_tail(self) -> float: ...
 
 IDLE_AFTER_INTERVALS = 10
 """A resource with no change for this many active intervals counts as idle."""
@@ -35,11 +39,16 @@ def next_poll_at(
 
     Active resources poll at the watch's interval (or the provider's `interval_active`);
     after `IDLE_AFTER_INTERVALS` intervals without change, at `interval_idle` if set. A
-    terminal resource keeps a slow poll (`terminal_interval`) for `terminal_tail`
-    seconds after it became terminal (Rev's Complete can be re-opened), then stops."""
+    terminal resource is not finished for good (an order can move back out of Failed, Rev's
+    Complete can be re-opened): it keeps a slow poll, every `terminal_interval` for
+    `terminal_tail` seconds after its last change, then every `terminal_late_interval`
+    until `terminal_late_tail` seconds after it, then stops."""
     if terminal:
-        if now - changed_at < settings.terminal_tail:
+        age = now - changed_at
+        if age < settings.terminal_tail:
             return now + settings.terminal_interval
+        if age < settings.terminal_late_tail:
+            return now + settings.terminal_late_interval
         return None
     active = settings.interval_active or interval
     if settings.interval_idle and now - changed_at > IDLE_AFTER_INTERVALS * active:

@@ -24,3 +24,17 @@ class ResourceState:
     terminal: bool | None = None
     """whether the snapshot is in a terminal state, when a poll recorded it: lets a poll
     whose body fingerprint matches reschedule without parsing"""
+    entered_at: float | None = None
+    """when the resource entered its current state (unix seconds, to the second); None in a
+    record written before stalls were tracked (read as `changed_at`, and tracked from the
+    next parse: core/stall.py)"""
+    stall_at: float | None = None
+    """when the resource counts as stalled if it is still in that state (armed); None when
+    no stall time applies (terminal, no state, off) or the stall has fired"""
+    stalled: bool = False
+    """the stalled event fired for this entry into the state (a change of state re-arms it)"""
+
+    @property
+    def since(self) -> float:
+        """When the current state was entered, as well as the record knows."""
+        return self.changed_at if self.entered_at is None else self.entered_at

@@ -20,7 +20,7 @@ from model.events import Change, EventDraft, Severity
 from model.resources import ListedItems, ResourceInfo, ResourceRef, ScanItem, ScanPage, Snapshot
 from providers.auth import ClientCredentials
 from providers.base import Provider
-from providers.spec import NonBlank, ProviderSettings, ProviderSpec, ScanFilter
+from providers.spec import DAY, NonBlank, ProviderSpec, ScanFilter, TailedSettings
 
 __all__ = ["ArtistreeProvider", "ArtistreeSettings", "ArtistreeSpec"]
 
@@ -38,13 +38,14 @@ VOLATILE_ANYWHERE = ("asset_preview_url", "layer_url")
 bodies and listed pages before their fingerprints are compared"""
 
 
-class ArtistreeSettings(ProviderSettings):
+class ArtistreeSettings(TailedSettings):
     base_url: str = "https://api.human.prod.artistree.io"
     token_url: str = "https://human-artistree-prod.auth.us-east-1.amazoncognito.com/oauth2/token"
     client_id: str
     client_secret: SecretStr
     scope: str | None = None
     page_size: int = Field(default=1000, ge=1, le=1000)
+    stall_defaults: ClassVar[dict[str, float]] = {"In Progress": 2 * DAY, "*": 7 * DAY}
 
 
 class ArtistreeScan(ScanFilter):

@@ -148,6 +148,9 @@ class Provider(ABC):
     def gone(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft:
         return self.spec.gone(ref, snapshot)
 
+    def stalled(self, ref: ResourceRef, snapshot: Snapshot, *, state: str, since: float, seconds: float) -> EventDraft:
+        return self.spec.stalled(ref, snapshot, state=state, since=since, seconds=seconds)
+
     def severity_of_state(self, state: str | None) -> Severity:
         return self.spec.severity_of_state(state)
 

@@ -29,7 +29,7 @@ from model.resources import ResourceInfo, ResourceRef, Snapshot
 from providers.auth import StaticHeader
 from providers.base import Provider
 from providers.shared import progress_bucket
-from providers.spec import ProviderSettings, ProviderSpec
+from providers.spec import DAY, ProviderSpec, TailedSettings
 
 __all__ = [
     "STATES",
@@ -67,7 +67,7 @@ TOP_FIELDS = (
 changes say what moved) and `app_version_id` changes on upgrades, which are not events."""
 
 
-class DeepomaticSettings(ProviderSettings):
+class DeepomaticSettings(TailedSettings):
     """`base_url` is derived from `site` and `region` unless given (the simulator gives it)."""
 
     base_url: str = ""
@@ -76,6 +76,8 @@ class DeepomaticSettings(ProviderSettings):
     api_key: SecretStr
     include_inputs: bool = False
     progress_step: int = Field(default=25, ge=1, le=100)
+    stall_defaults: ClassVar[dict[str, float]] = {IN_PROGRESS: 7 * DAY, COMPLETE: 3 * DAY}
+    """a work order in progress for a week, or complete and not reviewed for three days"""
 
     @model_validator(mode="after")
     def _derive_base_url(self) -> Self:

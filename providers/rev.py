@@ -27,7 +27,7 @@ from model.values import DurationOrOff
 from providers.auth import StaticHeader
 from providers.base import Provider
 from providers.shared import short
-from providers.spec import ProviderSettings, ProviderSpec, ScanFilter
+from providers.spec import DAY, ProviderSpec, ScanFilter, TailedSettings
 
 __all__ = ["RevProvider", "RevSettings", "RevSpec", "is_terminal"]
 
@@ -43,16 +43,19 @@ COMMENT_ORDER = ("timestamp", "by", "text")
 MAX_PAGES = 10_000  # a guard against a list that never ends, far above any real account
 
 
-class RevSettings(ProviderSettings):
+class RevSettings(TailedSettings):
     base_url: str = "https://api.rev.com"
     client_key: SecretStr
     user_key: SecretStr
-    reopen_tail: DurationOrOff = 86400.0
+    reopen_tail: DurationOrOff = DAY
+
+    stall_defaults: ClassVar[dict[str, float]] = {"Transcribing": DAY, "Captioning": DAY, "*": 3 * DAY}
 
     @model_validator(mode="after")
     def _tail_follows_reopen(self) -> RevSettings:
-        """A Complete order can be re-opened: unless `terminal_tail` is set explicitly,
-        keep the slow terminal poll for `reopen_tail` seconds."""
+        """A Complete order can be re-opened for QC: unless `terminal_tail` is set explicitly,
+        it is polled every `terminal_interval` for `reopen_tail` seconds, then every
+        `terminal_late_interval` until `terminal_late_tail`, like any provider's tail."""
         if "terminal_tail" not in self.model_fields_set:
             self.terminal_tail = self.reopen_tail
         return self

@@ -37,7 +37,7 @@ from model.values import Duration
 from providers.auth import PasswordGrant
 from providers.base import Provider
 from providers.shared import count, plural, progress_bucket, short, stable_url, without_signatures
-from providers.spec import NonBlank, ProviderSettings, ProviderSpec, ScanFilter
+from providers.spec import NonBlank, ProviderSpec, ScanFilter, TailedSettings
 
 __all__ = [
     "FAILURE_STATUSES", "SUCCESS_STATUSES", "SartiqProvider", "SartiqSettings", "SartiqSpec", "is_task_terminal",
@@ -56,7 +56,7 @@ NOUNS = {"upload_task": "Upload task", "latest_upload": "Latest upload", "set_de
 Outcome = Literal["success", "failure"]
 
 
-class SartiqSettings(ProviderSettings):
+class SartiqSettings(TailedSettings):
     """The seed names no production host, so `base_url` has no default."""
 
     username: str = Field(min_length=1)
@@ -65,6 +65,7 @@ class SartiqSettings(ProviderSettings):
     token_lifetime: Duration = Field(default=3600.0, description="when the token answer says nothing")
     organization_id: str | None = Field(default=None, description="sent as ?organization_id= on every request")
     page_size: int = Field(default=100, ge=1, le=1000, description="`limit` of a set-design scan page")
+    stall_defaults: ClassVar[dict[str, float]] = {"PENDING": 3600.0, "PROCESSING": 6 * 3600.0}  # a task's
 
 
 # ---- pure helpers: status, progress ---------------------------------------------

@@ -14,19 +14,24 @@ from abc import ABC, abstractmethod
 from typing import Annotated, Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from core.events import utc_iso
+from core.stall import ANY_STATE, human_duration
 from model.errors import MalformedPayload
 from model.events import Change, EventDraft, Severity
 from model.resources import ResourceInfo, ResourceRef, Snapshot
 from model.values import Duration, DurationOrOff
 from transport.http import error_words
 
-__all__ = ["NonBlank", "ProviderSettings", "ProviderSpec", "ScanFilter", "parse_json"]
+__all__ = ["DAY", "NonBlank", "ProviderSettings", "ProviderSpec", "ScanFilter", "TailedSettings", "parse_json"]
+
+DAY = 86400.0
 
 
 class ProviderSettings(BaseModel):
-    """Settings every provider has. Each provider extends this in its own file."""
+    """Settings every provider has. Each provider extends this in its own file, with its own
+    defaults for the terminal tail and the stall times."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -37,7 +42,39 @@ class ProviderSettings(BaseModel):
     interval_active: Duration | None = None
     interval_idle: Duration | None = None
     terminal_tail: DurationOrOff = 0.0
+    """a terminal resource is polled every `terminal_interval` for this long after its last
+    change (0: not at all), then every `terminal_late_interval` until `terminal_late_tail`"""
     terminal_interval: Duration = 3600.0
+    terminal_late_tail: DurationOrOff = 0.0
+    terminal_late_interval: Duration = DAY
+    stall_after: dict[str, DurationOrOff] = Field(default_factory=dict)
+    """seconds a non-terminal resource may stay in one state (by name, `*` for any other)
+    before one `*.stalled` event; 0 is off. A table is merged over `stall_defaults`; one
+    duration applies to every state and replaces them."""
+
+    stall_defaults: ClassVar[dict[str, float]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stall_table(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        given = data.get("stall_after")
+        if given is None:
+            return {**data, "stall_after": dict(cls.stall_defaults)}
+        if isinstance(given, dict):
+            return {**data, "stall_after": {**cls.stall_defaults, **given}}
+        return {**data, "stall_after": {ANY_STATE: given}}
+
+
+class TailedSettings(ProviderSettings):
+    """The default tail of every provider: a terminal resource is looked at every hour for
+    7 days after its last change, then every day until 30 days, so that one moved back out
+    of a terminal state (Artistree's Failed → In Progress, Rev's QC re-open) is an event
+    within the interval of the tail it is in."""
+
+    terminal_tail: DurationOrOff = 7 * DAY
+    terminal_late_tail: DurationOrOff = 30 * DAY
 
 
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -117,6 +154,15 @@ class ProviderSpec(ABC):
             severity=Severity.WARNING,
             summary=f"{self.label(ref, snapshot)} is gone (404)",
             data={"last_state": info.state},
+        )
+
+    def stalled(self, ref: ResourceRef, snapshot: Snapshot, *, state: str, since: float, seconds: float) -> EventDraft:
+        """The resource has been in `state` since `since` (unix seconds), `seconds` long."""
+        return EventDraft(
+            type=f"{self.name}.{ref.kind}.stalled",
+            severity=Severity.WARNING,
+            summary=f"{self.label(ref, snapshot)} has been {state} for {human_duration(seconds)}",
+            data={"state": state, "since": utc_iso(since), "for": int(seconds)},
         )
 
     def severity_of_state(self, state: str | None) -> Severity:

@@ -8,11 +8,18 @@ is added in `core.state.ResourceState`, then here: `encode_state` and `decode_st
 
 Stored form: `digest|seq|changed_at`, then `|preview` when there is one, then `|t` or `|o`
 once a poll recorded whether the resource is terminal (`|preview|t` with an empty
-preview is possible). Every form the current code writes reads back to the same string.
+preview is possible). A record that tracks stalls (core/stall.py) always has all of it and
+two fields more: `digest|seq|changed_at|preview|flag|entered_at|stall`, where the flag may
+be empty and `stall` is `~<when>` (armed), `!` (fired for this entry into the state) or `-`
+(no stall time applies). No other field can hold `~`, `!` or `-` (digests and fingerprints
+are hex, with an `l` in front), so lua/match_listed.lua finds the armed token as `|~`
+without counting fields. A record without these fields (written before) reads with
+`entered_at` None. Every form the current code writes reads back to the same string.
 
 A **watch** (`sh:meta[rkey]`, `WatchMeta`) is JSON holding only what differs from the
 defaults: `{"i":60.0}` for a plain watch; `d` (discovered) only when true, `s` (the scan
-filter) only when there is one, `src` only when it is not "api".
+filter) only when there is one, `src` only when it is not "api", `st` (the watch's stall
+times, seconds by state) only when the watch sets them.
 """
 
 from __future__ import annotations
@@ -48,9 +55,18 @@ _TERMINAL_FLAGS = {"t": True, "o": False}
 
 def encode_state(state: ResourceState) -> str:
     base = f"{state.digest}|{state.seq}|{int(state.changed_at)}"
+    if state.entered_at is not None:
+        flag = "" if state.terminal is None else _TERMINAL[state.terminal]
+        return f"{base}|{state.preview}|{flag}|{int(state.entered_at)}|{_stall_token(state)}"
     if state.terminal is not None:
         return f"{base}|{state.preview}|{_TERMINAL[state.terminal]}"
     return f"{base}|{state.preview}" if state.preview else base
+
+
+def _stall_token(state: ResourceState) -> str:
+    if state.stalled:
+        return "!"
+    return "-" if state.stall_at is None else f"~{int(state.stall_at)}"
 
 
 def decode_state(raw: bytes | str | None, key: str = keys.STATE) -> ResourceState | None:
@@ -61,12 +77,30 @@ def decode_state(raw: bytes | str | None, key: str = keys.STATE) -> ResourceStat
         text = raw.decode() if isinstance(raw, bytes) else raw
         digest, seq, changed_at, *rest = text.split("|")
         terminal = _TERMINAL_FLAGS.get(rest[1]) if len(rest) > 1 else None
-        state = ResourceState(digest, int(seq), float(changed_at), rest[0] if rest else "", terminal)
+        entered_at, stall_at, stalled = _stall_fields(rest[2:])
+        state = ResourceState(digest, int(seq), float(changed_at), rest[0] if rest else "", terminal,
+                              entered_at, stall_at, stalled)
     except (UnicodeDecodeError, ValueError) as exc:
         raise CorruptRecord(key, f"not a state token: {type(exc).__name__}") from None
     if not digest or state.seq < 0 or not math.isfinite(state.changed_at):
         raise CorruptRecord(key, "not a state token")
     return state
+
+
+def _stall_fields(fields: list[str]) -> tuple[float | None, float | None, bool]:
+    """entered_at, stall_at, stalled of a record's last two fields (none: an older record)."""
+    if not fields:
+        return None, None, False
+    entered, token = fields  # ValueError when there are not exactly two
+    if not entered.isdigit():
+        raise ValueError("entered_at")
+    if token == "!":
+        return float(entered), None, True
+    if token == "-":
+        return float(entered), None, False
+    if token[:1] == "~" and token[1:].isdigit():
+        return float(entered), float(token[1:]), False
+    raise ValueError("stall")
 
 
 # ---- a watch ------------------------------------------------------------------------------
@@ -78,6 +112,7 @@ class WatchMeta:
     discovered: bool = False
     scan: dict[str, str] | None = None
     source: str = "api"
+    stall_after: dict[str, float] | None = None
 
     def to_json(self) -> bytes:
         """The stored form (`encode_meta`)."""
@@ -99,6 +134,8 @@ def encode_meta(meta: WatchMeta) -> bytes:
         d["s"] = meta.scan
     if meta.source != "api":
         d["src"] = meta.source
+    if meta.stall_after is not None:
+        d["st"] = meta.stall_after
     return orjson.dumps(d)
 
 
@@ -110,7 +147,7 @@ def decode_meta(raw: bytes | str | None, key: str = keys.META) -> WatchMeta | No
     try:
         d = orjson.loads(raw)
         interval = float(d["i"])
-        discovered, scan, source = d.get("d", True), d.get("s", {}), d.get("src", "")
+        discovered, scan, source, stall = d.get("d", True), d.get("s", {}), d.get("src", ""), d.get("st", {})
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorruptRecord(key, f"not a watch: {type(exc).__name__}") from None
     if not (math.isfinite(interval) and MIN_DURATION <= interval <= MAX_DURATION):
@@ -121,5 +158,13 @@ def decode_meta(raw: bytes | str | None, key: str = keys.META) -> WatchMeta | No
         raise CorruptRecord(key, "not a watch: its scan is not a table of strings")
     if not isinstance(source, str) or source == "api":
         raise CorruptRecord(key, "not a watch: its source is not a string other than the default")
+    if not (isinstance(stall, dict) and all(_stall_seconds(v) for v in stall.values())):
+        raise CorruptRecord(key, "not a watch: its stall times are not a table of durations")
     return WatchMeta(interval=interval, discovered="d" in d, scan=scan if "s" in d else None,
-                     source=source if "src" in d else "api")
+                     source=source if "src" in d else "api",
+                     stall_after={k: float(v) for k, v in stall.items()} if "st" in d else None)
+
+
+def _stall_seconds(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            and 0 <= value <= MAX_DURATION)

@@ -171,19 +171,22 @@ class Store:
         current = await self.epoch()
         return (current, False) if current else await self.ensure_epoch()
 
-    async def listed_unchanged(self, rkeys: Sequence[str], fingerprints: Sequence[str]) -> list[bool]:
+    async def listed_unchanged(self, rkeys: Sequence[str], fingerprints: Sequence[str], *,
+                               now: float | None = None) -> list[bool]:
         """Whether each resource's state holds that listing fingerprint (`core.fingerprint.
-        fingerprint`) as its preview: the cheap check of a scan. Redis compares
+        fingerprint`) as its preview, and no stall needs a look at `now` (one due, or a record
+        that tracks none yet): the cheap check of a scan. Redis compares
         (lua/match_listed.lua): the rkeys and fingerprints go as two
         newline-joined arguments and the answer is one string of 0s and 1s, because packing
         1,000 arguments and parsing 1,000 replies cost the worker more than the rest of the
         comparison (measured: ~3 ms of a page's ~25)."""
         if not rkeys:
             return []
+        now = time.time() if now is None else now
         if any("\n" in k for k in rkeys):  # not seen in an id, but then the plain way
             raw = await self.redis.hmget(keys.STATE, list(rkeys))  # type: ignore[misc]
-            return [_holds_preview(r, fp) for r, fp in zip(raw, fingerprints, strict=True)]
-        flags = await self._listed(keys=[keys.STATE], args=["\n".join(rkeys), "\n".join(fingerprints)])
+            return [_holds_preview(r, fp, now) for r, fp in zip(raw, fingerprints, strict=True)]
+        flags = await self._listed(keys=[keys.STATE], args=["\n".join(rkeys), "\n".join(fingerprints), repr(now)])
         if len(flags) != len(rkeys):  # an empty rkey or fingerprint would shift the answers
             raise ValueError(f"listed_unchanged: {len(flags)} answers for {len(rkeys)} resources")
         return [f == 49 for f in flags]  # b"1"
@@ -254,9 +257,12 @@ class Store:
         return out
 
 
-def _holds_preview(raw: bytes | None, fingerprint: str) -> bool:
+def _holds_preview(raw: bytes | None, fingerprint: str, now: float) -> bool:
+    """lua/match_listed.lua's answer, in Python."""
     try:
         state = decode_state(raw)
     except CorruptRecord:
         return False
-    return state is not None and state.preview == fingerprint
+    if state is None or state.preview != fingerprint or state.entered_at is None:
+        return False
+    return state.stall_at is None or state.stall_at > now

@@ -57,7 +57,7 @@ async def read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
 
 
 def _watch(meta: WatchMeta, failures: int = 0, *, scheduled: bool = True) -> Watch:
-    return Watch(meta.interval, meta.discovered, scheduled, failures)
+    return Watch(meta.interval, meta.discovered, scheduled, failures, meta.stall_after)
 
 
 class Poller:
@@ -218,7 +218,7 @@ class Poller:
 
     async def _poll_scan(self, ref: ResourceRef, meta: WatchMeta, plan: Plan, now: float) -> None:
         provider = self.providers[ref.provider]
-        items = Watch(meta.interval, meta.discovered, scheduled=False)
+        items = _watch(meta, scheduled=False)
         try:
             async for page in read_ahead(provider.scan(ref, meta.scan or {})):
                 await self._scan_page(provider, page, items, plan, now)
@@ -233,13 +233,14 @@ class Poller:
 
     async def _scan_page(self, provider: Provider, page: ScanPage, watch: Watch, plan: Plan, now: float) -> None:
         if isinstance(page, ListedItems):
-            observed = await self._parse_changed_listings(provider, page, plan)
+            observed = await self._parse_changed_listings(provider, page, plan, now)
         else:
-            observed = await self._observe_scan_items(provider, page, plan)
+            observed = await self._observe_scan_items(provider, page, plan, now)
         states = await self.store.states([o.ref.key for o in observed])
         await self._decide(provider, [Seen(s, o, watch) for o, s in zip(observed, states, strict=True)], plan, now)
 
-    async def _observe_scan_items(self, provider: Provider, page: list[ScanItem], plan: Plan) -> list[Parsed]:
+    async def _observe_scan_items(self, provider: Provider, page: list[ScanItem], plan: Plan,
+                                  now: float) -> list[Parsed]:
         """Listed payloads observed as they are; listed summaries compared, and the full
         details fetched of those that changed."""
         observed: list[Parsed] = []
@@ -254,15 +255,17 @@ class Poller:
                 plan.outcomes[PollOutcome.MALFORMED] += 1
                 log.warning("scan item %s: malformed: %s", item.ref.key, exc, extra={"rkey": item.ref.key})
         if previews:
-            observed.extend(await self._fetch_changed_previews(provider, previews, plan))
+            observed.extend(await self._fetch_changed_previews(provider, previews, plan, now))
         return observed
 
-    async def _parse_changed_listings(self, provider: Provider, page: ListedItems, plan: Plan) -> list[Parsed]:
+    async def _parse_changed_listings(self, provider: Provider, page: ListedItems, plan: Plan,
+                                      now: float) -> list[Parsed]:
         """The listed items whose fingerprint differs from the one stored with their state
-        (or that are new), parsed and normalized; the rest are unchanged without a parse."""
+        (or that are new, or whose stall needs a look), parsed and normalized; the rest are
+        unchanged without a parse."""
         fps = [fingerprint(raw) for _, raw in page.items]
         prefix = ResourceRef.key_of(provider.name, page.kind, "")  # a page's 1,000 keys, built by concatenation
-        same = await self.store.listed_unchanged([prefix + rid for rid, _ in page.items], fps)
+        same = await self.store.listed_unchanged([prefix + rid for rid, _ in page.items], fps, now=now)
         changed = [i for i, unchanged in enumerate(same) if not unchanged]
         plan.outcomes[PollOutcome.UNCHANGED] += len(same) - len(changed)
         observed = []
@@ -277,11 +280,12 @@ class Poller:
         return observed
 
     async def _fetch_changed_previews(
-        self, provider: Provider, previews: list[tuple[ScanItem, str]], plan: Plan
+        self, provider: Provider, previews: list[tuple[ScanItem, str]], plan: Plan, now: float
     ) -> list[Parsed]:
-        """Full details of the resources whose summary changed (or that are new)."""
+        """Full details of the resources whose summary changed (or that are new, or whose
+        stall needs a look)."""
         states = await self.store.states([item.ref.key for item, _ in previews])
-        stale = [(item, p) for (item, p), s in zip(previews, states, strict=True) if s is None or s.preview != p]
+        stale = [(item, p) for (item, p), s in zip(previews, states, strict=True) if _needs_look(s, p, now)]
         plan.outcomes[PollOutcome.UNCHANGED] += len(previews) - len(stale)
         if not stale:
             return []
@@ -326,3 +330,11 @@ class Poller:
         if events and self.on_events:
             self.on_events(events)
         plan.clear_writes()
+
+
+def _needs_look(state: ResourceState | None, preview: str, now: float) -> bool:
+    """A listed summary whose resource must be fetched: new, changed, or with a stall due or
+    not tracked yet (as lua/match_listed.lua decides for listed bytes)."""
+    if state is None or state.preview != preview or state.entered_at is None:
+        return True
+    return state.stall_at is not None and state.stall_at <= now

@@ -12,7 +12,19 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from core.decide import Changed, Decision, Failed, Gone, Observed, Parsed, RateLimited, Unauthorized, Unchanged, Watch
+from core.decide import (
+    Changed,
+    Decision,
+    Failed,
+    Gone,
+    Observed,
+    Parsed,
+    RateLimited,
+    Stalled,
+    Unauthorized,
+    Unchanged,
+    Watch,
+)
 from core.due import KEEP_DUE, DueAt, StopPolling
 from core.state import ResourceState
 from store.snapshots import Commit, pack_snapshot
@@ -25,6 +37,7 @@ log = logging.getLogger("statehook.poll")
 class PollOutcome(enum.StrEnum):
     UNCHANGED = "unchanged"
     CHANGED = "changed"
+    STALLED = "stalled"
     BASELINE = "baseline"
     GONE = "gone"
     NOT_FOUND = "not_found"
@@ -110,6 +123,10 @@ class Plan:
                 assert isinstance(seen.observed, Parsed)
                 self.commit(Commit(ref, state, record, pack_snapshot(seen.observed.canonical), due, events),
                             PollOutcome.BASELINE if baseline else PollOutcome.CHANGED)
+            case Stalled(record=record, events=events, due=due):
+                assert isinstance(seen.observed, Parsed)
+                self.commit(Commit(ref, state, record, pack_snapshot(seen.observed.canonical), due, events),
+                            PollOutcome.STALLED)
             case Gone(record=record, canonical=body, events=events, due=due):
                 self.commit(Commit(ref, state, record, pack_snapshot(body), due, events), PollOutcome.GONE)
             case _:

@@ -135,10 +135,26 @@ async def test_a_malformed_payload_is_counted_and_logged_never_an_event(
     assert (await poller.poll([rkey]))[PollOutcome.UNCHANGED] == 1
 
 
-async def test_a_terminal_order_stops_being_polled(
+async def test_a_terminal_order_stops_being_polled_past_its_tails(
     redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
 ) -> None:
     poller = make_poller(sim, redis, session)
+    (rkey,) = await watched(poller, sim, 1)
+    await poller.poll([rkey])
+    sim["artistree"].set_state(ResourceRef.parse(rkey).id, "Human Certified")
+    now = time.time()
+    assert (await poller.poll([rkey], now=now))[PollOutcome.CHANGED] == 1
+    assert await redis.zscore(keys.DUE, rkey) == pytest.approx(now + 3600)  # hourly, for 7 days
+    assert (await poller.poll([rkey], now=now + 8 * 86400))[PollOutcome.UNCHANGED] == 1
+    assert await redis.zscore(keys.DUE, rkey) == pytest.approx(now + 9 * 86400)  # then daily, to 30 days
+    assert (await poller.poll([rkey], now=now + 30 * 86400))[PollOutcome.UNCHANGED] == 1
+    assert await redis.zscore(keys.DUE, rkey) is None
+
+
+async def test_a_terminal_order_without_a_tail_stops_being_polled(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, terminal_tail=0, terminal_late_tail=0)
     (rkey,) = await watched(poller, sim, 1)
     await poller.poll([rkey])
     sim["artistree"].set_state(ResourceRef.parse(rkey).id, "Human Certified")
@@ -344,14 +360,19 @@ async def test_a_heartbeat_with_the_same_worker_count_keeps_the_concurrency_limi
 
 @pytest.mark.parametrize("sep", ["", "\n"])  # "\n" in a key: the comparison in Python instead of Lua
 async def test_a_listing_matches_only_the_fingerprint_its_state_records(redis: aioredis.Redis, sep: str) -> None:
-    store, d, fp = Store(redis), "0123456789abcdef01234567", "l" + "a" * 23
+    store, d, fp, t = Store(redis), "0123456789abcdef01234567", "l" + "a" * 23, 1_700_000_000
     records = {
-        "with-flag": ResourceState(d, 2, 1_700_000_000, fp, True),
-        "without-flag": ResourceState(d, 2, 1_700_000_000, fp),
-        "other": ResourceState(d, 2, 1_700_000_000, "l" + "b" * 23, False),
-        "none": ResourceState(d, 2, 1_700_000_000),
+        "with-flag": ResourceState(d, 2, t, fp, True, t),
+        "without-flag": ResourceState(d, 2, t, fp, entered_at=t),
+        "stall-armed": ResourceState(d, 2, t, fp, False, t, stall_at=t + 100),
+        "stalled": ResourceState(d, 2, t, fp, False, t, stalled=True),
+        "stall-due": ResourceState(d, 2, t, fp, False, t, stall_at=t + 50),
+        "untracked": ResourceState(d, 2, t, fp, True),  # written before stalls were tracked: parsed once
+        "other": ResourceState(d, 2, t, "l" + "b" * 23, False, t),
+        "none": ResourceState(d, 2, t),
     }
     rkeys = [f"artistree:order:{sep}{name}" for name in [*records, "missing", "corrupt"]]
     await redis.hset(keys.STATE, mapping={k: encode_state(s) for k, s in zip(rkeys, records.values(), strict=False)})
     await redis.hset(keys.STATE, rkeys[-1], b"garbage")
-    assert await store.listed_unchanged(rkeys, [fp] * len(rkeys)) == [True, True, False, False, False, False]
+    assert await store.listed_unchanged(rkeys, [fp] * len(rkeys), now=t + 60) == [
+        True, True, True, True, False, False, False, False, False, False]

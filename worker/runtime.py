@@ -42,11 +42,13 @@ log = logging.getLogger("statehook.worker")
 
 def watch_rkeys(spec: WatchSpec, provider: type[Provider]) -> list[tuple[str, WatchMeta]]:
     """The resources a watch from the config file names, with their meta."""
-    meta = WatchMeta(interval=spec.interval, discovered=spec.discovered, source="config")
+    meta = WatchMeta(interval=spec.interval, discovered=spec.discovered, source="config",
+                     stall_after=spec.stall_after)
     if spec.scan is not None:
         # an empty scan (every order of a Rev account) still needs an id: "rev:scan:" is no rkey
         scan_id = "&".join(f"{k}={v}" for k, v in sorted(spec.scan.items())) or "all"
-        meta = WatchMeta(interval=spec.interval, discovered=spec.discovered, scan=spec.scan, source="config")
+        meta = WatchMeta(interval=spec.interval, discovered=spec.discovered, scan=spec.scan, source="config",
+                         stall_after=spec.stall_after)
         return [(ResourceRef(spec.provider, "scan", scan_id).key, meta)]
     kind = spec.kind or provider.default_kind
     return [(ResourceRef(spec.provider, kind, rid).key, meta) for rid in spec.ids]

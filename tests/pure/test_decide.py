@@ -43,6 +43,9 @@ class Pacing:
     interval_idle: float | None = None
     terminal_interval: float = 3600.0
     terminal_tail: float = 0.0
+    terminal_late_interval: float = 86400.0
+    terminal_late_tail: float = 0.0
+    stall_after: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,13 +71,19 @@ class FakeSpec:
     def gone(self, ref: ResourceRef, snapshot: Snapshot) -> EventDraft:
         return EventDraft("t.gone", Severity.WARNING, "gone")
 
+    def stalled(self, ref: ResourceRef, snapshot: Snapshot, *, state: str, since: float,
+                seconds: float) -> EventDraft:
+        return EventDraft("t.stalled", Severity.WARNING, f"{state} for {seconds:.0f} s",
+                          {"state": state, "since": since, "for": int(seconds)})
+
 
 def _batch(spec: FakeSpec | None = None) -> Batch:
     return Batch(spec or FakeSpec(), NOW, EPOCH)
 
 
 def _state_of(snapshot: Snapshot, **fields: object) -> ResourceState:
-    base = ResourceState(digest(canonical(snapshot)), 3, NOW - 100)
+    """A record as the store writes it now: in its state since its last change, no stall time."""
+    base = ResourceState(digest(canonical(snapshot)), 3, NOW - 100, entered_at=NOW - 100)
     return replace(base, **fields)  # type: ignore[arg-type]
 
 
@@ -129,7 +138,7 @@ def test_a_new_digest_is_a_change_classified_against_the_stored_snapshot() -> No
     (event,) = decision.events
     assert (event.type, event.seq) == ("t.state_changed", 4)
     assert event.id == event_id(REF.key, 4, "t.state_changed", change_of(EPOCH, state.digest, seen.digest))
-    assert decision.record == ResourceState(seen.digest, 4, NOW, "lf", True)
+    assert decision.record == ResourceState(seen.digest, 4, NOW, "lf", True, entered_at=NOW)  # a new state
     assert decision.due == STOP_POLLING  # terminal, and no tail
 
 
@@ -137,7 +146,7 @@ def test_a_change_without_events_keeps_the_sequence_and_resets_changed_at() -> N
     new = {"state": "In Progress", "note": "x"}
     decision = decide(_state_of(OPEN), replace(observe(REF, new), old=OPEN), Watch(60), _batch())
     assert isinstance(decision, Changed) and decision.events == []
-    assert decision.record == ResourceState(digest(canonical(new)), 3, NOW, "", None)
+    assert decision.record == ResourceState(digest(canonical(new)), 3, NOW, "", None, entered_at=NOW - 100)
     assert decision.due == DueAt(NOW + 60)
 
 
