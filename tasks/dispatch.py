@@ -6,7 +6,11 @@ dead worker left pending are reclaimed.
 
 A route's throttle drops repeats (same event type, same resource) within its window; a
 route's digest files the event under its window instead, and each step sends the windows
-that have ended as one digest event each (store/digests.py)."""
+that have ended as one digest event each (store/digests.py).
+
+Before either, a delivery may be muted (tasks/muting.py): by an active silence, or by the
+route's maintenance window (`mute_during`, `active_during`), whose muted events are held
+and summarised in one event per destination when the window ends."""
 
 from __future__ import annotations
 
@@ -19,10 +23,13 @@ from typing import Protocol
 from core.route import RouteTable, Selection
 from model.events import Event, Severity
 from model.routes import Route
+from model.silences import RoutingFacts
+from model.time_intervals import NamedTimeInterval
 from store.digests import DigestBuffer
 from store.outbox import Outbox, OutboxEntry, is_missing_group
 from store.unavailable import is_redis_down
 from tasks.enqueue import DeliveryQueue
+from tasks.muting import Mutes, MuteStep, MuteStores
 
 __all__ = ["Dispatcher", "OutageWatch", "ReminderHooks", "is_reminder", "wants_seen"]
 
@@ -72,9 +79,13 @@ class Dispatcher:
         clock: Callable[[], float] = time.time,
         outage: OutageWatch | None = None,
         reminders: ReminderHooks | None = None,
+        mutes: MuteStores | None = None,
+        time_intervals: Sequence[NamedTimeInterval] = (),
     ) -> None:
         """`outage`: told of Redis failures (None: logged here); `reminders`: told of state
-        changes and critical deliveries (None: no reminders)."""
+        changes and critical deliveries (None: no reminders); `mutes`: where silences and the
+        windows' held events are (None: neither applies); `time_intervals`: the config's,
+        which routes' `mute_during` and `active_during` name."""
         self.outbox = outbox
         self.digests = digests
         self.queue = queue
@@ -89,6 +100,7 @@ class Dispatcher:
         self.clock = clock
         self.outage = outage
         self.reminders = reminders
+        self.mutes = Mutes(mutes, self.routes, time_intervals) if mutes is not None else None
 
     async def ensure_group(self) -> None:
         await self.outbox.ensure_group()
@@ -133,6 +145,8 @@ class Dispatcher:
         if entries:
             handled += await self.handle(entries)
         await self.flush_digests()
+        if self.mutes is not None:
+            await self.mutes.flush_windows(self.queue, self.clock())
         return handled
 
     async def flush_digests(self) -> int:
@@ -160,19 +174,21 @@ class Dispatcher:
                 return handled
 
     async def handle(self, entries: Sequence[OutboxEntry]) -> int:
-        """Route each entry's event: throttled, filed under a digest window, or batched per
-        destination (one `deliver_events` job each); then acknowledge them all."""
+        """Route each entry's event: muted (a silence, a window), throttled, filed under a
+        digest window, or batched per destination (one `deliver_events` job each); then
+        acknowledge them all."""
         ids = []
         now = self.clock()  # one batch, one digest window
         batches: dict[str, list[tuple[str, bytes]]] = {}
         poisoned = 0
+        step = await self.mutes.begin(now) if self.mutes is not None else None
         for entry in entries:
             ids.append(entry.entry_id)
             if entry.event is None:
                 continue
             try:
                 event = Event.from_json(entry.event)
-                selected = self.routes.select(event)
+                selected = [s for s in self.routes.select(event) if s.destination in self.destinations]
             except Exception as exc:  # written by something else, or damaged: never blocks the outbox
                 log.warning("outbox entry %s is not an event (%s): acknowledged and skipped",
                             entry.entry_id, type(exc).__name__)
@@ -180,9 +196,15 @@ class Dispatcher:
                 continue
             if self.reminders is not None and wants_seen(event):
                 await self.reminders.seen(event)
+            facts = RoutingFacts.of(event, tuple(s.destination for s in selected))
+            if step is not None:
+                step.facts.append(facts)
             for sel in selected:
-                if await self._route(event, entry.event, sel, now):
+                if await self._route(event, entry.event, facts, sel, step):
                     batches.setdefault(sel.destination, []).append((event.id, entry.event))
+        if self.mutes is not None and step is not None:
+            for destination, event_id, raw in await self.mutes.finish(step):
+                batches.setdefault(destination, []).append((event_id, raw))
         for destination, items in batches.items():
             await self.queue.deliver_events([eid for eid, _ in items], [raw for _, raw in items], destination)
         if ids:
@@ -192,14 +214,17 @@ class Dispatcher:
             await self.outbox.count_corrupt(poisoned)
         return len(ids)
 
-    async def _route(self, event: Event, raw: bytes, sel: Selection, now: float) -> bool:
-        """Whether `event` goes to `sel.destination` in this read's batch; a throttled
-        repeat does not, a digest route's event is filed under its window instead."""
-        if sel.destination not in self.destinations:
-            return False
+    async def _route(self, event: Event, raw: bytes, facts: RoutingFacts, sel: Selection,
+                     step: MuteStep | None) -> bool:
+        """Whether `event` goes to `sel.destination` in this read's batch; a muted or
+        throttled one does not, a digest route's event is filed under its window instead."""
         route = self.routes[sel.route]
+        now = step.now if step is not None else self.clock()
         if route.repeat_every is None and is_reminder(event):
             return False  # a reminder goes only where a route asked for reminders
+        if self.mutes is not None and step is not None and self.mutes.mute(
+                step, event, raw, facts, sel.route, sel.destination, hold=route.after_window == "summary"):
+            return False
         if route.throttle and not await self.outbox.first_in_window(
                 sel.route, event.rkey, event.type, event.id, route.throttle):
             return False

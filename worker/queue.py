@@ -43,9 +43,15 @@ from arq.jobs import serialize_job
 from arq.worker import Worker
 
 from model.routes import Route
+from model.time_intervals import NamedTimeInterval
 from store.digests import DigestBuffer
+from store.muted import MutedLog
 from store.outbox import Outbox
+from store.recent import RecentEvents
+from store.silences import SilenceCache, SilenceStore
+from store.window_hold import WindowHold
 from tasks.dispatch import Dispatcher, OutageWatch, ReminderHooks
+from tasks.muting import MuteStores
 
 __all__ = [
     "ARQ_VERSION",
@@ -62,6 +68,7 @@ __all__ = [
     "enqueue_delivery_batch",
     "enqueue_jobs",
     "enqueue_polls",
+    "mute_stores",
     "not_running",
     "replay_job_id",
     "schedule_now",
@@ -192,12 +199,22 @@ class ArqQueue:
 
 def dispatcher_for(redis: ArqRedis, routes: Sequence[Route], consumer: str, *, enabled_destinations: set[str],
                    reclaim_idle: float = 30.0, clock: Callable[[], float] = time.time,
-                   outage: OutageWatch | None = None, reminders: ReminderHooks | None = None) -> Dispatcher:
+                   outage: OutageWatch | None = None, reminders: ReminderHooks | None = None,
+                   time_intervals: Sequence[NamedTimeInterval] = (), history_length: int = 50) -> Dispatcher:
     """The dispatcher of one worker (`consumer`): the outbox and digest windows of `redis`,
-    handing events on as jobs of this queue."""
+    handing events on as jobs of this queue. Silences and the maintenance windows' held events are
+    in `redis` too; `time_intervals` are the config's (the routes' windows name them)."""
     return Dispatcher(Outbox(redis), DigestBuffer(redis), ArqQueue(redis), routes, consumer,
                       enabled_destinations=enabled_destinations, reclaim_idle=reclaim_idle, clock=clock,
-                      outage=outage, reminders=reminders)
+                      outage=outage, reminders=reminders,
+                      mutes=mute_stores(redis, history_length), time_intervals=time_intervals)
+
+
+def mute_stores(redis: ArqRedis, history_length: int = 50) -> MuteStores:
+    """Where a dispatcher finds silences and keeps what it mutes (timeline notes of
+    `history_length`, the config's `worker.history_length`)."""
+    return MuteStores(SilenceCache(SilenceStore(redis)), WindowHold(redis),
+                      MutedLog(redis, history_length=history_length), RecentEvents(redis))
 
 
 # -- the bulk enqueue --------------------------------------------------------------------------
