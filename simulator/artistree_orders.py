@@ -177,6 +177,15 @@ class ArtistreeOrders:
         self._set_state(self._orders[order_id], state)
         return self.get(order_id)
 
+    def reopen(self, order_id: str, state: str = "In Progress") -> dict[str, Any]:
+        """Move a terminal order back to an open state, as a resubmission does (the seed
+        does not say that Failed, Human Certified or Unsupported File are final)."""
+        order = self._orders[order_id]
+        if order.state in OPEN_STATES or state not in OPEN_STATES:
+            raise ValueError(f"reopen moves a terminal order to an open state, not {order.state} → {state}")
+        self._set_state(order, state)
+        return self.get(order_id)
+
     def update(self, order_id: str, **fields: Any) -> dict[str, Any]:
         """Change fields of an order, e.g. reviewed_by, analysis_failed_items, annotations."""
         order = self._orders[order_id]

@@ -91,6 +91,12 @@ class RevSim(SimProvider):
     def set_status(self, ordernum: str, status: str) -> None:
         self.orders[ordernum]["status"] = status
 
+    def reopen(self, ordernum: str, status: str = "In Progress") -> None:
+        """A Complete order re-opened for quality control."""
+        if self.orders[ordernum]["status"] != COMPLETE:
+            raise ValueError(f"only a Complete order is re-opened, not {self.orders[ordernum]['status']}")
+        self.orders[ordernum]["status"] = status
+
     def add_attachment(self, ordernum: str, kind: str, name: str, *, content_type: str | None = None) -> str:
         """Adds an attachment with a content link; returns its id."""
         order = self.orders[ordernum]
