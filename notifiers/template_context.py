@@ -1,6 +1,6 @@
-"""What a template sees: the variables of one event or of a digest, and the helpers
-(escaping, link checks, the notable changes) that the templates and the Slack blocks share.
-Pure: no Jinja, no I/O.
+"""What a template sees: the variables of one event (a maintenance window's summary lists
+its `resources` too) or of a digest, and the helpers (escaping, link checks, the notable
+changes) that the templates and the Slack blocks share. Pure: no Jinja, no I/O.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.window_summary import WINDOW_SUMMARY_TYPE
 from model.events import Event
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "mrkdwn_escape",
     "notable_changes",
     "short",
+    "window_resources",
 ]
 
 MARK = {"info": ":large_blue_circle:", "warning": ":large_orange_circle:", "critical": ":red_circle:"}
@@ -85,6 +87,7 @@ def event_context(event: Event) -> dict[str, Any]:
     resource = doc["resource"]
     url = resource.get("url")
     severity = event.severity.value
+    resources, omitted = window_resources(event)
     return {
         "event": doc,
         "severity": severity,
@@ -95,7 +98,31 @@ def event_context(event: Event) -> dict[str, Any]:
         "from_state": event.data.get("from"),
         "to_state": event.data.get("to"),
         "changes": notable_changes(event),
+        "resources": resources,
+        "resources_omitted": omitted,
     }
+
+
+def window_resources(event: Event) -> tuple[list[dict[str, Any]], int]:
+    """A maintenance window's summary (core/window_summary.py): its resources, each with the
+    one-event conveniences (`mark`, `color`, `url` checked for linking) and its events, and
+    how many resources it left out. Nothing for any other event."""
+    if event.type != WINDOW_SUMMARY_TYPE:
+        return [], 0
+    out = []
+    for r in event.data.get("resources") or ():
+        if not isinstance(r, dict):
+            continue
+        severity = str(r.get("severity")) if r.get("severity") in MARK else "info"
+        events = [e for e in r.get("events") or () if isinstance(e, dict)]
+        out.append({"title": str(r.get("title") or r.get("id") or r.get("rkey")), "url": link_url(r.get("url")),
+                    "rkey": r.get("rkey"), "provider": r.get("provider"), "kind": r.get("kind"), "id": r.get("id"),
+                    "state": r.get("state"), "severity": severity, "mark": MARK[severity], "color": COLOR[severity],
+                    "summary": r.get("summary"), "count": int(r.get("count") or len(events)),
+                    "events": [{"summary": e.get("summary"), "detected_at": e.get("detected_at"),
+                                "type": e.get("type"), "severity": e.get("severity")} for e in events]})
+    omitted = event.data.get("omitted")
+    return out, omitted if isinstance(omitted, int) else 0
 
 
 def digest_context(event: Event) -> dict[str, Any]:

@@ -11,7 +11,7 @@ __all__ = ["DEFAULTS", "PRE"]
 
 _SUBJECT = "[{{ severity|upper }}] {{ event.summary }}"
 
-_TEXT = """\
+_EVENT_TEXT = """\
 {{ event.summary }}
 
 Severity:  {{ severity }}
@@ -36,9 +36,7 @@ Changes:
 statehook · event {{ event.id }}
 """
 
-_HTML = """\
-<!doctype html>
-<html><body style="font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; color: #1f2328;">
+_EVENT_HTML = """\
 <div style="border-left: 6px solid {{ color }}; padding: 4px 12px;">
 <p style="font-size: 16px; margin: 4px 0;"><strong>{{ event.summary }}</strong></p>
 <table style="border-collapse: collapse; font-size: 14px;">
@@ -64,10 +62,9 @@ _HTML = """\
 {% endif %}
 </div>
 <p style="font-size: 12px; color: #59636e;">statehook · event {{ event.id }}</p>
-</body></html>
 """
 
-_SLACK = """\
+_EVENT_SLACK = """\
 {{ mark }} *{% if url %}<{{ url }}|{{ title|mrkdwn }}>{% else %}{{ title|mrkdwn }}{% endif %}*\
   ·  {{ event.provider|mrkdwn }} {{ event.resource.kind|mrkdwn }} `{{ event.resource.id|mrkdwn }}`
 {% if to_state is not none %}
@@ -76,6 +73,78 @@ _SLACK = """\
 {{ event.summary|mrkdwn }}
 {% endif %}
 """
+
+_WINDOW_TEXT = """\
+{{ event.summary }}
+
+{% for r in resources %}
+[{{ r.severity|upper }}] {{ r.title }} ({{ r.provider }} {{ r.kind }} {{ r.id }}){% if r.state is not none %}\
+: {{ r.state }}{% endif %}
+
+{% for e in r.events %}
+    {{ e.detected_at }}  {{ e.summary }}
+{% endfor %}
+{% if r.count > r.events|length %}
+    … and {{ r.count - r.events|length }} earlier.
+{% endif %}
+{% if r.url %}
+    {{ r.url }}
+{% endif %}
+
+{% endfor %}
+{% if resources_omitted %}
+… and {{ resources_omitted }} more resources.
+
+{% endif %}
+--
+statehook · window summary {{ event.id }}
+"""
+
+_WINDOW_HTML = """\
+<p style="font-size: 16px;"><strong>{{ event.summary }}</strong></p>
+<table style="border-collapse: collapse; font-size: 14px;">
+{% for r in resources %}
+<tr style="border-top: 1px solid #d1d9e0;">
+<td style="padding: 6px 8px; border-left: 6px solid {{ r.color }}; vertical-align: top;"><strong>{{ r.severity }}\
+</strong></td>
+<td style="padding: 6px 8px;">{% if r.url %}<a href="{{ r.url }}">{{ r.title }}</a>{% else %}{{ r.title }}{% endif %}\
+{% if r.state is not none %}: <strong>{{ r.state }}</strong>{% endif %}<br>
+<span style="color: #59636e; font-size: 12px;">{{ r.provider }} {{ r.kind }} <code>{{ r.id }}</code></span>
+<ul style="margin: 4px 0; padding-left: 18px; font-size: 13px;">
+{% for e in r.events %}<li>{{ e.detected_at }} · {{ e.summary }}</li>
+{% endfor %}
+</ul></td></tr>
+{% endfor %}
+</table>
+{% if resources_omitted %}<p>… and {{ resources_omitted }} more resources.</p>{% endif %}
+<p style="font-size: 12px; color: #59636e;">statehook · window summary {{ event.id }}</p>
+"""
+
+_WINDOW_SLACK = """\
+{{ mark }} *{{ event.summary|mrkdwn }}*
+{% for r in resources[:20] %}
+{{ r.mark }} {% if r.url %}<{{ r.url }}|{{ r.title|mrkdwn }}>{% else %}{{ r.title|mrkdwn }}{% endif %}\
+{% if r.state is not none %} · *{{ r.state|mrkdwn }}*{% endif %}{% if r.count > 1 %} ({{ r.count }} events){% endif %}
+
+{% endfor %}
+{% set more = (resources|length - 20 if resources|length > 20 else 0) + resources_omitted %}
+{% if more %}
+… and {{ more }} more.
+{% endif %}
+"""
+
+_HTML_OPEN = ('<!doctype html>\n<html><body style="font-family: -apple-system, Segoe UI, Helvetica, Arial, sans-serif; '
+              'color: #1f2328;">\n')
+
+
+def _either(window: str, event: str, around: tuple[str, str] = ("", "")) -> str:
+    """A default that renders a maintenance window's summary (it has `resources`) its own way."""
+    return f"{around[0]}{{% if resources %}}\n{window}{{% else %}}\n{event}{{% endif %}}\n{around[1]}"
+
+
+_TEXT = _either(_WINDOW_TEXT, _EVENT_TEXT)
+_HTML = _either(_WINDOW_HTML, _EVENT_HTML, (_HTML_OPEN, "</body></html>\n"))
+_SLACK = _either(_WINDOW_SLACK, _EVENT_SLACK)
 
 _DIGEST_SUBJECT = "[{{ severity|upper }}] {{ count }} event{{ '' if count == 1 else 's' }} ({{ window.label }})"
 

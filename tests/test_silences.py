@@ -108,7 +108,7 @@ async def test_an_unreadable_silence_is_left_out_and_the_rest_apply(arq: ArqRedi
 async def test_every_routed_event_is_kept_for_previews(arq: ArqRedis) -> None:
     from store.recent import RecentEvents
 
-    d = dispatcher_for(arq, ROUTES + [Route.model_validate({"match": {"provider": "rev"}, "to": ["pager"]})], "t",
+    d = dispatcher_for(arq, [*ROUTES, Route.model_validate({"match": {"provider": "rev"}, "to": ["pager"]})], "t",
                        enabled_destinations={"slack", "mail"}, clock=Clock(T0))
     await d.ensure_group()
     await publish(arq, event("rev.order.attachment_added", rid="TC1", tags=("x",), project="P"),
