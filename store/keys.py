@@ -106,6 +106,26 @@ def operational_throttle(event_type: str, subject_key: str) -> str:
     return f"{PREFIX}op:thr:{event_type}:{subject_key}"
 
 
+REMINDER_PREFIX = PREFIX + "rem:"
+REMINDER_DUE = REMINDER_PREFIX + "due"        # ZSET armed reminder -> when the next is due (unix seconds)
+REMINDER_RECORD = REMINDER_PREFIX + "r:"      # HASH per armed reminder (store/reminders.py)
+REMINDER_SEEN = REMINDER_PREFIX + "seen"      # HASH rkey -> "seq|s|state" (or "seq|g|": gone) of its last state event
+
+
+def reminder_record(member: str) -> str:
+    return REMINDER_RECORD + member
+
+
+def reminders_of(rkey: str) -> str:
+    """SET: the armed reminders of one resource (store/reminders.py)."""
+    return f"{REMINDER_PREFIX}k:{rkey}"
+
+
+def reminder_ack(rkey: str) -> str:
+    """HASH: the acknowledgement of a resource's current state: state, author, comment, at."""
+    return f"{REMINDER_PREFIX}ack:{rkey}"
+
+
 SILENCES = PREFIX + "silences"                 # HASH silence id -> silence JSON (store/silences.py)
 SILENCES_VERSION = PREFIX + "silences:version"  # STRING counter, raised by every change of a silence
 RECENT = PREFIX + "recent"                     # STREAM of routed events' facts, 24 h (store/recent.py)

@@ -7,6 +7,7 @@ Routes:
     GET  /openapi.json          this API, described
     POST/GET/DELETE /v1/watches register, list, forget watched resources      (bearer)
     GET  /v1/resources/{rkey}   snapshot, state, timeline of events and deliveries (bearer)
+    POST /v1/resources/{rkey}/ack  acknowledge its state: its reminders stop (bearer)
     GET  /v1/events             recent events from the outbox, or one resource's (bearer)
     POST /v1/hooks/{provider}/{token}  a provider's notification, taken as a hint to poll
 
@@ -54,6 +55,7 @@ from store.reads import Reads
 from store.registry import WorkerRegistry
 from store.snapshots import Store
 from worker import api_models as models
+from worker.api_ack import ack_resource
 from worker.api_health import healthz, metrics_view
 from worker.api_hooks import HOOK_IDS, hook, rev_order_number
 from worker.api_http import (
@@ -131,6 +133,7 @@ def make_app(config: Config, redis: ArqRedis) -> web.Application:
     app.router.add_get("/v1/watches", list_watches)
     app.router.add_delete("/v1/watches", remove_watches)
     app.router.add_get("/v1/resources/{rkey}", get_resource)
+    app.router.add_post("/v1/resources/{rkey}/ack", ack_resource)
     app.router.add_get("/v1/events", list_events)
     app.router.add_post("/v1/hooks/{provider}/{token}", hook)
     return app

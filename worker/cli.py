@@ -15,6 +15,7 @@ except ImportError:  # pragma: no cover
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from config.show import resolved
+from worker.cli_ack import ack
 from worker.cli_common import ConfigOption, JsonOption, load_or_exit
 from worker.cli_deliveries import app as deliveries_app
 from worker.cli_ops import register_ops
@@ -91,6 +92,7 @@ def demo(
 
 register_ops(app)
 app.add_typer(deliveries_app)  # dlq …, notify …
+app.command("ack")(ack)
 
 
 def main() -> None:

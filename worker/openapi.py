@@ -14,13 +14,14 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from worker import api_models as m
+from worker.api_ack import Acknowledged, AckRequest
 
 __all__ = ["BODY_MODELS", "QUERY_MODELS", "REF", "openapi_spec", "parameters"]
 
 REF = "#/components/schemas/{model}"
 
 _ANSWERS: list[type[BaseModel]] = [m.Error, m.Health, m.HealthUnavailable, m.WatchResult, m.Watches, m.Removed,
-                                   m.Resource, m.Events, m.HookAccepted]
+                                   m.Resource, m.Events, m.HookAccepted, Acknowledged]
 
 QUERY_MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/watches", "get"): m.WatchesQuery,
@@ -42,6 +43,7 @@ _REFUSALS = {
     403: "management API disabled (no api.token)",
     404: "not found",
     408: "the body took too long to arrive",
+    409: "nothing to acknowledge: no reminder is armed for the resource",
     413: "the body is larger than 8 MiB",
     422: "the notification names no resource",
     500: "internal error (logged; the body says no more)",
@@ -95,7 +97,8 @@ def _schemas(providers: tuple[str, ...]) -> dict[str, Any]:
         (model.__name__, "serialization", TypeAdapter(model)) for model in _ANSWERS]
     inputs += [("RevNotification", "validation", TypeAdapter(m.RevNotification)),
                ("WatchRequest", "validation", m.watch_union(providers)),
-               ("UnwatchRequest", "validation", m.watch_union(providers, unwatch=True))]
+               ("UnwatchRequest", "validation", m.watch_union(providers, unwatch=True)),
+               ("AckRequest", "validation", TypeAdapter(AckRequest))]
     keyed, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     for name in BODY_MODELS.values():
@@ -155,6 +158,12 @@ def _paths(hooks: tuple[str, ...]) -> dict[str, Any]:
             "parameters": [*parameters(m.ResourcePath, "path"),
                            *parameters(QUERY_MODELS["/v1/resources/{rkey}", "get"], "query")],
             "responses": _answers({200: ("the resource", "Resource")}, 404)}},
+        "/v1/resources/{rkey}/ack": {"post": {
+            "summary": "Acknowledge the resource's current state: its reminders stop until the state changes",
+            "security": _BEARER,
+            "parameters": parameters(m.ResourcePath, "path"),
+            "requestBody": {"required": False, "content": _json("AckRequest")},
+            "responses": _answers({200: ("acknowledged", "Acknowledged")}, 404, 408, 409, 413)}},
         "/v1/events": {"get": {
             "summary": "Recent events from the outbox (after a stream id), or one resource's timeline",
             "security": _BEARER,

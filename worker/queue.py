@@ -48,6 +48,7 @@ from store.digests import DigestBuffer
 from store.muted import MutedLog
 from store.outbox import Outbox
 from store.recent import RecentEvents
+from store.reminders import Reminders
 from store.silences import SilenceCache, SilenceStore
 from store.window_hold import WindowHold
 from tasks.dispatch import Dispatcher, OutageWatch, ReminderHooks
@@ -202,11 +203,12 @@ def dispatcher_for(redis: ArqRedis, routes: Sequence[Route], consumer: str, *, e
                    outage: OutageWatch | None = None, reminders: ReminderHooks | None = None,
                    time_intervals: Sequence[NamedTimeInterval] = (), history_length: int = 50) -> Dispatcher:
     """The dispatcher of one worker (`consumer`): the outbox and digest windows of `redis`,
-    handing events on as jobs of this queue. Silences and the maintenance windows' held events are
+    handing events on as jobs of this queue; its reminder hooks are store/reminders.py's
+    unless `reminders` names others. Silences and the maintenance windows' held events are
     in `redis` too; `time_intervals` are the config's (the routes' windows name them)."""
     return Dispatcher(Outbox(redis), DigestBuffer(redis), ArqQueue(redis), routes, consumer,
                       enabled_destinations=enabled_destinations, reclaim_idle=reclaim_idle, clock=clock,
-                      outage=outage, reminders=reminders,
+                      outage=outage, reminders=reminders if reminders is not None else Reminders(redis),
                       mutes=mute_stores(redis, history_length), time_intervals=time_intervals)
 
 
