@@ -68,9 +68,9 @@ def prepare(config: Config, *, sentry: bool = True) -> None:
 
 @contextlib.asynccontextmanager
 async def cli_redis(config: Config) -> AsyncIterator[ArqRedis]:
-    from worker.api import open_redis
+    from worker.persistence import api_redis  # what worker.api.open_redis is; not worker.api (the console's cycle)
 
-    client = await open_redis(config)
+    client = api_redis(config.redis_url)
     try:
         yield client
     finally:
