@@ -15,19 +15,30 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import orjson
 import redis.asyncio as aioredis
 
 from model.resources import ResourceRef, Snapshot
 from store import keys
+from store.deliveries import DeadLetter
 from store.records import decode_state
 from store.snapshots import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
 from store.unavailable import is_redis_down, redis_problem
 
-__all__ = ["Reads", "ResourceRecords", "Unreadable", "WatchEntry", "WatchPage", "read_stats"]
+__all__ = ["ProviderHealth", "Reads", "ResourceRecords", "ResourceRow", "Unreadable", "WatchEntry", "WatchPage",
+           "read_stats"]
 
 log = logging.getLogger("statehook.store")
 
 T = TypeVar("T")
+
+SEARCH_COUNT = 4096
+"""the most a search's HSCAN asks for in one call"""
+
+
+def _glob_literal(text: str) -> str:
+    """`text` matched literally in a Redis glob pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 class Unreadable:
@@ -114,15 +125,22 @@ class Reads:
         self.redis = redis
 
     async def watch_page(self, bad: Unreadable, *, provider: str | None, source: str | None, cursor: int,
-                         limit: int) -> WatchPage:
-        """A page of watches (HSCAN: about `limit`), of one provider and one source if given."""
+                         limit: int, contains: str | None = None) -> WatchPage:
+        """A page of watches (HSCAN: about `limit`), of one provider and one source if given,
+        and whose rkey holds `contains` if given (a search: HSCAN reads more per call while
+        too few match, up to SEARCH_COUNT)."""
         match = f"{provider}:*" if provider else None
+        if contains:
+            match = f"{provider + ':' if provider else ''}*{_glob_literal(contains)}*"
         found: dict[bytes, bytes] = {}
+        count = limit
         while True:
-            cursor, page = await self.redis.hscan(keys.META, cursor, match=match, count=limit)
+            cursor, page = await self.redis.hscan(keys.META, cursor, match=match, count=count)
             found.update(page)
             if cursor == 0 or len(found) >= limit:
                 break
+            if contains and len(page) < limit // 2:
+                count = min(SEARCH_COUNT, count * 2)
         rkeys = [k.decode(errors="replace") for k in found]
         dues = await self.redis.zmscore(keys.DUE, rkeys) if rkeys else []
         watches = []
@@ -227,3 +245,78 @@ class Reads:
             pipe.pttl(keys.pause(ResourceRef.parse(rkey).provider))
             raw, pause_ms = await pipe.execute()
         return raw, pause_ms / 1000 if pause_ms and pause_ms > 0 else 0.0
+
+    # ---- what the console reads (worker/console/) ------------------------------------------
+
+    async def provider_health(self, providers: Sequence[str]) -> list[ProviderHealth]:
+        """Each provider's health: why it is unhealthy (401/403 seen by a poll) and how long
+        it stays paused by a 429, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.PROVIDER_HEALTH)
+            for provider in providers:
+                pipe.pttl(keys.pause(provider))
+            unhealthy, *pauses = await pipe.execute()
+        reasons = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in unhealthy.items()}
+        return [ProviderHealth(p, reasons.get(p), ms / 1000 if ms and ms > 0 else 0.0)
+                for p, ms in zip(providers, pauses, strict=True)]
+
+    async def resource_rows(self, bad: Unreadable, rkeys: Sequence[str]) -> list[ResourceRow]:
+        """Each resource's commit state, snapshot and consecutive errors, in one round trip
+        (a page of the console's watch list)."""
+        if not rkeys:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.STATE, list(rkeys))
+            pipe.mget([keys.snapshot(r) for r in rkeys])
+            pipe.hmget(keys.ERRORS, list(rkeys))
+            states, snaps, errors = await pipe.execute()
+        rows = []
+        for rkey, state_raw, snap_raw, err in zip(rkeys, states, snaps, errors, strict=True):
+            state = bad.read(f"{keys.STATE}[{rkey}]", decode_state, state_raw) if state_raw is not None else None
+            snapshot = bad.read(keys.snapshot(rkey), unpack_snapshot, snap_raw) if snap_raw is not None else None
+            rows.append(ResourceRow(rkey, state, snapshot, int(err) if err and err.isdigit() else 0))
+        return rows
+
+    async def dead_letter_page(self, bad: Unreadable, *, start: str = "-", end: str = "+",
+                               count: int = 100) -> tuple[list[DeadLetter], str | None]:
+        """Dead letters from `start` to `end` (stream ids, inclusive; "(id" excludes), oldest
+        first, at most `count`; and the id of the last entry read (None: none was), where the
+        next page starts. An entry that cannot be read is left out and noted in `bad`."""
+        entries = await self.redis.xrange(keys.DLQ, min=start, max=end, count=count)
+        out = []
+        for raw_id, fields in entries:
+            entry_id = raw_id.decode()
+            letter = bad.read(f"{keys.DLQ}[{entry_id}]", _dead_letter, entry_id, fields)
+            if letter is not None:
+                out.append(letter)
+        return out, entries[-1][0].decode() if entries else None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHealth:
+    provider: str
+    unhealthy: str | None
+    """the last 401/403's reason while the provider is unhealthy"""
+    paused_for: float
+    """seconds a 429's Retry-After still holds every worker off (0: not paused)"""
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRow:
+    rkey: str
+    state: ResourceState | None
+    snapshot: Snapshot | None
+    consecutive_errors: int
+
+
+def _dead_letter(entry_id: str, fields: Mapping[bytes, bytes]) -> DeadLetter:
+    """A dead letter's entry as `DeadLetter`; raises KeyError, ValueError or TypeError for one
+    that is not (the console skips it rather than failing the page)."""
+    d = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
+    event = orjson.loads(d["event"])
+    status = d.get("status") or ""
+    return DeadLetter(
+        id=entry_id, event_id=str(event["id"]), type=str(event["type"]), resource=str(event["resource"]["key"]),
+        destination=d["destination"], reason=d["reason"], status=int(status) if status else None,
+        attempts=int(d.get("attempts") or 0), at=d.get("at", ""),
+    )

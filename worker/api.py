@@ -79,6 +79,7 @@ from worker.api_watches import (
     validate_unwatch,
     validate_watch,
 )
+from worker.console import mount_console
 from worker.openapi import openapi_spec
 from worker.persistence import api_redis
 
@@ -136,6 +137,7 @@ def make_app(config: Config, redis: ArqRedis) -> web.Application:
     app.router.add_post("/v1/resources/{rkey}/ack", ack_resource)
     app.router.add_get("/v1/events", list_events)
     app.router.add_post("/v1/hooks/{provider}/{token}", hook)
+    mount_console(app)  # the operator console at /ui (worker/console/, docs/console.md)
     return app
 
 
