@@ -18,8 +18,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from core.reminders import ArmedReminder, can_arm, is_reminder, member_of
 from model.events import Event
@@ -90,10 +92,17 @@ def _record(member: str, due: float, fields: Sequence[bytes | None]) -> ArmedRem
 
 
 class Reminders:
-    def __init__(self, redis: aioredis.Redis, *, history_length: int = 50, lease: float = DEFAULT_LEASE) -> None:
+    def __init__(self, redis: aioredis.Redis, *, history_length: int = 50, lease: float = DEFAULT_LEASE,
+                 buffered: bool = False) -> None:
+        """`buffered`: `arm` and `seen` only queue their scripts, and `flush` sends what was
+        queued in one round trip, in order; for a dispatcher that flushes before it
+        acknowledges what it read (a crash before that replays the read, and both are
+        idempotent). Unbuffered, each is a round trip of its own."""
         self.redis = redis
         self.history_length = history_length
         self.lease = lease
+        self.buffered = buffered
+        self._pending: list[tuple[AsyncScript, list[str], list[Any]]] = []
         self._arm = scripts.register(redis, "reminder_arm")
         self._seen = scripts.register(redis, "reminder_seen")
         self._claim = scripts.register(redis, "reminder_claim")
@@ -112,11 +121,12 @@ class Reminders:
             return
         rkey, member = event.rkey, member_of(event.rkey, route, destination)
         state = event.target_state
-        await self._arm(
-            keys=[keys.reminder_record(member), keys.REMINDER_DUE, keys.reminders_of(rkey), keys.reminder_ack(rkey),
-                  keys.REMINDER_SEEN],
-            args=[member, rkey, "0" if state is None else "1", state or "", event.seq, repr(float(period)),
-                  repr(now + period), event.to_json(), route, destination, repr(now)],
+        await self._call(
+            self._arm,
+            [keys.reminder_record(member), keys.REMINDER_DUE, keys.reminders_of(rkey), keys.reminder_ack(rkey),
+             keys.REMINDER_SEEN],
+            [member, rkey, "0" if state is None else "1", state or "", event.seq, repr(float(period)),
+             repr(now + period), event.to_json(), route, destination, repr(now)],
         )
 
     async def seen(self, event: Event) -> None:
@@ -130,8 +140,25 @@ class Reminders:
         if not gone and state is None:
             return
         rkey, kind = event.rkey, "g" if gone else "s"
-        await self._seen(keys=[keys.reminders_of(rkey), keys.REMINDER_SEEN, keys.reminder_ack(rkey), keys.REMINDER_DUE],
-                         args=[rkey, event.seq, kind, "" if gone else state or "", keys.REMINDER_RECORD])
+        await self._call(self._seen,
+                         [keys.reminders_of(rkey), keys.REMINDER_SEEN, keys.reminder_ack(rkey), keys.REMINDER_DUE],
+                         [rkey, event.seq, kind, "" if gone else state or "", keys.REMINDER_RECORD])
+
+    async def flush(self) -> None:
+        """Send what `arm` and `seen` queued (buffered), in order, in one round trip."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for script, script_keys, args in pending:
+                await script(keys=script_keys, args=args, client=pipe)
+            await pipe.execute()
+
+    async def _call(self, script: AsyncScript, script_keys: list[str], args: list[Any]) -> None:
+        if self.buffered:
+            self._pending.append((script, script_keys, args))
+        else:
+            await script(keys=script_keys, args=args)
 
     # ---- the periodic step ------------------------------------------------------------------
 

@@ -204,6 +204,21 @@ async def test_an_event_read_late_neither_arms_nor_disarms(redis: aioredis.Redis
     assert await rem.armed(failed().rkey) == []
 
 
+async def test_buffered_hooks_write_nothing_until_flushed_then_all_in_order(redis: aioredis.Redis) -> None:
+    """For a dispatcher that flushes before it acknowledges a read: one round trip a read."""
+    rem = Reminders(redis, buffered=True)
+    await watched(redis, failed().rkey)
+    await raised(rem, failed(seq=1))
+    await rem.seen(moved(seq=2))
+    await raised(rem, failed(seq=3, to="Action Required"))
+    assert await redis.exists(keys.REMINDER_SEEN, keys.REMINDER_DUE) == 0
+    await rem.flush()
+    (armed,) = await rem.armed(failed().rkey)
+    assert (armed.state, armed.seq) == ("Action Required", 3)  # Failed was armed, then disarmed, in order
+    await rem.flush()  # nothing queued: nothing sent
+    assert [a.seq for a in await rem.armed(failed().rkey)] == [3]
+
+
 async def test_a_critical_event_without_a_state_is_armed_in_the_state_it_is_in(redis: aioredis.Redis) -> None:
     rem = Reminders(redis)
     await watched(redis, failed().rkey)
@@ -382,7 +397,8 @@ async def test_through_a_worker_reminders_repeat_and_stop_on_change_and_on_ack(
 
 
 @pytest.mark.xfail(strict=True, reason="needs tasks/dispatch.py Dispatcher._route to send a reminder only to "
-                   "data['reminder_destination'] (helper B's report); remove this mark with that change")
+                   "data['reminder_destination'], past the route's throttle (helper B's report, "
+                   "/tmp/b/dispatch-reminders.patch); remove this mark with that change")
 async def test_a_reminder_reaches_only_the_destination_it_was_armed_for(arq: ArqRedis) -> None:
     """A route with two destinations arms one reminder each; each reminder event is for its
     own destination (`data.reminder_destination`), so each destination gets one per period."""
@@ -399,3 +415,20 @@ async def test_a_reminder_reaches_only_the_destination_it_was_armed_for(arq: Arq
     reminded = [(dest, e["data"]["reminder_destination"]) for dest, e in await deliveries(arq)
                 if "reminder" in e["data"]]
     assert reminded == [("mail", "mail"), ("pager", "pager")]
+
+
+@pytest.mark.xfail(strict=True, reason="needs tasks/dispatch.py Dispatcher._route to let reminders past the route's "
+                   "throttle (helper B's report, /tmp/b/dispatch-reminders.patch); remove this mark with that change")
+async def test_a_routes_throttle_does_not_hold_its_reminders_back(arq: ArqRedis) -> None:
+    """Reminders are paced by `repeat_every`; the throttle (same type, same resource) is for
+    the provider's repeats."""
+    paced = PAGE.model_copy(update={"throttle": 2 * HOUR})
+    d = dispatcher_for(arq, [paced], "t", enabled_destinations={"pager"}, clock=Clock(T0))
+    await d.ensure_group()
+    ev = failed()
+    await watched(arq, ev.rkey)
+    await publish(arq, ev)
+    await d.step()
+    assert await ReminderStep(Reminders(arq), [paced], clock=Clock(T0 + HOUR)).step() == Counter({Fired.SENT: 1})
+    await d.step()
+    assert sorted(e["data"].get("reminder", 0) for _dest, e in await deliveries(arq)) == [0, 1]
