@@ -91,6 +91,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def _tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
 async def _until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     import aiohttp
 
@@ -102,7 +106,7 @@ async def _until_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
                     if resp.status == 200:
                         return
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"statehook did not start (healthz): {log.read_text()[-3000:]}")
+                pytest.fail(f"statehook did not start (healthz): {_tail(log)}")
             await asyncio.sleep(0.1)
 
 
@@ -119,6 +123,13 @@ def _processes(config_path: Path, port: int, logs: Path) -> Iterator[list[subpro
             _stop(proc)
 
 
+def _shots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go: $STATEHOOK_CONSOLE_SHOTS, else a temporary directory."""
+    shots = Path(os.environ.get("STATEHOOK_CONSOLE_SHOTS") or tmp_path_factory.mktemp("console-screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     redis = aioredis.from_url(redis_server)
@@ -128,8 +139,7 @@ async def stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> 
     receiver = WebhookReceiver(secret=WHSEC)
     await receiver.start()
     work = tmp_path_factory.mktemp("console")
-    shots = Path(os.environ.get("STATEHOOK_CONSOLE_SHOTS") or tmp_path_factory.mktemp("console-screenshots"))
-    shots.mkdir(parents=True, exist_ok=True)
+    shots = _shots_dir(tmp_path_factory)
     config = api_config(work, redis_server, sim, receiver, token=TOKEN,
                         worker={"health_interval": "1s", "reclaim_idle": "5s"})
     port = free_port()
