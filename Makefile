@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 DEMO_SECONDS ?= 0
 STAMP := $(VENV)/.installed
 
-.PHONY: install redis-server test lint typecheck pytest demo bench chaos check clean image-test
+.PHONY: install redis-server chromium axe test lint typecheck pytest demo bench chaos check clean image-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,26 @@ redis-server:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
 
+# the console's browser tests (tests/console/) drive Debian's chromium, never a downloaded
+# browser, and check every page with axe-core from npm; when either cannot be installed they
+# are skipped and say why
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium from Debian's packages (the console's browser tests)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	    || echo "chromium could not be installed: the console's browser tests will be skipped"; }
+
+AXE := $(VENV)/axe/node_modules/axe-core/axe.min.js
+axe:
+	@test -f $(AXE) || { \
+	  command -v npm >/dev/null 2>&1 || { \
+	    echo "installing npm from Debian's packages (axe-core for the console's browser tests)"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null; }; \
+	  npm install --silent --no-audit --no-fund --prefix $(VENV)/axe axe-core@4 >/dev/null \
+	    || echo "axe-core could not be installed: the console's browser tests will be skipped"; }
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache   # the layers' import contracts (pyproject.toml, docs/architecture.md)
@@ -31,7 +51,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install redis-server
+pytest: install redis-server chromium axe
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest
