@@ -16,7 +16,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from config.schema import WatchSpec
+from config.schema import WatchdogSettings, WatchSpec
 from model.routes import Route
 from model.time_intervals import NamedTimeInterval
 from model.values import Duration, TuningDuration, check_duration, parse_duration
@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     watches: list[WatchSpec] = Field(default_factory=list)
     destinations: dict[str, dict[str, Any]] = Field(default_factory=dict)
     routes: list[Route] = Field(default_factory=list)
+    watchdog: WatchdogSettings = Field(default_factory=WatchdogSettings)
     time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
     silences: SilenceSettings = Field(default_factory=SilenceSettings)
 

@@ -128,6 +128,7 @@ class ArtistreeOrders:
         self._stats: Counter[str] = Counter()
         self._personal = Scope()
         self._projects: dict[str, Project] = {pid: Project(pid, name, role) for pid, name, role in PROJECTS}
+        self._unlisted: dict[str, int] = {}
 
     # ---- Python API for tests, benchmarks and the demo --------------------------------
 
@@ -199,6 +200,14 @@ class ArtistreeOrders:
         if fields:
             order.extra = {**(order.extra or {}), **orjson.loads(orjson.dumps(fields))}
         return self.get(order_id)
+
+    def move_between_pages(self, order_id: str, sweeps: int = 1) -> None:
+        """Leave the order out of the next `sweeps` listings that would hold it, as when a
+        listing's page boundaries move while it is read (an order sorted onto a page already
+        served); a GET of it still answers."""
+        if order_id not in self._orders:
+            raise KeyError(order_id)
+        self._unlisted[order_id] = sweeps
 
     def rotate_presigned_urls(self, order_id: str) -> None:
         """Move the order's assets to a new key and credential (URLs change anyway per answer)."""
@@ -327,8 +336,20 @@ class ArtistreeOrders:
                 continue
             if len(out) == limit:
                 return out, order.seq
+            if self._unlisted and self._skipped(order.order_id):
+                continue
             out.append(order)
         return out, None
+
+    def _skipped(self, order_id: str) -> bool:
+        left = self._unlisted.get(order_id, 0)
+        if left <= 0:
+            return False
+        if left == 1:
+            del self._unlisted[order_id]
+        else:
+            self._unlisted[order_id] = left - 1
+        return True
 
 
 def _check_fields(fields: dict[str, Any]) -> None:

@@ -154,3 +154,14 @@ def circuit_held(destination: str) -> str:
 def circuit_entries(destination: str) -> str:
     """HASH: event id -> a held delivery (attempts made, when held, the event JSON)."""
     return f"{CIRCUIT_PREFIX}e:{destination}"
+
+
+PROVIDER_FAILS = PREFIX + "provider_fails"      # HASH provider -> consecutive failed polls, none answered between
+PROVIDER_LIMITED = PREFIX + "provider_limited"  # HASH provider -> since when it answers 429, none answered since
+LATE = PREFIX + "late"                          # ZSET rkey -> the due time it was claimed at, until it is polled
+OVERDUE = PREFIX + "overdue"                    # SET rkeys reported overdue (statehook.watch.overdue), until recovered
+
+
+def sweep(scan_rkey: str, which: str) -> str:
+    """SET: the rkeys a scan listed in its sweep in progress (`cur`) or in its last full sweep (`prev`)."""
+    return f"{PREFIX}sweep:{which}:{scan_rkey}"

@@ -19,12 +19,12 @@ import redis.asyncio as aioredis
 
 from model.resources import Snapshot
 from store import keys, scripts
-from store.commit import Commit, queue_commit, queue_updates
+from store.commit import BatchHealth, Commit, HealthReplies, queue_commit, queue_health, queue_updates, read_health
 from store.history import history_entry, pack_snapshot, read_history_entry, unpack_snapshot
 from store.records import CorruptRecord, ResourceState, WatchMeta, decode_meta, decode_state
 
-__all__ = ["Commit", "CorruptRecord", "Loaded", "ResourceState", "Store", "WatchMeta", "history_entry",
-           "pack_snapshot", "read_history_entry", "unpack_snapshot"]
+__all__ = ["BatchHealth", "Commit", "Committed", "CorruptRecord", "Loaded", "ResourceState", "Store", "WatchMeta",
+           "history_entry", "pack_snapshot", "read_history_entry", "unpack_snapshot"]
 
 log = logging.getLogger("statehook.store")
 
@@ -42,6 +42,15 @@ class Loaded:
     """rkeys whose watch meta cannot be read: logged, counted and skipped"""
 
 
+@dataclass(slots=True)
+class Committed:
+    """What a poll batch's round trip made (`Store.commit_batch`)."""
+
+    made: list[bool]
+    """whether each commit was made"""
+    health: HealthReplies
+
+
 class Store:
     def __init__(self, redis: aioredis.Redis, *, history_length: int = 50) -> None:
         self.redis = redis
@@ -49,6 +58,7 @@ class Store:
         self._commit = scripts.register(redis, "commit_poll")
         self._lease = scripts.register(redis, "lease_due")
         self._listed = scripts.register(redis, "match_listed")
+        self._end_sweep = scripts.register(redis, "end_sweep")
 
     # ---- watches ------------------------------------------------------------------
 
@@ -73,7 +83,11 @@ class Store:
             pipe.zrem(keys.DUE, *rkeys)
             pipe.hdel(keys.META, *rkeys)
             pipe.hdel(keys.ERRORS, *rkeys)
-            removed, _, _ = await pipe.execute()
+            pipe.zrem(keys.LATE, *rkeys)
+            sweeps = [keys.sweep(r, which) for r in rkeys if ":scan:" in r for which in ("cur", "prev")]
+            if sweeps:
+                pipe.delete(*sweeps)
+            removed, *_ = await pipe.execute()
         return int(removed)
 
     async def watches(self, source: str | None = None) -> dict[str, WatchMeta]:
@@ -98,8 +112,9 @@ class Store:
 
     async def claim_due_times(self, until: float, lease: float, limit: int) -> list[tuple[str, float]]:
         """Claims what is due by `until` (leasing it for `lease` seconds past `until`);
-        returns (rkey, due time) in due order, so that a poll can wait for its time."""
-        raw = await self._lease(keys=[keys.DUE], args=[until, until + lease, limit])
+        returns (rkey, due time) in due order, so that a poll can wait for its time. What is
+        claimed is late (`sh:late`, at the due time of its first claim) until it is polled."""
+        raw = await self._lease(keys=[keys.DUE, keys.LATE], args=[until, until + lease, limit])
         return [(raw[i].decode(), float(raw[i + 1])) for i in range(0, len(raw), 2)]
 
     # ---- poll batch reads ------------------------------------------------------------
@@ -220,19 +235,67 @@ class Store:
         unhealthy: Mapping[str, str] | None = None,
         healthy: Iterable[str] = (),
     ) -> list[bool]:
+        """`commit_batch` with a health of `unhealthy` (a provider and why) and `healthy`
+        (providers that answered); returns whether each commit was made."""
+        health = BatchHealth(answered=set(healthy), unauthorized=dict(unhealthy or {}))
+        committed = await self.commit_batch(commits, reschedule=reschedule, clear_errors=clear_errors,
+                                            errors=errors, epoch=epoch, health=health)
+        return committed.made
+
+    async def commit_batch(
+        self,
+        commits: Sequence[Commit],
+        *,
+        reschedule: Mapping[str, float] | None = None,
+        clear_errors: Sequence[str] = (),
+        errors: Sequence[str] = (),
+        epoch: str | None = None,
+        health: BatchHealth | None = None,
+        polled: Sequence[str] = (),
+        listed: Mapping[str, Sequence[str]] | None = None,
+        now: float | None = None,
+    ) -> Committed:
         """Apply a poll batch's outcome in one round trip: each commit atomically (snapshot,
         state, due time and events, guarded by the expected state and by `epoch`, the
         dataset the batch read: after a data loss nothing read before it is committed), and
-        the cheap updates beside them (due times of unchanged resources, error counters,
-        provider health: `unhealthy` names a provider and why, `healthy` clears it).
-        Returns whether each commit was made."""
+        the cheap updates beside them (store/commit.py: due times of unchanged resources,
+        error counters, what was polled and listed, the providers' health)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for c in commits:
                 await queue_commit(self._commit, pipe, c, history_length=self.history_length, epoch=epoch)
             queue_updates(pipe, reschedule=reschedule or {}, clear_errors=clear_errors, errors=errors,
-                          unhealthy=unhealthy or {}, healthy=healthy)
+                          polled=polled, listed=listed)
+            before = len(pipe.command_stack)
+            tags = queue_health(pipe, health or BatchHealth(), time.time() if now is None else now)
             results = await pipe.execute()
-        return [bool(r) for r in results[: len(commits)]]
+        return Committed([bool(r) for r in results[: len(commits)]], read_health(tags, results[before:]))
+
+    async def mark_unhealthy(self, provider: str, reason: str) -> None:
+        """Why `provider` is unhealthy (/healthz reads it; its next answered poll clears it)."""
+        await self.redis.hset(keys.PROVIDER_HEALTH, provider, reason)  # type: ignore[misc]
+
+    # ---- a scan's sweeps ---------------------------------------------------------------
+
+    async def unlisted(self, scan: str) -> list[str]:
+        """Members of the scan's last full sweep that the one in progress does not hold: the
+        rkeys it no longer lists, and those kept from a sweep before (`~rkey`, tasks/scan_sweep.py)."""
+        raw = await self.redis.sdiff([keys.sweep(scan, "prev"), keys.sweep(scan, "cur")])  # type: ignore[misc]
+        return sorted(m.decode(errors="replace") for m in raw)
+
+    async def listed_now(self, scan: str, rkeys: Sequence[str]) -> list[bool]:
+        """Whether the sweep in progress listed each of `rkeys`."""
+        if not rkeys:
+            return []
+        return [bool(f) for f in await self.redis.smismember(keys.sweep(scan, "cur"), list(rkeys))]  # type: ignore[misc]
+
+    async def end_sweep(self, scan: str, keep: Sequence[str] = ()) -> None:
+        """The sweep in progress, with `keep` (ids not listed but not gone), becomes the last
+        full one (lua/end_sweep.lua)."""
+        await self._end_sweep(keys=[keys.sweep(scan, "cur"), keys.sweep(scan, "prev")], args=list(keep))
+
+    async def drop_sweep(self, scan: str) -> None:
+        """A sweep that did not reach its end: what it listed so far is forgotten."""
+        await self.redis.delete(keys.sweep(scan, "cur"))
 
     async def incr_stats(self, counts: dict[str, int]) -> None:
         if not counts:

@@ -5,7 +5,9 @@ A batch holds resources of one provider. Its records are read in one round trip
 snapshots stored before read for those whose digest changed, and each resource's
 outcome decided by `core.decide.decide` with no I/O. What the decisions say to write
 (states, snapshots, events, due times, error counters, provider health) is committed in
-one round trip. A scan does the same page by page, the listing compared in Redis first.
+one round trip. A scan does the same page by page, the listing compared in Redis first,
+and at a full sweep's end confirms what it no longer lists (tasks/scan_sweep.py). What the
+batch saw of its provider's health goes to the watchdog (tasks/watchdog.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from config.schema import WatchdogSettings
 from core.decide import Batch, Fetched, Observed, Parsed, Watch, decide, needs_old_snapshot, observe, unchanged_body
 from core.fingerprint import body_fingerprint, canonical, digest, fingerprint
 from core.state import ResourceState
@@ -26,9 +29,12 @@ from model.errors import MalformedPayload, ProviderError
 from model.events import Event
 from model.resources import ListedItems, ResourceRef, ScanItem, ScanPage
 from providers.base import Provider
+from store.operational import OperationalEvents
 from store.rates import ProviderLimits, Reservation
 from store.snapshots import Store, WatchMeta
 from tasks.poll_plan import Plan, PollOutcome, Seen, UnhealthyLog
+from tasks.scan_sweep import unlisted
+from tasks.watchdog import ProviderWatch
 
 __all__ = ["PollOutcome", "Poller", "read_ahead"]
 
@@ -68,11 +74,15 @@ class Poller:
         *,
         on_events: Callable[[list[Event]], None] | None = None,
         limits: ProviderLimits | None = None,
+        watchdog: WatchdogSettings | None = None,
+        operational: OperationalEvents | None = None,
     ) -> None:
         self.store = store
         self.providers = providers
         self.on_events = on_events
         self.limits = limits if limits is not None else ProviderLimits(store.redis)
+        self.watchdog = watchdog or WatchdogSettings()
+        self.health = ProviderWatch(store, operational or OperationalEvents(store.redis), self.watchdog)
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._share_of = 0
         self.share_concurrency(1)
@@ -99,7 +109,7 @@ class Poller:
         loaded = await self.store.load(rkeys)
         # a dataset without an epoch (new, or Redis lost its data) is given one before the first
         # commit: events made in it can never have the id of one made before the loss
-        plan = Plan(loaded.epoch or (await self.store.ensure_epoch())[0])
+        plan = Plan(loaded.epoch or (await self.store.ensure_epoch())[0], polled=list(rkeys))
         fetches: list[tuple[ResourceRef, ResourceState | None, Watch]] = []
         scans: list[tuple[ResourceRef, WatchMeta]] = []
         for rkey, meta, state, fails in zip(rkeys, loaded.metas, loaded.states, loaded.failures, strict=True):
@@ -116,7 +126,7 @@ class Poller:
             await self._poll_fetches(fetches, plan, now)
         for ref, meta in scans:
             await self._poll_scan(ref, meta, plan, now)
-        await self._apply(plan)
+        await self._apply(plan, now)
         return plan.outcomes
 
     @staticmethod
@@ -143,6 +153,7 @@ class Poller:
             for ref, _, _ in items:
                 plan.reschedule[ref.key] = now + paused
             plan.outcomes[PollOutcome.PAUSED] += len(items)
+            plan.health.limited[provider.name] = paused
             return
         slots = await self.limits.reserve(provider.name, len(items), provider.settings.requests_per_second)
         results = await self._fetch_all(provider, [ref for ref, _, _ in items], slots)
@@ -173,10 +184,15 @@ class Poller:
                     plan.reschedule[ref.key] = due.at
         except MalformedPayload as exc:
             return Fetched(ref, exc)
-        plan.healthy.add(provider.name)
+        plan.health.answered.add(provider.name)
         if watch.failures:
             plan.clear_errors.append(ref.key)
         return observed
+
+    async def _fetch_reserved(self, provider: Provider, refs: Sequence[ResourceRef]) -> list[Any]:
+        """`_fetch_all` of `refs` in slots reserved now."""
+        slots = await self.limits.reserve(provider.name, len(refs), provider.settings.requests_per_second)
+        return await self._fetch_all(provider, refs, slots)
 
     async def _fetch_all(self, provider: Provider, refs: Sequence[ResourceRef], slots: Reservation) -> list[Any]:
         """Payloads (or ProviderErrors) of `refs`, in order: raw bodies for a provider that
@@ -221,20 +237,29 @@ class Poller:
         items = _watch(meta, scheduled=False)
         try:
             async for page in read_ahead(provider.scan(ref, meta.scan or {})):
-                await self._scan_page(provider, page, items, plan, now)
+                await self._scan_page(provider, ref, page, items, plan, now)
                 # commit page by page: a 100,000-order scan never holds all of it in memory
-                await self._apply(plan)
+                await self._apply(plan, now)
         except ProviderError as exc:
+            await self.store.drop_sweep(ref.key)
             seen = Seen(None, Fetched(ref, exc), _watch(meta))
             decision = decide(None, seen.observed, seen.watch, Batch(provider, now, plan.epoch))
             plan.add(provider.name, seen, decision, now, self._unhealthy)
             return
         plan.reschedule[ref.key] = now + meta.interval
+        # the sweep is whole: what it no longer lists is confirmed, then it becomes the last one
+        found = await unlisted(self.store, self._fetch_reserved, provider, ref, items, self.watchdog.gone_checks)
+        await self._decide(provider, found.gone, plan, now)
+        await self._apply(plan, now)
+        await self.store.end_sweep(ref.key, found.keep)
 
-    async def _scan_page(self, provider: Provider, page: ScanPage, watch: Watch, plan: Plan, now: float) -> None:
+    async def _scan_page(self, provider: Provider, scan: ResourceRef, page: ScanPage, watch: Watch, plan: Plan,
+                         now: float) -> None:
+        plan.health.answered.add(provider.name)
         if isinstance(page, ListedItems):
-            observed = await self._parse_changed_listings(provider, page, plan, now)
+            observed = await self._parse_changed_listings(provider, scan, page, plan, now)
         else:
+            plan.listed[scan.key] = [item.ref.key for item in page]
             observed = await self._observe_scan_items(provider, page, plan, now)
         states = await self.store.states([o.ref.key for o in observed])
         await self._decide(provider, [Seen(s, o, watch) for o, s in zip(observed, states, strict=True)], plan, now)
@@ -258,14 +283,15 @@ class Poller:
             observed.extend(await self._fetch_changed_previews(provider, previews, plan, now))
         return observed
 
-    async def _parse_changed_listings(self, provider: Provider, page: ListedItems, plan: Plan,
+    async def _parse_changed_listings(self, provider: Provider, scan: ResourceRef, page: ListedItems, plan: Plan,
                                       now: float) -> list[Parsed]:
         """The listed items whose fingerprint differs from the one stored with their state
         (or that are new, or whose stall needs a look), parsed and normalized; the rest are
         unchanged without a parse."""
         fps = [fingerprint(raw) for _, raw in page.items]
         prefix = ResourceRef.key_of(provider.name, page.kind, "")  # a page's 1,000 keys, built by concatenation
-        same = await self.store.listed_unchanged([prefix + rid for rid, _ in page.items], fps, now=now)
+        rkeys = plan.listed[scan.key] = [prefix + rid for rid, _ in page.items]
+        same = await self.store.listed_unchanged(rkeys, fps, now=now)
         changed = [i for i, unchanged in enumerate(same) if not unchanged]
         plan.outcomes[PollOutcome.UNCHANGED] += len(same) - len(changed)
         observed = []
@@ -305,19 +331,21 @@ class Poller:
 
     # ---- commit ----------------------------------------------------------------------
 
-    async def _apply(self, plan: Plan) -> None:
+    async def _apply(self, plan: Plan, now: float | None = None) -> None:
         for name, seconds in plan.pause.items():
             log.warning("provider %s answered 429: every worker pauses it for %.1fs", name, seconds)
             await self.limits.pause(name, seconds)
         plan.pause.clear()
         if not plan.has_writes():
             return
-        committed = await self.store.commit(
+        now = time.time() if now is None else now
+        committed = await self.store.commit_batch(
             plan.commits, reschedule=plan.reschedule, clear_errors=plan.clear_errors, errors=plan.errors,
-            epoch=plan.epoch, unhealthy=plan.unhealthy, healthy=plan.healthy,
+            epoch=plan.epoch, health=plan.health, polled=plan.polled, listed=plan.listed, now=now,
         )
+        await self.health.after(plan.health, committed.health, now)
         events: list[Event] = []
-        for commit, ok, outcome in zip(plan.commits, committed, plan.outcomes_of_commits, strict=True):
+        for commit, ok, outcome in zip(plan.commits, committed.made, plan.outcomes_of_commits, strict=True):
             if ok:
                 plan.outcomes[outcome] += 1
                 events.extend(commit.events)

@@ -2,7 +2,8 @@
 
 `Plan.add` turns a resource's decision (core/decide.py) into the batch's writes: a commit
 (state, snapshot, due time, events), a due time, an error counter, a provider's pause or
-health, and the outcome it is counted as. No I/O: the poller (tasks/poll.py) writes the plan.
+health (store/commit.py: BatchHealth), and the outcome it is counted as. No I/O: the poller
+(tasks/poll.py) writes the plan.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from core.decide import (
     Changed,
     Decision,
     Failed,
+    Failure,
     Gone,
     Observed,
     Parsed,
@@ -27,7 +29,7 @@ from core.decide import (
 )
 from core.due import KEEP_DUE, DueAt, StopPolling
 from core.state import ResourceState
-from store.snapshots import Commit, pack_snapshot
+from store.snapshots import BatchHealth, Commit, pack_snapshot
 
 __all__ = ["Plan", "PollOutcome", "Seen", "UnhealthyLog"]
 
@@ -88,23 +90,26 @@ class Plan:
     errors: list[str] = field(default_factory=list)
     outcomes: Counter[PollOutcome] = field(default_factory=Counter)
     pause: dict[str, float] = field(default_factory=dict)
-    unhealthy: dict[str, str] = field(default_factory=dict)
-    healthy: set[str] = field(default_factory=set)
+    health: BatchHealth = field(default_factory=BatchHealth)
+    polled: list[str] = field(default_factory=list)
+    """the batch's resources: no longer late once the batch is written"""
+    listed: dict[str, list[str]] = field(default_factory=dict)
+    """scan rkey -> the ids its page listed (the sweep in progress)"""
 
     def commit(self, commit: Commit, outcome: PollOutcome) -> None:
         self.commits.append(commit)
         self.outcomes_of_commits.append(outcome)
 
     def has_writes(self) -> bool:
-        return bool(self.commits or self.reschedule or self.clear_errors or self.errors or self.unhealthy
-                    or self.healthy)
+        return bool(self.commits or self.reschedule or self.clear_errors or self.errors or self.health
+                    or self.polled or self.listed)
 
     def clear_writes(self) -> None:
-        for batch in (self.commits, self.outcomes_of_commits, self.clear_errors, self.errors):
+        for batch in (self.commits, self.outcomes_of_commits, self.clear_errors, self.errors, self.polled):
             batch.clear()
-        for table in (self.reschedule, self.unhealthy):
+        for table in (self.reschedule, self.listed):
             table.clear()
-        self.healthy.clear()
+        self.health.clear()
 
     def add(self, provider: str, seen: Seen, decision: Decision, now: float, unhealthy_log: UnhealthyLog) -> None:
         """The writes of one resource's decision."""
@@ -139,13 +144,17 @@ class Plan:
             case RateLimited(due=due, pause=pause):
                 self.outcomes[PollOutcome.RATE_LIMITED] += 1
                 self.pause[provider] = max(self.pause.get(provider, 0.0), pause)
+                self.health.limited[provider] = self.pause[provider]
             case Unauthorized(due=due, reason=reason):
                 self.outcomes[PollOutcome.UNAUTHORIZED] += 1
-                self.unhealthy[provider] = reason
+                self.health.unauthorized[provider] = reason
                 unhealthy_log.note(provider, reason, now, seen.watch.interval)
             case Failed(kind=kind, due=due, reason=reason):
                 outcome = PollOutcome(kind.value)
                 self.outcomes[outcome] += 1
+                if kind is not Failure.NOT_FOUND:  # an id that never existed says nothing of the provider
+                    self.health.failed[provider] += 1
+                    self.health.last_error[provider] = reason
                 self.errors.append(rkey)
                 log.warning("poll %s: %s: %s", rkey, outcome.value, reason, extra={"rkey": rkey})
             case _:

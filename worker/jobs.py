@@ -16,8 +16,12 @@ from redis.exceptions import RedisError
 
 from model.resources import ResourceRef
 from store.deliveries import Deliveries
+from store.operational import OperationalEvents
+from store.watchdog import LateWatches
 from tasks.batch_delivery import BatchResult, deliver_batch
 from tasks.deliver import deliver_once
+from tasks.watchdog import OverdueCheck
+from worker.outage import is_redis_down
 from worker.queue import ArqQueue, PollJob, enqueue_polls
 from worker.runtime import Runtime
 
@@ -78,7 +82,19 @@ async def _schedule(redis: ArqRedis, rt: Runtime) -> int:
     claimed = await rt.store.claim_due_times(now + SCHEDULE_TICK, tuning.poll_lease, tuning.schedule_max_per_tick)
     # one round trip for the tick's jobs: one by one, they reached the queue over ~2 s
     await enqueue_polls(redis, plan_polls(claimed, now, tuning.poll_batch_size), now)
+    await _check_overdue(rt, now)
     return len(claimed)
+
+
+async def _check_overdue(rt: Runtime, now: float) -> None:
+    """Watches claimed and not polled for too long (tasks/watchdog.py), once a tick across workers."""
+    events = OperationalEvents(rt.redis, history_length=rt.config.settings.worker.history_length)
+    try:
+        await OverdueCheck(LateWatches(rt.redis), events, rt.config.settings.watchdog).run(now)
+    except Exception as exc:
+        if is_redis_down(exc):
+            raise
+        log.exception("the overdue check failed")
 
 
 def plan_polls(claimed: Sequence[tuple[str, float]], now: float, size: int) -> list[PollJob]:

@@ -25,6 +25,7 @@ from model.events import Event
 from model.resources import ResourceRef
 from notifiers.base import Notifier, NotifierContext
 from providers.base import Provider
+from store.operational import OperationalEvents
 from store.rates import RateSchedule
 from store.registry import WorkerRegistry
 from store.slack import SlackThreads
@@ -102,7 +103,9 @@ class Runtime:
             reclaim_idle=config.settings.worker.reclaim_idle,
             outage=outage,
         )
-        rt = cls(config, redis, session, provs, notes, store, Poller(store, provs), dispatcher, worker_id,
+        poller = Poller(store, provs, watchdog=config.settings.watchdog,
+                        operational=OperationalEvents(redis, history_length=config.settings.worker.history_length))
+        rt = cls(config, redis, session, provs, notes, store, poller, dispatcher, worker_id,
                  outage=outage or Outage())
         rt.poller.on_events = rt._count_events
         for provider in provs.values():

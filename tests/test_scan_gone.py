@@ -1,0 +1,135 @@
+"""Resources that disappear from a scan, against real Redis and the simulator: what a full
+sweep no longer lists is fetched, a 404 is `gone` (once), one that only moved between pages
+is not, and a partial sweep reports nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import orjson
+import redis.asyncio as aioredis
+
+from model.resources import ResourceRef
+from simulator.core import Fault, Simulator
+from store import keys
+from tasks.poll import Poller, PollOutcome
+from tests.test_polling import make_poller, scan_watch
+
+
+async def gone(redis: aioredis.Redis) -> list[dict[str, Any]]:
+    events = [orjson.loads(f[b"e"]) for _, f in await redis.xrange(keys.OUTBOX)]
+    return [e for e in events if e["type"] == "artistree.order.gone"]
+
+
+async def sweep(poller: Poller, scan: str, sim: Simulator) -> tuple[dict[PollOutcome, int], int]:
+    """One sweep's outcomes and how many requests it made."""
+    before = sim.requests["artistree"]
+    outcomes = await poller.poll([scan])
+    return outcomes, sim.requests["artistree"] - before
+
+
+async def test_a_deleted_order_is_gone_and_one_that_moved_pages_is_not(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, page_size=100)
+    ids = sim["artistree"].add_many(250)
+    scan = await scan_watch(poller)
+    await sweep(poller, scan, sim)
+    sim["artistree"].remove(ids[10])
+    sim["artistree"].remove(ids[200])
+    sim["artistree"].move_between_pages(ids[120])
+    outcomes, requests = await sweep(poller, scan, sim)
+    assert outcomes[PollOutcome.GONE] == 2 and outcomes[PollOutcome.UNCHANGED] == 247
+    assert requests == 3 + 3  # three pages, and a GET of each order not listed
+    events = await gone(redis)
+    assert sorted(e["resource"]["id"] for e in events) == sorted([ids[10], ids[200]])
+    assert events[0]["severity"] == "warning" and events[0]["summary"].endswith("is gone (404)")
+    # the next sweep lists the order that moved: no GET; the gone ones are not looked for again
+    outcomes, requests = await sweep(poller, scan, sim)
+    assert (outcomes[PollOutcome.UNCHANGED], outcomes[PollOutcome.GONE], requests) == (248, 0, 3)
+    assert len(await gone(redis)) == 2
+
+
+async def test_an_order_deleted_while_it_was_off_the_listing_is_gone_at_the_next_sweep(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, page_size=100)
+    ids = sim["artistree"].add_many(150)
+    scan = await scan_watch(poller)
+    await sweep(poller, scan, sim)
+    sim["artistree"].move_between_pages(ids[5])
+    assert (await sweep(poller, scan, sim))[0][PollOutcome.GONE] == 0  # listed nowhere, answered: kept
+    sim["artistree"].remove(ids[5])
+    assert (await sweep(poller, scan, sim))[0][PollOutcome.GONE] == 1
+
+
+async def test_an_order_that_left_the_listing_for_good_is_let_go_after_a_second_look(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, page_size=100)
+    ids = sim["artistree"].add_many(120)
+    scan = await scan_watch(poller)
+    await sweep(poller, scan, sim)
+    sim["artistree"].move_between_pages(ids[0], sweeps=10)  # e.g. moved to a project the scan does not list
+    assert (await sweep(poller, scan, sim))[1] == 2 + 1
+    assert (await sweep(poller, scan, sim))[1] == 2 + 1  # looked at once more, then let go
+    assert (await sweep(poller, scan, sim))[1] == 2
+    assert await gone(redis) == []
+
+
+async def test_a_sweep_that_fails_before_its_end_reports_nothing(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, page_size=100)
+    ids = sim["artistree"].add_many(250)
+    scan = await scan_watch(poller)
+    await sweep(poller, scan, sim)
+    sim["artistree"].remove(ids[249])  # on the last page
+    sim.faults.add("artistree", "/v1/orders", Fault(status=503, times=1))
+    assert (await sweep(poller, scan, sim))[0][PollOutcome.GONE] == 0
+    sim.faults.clear()
+    # the fault took the first page: a fresh sweep compares with the last full one
+    outcomes, _ = await sweep(poller, scan, sim)
+    assert outcomes[PollOutcome.GONE] == 1 and outcomes[PollOutcome.UNCHANGED] == 249
+
+
+async def test_the_gets_of_one_sweep_are_bounded_and_the_rest_wait(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, page_size=100)
+    poller.watchdog = poller.watchdog.model_copy(update={"gone_checks": 2})
+    ids = sim["artistree"].add_many(50)
+    scan = await scan_watch(poller)
+    await sweep(poller, scan, sim)
+    for oid in ids[:5]:
+        sim["artistree"].remove(oid)
+    assert [(await sweep(poller, scan, sim))[0][PollOutcome.GONE] for _ in range(4)] == [2, 2, 1, 0]
+    assert sorted(e["resource"]["id"] for e in await gone(redis)) == sorted(ids[:5])
+
+
+async def test_a_preview_scan_reports_a_deleted_order_gone(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, page_size=100)
+    ids = sim["artistree"].add_many(120)
+    scan = await scan_watch(poller, preview="true")
+    await sweep(poller, scan, sim)
+    sim["artistree"].remove(ids[60])
+    sim["artistree"].move_between_pages(ids[61])
+    outcomes, requests = await sweep(poller, scan, sim)
+    assert outcomes[PollOutcome.GONE] == 1 and requests == 2 + 2
+    ((event),) = await gone(redis)
+    assert event["resource"]["key"] == ResourceRef("artistree", "order", ids[60]).key
+
+
+async def test_removing_a_scan_watch_forgets_its_sweeps(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session)
+    sim["artistree"].add_many(3)
+    scan = await scan_watch(poller)
+    await sweep(poller, scan, sim)
+    assert await redis.scard(keys.sweep(scan, "prev")) == 3  # type: ignore[misc]
+    await poller.store.remove_watches([scan])
+    assert not await redis.exists(keys.sweep(scan, "prev"), keys.sweep(scan, "cur"))
