@@ -9,6 +9,7 @@ Routes:
     GET  /v1/resources/{rkey}   snapshot, state, timeline of events and deliveries (bearer)
     POST /v1/resources/{rkey}/ack  acknowledge its state: its reminders stop (bearer)
     GET  /v1/events             recent events from the outbox, or one resource's (bearer)
+    GET/POST /v1/silences, GET /v1/silences/{id}, POST …/{id}/extend, …/{id}/expire (bearer)
     POST /v1/hooks/{provider}/{token}  a provider's notification, taken as a hint to poll
 
 Management calls need `Authorization: Bearer <api.token>`; inbound hooks the provider's
@@ -70,6 +71,7 @@ from worker.api_http import (
 )
 from worker.api_models import ID_PATTERN, MAX_IDS
 from worker.api_resources import get_resource, list_events, resource_view
+from worker.api_silences import silence_routes
 from worker.api_watches import (
     InvalidWatch,
     add_watches,
@@ -136,6 +138,7 @@ def make_app(config: Config, redis: ArqRedis) -> web.Application:
     app.router.add_get("/v1/resources/{rkey}", get_resource)
     app.router.add_post("/v1/resources/{rkey}/ack", ack_resource)
     app.router.add_get("/v1/events", list_events)
+    silence_routes(app.router)
     app.router.add_post("/v1/hooks/{provider}/{token}", hook)
     mount_console(app)  # the operator console at /ui (worker/console/, docs/console.md)
     return app

@@ -19,6 +19,7 @@ from worker.cli_ack import ack
 from worker.cli_common import ConfigOption, JsonOption, load_or_exit
 from worker.cli_deliveries import app as deliveries_app
 from worker.cli_ops import register_ops
+from worker.cli_silence import app as silence_app
 
 __all__ = ["app", "main"]
 
@@ -92,6 +93,7 @@ def demo(
 
 register_ops(app)
 app.add_typer(deliveries_app)  # dlq …, notify …
+app.add_typer(silence_app)  # silence add|ls|extend|expire
 app.command("ack")(ack)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from worker import api_models as m
+from worker import api_silences as sil
 from worker.api_ack import Acknowledged, AckRequest
 
 __all__ = ["BODY_MODELS", "QUERY_MODELS", "REF", "openapi_spec", "parameters"]
@@ -22,12 +23,14 @@ REF = "#/components/schemas/{model}"
 
 _ANSWERS: list[type[BaseModel]] = [m.Error, m.Health, m.HealthUnavailable, m.WatchResult, m.Watches, m.Removed,
                                    m.Resource, m.Events, m.HookAccepted, Acknowledged]
+_ANSWERS += [sil.SilenceView, sil.Silences, sil.SilenceCreated]
 
 QUERY_MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("/v1/watches", "get"): m.WatchesQuery,
     ("/v1/watches", "delete"): m.UnwatchQuery,
     ("/v1/resources/{rkey}", "get"): m.ResourceQuery,
     ("/v1/events", "get"): m.EventsQuery,
+    ("/v1/silences", "get"): sil.SilencesQuery,
 }
 """The query-parameter model of each route that has one."""
 
@@ -99,6 +102,8 @@ def _schemas(providers: tuple[str, ...]) -> dict[str, Any]:
                ("WatchRequest", "validation", m.watch_union(providers)),
                ("UnwatchRequest", "validation", m.watch_union(providers, unwatch=True)),
                ("AckRequest", "validation", TypeAdapter(AckRequest))]
+    inputs += [(model.__name__, "validation", TypeAdapter(model)) for model in (sil.SilenceRequest,
+                                                                                 sil.SilenceExtension)]
     keyed, defs = TypeAdapter.json_schemas(inputs, ref_template=REF)
     schemas: dict[str, Any] = dict(defs.get("$defs", {}))
     for name in BODY_MODELS.values():
@@ -119,7 +124,43 @@ def openapi_spec(providers: Iterable[str], hook_providers: Iterable[str]) -> dic
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": _schemas(configured),
         },
-        "paths": _paths(hooks),
+        "paths": {**_paths(hooks), **_silence_paths()},
+    }
+
+
+_SILENCE_409 = ("refused by the clock or by recent events: an end in the past or past silences.max_duration, "
+                "an expired silence, or a silence that mutes every recent event (or has no matcher) without force")
+
+
+def _silence_answers(ok: dict[int, tuple[str, str]], *refusals: int) -> dict[str, Any]:
+    out = _answers(ok, *refusals)
+    if "409" in out:
+        out["409"] = _answer(_SILENCE_409, "Error")
+    return out
+
+
+def _silence_paths() -> dict[str, Any]:
+    one = parameters(sil.SilencePath, "path")
+    return {
+        "/v1/silences": {
+            "get": {"summary": "List silences, oldest first", "security": _BEARER,
+                    "parameters": parameters(QUERY_MODELS["/v1/silences", "get"], "query"),
+                    "responses": _silence_answers({200: ("the silences", "Silences")})},
+            "post": {"summary": "Create a silence, with what it would have muted in the last 24 h (dry_run: only that)",
+                     "security": _BEARER, "requestBody": {"required": True, "content": _json("SilenceRequest")},
+                     "responses": _silence_answers({200: ("a dry run: nothing stored", "SilenceCreated"),
+                                                    201: ("created", "SilenceCreated")}, 408, 409, 413)},
+        },
+        "/v1/silences/{id}": {"get": {
+            "summary": "One silence", "security": _BEARER, "parameters": one,
+            "responses": _silence_answers({200: ("the silence", "SilenceView")}, 404)}},
+        "/v1/silences/{id}/extend": {"post": {
+            "summary": "Give a silence a new end", "security": _BEARER, "parameters": one,
+            "requestBody": {"required": True, "content": _json("SilenceExtension")},
+            "responses": _silence_answers({200: ("its new end", "SilenceView")}, 404, 408, 409, 413)}},
+        "/v1/silences/{id}/expire": {"post": {
+            "summary": "End a silence now", "security": _BEARER, "parameters": one,
+            "responses": _silence_answers({200: ("expired", "SilenceView")}, 404)}},
     }
 
 

@@ -1,0 +1,99 @@
+"""What `statehook silence …` and /v1/silences do, written once: create (with its preview
+and the match-everything refusal), list, extend, expire. Times are Unix seconds; each
+refusal is a `SilenceRefused` with one line of reason and the HTTP status it answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from core.silences import Preview, mutes_everything, preview, time_problem
+from model.silences import Silence, SilenceMatch, SilenceState
+from store.recent import RecentEvents
+from store.silences import SilenceStore, new_silence_id
+
+__all__ = ["Created", "SilenceRefused", "create_silence", "expire_silence", "extend_silence", "iso", "list_silences"]
+
+
+class SilenceRefused(ValueError):
+    """`needs_force`: it mutes everything (the caller says how to force it)."""
+
+    def __init__(self, reason: str, status: int = 409, *, needs_force: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.needs_force = needs_force
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Created:
+    silence: Silence
+    created: bool
+    """False for a dry run"""
+    preview: Preview
+    needs_force: str | None
+    """why it mutes everything (then it was created only with force)"""
+
+
+async def create_silence(redis: aioredis.Redis, match: SilenceMatch, *, starts_at: float, ends_at: float,
+                         author: str, comment: str, now: float, max_duration: float, force: bool = False,
+                         dry_run: bool = False) -> Created:
+    """The silence made (stored unless `dry_run`) and what it would have muted in the last
+    24 h. Refused when its times are wrong, or when it mutes every recent event (or has no
+    matcher) without `force`."""
+    problem = time_problem(starts_at, ends_at, now, max_duration)
+    if problem is not None:
+        raise SilenceRefused(f"cannot create the silence: {problem}")
+    found = preview(match, [f async for f in RecentEvents(redis).since()])
+    why = mutes_everything(match, found)
+    if why is not None and not force and not dry_run:
+        raise SilenceRefused(f"refused: {why}", needs_force=True)
+    silence = Silence(id=new_silence_id(), match=match, starts_at=max(starts_at, now), ends_at=ends_at,
+                      author=author, comment=comment, created_at=now)
+    if not dry_run:
+        await SilenceStore(redis).put(silence, now)
+    return Created(silence, not dry_run, found, why)
+
+
+async def _existing(store: SilenceStore, silence_id: str) -> Silence:
+    found = await store.get(silence_id)
+    if found is None:
+        raise SilenceRefused(f"no silence {silence_id[:64]!r}", 404)
+    return found
+
+
+async def extend_silence(redis: aioredis.Redis, silence_id: str, ends_at: float, *, now: float,
+                         max_duration: float) -> Silence:
+    """The silence with its new end (later or sooner). An expired one is not revived: create another."""
+    store = SilenceStore(redis)
+    silence = await _existing(store, silence_id)
+    if silence.state(now) is SilenceState.EXPIRED:
+        raise SilenceRefused(f"silence {silence_id} has expired: create a new one")
+    problem = time_problem(silence.starts_at, ends_at, now, max_duration)
+    if problem is not None:
+        raise SilenceRefused(f"cannot extend silence {silence_id}: {problem}")
+    changed = silence.model_copy(update={"ends_at": ends_at})
+    await store.put(changed, now)
+    return changed
+
+
+async def expire_silence(redis: aioredis.Redis, silence_id: str, *, now: float) -> Silence:
+    """The silence ended now (one already expired is left as it is)."""
+    store = SilenceStore(redis)
+    silence = await _existing(store, silence_id)
+    if silence.state(now) is SilenceState.EXPIRED:
+        return silence
+    changed = silence.model_copy(update={"ends_at": now, "starts_at": min(silence.starts_at, now)})
+    await store.put(changed, now)
+    return changed
+
+
+async def list_silences(redis: aioredis.Redis, *, now: float, states: set[SilenceState] | None = None) -> list[Silence]:
+    """Oldest first; `states`: only those (None: all that are kept)."""
+    return [s for s in await SilenceStore(redis).all() if states is None or s.state(now) in states]
