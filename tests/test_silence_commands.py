@@ -15,7 +15,7 @@ import pytest
 from arq.connections import ArqRedis
 from typer.testing import CliRunner, Result
 
-from config import Config
+from config import Config, load_config
 from model.routes import Route
 from tests.kit import toml_value, write_config
 from tests.test_api import API_TOKEN, AUTH, call, serving
@@ -31,9 +31,8 @@ def silence_config(tmp_path: Path, redis_url: str) -> Config:
     write_config(path, redis_url=redis_url, providers={},
                  destinations={"slack": {"kind": "console"}, "mail": {"kind": "console"}},
                  routes=[{"to": ["slack", "mail"]}])
-    path.write_text(path.read_text() + f'\n\n[silences]\nmax_duration = "7d"\n\n[api]\ntoken = {toml_value(API_TOKEN)}\n')
-    from config import load_config
-
+    extra = f'\n\n[silences]\nmax_duration = "7d"\n\n[api]\ntoken = {toml_value(API_TOKEN)}\n'
+    path.write_text(path.read_text() + extra)
     return load_config(path)
 
 
