@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
+from aiohttp import web
 
-from config import load_config
+from config import Config, load_config
 from config.toml_out import toml_array, toml_table, toml_value
 from simulator.core import Simulator
 from simulator.receivers import Received, WebhookReceiver
@@ -102,7 +103,25 @@ def write_demo_config(path: Path, redis_url: str, sim: Simulator, hook_url: str,
     lines += toml_table("destinations.receiver", {"kind": "webhook", "url": hook_url, "secret": secret,
                                                   "retry_schedule": [0.5, 1, 2]})
     lines += toml_array("routes", [{"to": ["console", "receiver"]}])
+    lines += toml_table("api", {"token": f"demo-{secrets.token_urlsafe(12)}"})  # the console's sign-in
     path.write_text("\n".join(lines))
+
+
+DEMO_API_PORT = 8080
+
+
+async def serve_console(config: Config) -> web.AppRunner:
+    """The API and its console on 127.0.0.1:8080 (a free port when that one is taken); prints
+    where, and the demo's token to sign in with (a throwaway, made for this run)."""
+    from worker.api import start_api
+
+    try:
+        runner, url = await start_api(config, host="127.0.0.1", port=DEMO_API_PORT)
+    except OSError:
+        runner, url = await start_api(config, host="127.0.0.1", port=0)
+    token = config.settings.api.token.get_secret_value() if config.settings.api.token else ""
+    print(f"demo: console {url}/ui/ (sign in with the token {token}), API {url}", flush=True)
+    return runner
 
 
 async def run_demo(seconds: float) -> int:
@@ -130,6 +149,7 @@ async def run_demo(seconds: float) -> int:
         print(f"demo: simulator {sim.base_url} ({', '.join(names)}), redis {redis_url}, receiver {receiver.url}")
         worker = make_worker(config, handle_signals=False)
         run = asyncio.create_task(worker.async_run())
+        console = await serve_console(config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -148,6 +168,7 @@ async def run_demo(seconds: float) -> int:
                     break
                 await asyncio.sleep(0.1)
         finally:
+            await console.cleanup()
             await worker.close()
             with contextlib.suppress(asyncio.CancelledError):
                 await run
