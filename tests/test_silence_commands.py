@@ -12,12 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 from typer.testing import CliRunner, Result
 
 from config import Config, load_config
+from model.resources import ResourceRef
 from model.routes import Route
-from tests.kit import toml_value, write_config
+from simulator.core import Simulator
+from simulator.receivers import WebhookReceiver
+from store import keys
+from tests import test_api
+from tests.conftest import wait_for
+from tests.kit import running_worker, toml_value, write_config
 from tests.test_api import API_TOKEN, AUTH, call, serving
 from tests.test_routes import deliveries, event, publish
 from worker.cli import app
@@ -221,3 +228,41 @@ async def test_a_silence_made_through_the_api_mutes_in_the_dispatcher(config: Co
     await publish(arq, event("rev.order.state_changed", "critical", to="Failed", rid="TC1"))
     await d.step()
     assert [dest for dest, _ in await deliveries(arq)] == ["mail"]
+
+
+# ---- end to end: a worker polling the simulator -----------------------------------------------
+
+sim_providers = test_api.sim_providers
+
+
+async def test_a_worker_polling_the_simulator_mutes_what_a_silence_matches(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis
+) -> None:
+    quiet, loud = (sim["artistree"].add_order(state="In Progress", title=t)["order_id"] for t in ("quiet", "loud"))
+    quiet_rkey = ResourceRef("artistree", "order", quiet).key
+    config = test_api.api_config(tmp_path, redis_url, sim, receiver)
+    async with serving(config) as (_, http), running_worker(config):
+        status, made = await call(http, "POST", "/v1/silences", headers=AUTH, json={
+            "match": {"rkey": [quiet_rkey], "destination": ["hook"]}, "duration": "10m", "comment": "known"})
+        assert status == 201
+        status, _ = await call(http, "POST", "/v1/watches", headers=AUTH,
+                               json={"provider": "artistree", "ids": [quiet, loud], "interval": "0.2s"})
+        assert status == 201
+        for oid in (quiet, loud):
+            await wait_for(lambda oid=oid: redis.hexists(keys.STATE, ResourceRef("artistree", "order", oid).key),
+                           what="baseline polls")
+        sim["artistree"].set_state(quiet, "Failed")
+        sim["artistree"].set_state(loud, "Failed")
+        await wait_for(lambda: len(receiver.delivered) >= 1, what="the loud order's delivery")
+
+        async def muted_in_timeline() -> bool:
+            _, view = await call(http, "GET", f"/v1/resources/{quiet_rkey}", headers=AUTH)
+            return any(e["type"] == "silenced" for e in view["history"])
+
+        await wait_for(muted_in_timeline, what="the quiet order's silenced note")
+        _, view = await call(http, "GET", f"/v1/resources/{quiet_rkey}", headers=AUTH)
+        note = next(e for e in view["history"] if e["type"] == "silenced")
+        assert note["note"] == {"silence": made["silence"]["id"], "destination": "hook"}
+        status, metrics = await call(http, "GET", "/metrics")
+        assert 'statehook_silenced_total{destination="hook"} 1.0' in metrics
+    assert [d.event["resource"]["id"] for d in receiver.delivered] == [loud]
