@@ -18,13 +18,23 @@ __all__ = ["ArtistreeProgression"]
 class ArtistreeProgression(ArtistreeOrders):
     """The orders, and `step`: what the demo calls to make things happen."""
 
+    def __init__(self, *, seed: int | None = None) -> None:
+        super().__init__(seed=seed)
+        self.held: set[str] = set()
+        """orders the progression leaves where they are (the demo's stalled order)"""
+
+    def hold(self, order_id: str) -> None:
+        if order_id not in self:
+            raise KeyError(order_id)
+        self.held.add(order_id)
+
     def step(self, rng: random.Random) -> list[str]:
         """Move one to three open orders along a plausible path; sometimes (and always when
         nothing is open) a new order arrives, so that a long demo never runs dry."""
         lines: list[str] = []
         moved: set[str] = set()
         for _ in range(rng.randint(1, 3)):
-            order = self._pick_open(rng, moved)
+            order = self._pick_open(rng, moved | self.held)
             if order is None:
                 break
             moved.add(order.order_id)

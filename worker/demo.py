@@ -3,7 +3,10 @@
 A private redis-server on a free port (unless STATEHOOK_REDIS_URL is set), the simulator
 with every provider it knows, a webhook receiver that verifies signatures, and a worker,
 all in one process. The simulator's scripted progression moves orders along; events and
-deliveries are printed as they happen; the last line is the summary.
+deliveries are printed as they happen; the last line is the summary. Every watch has a
+short stall time (an order left in one state for `DEMO_STALL` is stalled), and for a few
+seconds Deepomatic refuses statehook's key (`statehook.provider.unhealthy`, then
+`.recovered`): the demo shows statehook's own events beside the providers'.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from aiohttp import web
 
 from config import Config, load_config
 from config.toml_out import toml_array, toml_table, toml_value
-from simulator.core import Simulator
+from simulator.core import Fault, Simulator
 from simulator.receivers import Received, WebhookReceiver
 from simulator.registry import SIM_PROVIDERS, build_simulator
 from simulator.setups import ProviderSetup, provider_setups, providers_toml
@@ -84,10 +87,15 @@ def private_redis() -> Iterator[str]:
 # others are watched by id
 SEEDED = {"artistree": 12, "rev": 8, "sartiq": 6, "deepomatic": 6}
 SCANS: dict[str, dict[str, Any]] = {"artistree": {"scan": {"project_id": "All Projects"}, "discovered": True}}
+DEMO_STALL = "8s"
+"""a resource in one state this long is stalled (hours or days in production)"""
+OUTAGE = ("deepomatic", 4, 8)
+"""this stand-in refuses statehook's credentials from this step of the progression to this one"""
 
 
 def _watch(setup: ProviderSetup) -> dict[str, Any]:
     watch = setup.watch("1s")
+    watch["stall_after"] = DEMO_STALL
     if setup.name in SCANS:
         del watch["ids"]
         watch.update(SCANS[setup.name])
@@ -133,6 +141,9 @@ async def run_demo(seconds: float) -> int:
         sim = build_simulator(names)
         for name in names:
             sim[name].add_many(SEEDED.get(name, 6))
+        if "artistree" in sim.providers:  # an order nobody moves: stalled once DEMO_STALL has passed
+            held = sim["artistree"].add_order(title="Waiting Room Poster v1")["order_id"]
+            sim["artistree"].hold(held)
         await sim.start()
         secret = "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
 
@@ -154,11 +165,13 @@ async def run_demo(seconds: float) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        started = time.monotonic()
+        started, steps = time.monotonic(), 0
         try:
             while not stop.is_set() and (seconds <= 0 or time.monotonic() - started < seconds):
                 await asyncio.sleep(STEP_EVERY)
                 sim.step()
+                steps += 1
+                _outage(sim, steps)
             # let what is in flight land before counting
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
@@ -176,11 +189,26 @@ async def run_demo(seconds: float) -> int:
             await redis.aclose()
             await receiver.stop()
             await sim.stop()
-        breakdown = ", ".join(f"{p} {stats.events_by_provider.get(p, 0)}" for p in names)
+        breakdown = ", ".join(f"{p} {stats.events_by_provider.get(p, 0)}" for p in [*names, "statehook"])
+        stalled = sum(n for t, n in stats.events_by_type.items() if t.endswith(".stalled"))
         delivered = stats.deliveries.get("ok", 0)
         failed = stats.deliveries.get("dead", 0)
-        print(f"demo: {stats.events} events ({breakdown}), {delivered} deliveries, {failed} failed", flush=True)
+        print(f"demo: {stats.events} events ({breakdown}; {stalled} stalled), {delivered} deliveries, "
+              f"{failed} failed", flush=True)
         return 0 if failed == 0 else 1
+
+
+def _outage(sim: Simulator, step: int) -> None:
+    """Deepomatic refuses statehook's key for a few steps (OUTAGE), then takes it again."""
+    name, begins, ends = OUTAGE
+    if name not in sim.providers:
+        return
+    if step == begins:
+        sim.faults.add(name, "/", Fault(status=401))
+        print(f"demo: {name} refuses statehook's credentials for {ends - begins} s", flush=True)
+    elif step == ends:
+        sim.faults.clear(name)
+        print(f"demo: {name} takes them again", flush=True)
 
 
 async def _stats(redis: aioredis.Redis) -> Stats:
