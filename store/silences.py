@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
@@ -77,12 +78,10 @@ class SilenceCache:
     GET) and the hash only when the counter moved or `refresh_every` has passed."""
 
     def __init__(self, store: SilenceStore, *, refresh_every: float = 30.0,
-                 monotonic: Callable[[], float] | None = None) -> None:
-        import time
-
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.refresh_every = refresh_every
-        self.monotonic = monotonic or time.monotonic
+        self.monotonic = monotonic
         self.active = ActiveSilences()
         self._version: int | None = None
         self._loaded_at = 0.0

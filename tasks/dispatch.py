@@ -222,8 +222,9 @@ class Dispatcher:
         now = step.now if step is not None else self.clock()
         if route.repeat_every is None and is_reminder(event):
             return False  # a reminder goes only where a route asked for reminders
+        hold = route.after_window == "summary" and not is_reminder(event)  # a summary shows the state already
         if self.mutes is not None and step is not None and self.mutes.mute(
-                step, event, raw, facts, sel.route, sel.destination, hold=route.after_window == "summary"):
+                step, event, raw, facts, sel.route, sel.destination, hold=hold):
             return False
         if route.throttle and not await self.outbox.first_in_window(
                 sel.route, event.rkey, event.type, event.id, route.throttle):

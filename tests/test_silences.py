@@ -119,3 +119,18 @@ async def test_every_routed_event_is_kept_for_previews(arq: ArqRedis) -> None:
         ("rev:order:TC1", ("slack", "mail"), None),  # pager is not enabled: not a destination
         ("artistree:order:ord-1", ("slack", "mail"), "Failed")]
     assert found[0].tags == ("x",) and found[0].project == "P" and found[0].resource_id == "TC1"
+
+
+async def test_a_silence_mutes_reminders_like_any_event(arq: ArqRedis) -> None:
+    from model.events import Event
+
+    await add_silence(arq, {"rkey": "artistree:order:ord-1"})
+    routes = [Route.model_validate({"name": "page", "to": ["pager"], "repeat_every": "1h"})]
+    d = dispatcher_for(arq, routes, "t", enabled_destinations={"pager"}, clock=Clock(T0 + 1))
+    await d.ensure_group()
+    failed = event("artistree.order.state_changed", "critical", to="Failed")
+    reminder = Event.from_dict({**failed.as_dict(), "id": failed.id + "_r1", "data": {**failed.data, "reminder": 1}})
+    await publish(arq, reminder)
+    await d.step()
+    assert await deliveries(arq) == []
+    assert [n["id"] for n in await timeline(arq, failed.rkey)] == [reminder.id]

@@ -13,6 +13,7 @@ from typing import Any
 from arq.connections import ArqRedis
 
 from core.window_summary import WINDOW_SUMMARY_TYPE
+from model.events import Event
 from model.routes import Route
 from model.time_intervals import NamedTimeInterval
 from store import keys
@@ -188,3 +189,20 @@ def test_a_summary_renders_its_resources_in_every_default_template() -> None:
     assert "Poster &lt;v3&gt;" in html and '<a href="https://example.com/o/1">' in html
     section = build_message(summary, TemplateBook("slack"))["blocks"][0]["text"]["text"]
     assert "<https://example.com/o/1|Poster &lt;v3&gt;> · *Failed*" in section
+
+
+async def test_a_reminder_muted_by_a_window_is_noted_but_left_out_of_the_summary(arq: ArqRedis) -> None:
+    routes = [route(name="page", to=["pager"], mute_during=["sunday-maintenance"], repeat_every="1h")]
+    clock = Clock(SUNDAY_0210)
+    d = dispatcher_for(arq, routes, "w1", enabled_destinations={"pager"}, clock=clock, time_intervals=INTERVALS)
+    await d.ensure_group()
+    failed = event("artistree.order.state_changed", "critical", to="Failed", rid="ord-1")
+    reminder = Event.from_dict({**failed.as_dict(), "id": failed.id + "_r1", "data": {**failed.data, "reminder": 1}})
+    await publish(arq, failed, reminder)
+    await d.step()
+    notes = [read_history_entry(raw, failed.rkey) for raw in await arq.lrange(keys.history(failed.rkey), 0, -1)]
+    assert sorted(n["id"] for n in notes) == [failed.id, reminder.id]  # both muted, both noted
+    clock.now = SUNDAY_0400 + 1
+    await d.step()
+    (summary,) = [e for _, e in await summaries(arq)]
+    assert [e["id"] for e in summary["data"]["resources"][0]["events"]] == [failed.id]
