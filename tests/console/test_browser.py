@@ -1,7 +1,8 @@
 """The console end to end in headless Chromium against a real `statehook api` and worker
 (tests/console/conftest.py): sign in; a resource's timeline after the simulator moves it;
 the live tail; a dead letter replayed and delivered; a destination disabled and enabled;
-refused without a session; a POST without the CSRF token refused. Every page passes axe-core
+refused without a session; a POST without the CSRF token refused; a silence created from its
+preview. Every page passes axe-core
 with no serious or critical violation and is saved as a screenshot."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pytest_asyncio
 
 from model.resources import ResourceRef
 from store import keys
+from store.silences import SilenceStore
 from store.snapshots import Store, WatchMeta
 from tests.conftest import wait_for
 from tests.console.conftest import AXE, Stack
@@ -183,3 +185,22 @@ async def test_a_post_without_the_csrf_token_is_refused(page: Any, stack: Stack)
     }""")
     assert status == 403
     assert not await stack.redis.hexists(keys.DISABLED, "hook")
+
+
+async def test_a_silence_is_created_from_its_preview(page: Any, stack: Stack) -> None:
+    await sign_in(page, "/ui/silences/new")
+    await page.get_by_label("Matchers").fill("provider=artistree\nseverity=critical")
+    await page.get_by_label("Ends").fill("1h")
+    await page.get_by_label("Comment").fill("poster reprint")
+    await page.get_by_role("button", name="Preview").click()
+    await page.get_by_role("heading", name="What it would have muted in the last 24 hours").wait_for()
+    assert await page.locator("table.rows tbody tr").count() >= 1  # the Failed and Action Required events
+    assert not await SilenceStore(stack.redis).all()
+    await checked(page, stack, "silence-preview")
+    await page.get_by_role("button", name="Create the silence").click()
+    assert (await flash(page)).startswith("Silence sil_")
+    (silence,) = await SilenceStore(stack.redis).all()
+    assert silence.match.given() == {"provider": ["artistree"], "severity": ["critical"]}
+    await checked(page, stack, "silences")
+    await page.get_by_role("button", name=f"Expire {silence.id} now").click()
+    assert await flash(page) == f"Silence {silence.id} expired."

@@ -13,6 +13,7 @@ from worker.console import (
     views_events,
     views_overview,
     views_resource,
+    views_silences,
     views_watches,
 )
 from worker.console.guard import guard
@@ -46,6 +47,11 @@ def console_app(state: ConsoleState) -> web.Application:
     r.add_post("/dead-letters/purge", views_dlq.purge)
     r.add_get("/destinations", views_destinations.destinations)
     r.add_post("/destinations", views_destinations.destination_action)
+    r.add_get("/silences", views_silences.silences)
+    r.add_get("/silences/new", views_silences.new_silence)
+    r.add_post("/silences", views_silences.create)
+    r.add_post("/silences/extend", views_silences.extend)
+    r.add_post("/silences/expire", views_silences.expire)
     r.add_static("/static", STATIC, append_version=False)
 
     async def _closing(_: web.Application) -> None:

@@ -55,8 +55,6 @@ class ConsoleState:
     clock: Callable[[], float] = time.time
     specs: dict[str, ProviderSpec] = field(default_factory=dict)
     """the configured providers' pure specs (what a snapshot's state and volatile keys are)"""
-    extra_nav: list[tuple[str, str, str]] = field(default_factory=list)
-    """pages besides the built-in ones: (key, label, path)"""
 
     @classmethod
     def of(cls, api: ApiState) -> ConsoleState:
@@ -101,7 +99,7 @@ def page(request: web.Request, template: str, *, status: int = 200, title: str =
     response = html(cs.env, template, {
         "base": BASE, "title": title, "nav": nav, "signed_in": session is not None,
         "csrf": cs.signer.csrf(session.sid) if cs.signer and session else "",
-        "flash": flash, "now": cs.clock(), "query": dict(request.query), "extra_nav": cs.extra_nav, **context,
+        "flash": flash, "now": cs.clock(), "query": dict(request.query), **context,
     }, status=status)
     if FLASH_COOKIE in request.cookies:
         response.del_cookie(FLASH_COOKIE, path=BASE)
