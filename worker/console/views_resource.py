@@ -29,7 +29,7 @@ log = logging.getLogger("statehook.console")
 
 HISTORY = 50
 MAX_ROWS = 400
-DEAD_LETTERS_SEARCHED = 500
+DEAD_LETTERS_SEARCHED = 300
 """dead letters read (from the oldest shown event's time on) to find the shown events' reasons"""
 
 
@@ -69,10 +69,22 @@ def _epoch_ms(at: str) -> int | None:
         return None
 
 
+def _undelivered(item: dict[str, Any]) -> bool:
+    """Whether an event may be in the dead letters: no attempt recorded (a disabled or unknown
+    destination dead-letters without one), or some destination's last attempt failed."""
+    last: dict[str, bool] = {}
+    for attempt in item.get("deliveries") or ():
+        if isinstance(attempt, dict):
+            last[str(attempt.get("destination"))] = bool(attempt.get("ok"))
+    return not last or not all(last.values())
+
+
 async def _dead_reasons(reads: Reads, bad: Unreadable, timeline: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
-    """(event id, destination) → its dead letter, for the events shown."""
-    ids = {item["id"] for item in timeline if "note" not in item}
-    starts = [ms for item in timeline if (ms := _epoch_ms(item.get("at", ""))) is not None]
+    """(event id, destination) → its dead letter, for the events shown that may have one: the
+    dead letters are read from the oldest such event's time on, DEAD_LETTERS_SEARCHED at most."""
+    candidates = [item for item in timeline if "note" not in item and _undelivered(item)]
+    ids = {item["id"] for item in candidates}
+    starts = [ms for item in candidates if (ms := _epoch_ms(item.get("at", ""))) is not None]
     if not ids or not starts:
         return {}
     letters, _ = await reads.dead_letter_page(bad, start=str(min(starts)), count=DEAD_LETTERS_SEARCHED)
