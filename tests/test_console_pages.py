@@ -224,3 +224,17 @@ async def test_a_resources_page_shows_its_timeline_with_each_delivery_attempt(
         missing = await client.get("/ui/resource?rkey=artistree:order:nope")
         assert missing.status == 404 and "never polled" in missing.text
         assert (await client.get("/ui/resource?rkey=nonsense")).status == 400
+
+
+async def test_while_redis_is_down_pages_say_so_and_sign_in_still_works(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    from tests.conftest import free_port
+
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    async with serving_console(api_config(tmp_path, down, sim, receiver, token=TOKEN)) as (_, client, _s):
+        assert (await client.sign_in()).status == 303  # the session needs no Redis
+        for path in PAGES:
+            page = await client.get(path)
+            assert page.status == 503, path
+            assert "Redis is unavailable (ConnectionError)" in page.text and page.headers["Retry-After"] == "5"
