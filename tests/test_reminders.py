@@ -291,6 +291,8 @@ async def test_statehook_ack_stops_the_reminders_in_one_line(tmp_path: Path, red
     assert await rem.armed(ev.rkey) == []
     (note,) = await notes(redis, ev.rkey, "acknowledged")
     assert note[6]["author"] == "ana" and note[6]["comment"] == "fixing the file"
+    shown = await cli("show", ev.rkey, "-c", c)
+    assert shown.exit_code == 0 and "acknowledged by ana: fixing the file" in shown.output, shown.output
 
     result = await cli("ack", ev.rkey, "-c", c)
     assert result.exit_code == 1
