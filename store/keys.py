@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "CONFIG_WATCHES",
     "DISABLED",
     "DLQ",
     "DUE",
@@ -29,6 +30,7 @@ PREFIX = "sh:"
 PROVIDER_HEALTH = PREFIX + "provider_health"  # HASH provider -> why it is unhealthy
 DUE = PREFIX + "due"              # ZSET rkey -> due time (unix seconds)
 META = PREFIX + "meta"            # HASH rkey -> watch meta JSON (interval, discovered, scan, source)
+CONFIG_WATCHES = PREFIX + "watches:config"  # SET the config file's rkeys at its last sync, and ""
 STATE = PREFIX + "state"          # HASH rkey -> "digest|seq|changed_at" (the commit guard)
 ERRORS = PREFIX + "errors"        # HASH rkey -> consecutive poll failures
 OUTBOX = PREFIX + "outbox"        # STREAM of events (field e = event JSON)

@@ -25,6 +25,7 @@ from model.events import Event
 from model.resources import ResourceRef
 from notifiers.base import Notifier, NotifierContext
 from providers.base import Provider
+from store.config_watches import ConfigWatches
 from store.operational import OperationalEvents
 from store.rates import RateSchedule
 from store.registry import WorkerRegistry
@@ -164,10 +165,7 @@ class Runtime:
         wanted: dict[str, WatchMeta] = {}
         for spec in self.config.watches:
             wanted.update(watch_rkeys(spec, provider_registry.REGISTRY[spec.provider]))
-        current = await self.store.watches(source="config")
-        stale = [k for k in current if k not in wanted]
-        added = await self.store.add_watches(wanted.items())
-        removed = await self.store.remove_watches(stale)
+        added, removed = await ConfigWatches(self.store).sync(wanted)
         if added or removed:
             log.info("watches from the config file: %d added, %d removed", added, removed)
 
