@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from config import Config
 from model.resources import ResourceRef, ScanPage
-from store.reads import Reads
+from store.reads import Reads, Unreadable, WatchEntry
 from store.snapshots import Store, WatchMeta
 from store.stats import StatsRecorder
 from worker.cli_common import (
@@ -286,18 +286,16 @@ def watch_ls(
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List watched resources with their interval, origin and next poll."""
+    """List watched resources with their interval, origin and next poll: the first LIMIT
+    found (sorted; a page by cursor, so it answers as fast at a million watches), or with
+    --limit 0 all of them (sorted; reads every watch)."""
     cfg = load_or_exit(config)
 
-    async def go() -> tuple[list[dict[str, Any]], int]:
+    async def go() -> tuple[list[dict[str, Any]], int | None]:
         async with cli_redis(cfg) as redis:
-            watches = await Store(redis).watches(source=source)
-            selected = sorted(k for k in watches if provider is None or k.startswith(f"{provider}:"))
-            shown = selected if limit <= 0 else selected[:limit]
-            dues = await Reads(redis).due_times(shown)
-            rows = [{"rkey": k, "interval": watches[k].interval, "source": watches[k].source,
-                     "scan": watches[k].scan, "due_at": d} for k, d in zip(shown, dues, strict=True)]
-            return rows, len(selected)
+            if limit <= 0:
+                return await _all_watches(redis, provider, source)
+            return await _watches_found(redis, provider, source, limit)
 
     rows, total = run_or_exit(go())
     if as_json:
@@ -307,5 +305,41 @@ def watch_ls(
     width = max((len(r["rkey"]) for r in rows), default=10)
     for r in rows:
         typer.echo(f"{r['rkey']:<{width}}  every {r['interval']:>6g}s  {r['source']:<6}  {due_in(r['due_at'], now)}")
+    if total is None:  # a filter, and more watches than were read to fill the page
+        typer.echo(f"{len(rows)} watch(es) shown, more may match (--limit 0 lists all)")
+        return
     more = f" (showing {len(rows)})" if len(rows) < total else ""
     typer.echo(f"{total} watch(es){more}")
+
+
+def _row(rkey: str, meta: WatchMeta, due: float | None) -> dict[str, Any]:
+    return {"rkey": rkey, "interval": meta.interval, "source": meta.source, "scan": meta.scan, "due_at": due}
+
+
+async def _all_watches(redis: Any, provider: str | None, source: str | None) -> tuple[list[dict[str, Any]], int]:
+    watches = await Store(redis).watches(source=source)
+    selected = sorted(k for k in watches if provider is None or k.startswith(f"{provider}:"))
+    dues = await Reads(redis).due_times(selected)
+    return [_row(k, watches[k], d) for k, d in zip(selected, dues, strict=True)], len(selected)
+
+
+async def _watches_found(redis: Any, provider: str | None, source: str | None,
+                         limit: int) -> tuple[list[dict[str, Any]], int | None]:
+    """The first `limit` watches HSCAN finds (sorted), and how many match: every watch
+    without a filter (HLEN), the ones seen when the scan ended, else None (unknown)."""
+    reads, bad = Reads(redis), Unreadable()
+    found: list[WatchEntry] = []
+    cursor = 0
+    while True:
+        page = await reads.watch_page(bad, provider=provider, source=source, cursor=cursor, limit=limit - len(found))
+        found += page.watches
+        cursor = page.cursor
+        if cursor == 0 or len(found) >= limit:
+            break
+    await bad.report(redis)
+    rows = sorted((_row(w.rkey, w.meta, w.due_at) for w in found[:limit]), key=lambda r: str(r["rkey"]))
+    if cursor == 0:
+        return rows, len(found)
+    if provider is None and source is None:
+        return rows, (await reads.watch_counts(time.time()))[1]
+    return rows, None
