@@ -2,7 +2,13 @@
 event (`sh:att:{event}`, the last ATTEMPTS_KEPT for ATTEMPTS_TTL), the delivery stats, the
 dead letters (`sh:dlq`), the destinations disabled by a 410 Gone or by hand (`sh:disabled`)
 and the delivery marks that keep a batch from sending an event twice (`sh:dm:{event}:{dest}`).
-The worker's delivery jobs write them; the CLI and the API read and operate them."""
+The worker's delivery jobs write them; the CLI and the API read and operate them.
+
+A dead letter, and a destination disabled or enabled again, is also told as an operational
+event (`statehook.delivery.dead_lettered`, `statehook.destination.disabled` / `.enabled`,
+store/operational.py), whoever caused it: a delivery job, the CLI or the API. The dead
+letter of an operational event is not: that would be an event about an event about ...,
+round and round between two destinations that are both down."""
 
 from __future__ import annotations
 
@@ -16,7 +22,16 @@ import orjson
 import redis.asyncio as aioredis
 
 from core.events import utc_iso
+from model.events import Severity
+from model.operational import (
+    DELIVERY_DEAD_LETTERED,
+    DESTINATION_DISABLED,
+    DESTINATION_ENABLED,
+    Subject,
+    is_operational,
+)
 from store import keys
+from store.operational import OperationalEvents
 from store.stats import DeliveryOutcome, StatsRecorder
 
 __all__ = ["ATTEMPTS_KEPT", "ATTEMPTS_TTL", "Attempt", "DeadLetter", "Deliveries", "DeliveryRecords", "ReplayEntry"]
@@ -65,6 +80,10 @@ class DeliveryRecords:
         """A delivery dead-lettered without an attempt (its destination unknown or disabled)."""
         self.stats.delivery(destination, "dead")
 
+    def held(self, destination: str) -> None:
+        """A delivery held while its destination's circuit is not closed."""
+        self.stats.held(destination)
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -99,8 +118,9 @@ def _text(value: bytes | str) -> str:
 
 
 class Deliveries:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, operational: OperationalEvents | None = None) -> None:
         self.redis = redis
+        self.operational = operational if operational is not None else OperationalEvents(redis)
 
     # -- attempts and stats ----------------------------------------------------------------
 
@@ -151,7 +171,25 @@ class Deliveries:
             {"event": event_json, "destination": destination, "reason": reason,
              "status": "" if status is None else str(status), "attempts": str(attempts), "at": utc_iso(time.time())},
         )
+        await self._tell_dead_letter(event_json, destination, reason, status, attempts)
         return _text(entry_id)
+
+    async def _tell_dead_letter(self, event_json: bytes, destination: str, reason: str, status: int | None,
+                                attempts: int) -> None:
+        """`statehook.delivery.dead_lettered`, at most one per destination within the
+        operational throttle (`statehook dlq ls` lists them all)."""
+        try:
+            event = orjson.loads(event_json)
+            event_id, event_type = str(event["id"]), str(event["type"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            event_id, event_type = "", ""
+        if is_operational(event_type):
+            return
+        await self.operational.emit(
+            DELIVERY_DEAD_LETTERED, Subject("destination", destination), severity=Severity.WARNING,
+            summary=f"a delivery to {destination} was dead-lettered: {reason}",
+            data={"destination": destination, "reason": reason, "event_id": event_id, "event_type": event_type,
+                  "status": status, "attempts": attempts})
 
     async def dead_letters(self, count: int = 100) -> list[DeadLetter]:
         """The oldest `count` dead letters, oldest first."""
@@ -204,11 +242,23 @@ class Deliveries:
         return bool(await self.redis.hexists(keys.DISABLED, destination))  # type: ignore[misc]
 
     async def disable(self, destination: str, reason: str) -> None:
-        await self.redis.hset(keys.DISABLED, destination, reason)  # type: ignore[misc]
+        """Disables `destination` (its deliveries are dead-lettered until it is enabled); the
+        first time, `statehook.destination.disabled` is told (a 410 of many deliveries at once
+        tells it once)."""
+        if await self.redis.hset(keys.DISABLED, destination, reason):  # type: ignore[misc]
+            await self.operational.emit(
+                DESTINATION_DISABLED, Subject("destination", destination), severity=Severity.CRITICAL,
+                summary=f"destination {destination} disabled: {reason}",
+                data={"destination": destination, "reason": reason}, throttle=0)
 
     async def enable(self, destination: str) -> bool:
-        """True if it was disabled."""
-        return bool(await self.redis.hdel(keys.DISABLED, destination))  # type: ignore[misc]
+        """True if it was disabled (and then `statehook.destination.enabled` is told)."""
+        if not await self.redis.hdel(keys.DISABLED, destination):  # type: ignore[misc]
+            return False
+        await self.operational.emit(
+            DESTINATION_ENABLED, Subject("destination", destination), severity=Severity.INFO,
+            summary=f"destination {destination} enabled again", data={"destination": destination}, throttle=0)
+        return True
 
     # -- delivery marks --------------------------------------------------------------------
 

@@ -12,6 +12,9 @@ the events of one outbox read as one batch job. Each event keeps its own identit
 - a transient failure becomes an ordinary `deliver` job (id `deliver:{event}:{dest}`) that
   follows the destination's retry schedule from attempt 2; permanent failures are
   dead-lettered at once, as by a single delivery;
+- while the destination's circuit is open or flushing (tasks/circuit.py), the batch's
+  events are held instead, in one step, and an outage failure that finds the circuit open
+  holds its event too;
 - the attempts' records and stats go to Redis in one round trip at the end;
 - what the batch did not finish (its deadline passed, a bug) becomes a `deliver` job too,
   so that nothing read from the outbox is lost.
@@ -31,7 +34,7 @@ from model.events import Event
 from notifiers.base import Notifier
 from store.deliveries import Deliveries, DeliveryRecords
 from store.unavailable import is_redis_down
-from tasks.deliver import attempt_delivery
+from tasks.deliver import CircuitGate, attempt_delivery
 from tasks.enqueue import DeliveryQueue
 
 __all__ = ["BatchResult", "deliver_batch", "group_by_resource"]
@@ -48,6 +51,8 @@ class BatchResult:
     attempted before the deadline"""
     skipped: int = 0
     """events whose mark another run holds (sent, or being sent)"""
+    held: int = 0
+    """events held while the destination's circuit is not closed"""
 
 
 T = TypeVar("T")
@@ -85,6 +90,7 @@ class _Batch:
     destination: str
     disabled: str | None
     result: BatchResult
+    gate: CircuitGate | None = None
     records: DeliveryRecords = field(default_factory=lambda: DeliveryRecords(trim=False))
     final: set[str] = field(default_factory=set)
     """events handed over for good: sent, dead-lettered or given a job of their own"""
@@ -95,12 +101,17 @@ class _Batch:
         for eid, event in items:
             async with lanes:
                 outcome = await attempt_delivery(self.deliveries, self.notifier, self.destination, event, 1,
-                                                 self.records, self.disabled)
+                                                 self.records, self.disabled, self.gate)
             if outcome.retry_in is not None:
                 self.retry.append((eid, event, outcome.retry_in))
+            elif self.retry and self.gate is not None and self.gate.is_open():
+                await self.hold_retries()  # the circuit opened: an earlier failure waits with the rest
+            if outcome.retry_in is not None:
                 continue
             self.final.add(eid)
-            if outcome.delivered:
+            if outcome.held:
+                self.result.held += 1
+            elif outcome.delivered:
                 self.result.delivered += 1
             else:
                 self.result.dead_lettered += 1
@@ -126,7 +137,10 @@ class _Batch:
 
     async def hand_over(self, queue: DeliveryQueue, mine: Claimed) -> None:
         """A `deliver` job for each event to retry (from attempt 2, after its delay) and each
-        not attempted (a first attempt)."""
+        not attempted (a first attempt). Retries are held instead if the circuit opened."""
+        if self.retry and self.gate is not None:
+            await self.gate.refresh()
+            await self.hold_retries()
         for eid, event, delay in self.retry:
             await queue.deliver(event.id, event.to_json(), self.destination, attempts_before=1, defer_s=delay)
             self.final.add(eid)
@@ -134,7 +148,34 @@ class _Batch:
             if eid not in self.final:
                 await queue.deliver(event.id, event.to_json(), self.destination)
                 self.final.add(eid)
-        self.result.handed_over = len(mine) - self.result.delivered - self.result.dead_lettered
+        self.result.handed_over = len(mine) - self.result.delivered - self.result.dead_lettered - self.result.held
+
+    async def hold_retries(self) -> None:
+        """The events this batch was to retry on their schedule, held instead (their first
+        attempt spent): the circuit is open, and they must not come after what it holds."""
+        if self.gate is None or not self.gate.holding() or not self.retry:
+            return
+        items, self.retry = self.retry, []
+        if not await self.gate.hold([(event, 1) for _, event, _ in items]):
+            self.retry.extend(items)  # it closed meanwhile: retried as usual
+            return
+        for eid, _, _ in items:
+            self.final.add(eid)
+            self.records.held(self.destination)
+        self.result.held += len(items)
+
+    async def hold_all(self, mine: Claimed) -> bool:
+        """All of `mine` held at once, when the circuit is open or flushing (not disabled: a
+        disabled destination's deliveries are dead-lettered)."""
+        if self.gate is None or self.disabled or self.notifier is None or not self.gate.holding() or not mine:
+            return False
+        if not await self.gate.hold([(event, 0) for _, _, event in mine]):
+            return False
+        for eid, _, _ in mine:
+            self.final.add(eid)
+            self.records.held(self.destination)
+        self.result.held = len(mine)
+        return True
 
 
 async def deliver_batch(
@@ -148,19 +189,23 @@ async def deliver_batch(
     concurrency: int,
     deadline_s: float,
     keep_mark_s: int,
+    gate: CircuitGate | None = None,
 ) -> BatchResult:
     """First attempt of each event of `events` that no other batch claimed. `owner` names
-    this batch (its job id): a re-run of the same batch takes its own marks back."""
+    this batch (its job id): a re-run of the same batch takes its own marks back. `gate`:
+    the destination's circuit (None: none)."""
     result = BatchResult()
     parsed = [Event.from_json(raw) for raw in events]
     claimed = await deliveries.claim_marks([e.id for e in parsed], destination, owner,
                                            int(deadline_s) + LEASE_MARGIN_S)
     mine = [(e.id, e.rkey, e) for e, ok in zip(parsed, claimed, strict=True) if ok]
     result.skipped = len(parsed) - len(mine)
-    batch = _Batch(deliveries, notifier, destination, await deliveries.disabled_reason(destination), result)
+    batch = _Batch(deliveries, notifier, destination, await deliveries.disabled_reason(destination), result,
+                   gate=gate)
     started = time.monotonic()
     try:
-        await batch.attempt_all(mine, concurrency, deadline_s)
+        if not await batch.hold_all(mine):
+            await batch.attempt_all(mine, concurrency, deadline_s)
         await batch.hand_over(queue, mine)
     finally:
         await deliveries.write(batch.records)

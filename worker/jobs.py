@@ -15,19 +15,21 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from model.resources import ResourceRef
+from store.circuit import Circuits
 from store.deliveries import Deliveries
 from store.operational import OperationalEvents
 from store.watchdog import LateWatches
 from tasks.batch_delivery import BatchResult, deliver_batch
-from tasks.deliver import deliver_once
+from tasks.circuit import CircuitDeps, Gate
+from tasks.deliver import DeliveryResult, deliver_once
 from tasks.watchdog import OverdueCheck
 from worker.outage import is_redis_down
 from worker.queue import ArqQueue, PollJob, enqueue_polls
 from worker.runtime import Runtime
 
 __all__ = [
-    "BATCH_DEADLINE", "DELIVERY_DEDUP_WINDOW", "SCHEDULE_TICK", "JobContext", "deliver", "deliver_events",
-    "plan_polls", "poll_batch", "poll_scan", "schedule_due",
+    "BATCH_DEADLINE", "DELIVERY_DEDUP_WINDOW", "SCHEDULE_TICK", "JobContext", "circuit_deps", "deliver",
+    "deliver_events", "plan_polls", "poll_batch", "poll_scan", "schedule_due",
 ]
 
 log = logging.getLogger("statehook.jobs")
@@ -55,6 +57,11 @@ class JobContext:
     @classmethod
     def of(cls, ctx: Mapping[str, Any]) -> JobContext:
         return cls(ctx["rt"], ctx["redis"], ctx["job_id"], ctx["job_try"])
+
+
+def circuit_deps(rt: Runtime, redis: ArqRedis) -> CircuitDeps:
+    """What the destinations' circuits use (tasks/circuit.py): the store, and this queue."""
+    return CircuitDeps(Circuits(rt.redis), Deliveries(rt.redis), OperationalEvents(rt.redis), ArqQueue(redis))
 
 
 async def schedule_due(ctx: dict[str, Any]) -> int:
@@ -139,13 +146,17 @@ async def deliver(ctx: dict[str, Any], event_json: bytes, destination: str, atte
     job = JobContext.of(ctx)
     rt = job.rt
     attempt = attempts_before + job.job_try
-    deliveries = Deliveries(rt.redis)
+    deps, notifier = circuit_deps(rt, job.redis), rt.notifiers.get(destination)
+
+    async def once() -> DeliveryResult:
+        gate = await Gate.load(deps, destination, notifier)
+        return await deliver_once(deps.deliveries, notifier, destination, event_json, attempt, gate)
+
     # an attempt that Redis failed is made again once Redis answers (a repeat carries the same id)
-    result = await rt.outage.through(
-        lambda: deliver_once(deliveries, rt.notifiers.get(destination), destination, event_json, attempt), "delivery")
+    result = await rt.outage.through(once, "delivery")
     if result.retry_in is not None:
         raise Retry(defer=result.retry_in)
-    return "delivered" if result.delivered else "dead-lettered"
+    return "held" if result.held else ("delivered" if result.delivered else "dead-lettered")
 
 
 async def deliver_events(ctx: dict[str, Any], events: list[bytes], destination: str) -> dict[str, int]:
@@ -153,13 +164,13 @@ async def deliver_events(ctx: dict[str, Any], events: list[bytes], destination: 
     A failure of Redis itself re-runs the batch: the delivery marks keep it from sending twice."""
     job = JobContext.of(ctx)
     rt = job.rt
-    deliveries, queue = Deliveries(rt.redis), ArqQueue(job.redis)
+    deps, queue, notifier = circuit_deps(rt, job.redis), ArqQueue(job.redis), rt.notifiers.get(destination)
 
     async def batch() -> BatchResult:
         return await deliver_batch(
-            deliveries, rt.notifiers.get(destination), destination, events, queue, owner=job.job_id,
+            deps.deliveries, notifier, destination, events, queue, owner=job.job_id,
             concurrency=rt.config.settings.worker.delivery_concurrency, deadline_s=BATCH_DEADLINE,
-            keep_mark_s=DELIVERY_DEDUP_WINDOW,
+            keep_mark_s=DELIVERY_DEDUP_WINDOW, gate=await Gate.load(deps, destination, notifier),
         )
 
     try:
@@ -169,5 +180,5 @@ async def deliver_events(ctx: dict[str, Any], events: list[bytes], destination: 
         log.warning("delivery batch to %s: %s; running it again in 5s", destination, type(exc).__name__)
         raise Retry(defer=5) from exc
     return {"delivered": result.delivered, "dead_lettered": result.dead_lettered,
-            "handed_over": result.handed_over, "skipped": result.skipped}
+            "handed_over": result.handed_over, "skipped": result.skipped, "held": result.held}
 

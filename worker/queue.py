@@ -33,6 +33,7 @@ import types
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ __all__ = [
     "enqueue_delivery_batch",
     "enqueue_jobs",
     "enqueue_polls",
+    "hurry_deliveries",
     "mute_stores",
     "not_running",
     "replay_job_id",
@@ -90,6 +92,10 @@ class Job(StrEnum):
     POLL_SCAN = "poll_scan"
     DELIVER = "deliver"
     DELIVER_EVENTS = "deliver_events"
+    PROBE_DESTINATION = "probe_destination"
+    """one probe of a destination whose circuit is open (tasks/circuit.py)"""
+    FLUSH_DESTINATION = "flush_destination"
+    """the held deliveries of a destination that answers again (tasks/circuit_flush.py)"""
 
 
 DELIVER_EXPIRES = 3 * 86400
@@ -196,6 +202,48 @@ class ArqQueue:
 
     async def deliver_events(self, event_ids: Sequence[str], events_json: Sequence[bytes], destination: str) -> bool:
         return await enqueue_delivery_batch(self.redis, event_ids, events_json, destination)
+
+    # tasks.circuit.CircuitQueue
+    async def probe(self, destination: str, *, at: float, key: str) -> bool:
+        job = await self.redis.enqueue_job(Job.PROBE_DESTINATION.value, destination,
+                                           _job_id=f"circuit-probe:{destination}:{key}", _defer_until=_utc(at))
+        return job is not None
+
+    async def flush(self, destination: str) -> bool:
+        """Each call is a job of its own: the flush's lease lets one run at a time."""
+        job = await self.redis.enqueue_job(Job.FLUSH_DESTINATION.value, destination,
+                                           _job_id=f"circuit-flush:{destination}:{uuid.uuid4().hex}")
+        return job is not None
+
+    async def hurry(self, destination: str) -> int:
+        return await hurry_deliveries(self.redis, destination)
+
+    async def retry_held(self, event_id: str, event_json: bytes, destination: str, *, attempts_before: int,
+                         defer_s: float, round_key: str) -> bool:
+        job = await self.redis.enqueue_job(Job.DELIVER.value, event_json, destination, attempts_before,
+                                           _job_id=f"{delivery_job_id(event_id, destination)}:held:{round_key}",
+                                           _expires=DELIVER_EXPIRES, _defer_by=defer_s)
+        return job is not None
+
+
+def _utc(at: float) -> datetime:
+    return datetime.fromtimestamp(at, tz=UTC)
+
+
+async def hurry_deliveries(redis: ArqRedis, destination: str) -> int:
+    """Every `deliver` job of `destination` deferred to a later retry becomes due now (its
+    score in ARQ's queue); returns how many. For a destination that answers again, or whose
+    deliveries are being held: none waits out its schedule."""
+    now_ms = int(time.time() * 1000)
+    due: dict[str, int] = {}
+    async for member, score in redis.zscan_iter(redis.default_queue_name, match="deliver:*", count=1000):
+        job_id = member.decode() if isinstance(member, bytes) else str(member)
+        tail = job_id.split(":", 2)[2] if job_id.count(":") >= 2 else ""
+        if score > now_ms and (tail == destination or tail.startswith(f"{destination}:")):
+            due[job_id] = now_ms
+    if due:
+        await redis.zadd(redis.default_queue_name, due, xx=True)
+    return len(due)
 
 
 def dispatcher_for(redis: ArqRedis, routes: Sequence[Route], consumer: str, *, enabled_destinations: set[str],

@@ -40,6 +40,7 @@ from worker.jobs import (
     poll_scan,
     schedule_due,
 )
+from worker.jobs_circuit import FLUSH_DEADLINE, flush_destination, probe_destination, watch_circuits
 from worker.jobs_reminders import REMINDER_SECONDS, send_reminders
 from worker.outage import Outage
 from worker.queue import Job, skip_running_jobs
@@ -179,9 +180,13 @@ def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: 
             # the batch's own deadline comes first; the job's timeout only catches a hang
             func(deliver_events, name=Job.DELIVER_EVENTS.value, timeout=BATCH_DEADLINE + 60, max_tries=1000,
                  keep_result=0),
+            func(probe_destination, name=Job.PROBE_DESTINATION.value, timeout=60, max_tries=3, keep_result=0),
+            func(flush_destination, name=Job.FLUSH_DESTINATION.value, timeout=FLUSH_DEADLINE + 60, max_tries=3,
+                 keep_result=0),
         ],
         cron_jobs=[cron(schedule_due, second=set(range(60)), unique=True, timeout=30, run_at_startup=True),
-                   cron(send_reminders, second=REMINDER_SECONDS, unique=True, timeout=30)],
+                   cron(send_reminders, second=REMINDER_SECONDS, unique=True, timeout=30),
+                   cron(watch_circuits, second=set(range(60)), unique=True, timeout=30)],
         redis_pool=redis_client(config.redis_url),
         ctx={"config": config, "run_dispatcher": run_dispatcher, "outage": outage},
         handle_signals=handle_signals,
