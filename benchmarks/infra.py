@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TOKEN_JSON", "Server", "free_port", "nginx", "redis_server", "wait_port"]
+__all__ = ["GROWTH_BODY", "TOKEN_JSON", "Server", "free_port", "nginx", "redis_server", "wait_port"]
 
+GROWTH_BODY = "growth.json"
+"""Under the data directory: the one body nginx answers for the orders `g…` (benchmarks/growth.py)."""
 TOKEN_JSON = '{"access_token":"bench-token","expires_in":3600,"token_type":"Bearer"}'
 """What the OAuth2 token endpoint answers (nginx `return 200`, for POST as for GET)."""
 
@@ -103,6 +105,7 @@ http {{
         default_type application/json;
         location = /oauth2/token {{ return 200 '{token}'; }}
         location = /v1/orders {{ try_files /pages/$page.json =404; }}
+        location ^~ /v1/orders/g {{ try_files /{growth} =404; }}
         location /v1/orders/ {{
             if ($order_body) {{ return 200 $order_body; }}
             alias {data}/orders/;
@@ -115,7 +118,9 @@ http {{
 @contextlib.contextmanager
 def nginx(data: Path, workdir: Path, *, workers: int = 1) -> Iterator[Server]:
     """nginx serving `data/orders/{id}` as `/v1/orders/{id}` and `data/pages/{token}.json` as
-    the order list; the orders of `data/memory/*.map` from memory (`payloads.py`). One
+    the order list; the orders of `data/memory/*.map` from memory (`payloads.py`); and
+    `data/{GROWTH_BODY}` for every order id that starts with `g` (the growth scenario's
+    million orders, which all answer the same body: no UUID starts with a `g`). One
     worker process by default: the client, Redis and the worker share the machine's two
     cores with it."""
     exe = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -123,7 +128,8 @@ def nginx(data: Path, workdir: Path, *, workers: int = 1) -> Iterator[Server]:
         raise RuntimeError("nginx is not installed (apt-get install nginx-light)")
     port = free_port()
     conf = workdir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(workers=workers, dir=workdir, port=port, data=data, token=TOKEN_JSON))
+    conf.write_text(NGINX_CONF.format(workers=workers, dir=workdir, port=port, data=data, token=TOKEN_JSON,
+                                      growth=GROWTH_BODY))
     # nginx's workers may run as `nobody`: the files must be readable by anyone
     for path in (data, workdir):
         path.chmod(0o755)

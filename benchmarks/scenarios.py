@@ -282,11 +282,32 @@ def _events(b: Bench, n: int) -> list[bytes]:
     return out
 
 
+DELIVERY_CONCURRENCY = 32
+"""statehook's `worker.delivery_concurrency` (its default), which the bare loop uses too."""
+
+
 async def deliveries(b: Bench, n: int) -> dict[str, Any]:
     """Scenario 3: `n` events appear in the outbox at once; one worker dispatches and
-    delivers them to the signature-verifying receiver."""
+    delivers them to the signature-verifying receiver. Before and after, a bare loop signs
+    and POSTs the same bodies to the same receiver (`benchmarks/bare_post.py`): the ratio is
+    statehook's rate over the mean of the two."""
+    from benchmarks.bare_post import bare_posts_per_s
+    from benchmarks.stack import WHSEC
+
     await b.reset()
     events = _events(b, n)
+    bare = [await bare_posts_per_s(events, b.receiver.url, WHSEC, DELIVERY_CONCURRENCY)]
+    b.receiver.received.clear()
+    d = await _delivered(b, events)
+    b.receiver.received.clear()
+    bare.append(await bare_posts_per_s(events, b.receiver.url, WHSEC, DELIVERY_CONCURRENCY))
+    b.receiver.received.clear()
+    d.update({"bare_posts_per_s": bare, "deliveries_ratio": d["deliveries_per_s"] / statistics.mean(bare)})
+    return d
+
+
+async def _delivered(b: Bench, events: list[bytes]) -> dict[str, Any]:
+    n = len(events)
     async with workers(b.config, 1, b.log, b.redis):
         started = time.perf_counter()
         async with b.redis.pipeline(transaction=False) as pipe:

@@ -52,8 +52,14 @@ def write_config(
     receiver_url: str | None = None,
     concurrency: int = 64,
     worker: dict[str, Any] | None = None,
+    api: dict[str, Any] | None = None,
+    providers: dict[str, dict[str, Any]] | None = None,
+    watches: list[dict[str, Any]] | None = None,
+    artistree: dict[str, Any] | None = None,
 ) -> Path:
-    """A statehook.toml for one Artistree account and, optionally, one signed webhook."""
+    """A statehook.toml for one Artistree account and, optionally, one signed webhook, an
+    `[api]` table, more providers (name -> settings), watches of the file, and settings of
+    the Artistree account other than the benchmark's (`artistree`)."""
     blocks: list[tuple[str, dict[str, Any]]] = [
         ("worker", {"health_interval": HEALTH_INTERVAL, **(worker or {})}),
         ("providers.artistree", {
@@ -64,8 +70,13 @@ def write_config(
             "max_concurrency": concurrency,
             "requests_per_second": 1_000_000.0,
             "timeout": 30.0,
+            **(artistree or {}),
         }),
     ]
+    if api:
+        blocks.append(("api", api))
+    for name, settings in (providers or {}).items():
+        blocks.append((f"providers.{name}", settings))
     if receiver_url:
         blocks.append(("destinations.hook", {"kind": "webhook", "url": receiver_url, "secret": WHSEC}))
     lines = [f"redis_url = {toml_value(redis_url)}", 'log_level = "info"', ""]
@@ -74,6 +85,8 @@ def write_config(
         lines.append(f"[{name}]")
         lines += [f"{k} = {toml_value(v)}" for k, v in block.items()]
         lines.append("")
+    for watch in watches or ():
+        lines += ["[[watches]]", *[f"{k} = {toml_value(v)}" for k, v in watch.items()], ""]
     if receiver_url:
         lines += ["[[routes]]", 'to = ["hook"]', ""]
     path.write_text("\n".join(lines))
@@ -83,18 +96,23 @@ def write_config(
 class Workers:
     """`n` worker processes on one config, their output in `log`."""
 
-    def __init__(self, config: Path, n: int, log: Path) -> None:
+    def __init__(self, config: Path, n: int, log: Path, on_start: Callable[[int], object] | None = None) -> None:
         self.config, self.n, self.log = config, n, log
+        self.on_start = on_start
+        """called with each process's pid as soon as it exists (to put it in a CPU quota group)"""
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
         out = self.log.open("ab")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         for _ in range(self.n):
-            self.procs.append(subprocess.Popen(
+            proc = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.worker", str(self.config)],
                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-            ))
+            )
+            self.procs.append(proc)
+            if self.on_start is not None:
+                self.on_start(proc.pid)
         out.close()
 
     async def ready(self, redis: aioredis.Redis, timeout: float = 30.0) -> None:
@@ -134,8 +152,9 @@ class Workers:
 
 
 @contextlib.asynccontextmanager
-async def workers(config: Path, n: int, log: Path, redis: aioredis.Redis) -> AsyncIterator[Workers]:
-    w = Workers(config, n, log)
+async def workers(config: Path, n: int, log: Path, redis: aioredis.Redis,
+                  on_start: Callable[[int], object] | None = None) -> AsyncIterator[Workers]:
+    w = Workers(config, n, log, on_start)
     w.start()
     try:
         await w.ready(redis)
