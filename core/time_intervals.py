@@ -148,8 +148,11 @@ class Muting:
     @classmethod
     def of(cls, named: Sequence[NamedTimeInterval], mute_during: Sequence[str] | None,
            active_during: Sequence[str] | None) -> Muting:
-        """`named` must hold every name (config/load.py checks that)."""
+        """`named` must hold every name (config/load.py checks that); ValueError naming one it lacks."""
         by_name = {n.name: tuple(compile_interval(i) for i in n.time_intervals) for n in named}
+        for name in (*(mute_during or ()), *(active_during or ())):
+            if name not in by_name:
+                raise ValueError(f"time interval {name!r} is not among the {len(by_name)} given")
         return cls(tuple((n, by_name[n]) for n in mute_during or ()),
                    tuple((n, by_name[n]) for n in active_during or ()))
 

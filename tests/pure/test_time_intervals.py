@@ -191,3 +191,8 @@ def test_a_named_interval_needs_a_name_and_at_least_one_interval() -> None:
 def test_a_muting_years_away_ends_when_its_year_comes() -> None:
     waiting = Muting.of(windows(y=[{"years": ["2028"]}]), None, ["y"])
     assert waiting.until(at(2026, 5, 10)) == at(2028, 1, 1)
+
+
+def test_a_muting_of_an_interval_not_given_is_refused_naming_it() -> None:
+    with pytest.raises(ValueError, match="time interval 'weekend' is not among the 0 given"):
+        Muting.of([], ["weekend"], None)
