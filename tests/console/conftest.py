@@ -35,8 +35,8 @@ from tests.kit import WHSEC
 from tests.test_api import api_config
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("STATEHOOK_CHROMIUM", "/usr/bin/chromium"))
-AXE = Path(os.environ.get("STATEHOOK_AXE", ROOT / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js"))
+CHROMIUM = Path(os.environ.get("CONSOLE_TEST_CHROMIUM", "/usr/bin/chromium"))
+AXE = Path(os.environ.get("CONSOLE_TEST_AXE", ROOT / ".venv" / "axe" / "node_modules" / "axe-core" / "axe.min.js"))
 START_TIMEOUT = 30.0
 
 
@@ -75,20 +75,29 @@ class Stack:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _environment() -> dict[str, str]:
+    """This process's environment without its STATEHOOK_ settings (the config file says all)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEHOOK_")}
+    return {**env, "STATEHOOK_LOG_FORMAT": "text"}
+
+
 def _statehook(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     """A statehook command from this checkout (the source tree, not an installed copy)."""
     out = log.open("wb")
     return subprocess.Popen([sys.executable, "-c", "from worker.cli import main; main()", *args], cwd=ROOT,
-                            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "STATEHOOK_LOG_FORMAT": "text"})
+                            stdout=out, stderr=subprocess.STDOUT, env=_environment())
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to all at once (each shuts down gracefully), then wait; SIGKILL after 15 s."""
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _tail(log: Path) -> str:
@@ -119,13 +128,12 @@ def _processes(config_path: Path, port: int, logs: Path) -> Iterator[list[subpro
     try:
         yield procs
     finally:
-        for proc in procs:
-            _stop(proc)
+        _stop(procs)
 
 
 def _shots_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the screenshots go: $STATEHOOK_CONSOLE_SHOTS, else a temporary directory."""
-    shots = Path(os.environ.get("STATEHOOK_CONSOLE_SHOTS") or tmp_path_factory.mktemp("console-screenshots"))
+    """Where the screenshots go: $CONSOLE_TEST_SHOTS, else a temporary directory."""
+    shots = Path(os.environ.get("CONSOLE_TEST_SHOTS") or tmp_path_factory.mktemp("console-screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     return shots
 
