@@ -49,10 +49,12 @@ class ReminderHooks(Protocol):
     """What the dispatcher tells the reminders of (helper B's store): `seen` for every event
     that says where a resource is now (a state change, a `.gone`), so that a reminder of an
     older state is disarmed; `arm` for each critical event delivered through a route with
-    `repeat_every`, once per destination."""
+    `repeat_every`, once per destination; `flush` before a read is acknowledged (hooks may
+    queue their writes until then: one round trip a read)."""
 
     async def arm(self, event: Event, route: str, destination: str, period: float, now: float) -> None: ...
     async def seen(self, event: Event) -> None: ...
+    async def flush(self) -> None: ...
 
 
 def wants_seen(event: Event) -> bool:
@@ -207,6 +209,8 @@ class Dispatcher:
                 batches.setdefault(destination, []).append((event_id, raw))
         for destination, items in batches.items():
             await self.queue.deliver_events([eid for eid, _ in items], [raw for _, raw in items], destination)
+        if self.reminders is not None:
+            await self.reminders.flush()
         if ids:
             await self.outbox.ack(ids)
             self.dispatched += len(ids)
@@ -220,13 +224,15 @@ class Dispatcher:
         throttled one does not, a digest route's event is filed under its window instead."""
         route = self.routes[sel.route]
         now = step.now if step is not None else self.clock()
-        if route.repeat_every is None and is_reminder(event):
-            return False  # a reminder goes only where a route asked for reminders
+        if is_reminder(event):
+            target = event.data.get("reminder_destination")
+            if target != sel.destination if target is not None else route.repeat_every is None:
+                return False  # a reminder goes only to the destination it was armed for
         hold = route.after_window == "summary" and not is_reminder(event)  # a summary shows the state already
         if self.mutes is not None and step is not None and self.mutes.mute(
                 step, event, raw, facts, sel.route, sel.destination, hold=hold):
             return False
-        if route.throttle and not await self.outbox.first_in_window(
+        if route.throttle and not is_reminder(event) and not await self.outbox.first_in_window(
                 sel.route, event.rkey, event.type, event.id, route.throttle):
             return False
         if route.digest:

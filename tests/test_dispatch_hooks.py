@@ -26,6 +26,9 @@ class Recorder:
     async def seen(self, event: Event) -> None:
         self.seen_ids.append(event.id)
 
+    async def flush(self) -> None:
+        pass
+
 
 def reminder_of(ev: Event, n: int) -> Event:
     return Event.from_dict({**ev.as_dict(), "id": f"{ev.id}_r{n}", "data": {**ev.data, "reminder": n}})

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 from typer.testing import CliRunner, Result
@@ -398,9 +397,6 @@ async def test_through_a_worker_reminders_repeat_and_stop_on_change_and_on_ack(
     assert all(r.verified for r in receiver.delivered) and len({r.webhook_id for r in receiver.delivered}) == 6
 
 
-@pytest.mark.xfail(strict=True, reason="needs tasks/dispatch.py Dispatcher._route to send a reminder only to "
-                   "data['reminder_destination'], past the route's throttle (helper B's report, "
-                   "/tmp/b/dispatch-reminders.patch); remove this mark with that change")
 async def test_a_reminder_reaches_only_the_destination_it_was_armed_for(arq: ArqRedis) -> None:
     """A route with two destinations arms one reminder each; each reminder event is for its
     own destination (`data.reminder_destination`), so each destination gets one per period."""
@@ -419,8 +415,6 @@ async def test_a_reminder_reaches_only_the_destination_it_was_armed_for(arq: Arq
     assert reminded == [("mail", "mail"), ("pager", "pager")]
 
 
-@pytest.mark.xfail(strict=True, reason="needs tasks/dispatch.py Dispatcher._route to let reminders past the route's "
-                   "throttle (helper B's report, /tmp/b/dispatch-reminders.patch); remove this mark with that change")
 async def test_a_routes_throttle_does_not_hold_its_reminders_back(arq: ArqRedis) -> None:
     """Reminders are paced by `repeat_every`; the throttle (same type, same resource) is for
     the provider's repeats."""

@@ -256,7 +256,8 @@ def dispatcher_for(redis: ArqRedis, routes: Sequence[Route], consumer: str, *, e
     in `redis` too; `time_intervals` are the config's (the routes' windows name them)."""
     return Dispatcher(Outbox(redis), DigestBuffer(redis), ArqQueue(redis), routes, consumer,
                       enabled_destinations=enabled_destinations, reclaim_idle=reclaim_idle, clock=clock,
-                      outage=outage, reminders=reminders if reminders is not None else Reminders(redis),
+                      outage=outage,
+                      reminders=reminders if reminders is not None else Reminders(redis, buffered=True),
                       mutes=mute_stores(redis, history_length), time_intervals=time_intervals)
 
 

@@ -103,6 +103,8 @@ class Runtime:
             enabled_destinations={n for n, s in config.destinations.items() if s.enabled},
             reclaim_idle=config.settings.worker.reclaim_idle,
             outage=outage,
+            time_intervals=config.settings.time_intervals,
+            history_length=config.settings.worker.history_length,
         )
         poller = Poller(store, provs, watchdog=config.settings.watchdog,
                         operational=OperationalEvents(redis, history_length=config.settings.worker.history_length))
