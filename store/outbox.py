@@ -88,9 +88,11 @@ class Outbox:
 
     async def first_in_window(self, route: str, rkey: str, event_type: str, event_id: str, window_s: float) -> bool:
         """Whether this is the first event of its type and resource through `route` (its key)
-        within `window_s`: the route's throttle."""
+        within `window_s`: the route's throttle. The event that opened the window passes for
+        every destination of the route (and when its read is handled again)."""
         key = keys.throttle(route, rkey, event_type)
-        return bool(await self.redis.set(key, event_id, nx=True, px=int(window_s * 1000)))
+        before = await self.redis.set(key, event_id, nx=True, px=int(window_s * 1000), get=True)
+        return before is None or (before.decode() if isinstance(before, bytes) else before) == event_id
 
     async def forget_dead_consumers(self, keep: str, idle_ms: int = DEAD_CONSUMER_IDLE_MS) -> int:
         """Remove the group's consumers but `keep` that hold nothing and were idle for

@@ -160,6 +160,17 @@ async def test_throttle_lets_one_event_type_per_resource_through_per_window(arq:
     assert "evt_artistree_ord-1_5_progress_changed" in {e["id"] for _, e in await deliveries(arq)}
 
 
+async def test_a_throttled_route_sends_the_first_event_to_each_of_its_destinations(arq: ArqRedis) -> None:
+    routes = [Route.model_validate({"to": ["slack", "hook"], "throttle": "1m"})]
+    d = dispatcher_for(arq, routes, "t", enabled_destinations={"slack", "hook"})
+    await d.ensure_group()
+    progress = "artistree.order.progress_changed"
+    await publish(arq, event(progress, seq=1), event(progress, seq=2))
+    await d.step()
+    first = "evt_artistree_ord-1_1_progress_changed"
+    assert [(dest, e["id"]) for dest, e in await deliveries(arq)] == [("hook", first), ("slack", first)]
+
+
 async def test_digest_gathers_a_window_into_one_delivery(arq: ArqRedis) -> None:
     routes = [
         Route.model_validate({"match": {"severity": "critical"}, "to": ["pager"]}),
