@@ -10,15 +10,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from arq.connections import ArqRedis
 
+from config import load_config
 from core.window_summary import WINDOW_SUMMARY_TYPE
 from model.events import Event
+from model.resources import ResourceRef
 from model.routes import Route
 from model.time_intervals import NamedTimeInterval
+from simulator.core import Simulator
+from simulator.receivers import WebhookReceiver
 from store import keys
 from store.history import read_history_entry
 from store.window_hold import WindowHold
+from tests.conftest import wait_for
+from tests.kit import WHSEC, running_worker, write_config
+from tests.test_api import provider_blocks
 from tests.test_routes import Clock, deliveries, event, publish
 from worker.queue import dispatcher_for
 
@@ -206,3 +214,31 @@ async def test_a_reminder_muted_by_a_window_is_noted_but_left_out_of_the_summary
     await d.step()
     (summary,) = [e for _, e in await summaries(arq)]
     assert [e["id"] for e in summary["data"]["resources"][0]["events"]] == [failed.id]
+
+
+async def test_a_worker_started_from_a_config_file_mutes_during_its_window(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis
+) -> None:
+    """The worker's dispatcher gets the file's time intervals: a route muted all day mutes a
+    real worker's deliveries (timeline note with the window's name)."""
+    oid = sim["artistree"].add_order(state="In Progress", title="muted")["order_id"]
+    rkey = ResourceRef("artistree", "order", oid).key
+    path = tmp_path / "statehook.toml"
+    write_config(path, redis_url=redis_url, providers=provider_blocks(sim),
+                 watches=[{"provider": "artistree", "ids": [oid], "interval": "0.2s"}],
+                 destinations={"hook": {"kind": "webhook", "url": receiver.url, "secret": WHSEC}},
+                 routes=[{"to": ["hook"], "after_window": "drop"}])
+    text = path.read_text().replace('after_window = "drop"', 'after_window = "drop"\nmute_during = ["always"]')
+    path.write_text(text + '\n[[time_intervals]]\nname = "always"\n'
+                    'time_intervals = [{ times = [{ start_time = "00:00", end_time = "24:00" }] }]\n')
+    config = load_config(path)
+    async with running_worker(config):
+        await wait_for(lambda: redis.hexists(keys.STATE, rkey), what="the baseline poll")
+        sim["artistree"].set_state(oid, "Failed")
+
+        async def noted() -> bool:
+            entries = [read_history_entry(raw, rkey) for raw in await redis.lrange(keys.history(rkey), 0, -1)]
+            return any(e["type"] == "silenced" and e["note"].get("window") == "always" for e in entries)
+
+        await wait_for(noted, what="the window's silenced note")
+    assert receiver.delivered == []
