@@ -172,14 +172,7 @@ async def run_demo(seconds: float) -> int:
                 sim.step()
                 steps += 1
                 _outage(sim, steps)
-            # let what is in flight land before counting
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                stats = await _stats(redis)
-                done = stats.deliveries.get("ok", 0) + stats.deliveries.get("dead", 0)
-                if done >= 2 * stats.events:
-                    break
-                await asyncio.sleep(0.1)
+            await _settle(redis)
         finally:
             await console.cleanup()
             await worker.close()
@@ -209,6 +202,16 @@ def _outage(sim: Simulator, step: int) -> None:
     elif step == ends:
         sim.faults.clear(name)
         print(f"demo: {name} takes them again", flush=True)
+
+
+async def _settle(redis: aioredis.Redis, timeout: float = 10.0) -> None:
+    """Let what is in flight land before counting: every event delivered to both destinations."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = await _stats(redis)
+        if stats.deliveries.get("ok", 0) + stats.deliveries.get("dead", 0) >= 2 * stats.events:
+            return
+        await asyncio.sleep(0.1)
 
 
 async def _stats(redis: aioredis.Redis) -> Stats:
