@@ -124,7 +124,7 @@ def record(c: Circuit, now: float, policy: CircuitPolicy, *, ok: bool, reason: s
     refusal), else an outage failure."""
     if c.status is Status.OPEN:
         # a delivery in flight when it opened: its answer is as good as a probe's
-        return answered(c, now) if ok else c
+        return answered(c, now, probe_in_flight=True) if ok else c
     window_live = c.window_start > 0 and now - c.window_start <= policy.window
     if ok:
         if c.clean:
@@ -139,12 +139,15 @@ def record(c: Circuit, now: float, policy: CircuitPolicy, *, ok: bool, reason: s
     return replace(c, consecutive=consecutive, window_start=start, requests=requests, failed=failed)
 
 
-def answered(c: Circuit, now: float) -> Circuit:
+def answered(c: Circuit, now: float, *, probe_in_flight: bool = False) -> Circuit:
     """The destination answered while open: flush what waited. The lease is left at `now`,
-    so that the flush job just enqueued is not doubled by `due_work` in the meantime."""
+    so that the flush job just enqueued is not doubled by `due_work` in the meantime; or,
+    when the answer is not the probe's (`probe_in_flight`), at the probe's lease: the flush
+    waits for the probe, which holds a delivery the flush would send too."""
     if c.status is not Status.OPEN:
         return c
-    return Circuit(Status.FLUSHING, opened_at=c.opened_at, lease_until=now)
+    return Circuit(Status.FLUSHING, opened_at=c.opened_at,
+                   lease_until=max(now, c.lease_until) if probe_in_flight else now)
 
 
 def drained(c: Circuit) -> Circuit:

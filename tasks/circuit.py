@@ -285,11 +285,18 @@ async def _probe(gate: Gate, notifier: Notifier | None, now: float) -> str:
     if sent.answered:
         await deps.circuits.release(destination, [event.id])
         await gate.change(lambda c: answered(c, deps.clock()))
-        return "recovered"
-    await _next_probe(gate, sent)
-    log.info("probe of %s failed: %s; next in %.1fs", destination, sent.error,
-             max(0.0, gate.view.next_probe - deps.clock()), extra={"destination": destination})
-    return "failed"
+        outcome = "recovered"
+    else:
+        await _next_probe(gate, sent)
+        log.info("probe of %s failed: %s; next in %.1fs", destination, sent.error,
+                 max(0.0, gate.view.next_probe - deps.clock()), extra={"destination": destination})
+        outcome = "failed"
+    if gate.view.status is Status.FLUSHING and gate.view.lease_until > deps.clock():
+        # a delivery in flight answered first: the flush waited for this probe to end
+        await gate.change(lambda c: release_lease(c, deps.clock()) if c.status is Status.FLUSHING else None)
+        if deps.queue is not None:
+            await deps.queue.flush(destination)
+    return outcome
 
 
 async def _next_probe(gate: Gate, sent: Sent | None) -> None:

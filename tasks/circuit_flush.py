@@ -29,7 +29,7 @@ from store.deliveries import DeliveryRecords
 from tasks.circuit import CircuitDeps, Gate, held_events, policy_of
 from tasks.deliver import attempt_delivery
 
-__all__ = ["FLUSH_CHUNK", "FLUSH_LEASE", "FlushResult", "flush", "resource_chains"]
+__all__ = ["FLUSH_CHUNK", "FLUSH_LEASE", "FlushResult", "flush", "flush_lanes", "resource_chains"]
 
 log = logging.getLogger("statehook.circuit")
 
@@ -37,6 +37,9 @@ FLUSH_CHUNK = 1000
 """Held deliveries read at a time; each resource's among them go in sequence order."""
 FLUSH_LEASE = 60.0
 """How long a flush may go without renewing its lease before another may take over."""
+PACED_WAIT = 30.0
+"""A send the destination's pacing puts off by at most this long waits in the flush and
+goes again (in order, as the same attempt) instead of becoming a retry."""
 
 
 @dataclass(slots=True)
@@ -47,6 +50,17 @@ class FlushResult:
     reopened: bool = False
     busy: bool = False
     """another flush holds the lease, or the circuit is not flushing"""
+
+
+def flush_lanes(notifier: Notifier | None, concurrency: int) -> int:
+    """Sends in flight: `concurrency`, or fewer for a destination paced by its own schedule
+    (Slack's `min_interval`): each send then waits for its slot within `max_wait` instead
+    of being handed back as a retry (a retry from the schedule's position, minutes away)."""
+    settings = getattr(notifier, "settings", None)
+    interval, max_wait = getattr(settings, "min_interval", 0.0), getattr(settings, "max_wait", 0.0)
+    if not interval or interval <= 0:
+        return concurrency
+    return max(1, min(concurrency, int(max_wait / interval) - 1))
 
 
 def resource_chains(items: list[tuple[HeldEntry, Event]]) -> list[list[tuple[HeldEntry, Event]]]:
@@ -79,7 +93,7 @@ async def flush(deps: CircuitDeps, notifier: Notifier | None, destination: str, 
                 return result
             continue
         result.sent += await _send_chunk(gate, notifier, list(zip(entries, events, strict=True)), disabled,
-                                         concurrency)
+                                         flush_lanes(notifier, concurrency))
         if gate.view.status is not Status.FLUSHING:
             result.reopened = True
             return result
@@ -130,7 +144,7 @@ async def _send_chunk(gate: Gate, notifier: Notifier | None, items: list[tuple[H
             attempt = entry.attempts + 1
             async with lanes:
                 outcome = await attempt_delivery(deps.deliveries, notifier, destination, event, attempt, records,
-                                                 disabled, gate)
+                                                 disabled, gate, paced_wait=PACED_WAIT)
             if outcome.held:
                 return
             if outcome.retry_in is not None:

@@ -5,6 +5,7 @@ it leaves in Redis goes through store/deliveries.py and store/circuit.py."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -143,11 +144,14 @@ async def attempt_delivery(
     records: DeliveryRecords,
     disabled: str | None,
     gate: CircuitGate | None = None,
+    paced_wait: float = 0.0,
 ) -> DeliveryResult:
     """One attempt, its record and stats added to `records` (the caller writes them).
     Dead letters and the disabling of a destination are written at once. With a `gate`, a
     delivery to a destination whose circuit is not closed is held instead (its try not
-    spent), and so is one whose failure finds the circuit open."""
+    spent), and so is one whose failure finds the circuit open. `paced_wait`: a send that
+    the destination's pacing put off (our own rate schedule, or a 429) by at most this long
+    is made again after the wait, as the same attempt (the flush keeps order and pace so)."""
     if notifier is None or disabled:
         why = "destination is not configured" if notifier is None else f"destination disabled: {disabled}"
         await deliveries.dead_letter(event.to_json(), destination, why, None, attempt)
@@ -157,6 +161,10 @@ async def attempt_delivery(
         records.held(destination)
         return DeliveryResult(False, held=True)
     sent = await send_once(notifier, event, destination)
+    while paced_wait and not sent.answered and not sent.outage and not sent.bug and (
+            sent.retry_after is not None and sent.retry_after <= paced_wait):
+        await asyncio.sleep(sent.retry_after)
+        sent = await send_once(notifier, event, destination)
     if gate is not None:
         await gate.outcome(sent)
     extra = _extra(event, destination)

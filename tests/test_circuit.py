@@ -61,7 +61,11 @@ def changed(rid: str, seq: int) -> Event:
 
 
 async def circuit_is(redis: aioredis.Redis, status: Status) -> bool:
-    return (await Circuits(redis).read("hook")).status is status
+    return await circuit_is_of(redis, "hook", status)
+
+
+async def circuit_is_of(redis: aioredis.Redis, destination: str, status: Status) -> bool:
+    return (await Circuits(redis).read(destination)).status is status
 
 
 def first_arrivals(receiver: WebhookReceiver) -> list[dict[str, Any]]:
@@ -214,25 +218,34 @@ def _run_worker(config_path: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 async def test_slacks_flush_keeps_slacks_pace(tmp_path: Path, redis_url: str, redis: aioredis.Redis) -> None:
-    """A Slack webhook down (500, `internal_error`) then up: the held messages go in order,
-    about one a second, and the stand-in (which refuses faster) refuses none."""
+    """A Slack webhook down (500, `internal_error`) then up: ten held messages of five
+    orders go in order per order, one a second, each waiting for its slot in the flush
+    rather than put off to a retry, and the stand-in (which refuses faster) refuses none."""
     slack = SlackStandIn()
     await slack.start()
     try:
         cfg = write_config(
             tmp_path / "statehook.toml", redis_url=redis_url, providers={},
             destinations={"chat": {"kind": "slack", "webhook_url": slack.webhook_url("T1/B1/ops"),
-                                   "circuit": {"failures": 2, "probe_after": 0.2, "probe_max": 0.5}}},
+                                   "circuit": {"failures": 2, "probe_after": 1, "probe_max": 2}}},
             routes=[{"match": {"type": ["artistree.*"]}, "to": ["chat"]}])
-        slack.fail("T1/B1/ops", "internal_error", times=4)  # two deliveries open it, two probes fail
-        sent = [changed("ord-1", seq) for seq in range(1, 6)]
+        slack.fail("T1/B1/ops", "internal_error", times=3)  # two deliveries open it, the first probe fails
+        sent = [changed(f"ord-{seq % 5}", seq) for seq in range(1, 11)]  # five orders, two changes each
         async with running_worker(cfg):
-            await publish(redis, *sent)
-            await wait_for(lambda: len(slack.to("T1/B1/ops")) == 5, timeout=20, what="the five messages")
+            await publish(redis, *sent[:2])
+            await wait_for(lambda: circuit_is_of(redis, "chat", Status.OPEN), what="the circuit open")
+            await publish(redis, *sent[2:])
+            await wait_for(lambda: len(slack.to("T1/B1/ops")) == 10, timeout=30, what="the ten messages")
             assert await redis.hget(keys.STATS, "held:chat") is not None
         got = slack.to("T1/B1/ops")
-        assert [m.payload["text"].rsplit(" ", 1)[-1] for m in got] == ["1", "2", "3", "4", "5"]
+        for rid in (f"ord-{i}" for i in range(5)):
+            seqs = [int(m.payload["text"].rsplit(" ", 1)[-1]) for m in got
+                    if f"_{rid}_" in orjson.dumps(m.payload).decode()]
+            assert len(seqs) == 2 and seqs == sorted(seqs), (rid, seqs)
         assert all(b.at - a.at >= 0.85 for a, b in itertools.pairwise(got))  # Slack's pace
         assert slack.rate_limited() == 0
+        for e in sent:  # each waited for its slot in the flush: none was put off to a retry
+            stored = await redis.lrange(keys.attempts(e.id), 0, -1)  # type: ignore[misc]
+            assert not [a for a in map(orjson.loads, stored) if "busy" in (a["error"] or "")], e.id
     finally:
         await slack.stop()

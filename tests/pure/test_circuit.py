@@ -99,6 +99,17 @@ def test_an_answer_flushes_and_drained_closes() -> None:
     assert reopened.status is Status.OPEN and reopened.opened_at == pytest.approx(121.04)
 
 
+def test_an_answer_while_a_probe_is_in_flight_waits_for_it() -> None:
+    """The probe holds a delivery the flush would send too: the flush's lease starts when the
+    probe's ends (the probe gives it back)."""
+    leased = take_lease(failures(5), 101.5, 20.0)
+    assert leased is not None
+    flushing = record(leased, 102.0, POLICY, ok=True)  # a delivery that was in flight answered
+    assert flushing.status is Status.FLUSHING and flushing.lease_until == 121.5
+    assert take_lease(flushing, 110.0, 60.0) is None and due_work(flushing, 110.0, grace=1.0) is None
+    assert answered(leased, 102.0).lease_until == 102.0  # the probe's own answer: the flush goes at once
+
+
 def test_the_watcher_starts_what_nobody_did() -> None:
     c = failures(5)
     assert due_work(c, c.next_probe + 0.5, grace=1.0) is None  # the probe job has a second
