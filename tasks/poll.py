@@ -88,11 +88,6 @@ class Poller:
         self.share_concurrency(1)
         self._unhealthy = UnhealthyLog()
 
-    @property
-    def sharing(self) -> int:
-        """How many live workers the providers' concurrency is shared among (`share_concurrency`)."""
-        return self._share_of
-
     def share_concurrency(self, workers: int) -> None:
         """Each of `workers` live workers takes its share of every provider's max_concurrency.
 

@@ -22,9 +22,7 @@ pass for 100 enqueued and 100 started jobs: ~300 wasted tries, ~1,200 round trip
 `skip_running_jobs` puts a filter in front of the worker's own `start_jobs`: the ids of its
 own running jobs are dropped at once, the rest are checked with one pipelined EXISTS, and only
 the jobs that nobody runs go on to ARQ's own (unchanged, race-safe) claim. A job that starts
-elsewhere between the check and the claim is still refused by ARQ's WATCH. The filter also
-keeps a worker from taking more poll batches of a provider than it can work on at once
-(`fair_share`), so that the other workers get the rest of a tick.
+elsewhere between the check and the claim is still refused by ARQ's WATCH.
 """
 
 from __future__ import annotations
@@ -72,11 +70,9 @@ __all__ = [
     "enqueue_delivery_batch",
     "enqueue_jobs",
     "enqueue_polls",
-    "fair_share",
     "hurry_deliveries",
     "mute_stores",
     "not_running",
-    "poll_room",
     "replay_job_id",
     "schedule_now",
     "skip_running_jobs",
@@ -323,63 +319,13 @@ def _running_here(worker: Worker, job_id: str) -> bool:
     return task is not None and not task.done()
 
 
-def poll_room(share: int, batch_size: int) -> int:
-    """How many poll batches of one provider a worker takes at a time: as many as its share
-    of the provider's concurrency can work on at once, and one more to start while the last
-    commits. Pure."""
-    return -(-max(1, share) // max(1, batch_size)) + 1
-
-
-def fair_share(running: Sequence[str], job_ids: list[bytes], room: Callable[[str], int], *,
-               count_taken: bool = True) -> list[bytes]:
-    """`job_ids` less the poll batches of each provider beyond its `room` (this worker runs
-    `running`); the others are kept. With `count_taken=False` only the providers already at
-    their room lose theirs (before the EXISTS check, which costs a round trip per id). Pure."""
-    held: dict[str, int] = {}
-    for job_id in running:
-        if job_id.startswith(_POLL_PREFIX):
-            provider = job_id.split(":", 2)[1]
-            held[provider] = held.get(provider, 0) + 1
-    out = []
-    for raw in job_ids:
-        job_id = raw.decode(errors="replace")
-        if job_id.startswith(_POLL_PREFIX):
-            provider = job_id.split(":", 2)[1]
-            if held.get(provider, 0) >= room(provider):
-                continue
-            if count_taken:
-                held[provider] = held.get(provider, 0) + 1
-        out.append(raw)
-    return out
-
-
-_POLL_PREFIX = "poll:"
-"""How a poll batch's job id starts (`poll_job_id`): `poll:{provider}:…`."""
-
-
-def _running_ids(worker: Worker) -> list[str]:
-    return [job_id for job_id, task in worker.tasks.items() if not task.done()]
-
-
-def skip_running_jobs(worker: Worker, room: Callable[[Worker, str], int] | None = None) -> Worker:
+def skip_running_jobs(worker: Worker) -> Worker:
     """Wraps this worker's `start_jobs` (an instance attribute: the worker stays the one
-    `arq.worker.create_worker` made, which Sentry's integration may have wrapped). With
-    `room`, the worker takes at most `room(worker, provider)` poll batches of a provider at
-    a time (`fair_share`) and leaves the rest in the queue for the other workers: ARQ's
-    pickup takes up to `max_jobs` at once, and the first worker to look held 32 batches of a
-    tick while the others had none (four workers at a quarter of a core each gained 3.0-3.3×
-    one; 3.4-3.8× with the room)."""
+    `arq.worker.create_worker` made, which Sentry's integration may have wrapped)."""
     start: Callable[[list[bytes]], Awaitable[None]] = worker.start_jobs
 
     async def start_jobs(self: Worker, job_ids: list[bytes]) -> None:
-        if room is not None:
-            def of(provider: str) -> int:
-                return room(self, provider)
-            running = _running_ids(self)
-            job_ids = fair_share(running, job_ids, of, count_taken=False)
-            ids = fair_share(running, await not_running(self, job_ids), of)
-        else:
-            ids = await not_running(self, job_ids)
+        ids = await not_running(self, job_ids)
         if ids:
             await start(ids)
 

@@ -43,7 +43,7 @@ from worker.jobs import (
 from worker.jobs_circuit import FLUSH_DEADLINE, flush_destination, probe_destination, watch_circuits
 from worker.jobs_reminders import REMINDER_SECONDS, send_reminders
 from worker.outage import Outage
-from worker.queue import Job, poll_room, skip_running_jobs
+from worker.queue import Job, skip_running_jobs
 from worker.redis_client import redis_client
 from worker.resilient import keep_jobs_alive, keep_running
 from worker.runtime import Runtime
@@ -162,16 +162,6 @@ def run_worker(config: Config) -> None:
         raise SystemExit(1) from None
 
 
-def _poll_room(worker: Worker, provider: str) -> int:
-    """The poll batches of `provider` this worker takes at a time (worker.queue.poll_room):
-    its share of the provider's concurrency over the batch size, and one more."""
-    rt = worker.ctx.get("rt")
-    if rt is None or provider not in rt.providers:  # not started yet, or a provider it does not know
-        return 1
-    share = rt.providers[provider].settings.max_concurrency // max(1, rt.poller.sharing)
-    return poll_room(share, rt.config.settings.worker.poll_batch_size)
-
-
 def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: bool = True,
                 burst: bool = False) -> Worker:
     """The worker `statehook run` runs. A poll job may run up to POLL_TRIES times: a second
@@ -206,6 +196,6 @@ def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: 
         health_check_key=keys.arq_health(f"{socket.gethostname()}-{os.getpid()}"),
         job_completion_wait=max(1, math.ceil(tuning.shutdown_grace)),
         burst=burst,
-    ), room=_poll_room)
+    ))
     worker.ctx["worker"] = worker
     return keep_running(worker, outage, takeover_after=tuning.takeover_after)
