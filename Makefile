@@ -59,8 +59,10 @@ test: lint typecheck pytest
 demo: install redis-server
 	$(BIN)/statehook demo --seconds $(DEMO_SECONDS)
 
-# the benchmark of issue 6 (docs/performance.md): its own Redis and nginx on free ports, about 4 minutes;
-# it needs the package and its bench extra only (not the test tools)
+# the benchmarks of issues 6 and 20 (docs/performance.md): its own Redis and nginx on free ports, 8-10
+# minutes; every verdict a ratio of the run. The CPU-quota scenario needs a writable cgroup v1 cpu
+# controller (/sys/fs/cgroup/cpu, as root) and says so and skips where there is none. It needs the
+# package and its bench extra only (not the test tools); `python -m benchmarks.run --only recovery,console` the extras
 bench: redis-server
 	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
 	  echo "installing nginx-light from Debian's packages"; \

@@ -128,4 +128,4 @@ def table(r: dict[str, Any]) -> str:
     if not rows:
         return ""
     w = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join(f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}  {d}" for a, b, c, d in rows)
+    return "\n".join(f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}  {d}".rstrip() for a, b, c, d in rows)
