@@ -127,7 +127,7 @@ async def _others(only: set[str], results: dict[str, Any], work: Path) -> None:
         pages = await console_pages.measure()
         medians = {name: statistics.median(ms) for name, ms in pages.items()}
         results["console"] = {"server_ms": pages, "median_ms": medians, "line": "console: " + " ".join(
-            f"{name}_ms={ms:.1f}" for name, ms in medians.items())}
+            f"{name.replace(' ', '_')}_ms={ms:.1f}" for name, ms in medians.items())}
 
 
 def scenarios_whsec() -> str:
