@@ -93,9 +93,14 @@ async def _main(self: Worker, outage: Outage) -> None:
     if self.on_startup:
         await self.on_startup(self.ctx)
     async for _ in poll(self.poll_delay_s):
+        if self._pool is None:  # closed: a cancellation that did not reach this loop must not keep it going
+            log.info("worker closed: its loop ends")
+            return
         try:
             await self._poll_iteration()
         except Exception as exc:
+            if self._pool is None:
+                return
             if is_redis_down(exc):
                 outage.failed(exc, "job pickup")
             else:
