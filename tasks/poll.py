@@ -105,7 +105,7 @@ class Poller:
 
     async def poll(self, rkeys: Sequence[str], *, now: float | None = None) -> Counter[PollOutcome]:
         """Poll a batch of resources of one provider and commit what changed."""
-        now = time.time() if now is None else now
+        fixed, now = now is not None, time.time() if now is None else now
         loaded = await self.store.load(rkeys)
         # a dataset without an epoch (new, or Redis lost its data) is given one before the first
         # commit: events made in it can never have the id of one made before the loss
@@ -123,7 +123,7 @@ class Poller:
             else:
                 fetches.append((ref, state, _watch(meta, fails)))
         if fetches:
-            await self._poll_fetches(fetches, plan, now)
+            await self._poll_fetches(fetches, plan, now, fixed=fixed)
         for ref, meta in scans:
             await self._poll_scan(ref, meta, plan, now)
         await self._apply(plan, now)
@@ -145,8 +145,13 @@ class Poller:
     # ---- single resources ---------------------------------------------------------------
 
     async def _poll_fetches(
-        self, items: list[tuple[ResourceRef, ResourceState | None, Watch]], plan: Plan, now: float
+        self, items: list[tuple[ResourceRef, ResourceState | None, Watch]], plan: Plan, now: float,
+        *, fixed: bool = False,
     ) -> None:
+        """Fetch `items` and decide on what came back. Unless the caller `fixed` the clock, the
+        decision is made at the time the answers came back, not at the batch's start: a
+        batch held up by Redis (hung, failing over) between the two would otherwise date a
+        change it saw later before the change happened."""
         provider = self.providers[items[0][0].provider]
         paused = await self.limits.paused_for(provider.name)
         if paused:
@@ -157,6 +162,8 @@ class Poller:
             return
         slots = await self.limits.reserve(provider.name, len(items), provider.settings.requests_per_second)
         results = await self._fetch_all(provider, [ref for ref, _, _ in items], slots)
+        if not fixed:
+            now = max(now, time.time())
         seen: list[Seen] = []
         for (ref, state, watch), result in zip(items, results, strict=True):
             observed = self._observe_fetch(provider, ref, state, watch, result, plan, now)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import calendar
 import logging
 import time
 
@@ -376,3 +377,29 @@ async def test_a_listing_matches_only_the_fingerprint_its_state_records(redis: a
     await redis.hset(keys.STATE, rkeys[-1], b"garbage")
     assert await store.listed_unchanged(rkeys, [fp] * len(rkeys), now=t + 60) == [
         True, True, True, True, False, False, False, False, False, False]
+
+
+async def test_a_change_seen_after_a_held_up_batch_is_dated_when_it_was_seen(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """A batch held up between its start and its fetches (Redis hung under its rate
+    reservation) dates what it saw at the answers, never before the change it saw."""
+    poller = make_poller(sim, redis, session)
+    (rkey,) = await watched(poller, sim, 1)
+    await poller.poll([rkey])
+    reserve = poller.limits.reserve
+    changed_at = 0.0
+
+    async def held_up(*args: object, **kwargs: object) -> object:
+        nonlocal changed_at
+        await asyncio.sleep(1.2)
+        sim["artistree"].set_state(ResourceRef.parse(rkey).id, "Failed")
+        changed_at = time.time()
+        return await reserve(*args, **kwargs)  # type: ignore[arg-type]
+
+    poller.limits.reserve = held_up  # type: ignore[method-assign]
+    assert (await poller.poll([rkey]))[PollOutcome.CHANGED] == 1
+    (*_, (_, fields)) = await redis.xrange(keys.OUTBOX)
+    event = orjson.loads(fields[b"e"])
+    detected = calendar.timegm(time.strptime(event["detected_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert event["data"]["to"] == "Failed" and detected >= int(changed_at)
