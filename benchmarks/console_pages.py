@@ -29,6 +29,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from benchmarks.infra import redis_server
+from benchmarks.stack import WHSEC
 from config import Config, load_config
 from config.toml_out import toml_table, toml_value
 from core.fingerprint import canonical
@@ -61,7 +62,7 @@ def _config(path: Path, redis_url: str) -> Config:
     lines += toml_table("providers.artistree", {"base_url": "http://127.0.0.1:9", "client_id": "bench",
                                                 "client_secret": "bench-secret"})
     lines += toml_table("destinations.hook", {"kind": "webhook", "url": "http://127.0.0.1:9/hook",
-                                              "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+                                              "secret": WHSEC})  # made per run
     lines += ['[[routes]]', 'to = ["hook"]', "", *toml_table("api", {"token": TOKEN})]
     path.write_text("\n".join(lines) + "\n")
     return load_config(path)
