@@ -159,11 +159,16 @@ async def test_no_page_shows_a_secret(
         assert "https://hooks.example.invalid/********" in shown and "disabled" in shown
 
 
-async def _stream_events(client: ConsoleClient, query: str, wanted: int) -> list[dict[str, Any]]:
+async def _stream_events(client: ConsoleClient, query: str, wanted: int,
+                         started: asyncio.Event | None = None) -> list[dict[str, Any]]:
+    """The first `wanted` events of a tail; `started` is set once its first bytes came (its
+    position is fixed by then)."""
     found: list[dict[str, Any]] = []
     async with client.http.get(f"/ui/events/stream?{query}") as resp:
         assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/event-stream")
         async for line in resp.content:
+            if started is not None:
+                started.set()
             if line.startswith(b"data: {") and b"stream_id" in line:
                 found.append(orjson.loads(line[6:]))
                 if len(found) == wanted:
@@ -185,8 +190,9 @@ async def test_the_live_tail_streams_new_matching_events(
         await client.sign_in()
         listed = await client.get("/ui/events")
         assert "change 0" in listed.text
-        tail = asyncio.create_task(_stream_events(client, "provider=artistree&severity=critical", 2))
-        await asyncio.sleep(0.3)
+        started = asyncio.Event()
+        tail = asyncio.create_task(_stream_events(client, "provider=artistree&severity=critical", 2, started))
+        await asyncio.wait_for(started.wait(), 10)
         for i, (provider, severity) in enumerate([("rev", "critical"), ("artistree", "info"),
                                                   ("artistree", "critical"), ("artistree", "critical")], 1):
             await redis.xadd(keys.OUTBOX, event(i, provider, severity))

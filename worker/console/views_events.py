@@ -11,6 +11,7 @@ event it was sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import logging
 from collections.abc import Mapping
@@ -135,10 +136,14 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
     from worker.console.guard import SECURITY_HEADERS
 
     response.headers.update(SECURITY_HEADERS)
-    await response.prepare(request)
-    await _send(response, "retry: 2000\n\n")
     reads = Reads(cs.api.redis)
     last = _start(request)
+    if last is None:  # fixed before the first byte: a client that has it misses nothing added after
+        with contextlib.suppress(Exception):  # Redis down: the tail finds it when Redis answers
+            async with asyncio.timeout(3.0):
+                last = await _position(reads, None)
+    await response.prepare(request)
+    await _send(response, "retry: 2000\n\n")
     try:
         await _tail(request, response, reads, wanted, last)
     except (ConnectionResetError, asyncio.CancelledError):
