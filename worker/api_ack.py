@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.reminders import MAX_ACK_AUTHOR, MAX_ACK_COMMENT
 from store.reminders import AckResult, Reminders
 from worker import api_models as models
-from worker.api_http import answer, error, read_body, start_deadline, state_of
+from worker.api_http import answer, error, read_body, start_deadline, state_of, validated
 
 __all__ = ["AckRequest", "Acknowledged", "ack_resource", "nothing_armed"]
 
@@ -68,11 +68,7 @@ async def _body(request: web.Request) -> AckRequest | web.Response:
         return error(400, f"body is not JSON: {exc.msg}")
     if data is not None and not isinstance(data, dict):
         return error(400, "body must be a JSON object")
-    try:
-        return AckRequest.model_validate(data or {})
-    except ValidationError as exc:
-        problems = models.problems(exc)
-        return error(400, f"invalid acknowledgement: {models.one_line(problems)}", problems=problems)
+    return validated(AckRequest, data or {}, "acknowledgement")
 
 
 async def ack_resource(request: web.Request) -> web.Response:

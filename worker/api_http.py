@@ -226,6 +226,15 @@ async def json_body(request: web.Request) -> dict[str, Any] | web.Response:
 M = TypeVar("M", bound=BaseModel)
 
 
+def validated(model: type[M], data: Mapping[str, Any], what: str) -> M | web.Response:
+    """`data` validated by `model`; 400 `invalid {what}: …` naming each bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = models.problems(exc)
+        return error(400, f"invalid {what}: {models.one_line(problems)}", problems=problems)
+
+
 def query_of(request: web.Request, model: type[M]) -> M | web.Response:
     """The query string, validated by `model`; 400 naming each bad parameter."""
     try:

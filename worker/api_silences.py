@@ -28,7 +28,6 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
-    ValidationError,
     model_validator,
 )
 from pydantic.config import JsonDict
@@ -38,9 +37,8 @@ from core.silences import Preview
 from model.events import Severity
 from model.silences import Silence, SilenceMatch, SilenceState
 from store.silences import SilenceStore
-from worker import api_models as models
 from worker.api_fields import Interval, absent
-from worker.api_http import answer, error, json_body, query_of, state_of
+from worker.api_http import answer, error, json_body, query_of, state_of, validated
 from worker.silence_ops import (
     SilenceRefused,
     create_silence,
@@ -207,20 +205,9 @@ def preview_of(found: Preview, needs_force: str | None) -> SilencePreview:
                           deliveries=listed, needs_force=needs_force)
 
 
-def _body(data: dict[str, object], model: type[SilenceRequest] | type[SilenceExtension]) -> BaseModel | web.Response:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = models.problems(exc)
-        return error(400, f"invalid silence: {models.one_line(problems)}", problems=problems)
-
-
 def _silence_id(request: web.Request) -> str | web.Response:
-    try:
-        return SilencePath.model_validate({"id": request.match_info["id"]}).id
-    except ValidationError as exc:
-        problems = models.problems(exc)
-        return error(400, f"invalid silence id: {models.one_line(problems)}", problems=problems)
+    path = validated(SilencePath, {"id": request.match_info["id"]}, "silence id")
+    return path if isinstance(path, web.Response) else path.id
 
 
 def silence_routes(router: web.UrlDispatcher) -> None:
@@ -245,10 +232,9 @@ async def create(request: web.Request) -> web.Response:
     data = await json_body(request)
     if isinstance(data, web.Response):
         return data
-    body = _body(data, SilenceRequest)
+    body = validated(SilenceRequest, data, "silence")
     if isinstance(body, web.Response):
         return body
-    assert isinstance(body, SilenceRequest)
     state = state_of(request)
     now = time.time()
     ends = _seconds(body.ends_at) if body.ends_at is not None else now + (body.duration or 0.0)
@@ -282,10 +268,9 @@ async def extend(request: web.Request) -> web.Response:
     data = await json_body(request)
     if isinstance(data, web.Response):
         return data
-    body = _body(data, SilenceExtension)
+    body = validated(SilenceExtension, data, "silence")
     if isinstance(body, web.Response):
         return body
-    assert isinstance(body, SilenceExtension)
     state = state_of(request)
     now = time.time()
     ends = _seconds(body.ends_at) if body.ends_at is not None else now + (body.duration or 0.0)
