@@ -1,6 +1,6 @@
 """What the dispatcher writes for the deliveries it muted (a silence or a maintenance window):
 a `silenced` note in each resource's timeline and the `silenced:{destination}` stats, all of
-one dispatcher read in one round trip (Timeline.note writes one note per call)."""
+one dispatcher read in one round trip."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from store import keys
 from store.history import note_entry
 from store.stats import StatsRecorder
+from store.timeline import queue_timeline_entry
 
 __all__ = ["MutedDelivery", "MutedLog"]
 
@@ -40,10 +41,8 @@ class MutedLog:
         async with self.redis.pipeline(transaction=False) as pipe:
             for m in muted:
                 stats.silenced(m.destination)
-                if self.history_length > 0:
-                    entry = note_entry("silenced", at, m.summary, seq=m.seq, event_id=m.event_id, data=m.data)
-                    pipe.lpush(keys.history(m.rkey), entry)
-                    pipe.ltrim(keys.history(m.rkey), 0, self.history_length - 1)
+                entry = note_entry("silenced", at, m.summary, seq=m.seq, event_id=m.event_id, data=m.data)
+                queue_timeline_entry(pipe, m.rkey, entry, self.history_length)
             for name, value in stats.drain().items():
                 pipe.hincrby(keys.STATS, name, value)
             await pipe.execute()

@@ -19,6 +19,7 @@ from model.operational import Subject
 from store import keys
 from store.history import history_entry
 from store.stats import StatsRecorder
+from store.timeline import queue_timeline_entry
 
 __all__ = ["DEFAULT_THROTTLE", "OperationalEvents"]
 
@@ -53,9 +54,7 @@ class OperationalEvents:
         recorder.event(event.provider, event.type)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(keys.OUTBOX, {_FIELD: event.to_json()})
-            if self.history_length > 0:
-                pipe.lpush(keys.history(subject.key), history_entry(subject.key, event))
-                pipe.ltrim(keys.history(subject.key), 0, self.history_length - 1)
+            queue_timeline_entry(pipe, subject.key, history_entry(subject.key, event), self.history_length)
             for name, n in recorder.drain().items():
                 pipe.hincrby(keys.STATS, name, n)
             await pipe.execute()

@@ -7,8 +7,9 @@ import redis.asyncio as aioredis
 from model.events import Event, Severity
 from model.operational import PROVIDER_RECOVERED, PROVIDER_UNHEALTHY, Subject
 from store import keys
+from store.history import note_entry
 from store.operational import OperationalEvents
-from store.timeline import Timeline
+from store.timeline import queue_timeline_entry
 
 
 async def _outbox(redis: aioredis.Redis) -> list[Event]:
@@ -37,8 +38,10 @@ async def test_the_throttle_holds_repeats(redis: aioredis.Redis) -> None:
     assert sum(e is not None for e in sent) == 1
 
 
-async def test_a_note_joins_the_timeline(redis: aioredis.Redis) -> None:
-    await Timeline(redis, history_length=2).note("rev:order:1", "acknowledged", "by ops", at=1.0)
-    await Timeline(redis, history_length=2).note("rev:order:1", "acknowledged", "by ops", at=2.0)
-    await Timeline(redis, history_length=2).note("rev:order:1", "acknowledged", "by ops", at=3.0)
+async def test_a_note_joins_the_timeline_kept_to_its_length(redis: aioredis.Redis) -> None:
+    for at in (1.0, 2.0, 3.0):
+        async with redis.pipeline(transaction=True) as pipe:
+            entry = note_entry("acknowledged", at, "by ops", seq=0, event_id="", data={})
+            queue_timeline_entry(pipe, "rev:order:1", entry, 2)
+            await pipe.execute()
     assert await redis.llen(keys.history("rev:order:1")) == 2
