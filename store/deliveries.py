@@ -31,8 +31,10 @@ from model.operational import (
     is_operational,
 )
 from store import keys
+from store.history import note_entry
 from store.operational import OperationalEvents
 from store.stats import DeliveryOutcome, StatsRecorder
+from store.timeline import queue_timeline_entry
 
 __all__ = ["ATTEMPTS_KEPT", "ATTEMPTS_TTL", "Attempt", "DeadLetter", "Deliveries", "DeliveryRecords", "ReplayEntry"]
 
@@ -111,6 +113,9 @@ class ReplayEntry:
     event_id: str
     event_json: bytes
     destination: str
+    rkey: str | None = None
+    """the event's resource, whose timeline notes the replay (None: the event names none)"""
+    seq: int = 0
 
 
 def _text(value: bytes | str) -> str:
@@ -215,12 +220,31 @@ class Deliveries:
         out = []
         for raw_id, fields in entries:
             event_json = fields[b"event"]
-            out.append(ReplayEntry(_text(raw_id), str(orjson.loads(event_json)["id"]), event_json,
-                                   fields[b"destination"].decode()))
+            event = orjson.loads(event_json)
+            resource = event.get("resource")
+            rkey = resource.get("key") if isinstance(resource, dict) else None
+            seq = event.get("seq")
+            out.append(ReplayEntry(_text(raw_id), str(event["id"]), event_json, fields[b"destination"].decode(),
+                                   rkey if isinstance(rkey, str) else None, seq if isinstance(seq, int) else 0))
         return out
 
     async def remove_dead_letter(self, entry_id: str) -> None:
         await self.redis.xdel(keys.DLQ, entry_id)
+
+    async def replayed(self, entry: ReplayEntry, *, history_length: int, noted: bool = True,
+                       at: float | None = None) -> None:
+        """`entry` was queued for delivery again: it leaves the dead letters, and, when
+        `noted` (this replay queued it, not another one at the same moment), its resource's
+        timeline gets a `replayed` note naming the destination."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xdel(keys.DLQ, entry.entry_id)
+            if noted and entry.rkey is not None:
+                note = note_entry("replayed", time.time() if at is None else at,
+                                  f"dead letter replayed to {entry.destination}", seq=entry.seq,
+                                  event_id=entry.event_id,
+                                  data={"destination": entry.destination, "dead_letter": entry.entry_id})
+                queue_timeline_entry(pipe, entry.rkey, note, history_length)
+            await pipe.execute()
 
     async def purge_dead_letters(self) -> int:
         """Delete every dead letter; returns how many there were."""

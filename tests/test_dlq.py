@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from config import Config
 from simulator.receivers import WebhookReceiver
 from store import keys
+from store.history import read_history_entry
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, write_config
 from tests.test_routes import equals, event, publish
@@ -67,6 +68,12 @@ async def test_a_replay_from_the_dead_letter_stream_delivers_once(
     outcomes = await asyncio.gather(replay_dead_letters(arq, [first["id"]]), replay_dead_letters(arq, [first["id"]]))
     assert sum(o.enqueued for batch in outcomes for o in batch) == 1
     assert [d["id"] for d in await list_dead_letters(redis)] == [second["id"]]
+    # the resource's timeline notes the replay once, naming the destination and the dead letter
+    notes = [read_history_entry(raw, failed("ord-1").rkey)
+             for raw in await redis.lrange(keys.history(failed("ord-1").rkey), 0, -1)]
+    noted = {"destination": "hook", "dead_letter": first["id"]}
+    assert [(n["type"], n["note"]) for n in notes] == [("replayed", noted)]
+    assert notes[0]["id"] == failed("ord-1").id
     async with running_worker(cfg):
         await wait_for(lambda: len(receiver.delivered) == 1, what="the replayed delivery")
         assert await replay_dead_letters(arq, [first["id"]]) == []  # gone from the stream

@@ -93,15 +93,17 @@ async def list_dead_letters(redis: ArqRedis, limit: int = 1000) -> list[dict[str
     return [d.as_dict() for d in await Deliveries(redis).dead_letters(count=limit)]
 
 
-async def replay_dead_letters(redis: ArqRedis, entry_ids: list[str] | None) -> list[ReplayOutcome]:
+async def replay_dead_letters(redis: ArqRedis, entry_ids: list[str] | None, *,
+                             history_length: int = 50) -> list[ReplayOutcome]:
     """Enqueue a delivery per dead letter (all of them if `entry_ids` is None), then remove
-    each from the stream: enqueued first, so a crash in between loses nothing."""
+    each from the stream and note the replay in its resource's timeline (the config's
+    `worker.history_length` entries kept): enqueued first, so a crash in between loses nothing."""
     deliveries = Deliveries(redis)
     out = []
     for entry in await deliveries.replay_entries(entry_ids):
         enqueued = await enqueue_delivery(redis, entry.event_id, entry.event_json, entry.destination,
                                           replay_of=entry.entry_id)
-        await deliveries.remove_dead_letter(entry.entry_id)
+        await deliveries.replayed(entry, history_length=history_length, noted=enqueued)
         out.append(ReplayOutcome(entry.entry_id, entry.event_id, entry.destination, enqueued))
     return out
 
@@ -266,7 +268,8 @@ def dlq_replay(
         raise _fail(f"{bad[0]!r} is not a DLQ entry id (expected like 1700000000000-0; `statehook dlq ls` "
                     "lists them)")
     cfg = _config(config)
-    outcomes = _run(cfg, lambda r: replay_dead_letters(r, None if replay_all else list(entry_ids or [])))
+    outcomes = _run(cfg, lambda r: replay_dead_letters(r, None if replay_all else list(entry_ids or []),
+                                                       history_length=cfg.settings.worker.history_length))
     for o in outcomes:
         what = "queued" if o.enqueued else "already queued"
         typer.echo(f"{o.entry_id}: {o.event_id} -> {o.destination}: {what}")

@@ -173,7 +173,8 @@ async def replay(request: web.Request) -> web.Response:
     except _Refused as exc:
         return see_other(request, exc.back, Flash("error", exc.text))
     _long_deadline(request)
-    outcomes = await replay_dead_letters(console_of(request).api.redis, ids)
+    api = console_of(request).api
+    outcomes = await replay_dead_letters(api.redis, ids, history_length=api.config.settings.worker.history_length)
     queued = sum(1 for o in outcomes if o.enqueued)
     log.info("console: %d dead letter(s) replayed", len(outcomes))
     text = f"{len(outcomes)} dead letter(s) replayed: {queued} delivery job(s) queued"
