@@ -31,6 +31,8 @@ from store.circuit import Circuits
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, write_config
 from tests.test_routes import equals, event, publish
+from worker.cli_deliveries import destination_status
+from worker.metrics import read_gauges
 
 DOWN = [500] * 100_000
 """A receiver's script for "answers 500 until told otherwise" (`script.clear()` heals it)."""
@@ -111,6 +113,11 @@ async def test_a_receiver_down_then_healthy_gets_every_held_delivery_within_5s(
             sent += batch
             await publish(redis, *batch)
             await asyncio.sleep(0.5)
+        # what an operator sees meanwhile: /metrics and `notify status` name the open circuit
+        (gauge,) = (await read_gauges(redis)).circuits
+        assert (gauge.destination, gauge.status) == ("hook", Status.OPEN) and gauge.held > 0
+        hook = next(row for row in await destination_status(redis, cfg) if row["name"] == "hook")
+        assert hook["circuit"] == "open" and hook["held"] == await Circuits(redis).held_count("hook") > 0
         receiver.script.clear()
         await receiver.start(port=port)
         recovered_at = time.time()
@@ -128,6 +135,7 @@ async def test_a_receiver_down_then_healthy_gets_every_held_delivery_within_5s(
     assert all(not e["type"].startswith("statehook.") for e in first_arrivals(receiver))  # never about itself
     assert await redis.xlen(keys.DLQ) == 0
     assert await Circuits(redis).held_count("hook") == 0
+    assert (await read_gauges(redis)).circuits == ()
 
 
 async def test_held_deliveries_spend_no_tries_and_wait_at_most_max_hold(

@@ -37,11 +37,13 @@ from config.load import Config, canonical_name
 from model.events import Severity
 from notifiers.base import NotifierContext
 from notifiers.templates import sample_event
+from store.circuit import Circuits
 from store.deliveries import Deliveries
 from store.rates import RateSchedule
 from store.slack import SlackThreads
 from tasks.deliver import deliver_once
 from worker.cli_common import ConfigOption, JsonOption
+from worker.metrics import circuit_gauges
 from worker.queue import enqueue_delivery
 
 __all__ = [
@@ -118,9 +120,12 @@ async def delivery_attempts(redis: ArqRedis, event_id: str) -> list[dict[str, An
 
 
 async def destination_status(redis: ArqRedis, config: Config) -> list[dict[str, Any]]:
+    """Each destination: its kind, whether it is enabled or disabled (and why), its dead
+    letters, and its circuit (`closed`, `open`, `flushing`) with the deliveries held."""
     deliveries = Deliveries(redis)
     disabled = await deliveries.disabled()
     dead = Counter(d.destination for d in await deliveries.dead_letters(count=100_000))
+    circuits = {c.destination: c for c in await circuit_gauges(Circuits(redis))}
     names = sorted(set(config.destinations) | set(disabled))
     return [
         {
@@ -130,6 +135,8 @@ async def destination_status(redis: ArqRedis, config: Config) -> list[dict[str, 
             "enabled": config.destinations[name].enabled if name in config.destinations else False,
             "disabled": disabled.get(name),
             "dead_letters": dead.get(name, 0),
+            "circuit": circuits[name].status.value if name in circuits else "closed",
+            "held": circuits[name].held if name in circuits else 0,
         }
         for name in names
     ]
@@ -327,7 +334,7 @@ def notify_test(
 
 @notify_app.command("status")
 def notify_status(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Every destination: kind, enabled, disabled by a 410 (and why), dead letters."""
+    """Every destination: kind, enabled, disabled by a 410 (and why), dead letters, an open circuit."""
     cfg = _config(config)
     rows = _run(cfg, lambda r: destination_status(r, cfg))
     if as_json:
@@ -336,7 +343,8 @@ def notify_status(config: ConfigOption = None, as_json: JsonOption = False) -> N
     for row in rows:
         state = f"DISABLED: {row['disabled']}" if row["disabled"] else ("ok" if row["enabled"] else "off in config")
         kind = row["kind"] or "not configured"
-        typer.echo(f"{row['name']:<24} {kind:<10} {state}  dead letters: {row['dead_letters']}")
+        circuit = "" if row["circuit"] == "closed" else f"  circuit {row['circuit']}, {row['held']} held"
+        typer.echo(f"{row['name']:<24} {kind:<10} {state}  dead letters: {row['dead_letters']}{circuit}")
 
 
 @notify_app.command("enable")

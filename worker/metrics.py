@@ -17,6 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from core.circuit import Status
+from store.circuit import Circuits
 from store.deliveries import Deliveries
 from store.outbox import Outbox
 from store.reads import Reads
@@ -25,13 +27,24 @@ from store.stats import HISTOGRAMS, HistogramCounts, parse_stats
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
+    "CircuitGauge",
     "Gauges",
+    "circuit_gauges",
     "families",
     "read_gauges",
     "render",
 ]
 
 # ---- exposition (API) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitGauge:
+    """A destination whose circuit is not closed, and the deliveries it holds."""
+
+    destination: str
+    status: Status
+    held: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +57,8 @@ class Gauges:
     dead_letters: int = 0
     workers: int = 0
     destinations_disabled: int = 0
+    circuits: tuple[CircuitGauge, ...] = ()
+    """the destinations whose circuit is open or flushing (a closed one is not listed)"""
 
 
 def _histogram(name: str, label: str, helptext: str, buckets: tuple[float, ...],
@@ -99,7 +114,16 @@ def families(counters: Mapping[str, int], gauges: Gauges) -> list[Metric]:
         ("destinations_disabled", "statehook_destinations_disabled", "Destinations disabled (410 Gone)"),
     ):
         out.append(GaugeMetricFamily(metric, helptext, value=getattr(gauges, attr)))
-    return out
+    circuit = GaugeMetricFamily("statehook_circuit_open",
+                                "1 for a destination whose circuit is open or flushing (state), absent when closed",
+                                labels=["destination", "state"])
+    held_now = GaugeMetricFamily("statehook_deliveries_held_now",
+                                 "Deliveries held now by a destination's open or flushing circuit",
+                                 labels=["destination"])
+    for c in sorted(gauges.circuits, key=lambda c: c.destination):
+        circuit.add_metric([c.destination, c.status.value], 1)
+        held_now.add_metric([c.destination], c.held)
+    return [*out, circuit, held_now]
 
 
 async def read_gauges(redis: aioredis.Redis, now: float | None = None) -> Gauges:
@@ -110,7 +134,18 @@ async def read_gauges(redis: aioredis.Redis, now: float | None = None) -> Gauges
     return Gauges(
         due_backlog=due, watched=watched, outbox_backlog=backlog, dead_letters=dead,
         workers=sum(1 for w in workers if w.fresh(now)), destinations_disabled=disabled,
+        circuits=await circuit_gauges(Circuits(redis)),
     )
+
+
+async def circuit_gauges(circuits: Circuits) -> tuple[CircuitGauge, ...]:
+    """The circuits not closed: one read each of the (few) destinations on the watcher's list."""
+    out = []
+    for destination in await circuits.not_closed():
+        circuit = await circuits.read(destination)
+        if circuit.status is not Status.CLOSED:
+            out.append(CircuitGauge(destination, circuit.status, await circuits.held_count(destination)))
+    return tuple(out)
 
 
 async def _delivery_gauges(redis: aioredis.Redis) -> tuple[int, int, int]:
