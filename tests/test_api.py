@@ -162,7 +162,20 @@ async def test_watch_requests_are_validated_with_a_reason(
         assert status == 400 and "not JSON" in answer["error"]
         status, answer = await call(http, "POST", "/v1/watches", headers=AUTH, json=["rev"])
         assert status == 400
+        for stall in ("-1h", {"Reviewed": "soon"}, {"": "1h"}, [1], True):
+            status, answer = await call(http, "POST", "/v1/watches", headers=AUTH,
+                                        json={"provider": "rev", "ids": ["TC1"], "stall_after": stall})
+            assert status == 400 and answer["problems"][0]["field"].startswith("stall_after"), (stall, answer)
     assert await redis.hlen(keys.META) == 0
+    async with serving(config) as (_, http):
+        table = {"In Progress": "2h", "*": 0}
+        for stall, stored in (("90m", {"*": 5400.0}), (table, {"In Progress": 7200.0, "*": 0.0})):
+            status, answer = await call(http, "POST", "/v1/watches", headers=AUTH,
+                                        json={"provider": "rev", "ids": ["TC1"], "stall_after": stall})
+            assert status in (200, 201)
+            status, listing = await call(http, "GET", "/v1/watches", headers=AUTH)
+            assert [w["stall_after"] for w in listing["watches"]] == [stored]
+            await call(http, "DELETE", "/v1/watches?rkey=rev:order:TC1", headers=AUTH)
 
 
 async def test_a_watch_added_through_the_api_is_polled_and_its_events_delivered(
@@ -187,6 +200,7 @@ async def test_a_watch_added_through_the_api_is_polled_and_its_events_delivered(
         status, listing = await call(http, "GET", "/v1/watches?provider=artistree", headers=AUTH)
         assert status == 200
         assert [(w["rkey"], w["source"], w["interval"]) for w in listing["watches"]] == [(rkey, "api", 0.2)]
+        assert listing["watches"][0]["stall_after"] is None  # the provider's
 
         async def delivery_recorded() -> bool:
             _, view = await call(http, "GET", f"/v1/resources/{rkey}", headers=AUTH)

@@ -79,6 +79,14 @@ async def test_watch_add_ls_rm(
     assert result.exit_code == 2 and "invalid id(s): 'TC5\\n'" in result.output, result.output
     result = await cli("watch", "add", "rev", "TC6", "--interval", "1h30m", "-c", c, "--json")  # the file's forms
     assert result.exit_code == 0 and orjson.loads(result.output)["interval"] == 5400.0, result.output
+    result = await cli("watch", "add", "rev", "TC7", "--stall-after", "In Progress=2h", "--stall-after", "*=0",
+                       "-c", c)
+    assert result.exit_code == 0, result.output
+    meta = WatchMeta.from_json(await redis.hget(keys.META, "rev:order:TC7"))  # type: ignore[misc]
+    assert meta.stall_after == {"In Progress": 7200.0, "*": 0.0}
+    result = await cli("watch", "add", "rev", "TC8", "--stall-after", "-1h", "-c", c)
+    assert result.exit_code == 2 and "stall_after" in result.output and not await redis.hexists(  # type: ignore[misc]
+        keys.META, "rev:order:TC8")
 
 
 async def test_watch_add_from_a_file_registers_thousands(

@@ -24,6 +24,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from core.stall import ANY_STATE
 from model.values import ID_PATTERN, ID_RULE, MAX_DURATION, MIN_DURATION, check_duration, format_seconds, parse_duration
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "RKey",
     "ResourceId",
     "Source",
+    "StallAfter",
     "absent",
     "integer_range_pattern",
     "one_line",
@@ -146,6 +148,46 @@ Interval = Annotated[float, PlainValidator(_interval), WithJsonSchema({
     "description": f"seconds, or an amount of one unit: 250ms, 0.2s, 5m, 1.5h, 30d; {_BOUNDS}",
 })]
 """A watch interval: seconds, or one of INTERVAL_TEXT; finite and within the bounds."""
+
+MAX_STALL_STATES = 64
+MAX_STATE_NAME = 100
+_STALL_DURATION: dict[str, Any] = {"anyOf": [
+    {"type": "number", "enum": [0]},
+    {"type": "number", "minimum": MIN_DURATION, "maximum": MAX_DURATION},
+    {"type": "string", "pattern": INTERVAL_TEXT},
+]}
+
+
+def _stall_duration(value: Any) -> float:
+    if not isinstance(value, bool) and isinstance(value, int | float) and value == 0:
+        return 0.0
+    return _interval(value)
+
+
+def _stall_after(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        return {ANY_STATE: _stall_duration(value)}
+    if len(value) > MAX_STALL_STATES:
+        raise ValueError(f"at most {MAX_STALL_STATES} states")
+    out = {}
+    for state, seconds in value.items():
+        if not isinstance(state, str) or not 0 < len(state) <= MAX_STATE_NAME:
+            raise ValueError(f"a state is a name of 1 to {MAX_STATE_NAME} characters")
+        try:
+            out[state] = _stall_duration(seconds)
+        except ValueError as exc:
+            raise ValueError(f"{state}: {exc}") from None
+    return out
+
+
+StallAfter = Annotated[dict[str, float], PlainValidator(_stall_after), WithJsonSchema({
+    "anyOf": [_STALL_DURATION, {"type": "object", "maxProperties": MAX_STALL_STATES,
+                                "propertyNames": {"minLength": 1, "maxLength": MAX_STATE_NAME},
+                                "additionalProperties": _STALL_DURATION}],
+    "description": "how long a resource may stay in one state before one *.stalled event: one duration for "
+                   "every state, or an object by state name (`*`: any other state); 0 is off",
+})]
+"""A watch's `stall_after`: one duration (or 0, off) for every state, or a table by state."""
 
 _QUERY_INT = re.compile(r"-?[0-9]+")
 

@@ -33,6 +33,7 @@ from worker.api_fields import (
     ResourceId,
     RKey,
     Source,
+    StallAfter,
     absent,
     integer_range_pattern,
     one_line,
@@ -94,6 +95,7 @@ class WatchFields(BaseModel):
     ids: list[ResourceId] = Field(min_length=1, max_length=MAX_IDS)
     interval: Interval | None = None
     discovered: StrictBool = False
+    stall_after: StallAfter | None = None
 
 
 class UnwatchFields(BaseModel):
@@ -253,6 +255,8 @@ class WatchView(BaseModel):
     discovered: bool
     scan: dict[str, str] | None
     source: str
+    stall_after: dict[str, float] | None = None
+    """seconds by state (`*`: any other state; 0: off); None: the provider's"""
 
 
 class Watch(WatchView):

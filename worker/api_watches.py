@@ -106,7 +106,7 @@ async def add_watches(request: web.Request) -> web.Response:
     except InvalidWatch as exc:
         return _refused(exc)
     interval = float(req.interval or WatchSpec.model_fields["interval"].default)
-    meta = WatchMeta(interval=interval, discovered=req.discovered, source="api")
+    meta = WatchMeta(interval=interval, discovered=req.discovered, source="api", stall_after=req.stall_after)
     rkeys = list(dict.fromkeys(ResourceRef(req.provider, kind, rid).key for rid in req.ids))
     added = await st.store.add_watches((rkey, meta) for rkey in rkeys)
     log.info("api: %d watches registered for %s (%d new)", len(rkeys), req.provider, added)
@@ -148,7 +148,8 @@ async def forget_watches(store: Store, rkeys: list[str]) -> int:
 
 
 def meta_view(meta: WatchMeta) -> dict[str, Any]:
-    return {"interval": meta.interval, "discovered": meta.discovered, "scan": meta.scan, "source": meta.source}
+    return {"interval": meta.interval, "discovered": meta.discovered, "scan": meta.scan, "source": meta.source,
+            "stall_after": meta.stall_after}
 
 
 async def list_watches(request: web.Request) -> web.Response:

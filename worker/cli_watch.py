@@ -70,6 +70,9 @@ def watch_add(
     interval: Annotated[str, typer.Option("--interval", help="poll interval: 30s, 5m, 1h")] = "60s",
     discovered: Annotated[bool, typer.Option("--discovered", help="emit *.discovered on the first poll")] = False,
     from_file: Annotated[Path | None, typer.Option("--from-file", help="ids, one per line ('-': stdin)")] = None,
+    stall_after: Annotated[list[str] | None, typer.Option(
+        "--stall-after", help="one *.stalled after this long in one state: 2h, or STATE=2h (repeat; *=0: "
+        "off for the other states); default: the provider's")] = None,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -92,15 +95,21 @@ def watch_add(
         seconds = parse_duration(interval)
     except ValueError as exc:
         raise fail(f"--interval: {exc}") from None
+    stall: dict[str, str | float] = {}
+    for item in stall_after or []:
+        state, sep, value = item.rpartition("=")
+        stall["*" if not sep else state] = float(value) if value.strip() in ("0", "0.0") else value
     try:
-        # provider, kind and interval, as the API checks them
+        # provider, kind, interval and stall times, as the API checks them
         req, resolved_kind = validate_watch(cfg, {"provider": provider, "kind": kind, "ids": all_ids[:1],
-                                                   "interval": seconds, "discovered": discovered})
+                                                   "interval": seconds, "discovered": discovered,
+                                                   **({"stall_after": stall} if stall else {})})
     except InvalidWatch as exc:
         if exc.detail.get("problems"):
             raise fail(problems_line(exc.detail["problems"])) from None
         raise fail(f"{exc.reason} {json.dumps(exc.detail) if exc.detail else ''}".strip()) from None
-    meta = WatchMeta(interval=float(req.interval or 60.0), discovered=discovered, source="cli")
+    meta = WatchMeta(interval=float(req.interval or 60.0), discovered=discovered, source="cli",
+                     stall_after=req.stall_after)
     rkeys = [ResourceRef(provider, resolved_kind, rid).key for rid in all_ids]
 
     async def go() -> int:
