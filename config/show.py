@@ -102,4 +102,7 @@ def resolved(config: Config) -> dict[str, Any]:
         "watches": [_plain(w) for w in config.watches],
         "destinations": {n: _plain(d) for n, d in config.destinations.items()},
         "routes": [_plain(r) for r in config.routes],
+        "time_intervals": [_plain(t) for t in s.time_intervals],
+        "watchdog": _plain(s.watchdog),
+        "silences": _plain(s.silences),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -66,8 +66,37 @@ def check(
     typer.echo(f"routes ({len(cfg.routes)}):")
     for i, r in enumerate(data["routes"]):
         match = {k: v for k, v in r["match"].items() if v is not None}
-        typer.echo(f"  {i}: {match or 'everything'} -> {', '.join(r['to'])}")
+        typer.echo(f"  {i}: {match or 'everything'} -> {', '.join(r['to'])}{_route_timing(r)}")
+    typer.echo(f"time intervals ({len(data['time_intervals'])}):")
+    for t in data["time_intervals"]:
+        typer.echo(f"  {t['name']}: " + "; or ".join(_interval_text(i) for i in t["time_intervals"]))
     typer.echo("ok")
+
+
+def _route_timing(route: dict[str, Any]) -> str:
+    """A route's muting and reminders, as `check` prints them (nothing when it has none)."""
+    parts = []
+    if route.get("mute_during"):
+        parts.append(f"muted during {', '.join(route['mute_during'])} (then {route.get('after_window')})")
+    if route.get("active_during"):
+        parts.append(f"active during {', '.join(route['active_during'])}")
+    if route.get("repeat_every"):
+        parts.append(f"reminders every {route['repeat_every']:g}s")
+    return f" [{'; '.join(parts)}]" if parts else ""
+
+
+def _interval_text(interval: dict[str, Any]) -> str:
+    """One `[[time_intervals]]` entry: each field given, and its zone."""
+    fields = [f"{k} {_listed(v)}" for k, v in interval.items() if k != "location" and v]
+    return (", ".join(fields) or "always") + f" ({interval['location']})"
+
+
+def _listed(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(_listed(v) for v in value)
+    if isinstance(value, dict):
+        return "-".join(str(v) for v in value.values())
+    return str(value)
 
 
 @app.command()
