@@ -33,12 +33,15 @@ from model.operational import (
 from store import keys
 from store.history import note_entry
 from store.operational import OperationalEvents
+from store.scripts import register
 from store.stats import DeliveryOutcome, StatsRecorder
 from store.timeline import queue_timeline_entry
 
 __all__ = ["ATTEMPTS_KEPT", "ATTEMPTS_TTL", "Attempt", "DeadLetter", "Deliveries", "DeliveryRecords", "ReplayEntry"]
 
 ATTEMPTS_KEPT = 20
+COUNT_PAGE = 500
+"""Dead letters read a round trip when their counts are rebuilt from the stream."""
 ATTEMPTS_TTL = 7 * 86400
 _CLAIM_MARKS = (Path(__file__).parent / "lua" / "claim_delivery_marks.lua").read_text()
 
@@ -126,6 +129,7 @@ class Deliveries:
     def __init__(self, redis: aioredis.Redis, operational: OperationalEvents | None = None) -> None:
         self.redis = redis
         self.operational = operational if operational is not None else OperationalEvents(redis)
+        self._remove = register(redis, "remove_dead_letters")
 
     # -- attempts and stats ----------------------------------------------------------------
 
@@ -171,11 +175,12 @@ class Deliveries:
 
     async def dead_letter(self, event_json: bytes, destination: str, reason: str, status: int | None,
                           attempts: int) -> str:
-        entry_id = await self.redis.xadd(
-            keys.DLQ,
-            {"event": event_json, "destination": destination, "reason": reason,
-             "status": "" if status is None else str(status), "attempts": str(attempts), "at": utc_iso(time.time())},
-        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(keys.DLQ, {"event": event_json, "destination": destination, "reason": reason,
+                                 "status": "" if status is None else str(status), "attempts": str(attempts),
+                                 "at": utc_iso(time.time())})
+            pipe.hincrby(keys.DLQ_COUNTS, destination, 1)
+            entry_id, _ = await pipe.execute()
         await self._tell_dead_letter(event_json, destination, reason, status, attempts)
         return _text(entry_id)
 
@@ -229,7 +234,32 @@ class Deliveries:
         return out
 
     async def remove_dead_letter(self, entry_id: str) -> None:
-        await self.redis.xdel(keys.DLQ, entry_id)
+        await self._remove(keys=[keys.DLQ, keys.DLQ_COUNTS], args=[entry_id])
+
+    async def dead_letter_counts(self) -> dict[str, int]:
+        """Dead letters per destination, from their counts (one round trip); counted again
+        from the stream, and the counts rewritten, when they do not add up to its length
+        (a dataset written before the counts were kept)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.DLQ_COUNTS)
+            pipe.xlen(keys.DLQ)
+            raw, length = await pipe.execute()
+        counts = {_text(k): int(v) for k, v in raw.items()}
+        if sum(counts.values()) == int(length):
+            return counts
+        counts = {}
+        start = "-"
+        while entries := await self.redis.xrange(keys.DLQ, min=start, count=COUNT_PAGE):
+            for _, fields in entries:
+                name = _text(fields.get(b"destination", b""))
+                counts[name] = counts.get(name, 0) + 1
+            start = "(" + _text(entries[-1][0])
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.DLQ_COUNTS)
+            if counts:
+                pipe.hset(keys.DLQ_COUNTS, mapping=counts)
+            await pipe.execute()
+        return counts
 
     async def replayed(self, entry: ReplayEntry, *, history_length: int, noted: bool = True,
                        at: float | None = None) -> None:
@@ -237,7 +267,7 @@ class Deliveries:
         `noted` (this replay queued it, not another one at the same moment), its resource's
         timeline gets a `replayed` note naming the destination."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xdel(keys.DLQ, entry.entry_id)
+            await self._remove(keys=[keys.DLQ, keys.DLQ_COUNTS], args=[entry.entry_id], client=pipe)
             if noted and entry.rkey is not None:
                 note = note_entry("replayed", time.time() if at is None else at,
                                   f"dead letter replayed to {entry.destination}", seq=entry.seq,
@@ -248,9 +278,11 @@ class Deliveries:
 
     async def purge_dead_letters(self) -> int:
         """Delete every dead letter; returns how many there were."""
-        n = int(await self.redis.xlen(keys.DLQ))
-        await self.redis.delete(keys.DLQ)
-        return n
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xlen(keys.DLQ)
+            pipe.delete(keys.DLQ, keys.DLQ_COUNTS)
+            n, _ = await pipe.execute()
+        return int(n)
 
     # -- disabled destinations -------------------------------------------------------------
 

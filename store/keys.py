@@ -6,6 +6,7 @@ __all__ = [
     "CONFIG_WATCHES",
     "DISABLED",
     "DLQ",
+    "DLQ_COUNTS",
     "DUE",
     "EPOCH",
     "ERRORS",
@@ -36,6 +37,7 @@ ERRORS = PREFIX + "errors"        # HASH rkey -> consecutive poll failures
 OUTBOX = PREFIX + "outbox"        # STREAM of events (field e = event JSON)
 GROUP = "dispatch"                # the outbox's consumer group
 DLQ = PREFIX + "dlq"              # STREAM of dead letters
+DLQ_COUNTS = PREFIX + "dlq:n"     # HASH destination -> its entries in sh:dlq (store/deliveries.py)
 STATS = PREFIX + "stats"          # HASH counter -> value, shared by all workers
 DISABLED = PREFIX + "disabled"    # HASH destination -> reason (410 Gone)
 WORKERS = PREFIX + "workers"      # ZSET worker id -> when its heartbeat runs out (unix seconds)

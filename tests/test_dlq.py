@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from config import Config
 from simulator.receivers import WebhookReceiver
 from store import keys
+from store.deliveries import Deliveries
 from store.history import read_history_entry
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, write_config
@@ -166,3 +167,23 @@ async def test_every_attempt_is_recorded_and_shown_per_event(
     assert attempts[0]["error"] == "HTTP 500: scripted 500"
     status = await cli("notify", "status", "-c", str(tmp_path / "statehook.toml"))
     assert "hook" in status.output and "webhook" in status.output and "ok" in status.output
+
+
+async def test_dead_letter_counts_per_destination_follow_the_stream_without_reading_it(
+    redis: aioredis.Redis
+) -> None:
+    deliveries = Deliveries(redis)
+    ids = [await deliveries.dead_letter(failed(f"ord-{n}").to_json(), dest, "HTTP 400", 400, 1)
+           for n, dest in enumerate(["hook", "hook", "ops", "hook"])]
+    assert await deliveries.dead_letter_counts() == {"hook": 3, "ops": 1}
+    await deliveries.remove_dead_letter(ids[2])
+    await deliveries.remove_dead_letter(ids[2])  # twice (two operators at once): counted once
+    await deliveries.remove_dead_letter("0-1")  # never there
+    assert await deliveries.dead_letter_counts() == {"hook": 3}
+    assert await redis.hgetall(keys.DLQ_COUNTS) == {b"hook": b"3"}  # the count, not a scan of the stream
+    # a dataset written before the counts were kept: counted from the stream once, then kept
+    await redis.delete(keys.DLQ_COUNTS)
+    assert await deliveries.dead_letter_counts() == {"hook": 3}
+    assert await redis.hgetall(keys.DLQ_COUNTS) == {b"hook": b"3"}
+    assert await deliveries.purge_dead_letters() == 3
+    assert await deliveries.dead_letter_counts() == {} and not await redis.exists(keys.DLQ_COUNTS)

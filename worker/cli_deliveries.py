@@ -23,7 +23,6 @@ import json
 import re
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -124,7 +123,7 @@ async def destination_status(redis: ArqRedis, config: Config) -> list[dict[str, 
     letters, and its circuit (`closed`, `open`, `flushing`) with the deliveries held."""
     deliveries = Deliveries(redis)
     disabled = await deliveries.disabled()
-    dead = Counter(d.destination for d in await deliveries.dead_letters(count=100_000))
+    dead = await deliveries.dead_letter_counts()
     circuits = {c.destination: c for c in await circuit_gauges(Circuits(redis))}
     names = sorted(set(config.destinations) | set(disabled))
     return [
