@@ -194,7 +194,7 @@ class SlackNotifier(Notifier):
             return Delivered(status=status, detail=text[:100])
         if reply.outcome is Outcome.RATE_LIMITED:
             raise await self._rate_limited(reply.retry_after_header)
-        if status >= 500:
+        if reply.outcome is Outcome.RETRY:  # 5xx, 408, 425 (transport/http.py's mapping)
             after = reply.retry_after(0.0) if reply.retry_after_header else None
             raise TransientFailure(f"HTTP {status}" + (f": {text}" if text else ""), status=status, retry_after=after)
         if text in PERMANENT_WEBHOOK_ERRORS:
@@ -250,7 +250,7 @@ class SlackNotifier(Notifier):
         status, retry_after = reply.status, reply.retry_after_header
         if reply.outcome is Outcome.RATE_LIMITED:
             raise await self._rate_limited(retry_after)
-        if status >= 500:
+        if reply.outcome is Outcome.RETRY:
             raise TransientFailure(f"HTTP {status}", status=status)
         try:
             answer = orjson.loads(reply.body)

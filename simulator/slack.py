@@ -40,6 +40,7 @@ WEBHOOK_ERRORS = {
     "channel_not_found": 404,
     "no_service": 404,
     "channel_is_archived": 410,
+    "request_timeout": 408,  # a proxy in front of Slack gave up waiting: not Slack's own string
     "rate_limited": 429,
     "internal_error": 500,
 }

@@ -118,6 +118,19 @@ async def test_a_429_is_retried_after_its_retry_after(
     assert [(a["ok"], a["status"]) for a in reversed(attempts)] == [(False, 429), (True, 200)]
 
 
+async def test_a_408_from_a_proxy_is_retried_like_a_5xx(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, slack: SlackStandIn
+) -> None:
+    cfg = config(tmp_path, redis_url, {"ops": {"kind": "slack", "webhook_url": slack.webhook_url("T1/B1/ops"), **FAST}})
+    slack.fail("T1/B1/ops", "request_timeout")
+    async with running_worker(cfg):
+        await publish(redis, failed())
+        await wait_for(lambda: len(slack.messages) == 1, what="the retried message")
+    assert await redis.xlen(keys.DLQ) == 0
+    attempts = [orjson.loads(a) for a in await redis.lrange(keys.attempts(failed().id), 0, -1)]
+    assert [(a["ok"], a["status"]) for a in reversed(attempts)] == [(False, 408), (True, 200)]
+
+
 async def test_a_slack_outage_is_retried_then_dead_lettered_when_the_schedule_is_spent(
     tmp_path: Path, redis_url: str, redis: aioredis.Redis, slack: SlackStandIn
 ) -> None:
