@@ -156,7 +156,13 @@ async def run_demo(seconds: float) -> int:
         write_demo_config(path, redis_url, sim, receiver.url, secret)
         config = load_config(path)
         redis = aioredis.from_url(redis_url)
-        await redis.delete(keys.STATS)
+        if await redis.exists(keys.EPOCH, keys.META, keys.STATS, keys.OUTBOX):
+            await redis.aclose()
+            await receiver.stop()
+            await sim.stop()
+            raise SystemExit("demo: that Redis holds statehook data already (sh:epoch, sh:meta, sh:stats or "
+                             "sh:outbox): the demo writes watches, events and stats of its own; point "
+                             "STATEHOOK_REDIS_URL at an empty database, or unset it for a private redis-server")
         print(f"demo: simulator {sim.base_url} ({', '.join(names)}), redis {redis_url}, receiver {receiver.url}")
         worker = make_worker(config, handle_signals=False)
         run = asyncio.create_task(worker.async_run())
