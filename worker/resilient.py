@@ -29,12 +29,11 @@ import logging
 import signal
 import time
 import types
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import partial
 
 from arq.constants import in_progress_key_prefix
-from arq.utils import poll
 from arq.worker import Worker
 
 from worker.outage import Outage, is_redis_down
@@ -85,14 +84,31 @@ async def _until_redis_answers(worker: Worker, outage: Outage) -> None:
         return
 
 
-async def _main(self: Worker, outage: Outage) -> None:
+async def _iterations(step: float, woken: asyncio.Event | None) -> AsyncIterator[None]:
+    """ARQ's `poll(step)`: an iteration every `step` seconds (less the time it took), and at
+    once when `woken` is set (a poll batch of this worker ended, worker/queue.py `Pickup`)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        if woken is not None:
+            woken.clear()
+        yield None
+        wait = max(0.0, step - (loop.time() - before))
+        if woken is None:
+            await asyncio.sleep(wait)
+        elif not woken.is_set() and wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), wait)
+
+
+async def _main(self: Worker, outage: Outage, woken: asyncio.Event | None = None) -> None:
     log.info("starting worker for %d functions: %s", len(self.functions), ", ".join(self.functions))
     self.ctx["redis"] = self.pool
     self.ctx["outage"] = outage
     await _until_redis_answers(self, outage)
     if self.on_startup:
         await self.on_startup(self.ctx)
-    async for _ in poll(self.poll_delay_s):
+    async for _ in _iterations(self.poll_delay_s, woken):
         if self._pool is None:  # closed: a cancellation that did not reach this loop must not keep it going
             log.info("worker closed: its loop ends")
             return
@@ -167,13 +183,15 @@ async def _close(self: Worker, shutdown: _Shutdown) -> None:
     _log_shut_down(shutdown)
 
 
-def keep_running(worker: Worker, outage: Outage, *, takeover_after: float) -> Worker:
+def keep_running(worker: Worker, outage: Outage, *, takeover_after: float,
+                 woken: asyncio.Event | None = None) -> Worker:
     """`worker`, with the loop, start-up and shutdown above and `takeover_after` as the
-    lifetime of its jobs' in-progress keys."""
+    lifetime of its jobs' in-progress keys; its loop looks for jobs every `poll_delay` and
+    whenever `woken` is set."""
     worker.in_progress_timeout_s = takeover_after
 
     async def main(self: Worker) -> None:
-        await _main(self, outage)
+        await _main(self, outage, woken)
 
     async def close(self: Worker) -> None:
         await _close(self, shutdown)

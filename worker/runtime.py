@@ -35,7 +35,7 @@ from store.stats import StatsRecorder
 from tasks.dispatch import Dispatcher
 from tasks.poll import Poller, PollOutcome
 from worker.outage import Outage, is_redis_down
-from worker.queue import dispatcher_for
+from worker.queue import dispatcher_for, poll_room
 
 __all__ = ["Runtime", "watch_rkeys"]
 
@@ -75,6 +75,8 @@ class Runtime:
     epoch: str | None = None
     """the dataset this worker joined (`Store.ensure_epoch`)"""
     recorder: StatsRecorder = field(default_factory=StatsRecorder)
+    live_workers: int = 1
+    """how many workers the last heartbeat counted (each takes its share of the providers' concurrency)"""
 
     @classmethod
     async def start(cls, config: Config, redis: ArqRedis, *, run_dispatcher: bool = True,
@@ -125,6 +127,17 @@ class Runtime:
         log.info("worker %s started: %d providers, %d destinations, %d routes",
                  worker_id, len(provs), len(notes), len(config.routes))
         return rt
+
+    def poll_room(self, provider: str) -> int:
+        """The poll batches of `provider` this worker holds at a time (worker/queue.py
+        `poll_room`): its share of the provider's concurrency over the batch size, and one more;
+        a worker alone takes as many as ARQ lets it (`max_jobs`): there is nobody to leave
+        them to, and many in flight use its CPU best."""
+        tuning = self.config.settings.worker
+        prov = self.providers.get(provider)
+        if self.live_workers <= 1 or prov is None:  # unknown: its jobs fail at once, as before
+            return tuning.max_jobs
+        return poll_room(prov.settings.max_concurrency // self.live_workers, tuning.poll_batch_size)
 
     async def poll(self, rkeys: Sequence[str]) -> Counter[PollOutcome]:
         started = time.perf_counter()
@@ -234,6 +247,7 @@ class Runtime:
                 self._beat_now.clear()
                 try:
                     live = await registry.beat(self.worker_id, interval, pid=os.getpid())
+                    self.live_workers = live
                     self.poller.share_concurrency(live)
                     await self.check_dataset()
                 except Exception as exc:

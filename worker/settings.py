@@ -43,7 +43,7 @@ from worker.jobs import (
 from worker.jobs_circuit import FLUSH_DEADLINE, flush_destination, probe_destination, watch_circuits
 from worker.jobs_reminders import REMINDER_SECONDS, send_reminders
 from worker.outage import Outage
-from worker.queue import Job, skip_running_jobs
+from worker.queue import Job, Pickup, skip_running_jobs
 from worker.redis_client import redis_client
 from worker.resilient import keep_jobs_alive, keep_running
 from worker.runtime import Runtime
@@ -162,12 +162,19 @@ def run_worker(config: Config) -> None:
         raise SystemExit(1) from None
 
 
+def _poll_room(worker: Worker, provider: str) -> int:
+    """The poll batches of `provider` that `worker` holds at a time (`Runtime.poll_room`)."""
+    rt: Runtime | None = worker.ctx.get("rt")
+    return 1 if rt is None else rt.poll_room(provider)
+
+
 def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: bool = True,
                 burst: bool = False) -> Worker:
     """The worker `statehook run` runs. A poll job may run up to POLL_TRIES times: a second
     run is another worker taking it over from one that died (its in-progress key expired)."""
     tuning = config.settings.worker
     outage = Outage()
+    pickup = Pickup()
     worker = skip_running_jobs(arq.worker.create_worker(
         WorkerSettings,  # type: ignore[arg-type]
         functions=[
@@ -196,6 +203,6 @@ def make_worker(config: Config, *, handle_signals: bool = True, run_dispatcher: 
         health_check_key=keys.arq_health(f"{socket.gethostname()}-{os.getpid()}"),
         job_completion_wait=max(1, math.ceil(tuning.shutdown_grace)),
         burst=burst,
-    ))
+    ), room=_poll_room, pickup=pickup)
     worker.ctx["worker"] = worker
-    return keep_running(worker, outage, takeover_after=tuning.takeover_after)
+    return keep_running(worker, outage, takeover_after=tuning.takeover_after, woken=pickup.woken)
