@@ -12,8 +12,9 @@ round and round between two destinations that are both down."""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,11 @@ from store.timeline import queue_timeline_entry
 
 __all__ = ["ATTEMPTS_KEPT", "ATTEMPTS_TTL", "Attempt", "DeadLetter", "Deliveries", "DeliveryRecords", "ReplayEntry"]
 
+log = logging.getLogger("statehook.deliveries")
+
 ATTEMPTS_KEPT = 20
+REPLAY_PAGE = 500
+"""Dead letters `replay --all` reads a round trip."""
 COUNT_PAGE = 500
 """Dead letters read a round trip when their counts are rebuilt from the stream."""
 ATTEMPTS_TTL = 7 * 86400
@@ -119,6 +124,21 @@ class ReplayEntry:
     rkey: str | None = None
     """the event's resource, whose timeline notes the replay (None: the event names none)"""
     seq: int = 0
+
+
+def _replay_entry(entry_id: str, fields: dict[bytes, bytes]) -> ReplayEntry | None:
+    try:
+        event_json = fields[b"event"]
+        event = orjson.loads(event_json)
+        resource = event.get("resource")
+        rkey = resource.get("key") if isinstance(resource, dict) else None
+        seq = event.get("seq")
+        return ReplayEntry(entry_id, str(event["id"]), event_json, fields[b"destination"].decode(),
+                           rkey if isinstance(rkey, str) else None, seq if isinstance(seq, int) else 0)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # orjson's error is a ValueError
+        log.warning("dead letter %s[%s] is unreadable (%s): left in the stream", keys.DLQ, entry_id,
+                    type(exc).__name__)
+        return None
 
 
 def _text(value: bytes | str) -> str:
@@ -201,37 +221,22 @@ class Deliveries:
             data={"destination": destination, "reason": reason, "event_id": event_id, "event_type": event_type,
                   "status": status, "attempts": attempts})
 
-    async def dead_letters(self, count: int = 100) -> list[DeadLetter]:
-        """The oldest `count` dead letters, oldest first."""
-        out = []
-        for entry_id, fields in await self.redis.xrange(keys.DLQ, count=count):
-            d = {k.decode(): v for k, v in fields.items()}
-            event = orjson.loads(d["event"])
-            out.append(DeadLetter(
-                id=entry_id.decode(), event_id=event["id"], type=event["type"], resource=event["resource"]["key"],
-                destination=d["destination"].decode(), reason=d["reason"].decode(),
-                status=int(d["status"]) if d["status"] else None, attempts=int(d["attempts"]), at=d["at"].decode(),
-            ))
-        return out
-
-    async def replay_entries(self, entry_ids: Sequence[str] | None) -> list[ReplayEntry]:
-        """The dead letters `entry_ids` that exist (all of them if None), oldest first."""
-        if entry_ids is None:
-            entries = await self.redis.xrange(keys.DLQ)
-        else:
-            entries = []
+    async def replay_entries(self, entry_ids: Sequence[str] | None) -> AsyncIterator[ReplayEntry]:
+        """The dead letters `entry_ids` that exist (all of them if None, read REPLAY_PAGE at a
+        time), oldest first. An entry that cannot be read is logged with its id and left in
+        the stream (`statehook dlq ls` counts it as unreadable)."""
+        if entry_ids is not None:
             for entry_id in entry_ids:
-                entries.extend(await self.redis.xrange(keys.DLQ, min=entry_id, max=entry_id))
-        out = []
-        for raw_id, fields in entries:
-            event_json = fields[b"event"]
-            event = orjson.loads(event_json)
-            resource = event.get("resource")
-            rkey = resource.get("key") if isinstance(resource, dict) else None
-            seq = event.get("seq")
-            out.append(ReplayEntry(_text(raw_id), str(event["id"]), event_json, fields[b"destination"].decode(),
-                                   rkey if isinstance(rkey, str) else None, seq if isinstance(seq, int) else 0))
-        return out
+                for raw_id, fields in await self.redis.xrange(keys.DLQ, min=entry_id, max=entry_id):
+                    if (entry := _replay_entry(_text(raw_id), fields)) is not None:
+                        yield entry
+            return
+        start = "-"
+        while page := await self.redis.xrange(keys.DLQ, min=start, count=REPLAY_PAGE):
+            for raw_id, fields in page:
+                if (entry := _replay_entry(_text(raw_id), fields)) is not None:
+                    yield entry
+            start = "(" + _text(page[-1][0])
 
     async def remove_dead_letter(self, entry_id: str) -> None:
         await self._remove(keys=[keys.DLQ, keys.DLQ_COUNTS], args=[entry_id])

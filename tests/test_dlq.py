@@ -187,3 +187,22 @@ async def test_dead_letter_counts_per_destination_follow_the_stream_without_read
     assert await redis.hgetall(keys.DLQ_COUNTS) == {b"hook": b"3"}
     assert await deliveries.purge_dead_letters() == 3
     assert await deliveries.dead_letter_counts() == {} and not await redis.exists(keys.DLQ_COUNTS)
+
+
+async def test_an_unreadable_dead_letter_is_skipped_by_ls_and_replay_and_left_in_the_stream(
+    redis: aioredis.Redis, arq: ArqRedis, monkeypatch: Any
+) -> None:
+    import store.deliveries
+
+    monkeypatch.setattr(store.deliveries, "REPLAY_PAGE", 2)  # `replay --all` reads the stream by pages
+    deliveries = Deliveries(redis)
+    good = [await deliveries.dead_letter(failed(f"ord-{n}").to_json(), "hook", "HTTP 400", 400, 1) for n in range(3)]
+    broken = await redis.xadd(keys.DLQ, {"event": b"{not json", "destination": "hook", "reason": "r"})
+    await redis.hincrby(keys.DLQ_COUNTS, "hook", 1)  # type: ignore[misc]
+    good.append(await deliveries.dead_letter(failed("ord-9").to_json(), "hook", "HTTP 400", 400, 1))
+    assert [d["id"] for d in await list_dead_letters(redis)] == good
+    assert int(await redis.hget(keys.STATS, "corrupt_records") or 0) == 1  # type: ignore[misc]
+    outcomes = await replay_dead_letters(arq, None)
+    assert [o.entry_id for o in outcomes] == good and all(o.enqueued for o in outcomes)
+    assert [entry_id for entry_id, _ in await redis.xrange(keys.DLQ)] == [broken]
+    assert await deliveries.dead_letter_counts() == {"hook": 1}

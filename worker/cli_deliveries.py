@@ -39,6 +39,7 @@ from notifiers.templates import sample_event
 from store.circuit import Circuits
 from store.deliveries import Deliveries
 from store.rates import RateSchedule
+from store.reads import Reads, Unreadable
 from store.slack import SlackThreads
 from tasks.deliver import deliver_once
 from worker.cli_common import ConfigOption, JsonOption
@@ -91,7 +92,12 @@ class ReplayOutcome:
 
 
 async def list_dead_letters(redis: ArqRedis, limit: int = 1000) -> list[dict[str, Any]]:
-    return [d.as_dict() for d in await Deliveries(redis).dead_letters(count=limit)]
+    """The oldest `limit` dead letters; an entry that cannot be read is left out, logged
+    with its key and counted (statehook_corrupt_records_total)."""
+    bad = Unreadable()
+    letters, _ = await Reads(redis).dead_letter_page(bad, count=limit)
+    await bad.report(redis)
+    return [d.as_dict() for d in letters]
 
 
 async def replay_dead_letters(redis: ArqRedis, entry_ids: list[str] | None, *,
@@ -101,7 +107,7 @@ async def replay_dead_letters(redis: ArqRedis, entry_ids: list[str] | None, *,
     `worker.history_length` entries kept): enqueued first, so a crash in between loses nothing."""
     deliveries = Deliveries(redis)
     out = []
-    for entry in await deliveries.replay_entries(entry_ids):
+    async for entry in deliveries.replay_entries(entry_ids):
         enqueued = await enqueue_delivery(redis, entry.event_id, entry.event_json, entry.destination,
                                           replay_of=entry.entry_id)
         await deliveries.replayed(entry, history_length=history_length, noted=enqueued)
