@@ -18,7 +18,11 @@ Definitions (what `make chaos` prints and docs/reliability.md quotes):
   again is missed: a fleet that does not recover does not get to call its misses lost.
   The harness makes no change in the seconds before a FLUSHALL, so that what was made
   before it can be delivered before the data goes: a change made before F and not
-  delivered by then is missed.
+  delivered by then is missed. A change that **undoes one lost with the data** (within the
+  same RECOVERY_TARGET_S, back to the state its resource had before the lost one) is lost
+  with it: the resource is back where the last delivery before F left it, so nothing is
+  left to tell, whether or not a poll between them reached the provider (one that did
+  can still see its commit refused while the fleet takes the new dataset).
 - **false**: distinct event ids delivered that match no change (an event for a baseline,
   an event of a type no route should send, a state never set).
 - **reused_ids**: distinct event ids that one receiver got with two different bodies
@@ -324,16 +328,29 @@ def _verdicts(
 ) -> list[ChangeVerdict]:
     outages = [f for f in faults if f.kind == "redis"]
     verdicts: list[ChangeVerdict] = []
-    for c in changes:
+    previous: dict[str, ChangeVerdict] = {}
+    for c in sorted(changes, key=lambda c: (c.at, c.n)):
         got = first.get(c.n, {})
         observed_at = max(got[r] for r in c.receivers) if all(r in got for r in c.receivers) else None
         if observed_at is not None:
             latency = _latency(c, observed_at, outages)
-            verdicts.append(ChangeVerdict(c, "observed", observed_at, latency, latency > STUCK_AFTER_S, dict(got)))
+            verdict = ChangeVerdict(c, "observed", observed_at, latency, latency > STUCK_AFTER_S, dict(got))
         else:
-            status: Status = "lost_with_data" if _lost_with_data(c, faults, polls) else "missed"
-            verdicts.append(ChangeVerdict(c, status, None, None, False, dict(got)))
-    return verdicts
+            lost = _lost_with_data(c, faults, polls) or _undoes_a_loss(c, previous.get(c.rkey), faults)
+            verdict = ChangeVerdict(c, "lost_with_data" if lost else "missed", None, None, False, dict(got))
+        verdicts.append(verdict)
+        previous[c.rkey] = verdict
+    order = {c.n: i for i, c in enumerate(changes)}
+    return sorted(verdicts, key=lambda v: order[v.change.n])
+
+
+def _undoes_a_loss(c: Change, before: ChangeVerdict | None, faults: Sequence[FaultRecord]) -> bool:
+    """`c` puts its resource back in the state it had before `before`, a change lost with
+    the data of a fault that `c` follows by at most RECOVERY_TARGET_S."""
+    if before is None or before.status != "lost_with_data" or not before.change.from_state:
+        return False
+    return c.to_state == before.change.from_state and any(
+        f.data_loss and f.started <= before.change.at and c.at <= f.started + RECOVERY_TARGET_S for f in faults)
 
 
 def _differing_fields(texts: list[str]) -> list[str]:

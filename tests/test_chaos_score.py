@@ -155,6 +155,21 @@ def test_changes_made_after_a_flushall_before_the_rebaseline_are_lost_with_the_d
     assert [v.status for v in s.verdicts] == ["missed", "missed"]
 
 
+def test_a_change_that_undoes_one_lost_with_the_data_is_lost_with_it() -> None:
+    flush = FaultRecord("flushall", "redis", started=200.0, redis_back=200.0, data_loss=True)
+    polls = [PollRequest(200.3, "rev", (RK,))]  # between the two: its commit may be refused meanwhile
+    flip = Change(n=1, rkey=RK, to_state="QUEUED", from_state="PENDING", at=200.1, until=200.6, receivers=HOOK)
+    back = Change(n=2, rkey=RK, to_state="PENDING", from_state="QUEUED", at=200.6, until=None, receivers=HOOK)
+    s = score([flip, back], [], [flush], polls, 0)
+    assert [v.status for v in s.verdicts] == ["lost_with_data", "lost_with_data"] and s.missed == 0
+    # to another state than the one before the loss: there is something to tell, and it was not
+    other = Change(n=2, rkey=RK, to_state="DONE", from_state="QUEUED", at=200.6, until=None, receivers=HOOK)
+    assert [v.status for v in score([flip, other], [], [flush], polls, 0).verdicts] == ["lost_with_data", "missed"]
+    # the same revert long after the loss: the fleet had its baseline by then
+    late = Change(n=2, rkey=RK, to_state="PENDING", from_state="QUEUED", at=230.0, until=None, receivers=HOOK)
+    assert [v.status for v in score([flip, late], [], [flush], polls, 0).verdicts] == ["lost_with_data", "missed"]
+
+
 def test_the_line_has_every_field_in_order() -> None:
     s = score([], [], [], [], 0)
     assert s.line() == ("chaos: changes=0 missed=0 false=0 reused_ids=0 dup_same_id=0 worker_exits=0 "
