@@ -97,8 +97,11 @@ async def _iterations(step: float, woken: asyncio.Event | None) -> AsyncIterator
         if woken is None:
             await asyncio.sleep(wait)
         elif not woken.is_set() and wait > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), wait)
+            timer = loop.call_later(wait, woken.set)  # the step's end wakes it too (no task per wait)
+            try:
+                await woken.wait()
+            finally:
+                timer.cancel()
 
 
 async def _main(self: Worker, outage: Outage, woken: asyncio.Event | None = None) -> None:
