@@ -18,11 +18,8 @@ Definitions (what `make chaos` prints and docs/reliability.md quotes):
   again is missed: a fleet that does not recover does not get to call its misses lost.
   The harness makes no change in the seconds before a FLUSHALL, so that what was made
   before it can be delivered before the data goes: a change made before F and not
-  delivered by then is missed. A change that **undoes one lost with the data** (within the
-  same RECOVERY_TARGET_S, back to the state its resource had before the lost one) is lost
-  with it: the resource is back where the last delivery before F left it, so nothing is
-  left to tell, whether or not a poll between them reached the provider (one that did
-  can still see its commit refused while the fleet takes the new dataset).
+  delivered by then is missed. A change that **undoes one lost with the data** (within
+  RECOVERY_TARGET_S, back to the state before it) is lost with it: nothing is left to tell.
 - **false**: distinct event ids delivered that match no change (an event for a baseline,
   an event of a type no route should send, a state never set).
 - **reused_ids**: distinct event ids that one receiver got with two different bodies
@@ -345,8 +342,7 @@ def _verdicts(
 
 
 def _undoes_a_loss(c: Change, before: ChangeVerdict | None, faults: Sequence[FaultRecord]) -> bool:
-    """`c` puts its resource back in the state it had before `before`, a change lost with
-    the data of a fault that `c` follows by at most RECOVERY_TARGET_S."""
+    """`c` puts its resource back as it was before `before`, lost with a fault's data."""
     if before is None or before.status != "lost_with_data" or not before.change.from_state:
         return False
     return c.to_state == before.change.from_state and any(

@@ -31,7 +31,7 @@ from store.circuit import Circuits
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, write_config
 from tests.test_routes import equals, event, publish
-from worker.cli_deliveries import destination_status
+from worker.delivery_ops import destination_status
 from worker.metrics import read_gauges
 
 DOWN = [500] * 100_000

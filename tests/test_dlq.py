@@ -23,7 +23,7 @@ from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, write_config
 from tests.test_routes import equals, event, publish
 from worker.cli import app
-from worker.cli_deliveries import list_dead_letters, purge_dead_letters, replay_dead_letters
+from worker.delivery_ops import list_dead_letters, purge_dead_letters, replay_dead_letters
 
 FAST = {"retry_schedule": [0.05, 0.05, 0.05], "jitter": 0.0}
 

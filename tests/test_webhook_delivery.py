@@ -29,7 +29,7 @@ from store import keys
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, write_config
 from tests.test_routes import equals, event, publish
-from worker.cli_deliveries import destination_status, enable_destination, replay_dead_letters
+from worker.delivery_ops import destination_status, enable_destination, replay_dead_letters
 
 FAST = {"retry_schedule": [0.05, 0.05, 0.05], "jitter": 0.0}
 

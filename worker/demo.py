@@ -132,11 +132,25 @@ async def serve_console(config: Config) -> web.AppRunner:
     return runner
 
 
+async def refuse_statehook_data(redis_url: str) -> None:
+    """Exits when the Redis holds statehook data: the demo writes watches, events and stats."""
+    redis = aioredis.from_url(redis_url)
+    try:
+        used = await redis.exists(keys.EPOCH, keys.META, keys.STATS, keys.OUTBOX)
+    finally:
+        await redis.aclose()
+    if used:
+        raise SystemExit("demo: that Redis holds statehook data already (sh:epoch, sh:meta, sh:stats or "
+                         "sh:outbox): the demo writes watches, events and stats of its own; point "
+                         "STATEHOOK_REDIS_URL at an empty database, or unset it for a private redis-server")
+
+
 async def run_demo(seconds: float) -> int:
     from worker.logs import setup_logging
 
     setup_logging("warning", "text")
     with private_redis() as redis_url, tempfile.TemporaryDirectory(prefix="statehook-demo-") as tmp:
+        await refuse_statehook_data(redis_url)
         names = list(SIM_PROVIDERS)
         sim = build_simulator(names)
         for name in names:
@@ -156,13 +170,6 @@ async def run_demo(seconds: float) -> int:
         write_demo_config(path, redis_url, sim, receiver.url, secret)
         config = load_config(path)
         redis = aioredis.from_url(redis_url)
-        if await redis.exists(keys.EPOCH, keys.META, keys.STATS, keys.OUTBOX):
-            await redis.aclose()
-            await receiver.stop()
-            await sim.stop()
-            raise SystemExit("demo: that Redis holds statehook data already (sh:epoch, sh:meta, sh:stats or "
-                             "sh:outbox): the demo writes watches, events and stats of its own; point "
-                             "STATEHOOK_REDIS_URL at an empty database, or unset it for a private redis-server")
         print(f"demo: simulator {sim.base_url} ({', '.join(names)}), redis {redis_url}, receiver {receiver.url}")
         worker = make_worker(config, handle_signals=False)
         run = asyncio.create_task(worker.async_run())

@@ -153,7 +153,10 @@ async def test_a_dead_letter_is_replayed_and_delivered(page: Any, stack: Stack) 
     await wait_for(lambda: len(stack.receiver.delivered) > delivered, timeout=15, what="the replay's delivery")
     assert stack.receiver.delivered[-1].event["data"]["to"] == "Action Required"
     await page.goto(f"/ui/resource?rkey={rkey}")
-    attempts = page.locator("ol.timeline > li").first.locator("table.attempts tbody tr")
+    # newest first: the replay's note, then the event with its attempts
+    await page.locator("ol.timeline > li").first.get_by_text("replayed", exact=True).wait_for()
+    attempts = page.locator("ol.timeline > li", has=page.locator("table.attempts")).first.locator(
+        "table.attempts tbody tr")
     deadline = time.monotonic() + 10
     while await attempts.count() < 2 and time.monotonic() < deadline:
         await asyncio.sleep(0.3)

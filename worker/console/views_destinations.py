@@ -15,9 +15,9 @@ from config.show import resolved
 from store.reads import Reads
 from store.stats import DELIVERY_OUTCOMES, parse_stats
 from worker.api_http import DEADLINE
-from worker.cli_deliveries import TestOutcome, destination_status, disable_destination, enable_destination, send_test
 from worker.console.session import Flash
 from worker.console.state import BASE, console_of, form_of, page, see_other
+from worker.delivery_ops import TestOutcome, destination_status, disable_destination, enable_destination, send_test
 
 __all__ = ["TEST_WAIT", "destination_action", "destinations"]
 

@@ -21,10 +21,10 @@ from store.deliveries import DeadLetter, Deliveries
 from store.reads import Reads, Unreadable
 from worker.api_fields import STREAM_ID_PATTERN
 from worker.api_http import DEADLINE
-from worker.cli_deliveries import is_entry_id, purge_dead_letters, replay_dead_letters
 from worker.console.render import page_url
 from worker.console.session import Flash
 from worker.console.state import BASE, console_of, form_of, page, see_other
+from worker.delivery_ops import is_entry_id, purge_dead_letters, replay_dead_letters
 
 __all__ = ["DeadLetterFilter", "dead_letters", "matching_dead_letters", "purge", "replay"]
 
