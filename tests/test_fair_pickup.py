@@ -15,8 +15,9 @@ from arq.connections import ArqRedis
 from arq.worker import Worker, func
 
 from config.settings import WorkerTuning
+from worker.fair_pickup import Pickup, fair_share, poll_room
 from worker.outage import Outage
-from worker.queue import Pickup, fair_share, poll_room, skip_running_jobs
+from worker.queue import skip_running_jobs
 from worker.resilient import keep_running
 from worker.runtime import Runtime
 

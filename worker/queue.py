@@ -28,17 +28,16 @@ The share. ARQ's pickup takes up to `max_jobs` (32) jobs at once, so the first w
 after a scheduler tick held most of its poll batches while the others had few or none, and at
 the end of a pass one worker still worked through its pile while the rest were idle. While
 other workers are live, the filter also keeps a worker from holding more poll batches of a
-provider than its share of the provider's concurrency can work on, and one more (`poll_room`,
-`fair_share`, `Runtime.poll_room`); the rest stay in the queue for the other workers. A
-worker alone keeps ARQ's limit. The end of a poll batch wakes the worker's loop for a pickup
-at once (`Pickup.woken`, worker/resilient.py) instead of at its next `poll_delay`: a batch at
+provider than its share of the provider's concurrency can work on, and one more
+(worker/fair_pickup.py, `Runtime.poll_room`); the rest stay in the queue for the other
+workers. A worker alone keeps ARQ's limit. The end of a poll batch wakes the worker's loop for a pickup
+at once (`Pickup`, worker/resilient.py) instead of at its next `poll_delay`: a batch at
 full speed takes about as long as that delay, and a capped worker would wait for it between
 batches.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import types
@@ -66,6 +65,7 @@ from store.silences import SilenceCache, SilenceStore
 from store.window_hold import WindowHold
 from tasks.dispatch import Dispatcher, OutageWatch, ReminderHooks
 from tasks.muting import MuteStores
+from worker.fair_pickup import Pickup, fair_share
 
 __all__ = [
     "ARQ_VERSION",
@@ -74,7 +74,6 @@ __all__ = [
     "ArqQueue",
     "Job",
     "JobSpec",
-    "Pickup",
     "PollJob",
     "batch_job_id",
     "delivery_job_id",
@@ -83,11 +82,9 @@ __all__ = [
     "enqueue_delivery_batch",
     "enqueue_jobs",
     "enqueue_polls",
-    "fair_share",
     "hurry_deliveries",
     "mute_stores",
     "not_running",
-    "poll_room",
     "replay_job_id",
     "schedule_now",
     "skip_running_jobs",
@@ -332,66 +329,6 @@ async def not_running(worker: Worker, job_ids: list[bytes]) -> list[bytes]:
 def _running_here(worker: Worker, job_id: str) -> bool:
     task = worker.tasks.get(job_id)
     return task is not None and not task.done()
-
-
-POLL_PREFIX = "poll:"
-"""How a poll batch's job id starts (`poll_job_id`): `poll:{provider}:…`."""
-
-
-def poll_room(share: int, batch_size: int) -> int:
-    """How many poll batches of one provider a worker holds at a time: as many as its share of
-    the provider's concurrency can work on at once, and one more to start while the last
-    commits. Pure."""
-    return -(-max(1, share) // max(1, batch_size)) + 1
-
-
-def _poll_provider(job_id: str) -> str | None:
-    return job_id.split(":", 2)[1] if job_id.startswith(POLL_PREFIX) and job_id.count(":") >= 2 else None
-
-
-def fair_share(running: Sequence[str], job_ids: list[bytes], room: Callable[[str], int], *,
-               count_taken: bool = True) -> list[bytes]:
-    """`job_ids` less the poll batches of each provider beyond its `room`, for a worker that
-    runs `running`; the other jobs are kept. With `count_taken=False` only the batches of the
-    providers already at their room are left out (before the EXISTS check, which costs a
-    command per id). Pure."""
-    held: dict[str, int] = {}
-    for job_id in running:
-        provider = _poll_provider(job_id)
-        if provider is not None:
-            held[provider] = held.get(provider, 0) + 1
-    out = []
-    for raw in job_ids:
-        provider = _poll_provider(raw.decode(errors="replace"))
-        if provider is not None:
-            if held.get(provider, 0) >= room(provider):
-                continue
-            if count_taken:
-                held[provider] = held.get(provider, 0) + 1
-        out.append(raw)
-    return out
-
-
-class Pickup:
-    """Set when one of this worker's poll batches ends: its loop looks for the next job at once."""
-
-    def __init__(self) -> None:
-        self.woken = asyncio.Event()
-
-    def watch(self, worker: Worker, job_ids: Sequence[bytes]) -> None:
-        """Wake the loop when any of the poll batches among `job_ids` that now run here ends."""
-        for raw in job_ids:
-            job_id = raw.decode(errors="replace")
-            task = worker.tasks.get(job_id)
-            if task is None or not job_id.startswith(POLL_PREFIX):
-                continue
-            if task.done():  # ended while ARQ was still starting the others
-                self.woken.set()
-            else:
-                task.add_done_callback(self._wake)
-
-    def _wake(self, _: object) -> None:
-        self.woken.set()
 
 
 def _running_ids(worker: Worker) -> list[str]:

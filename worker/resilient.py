@@ -86,7 +86,7 @@ async def _until_redis_answers(worker: Worker, outage: Outage) -> None:
 
 async def _iterations(step: float, woken: asyncio.Event | None) -> AsyncIterator[None]:
     """ARQ's `poll(step)`: an iteration every `step` seconds (less the time it took), and at
-    once when `woken` is set (a poll batch of this worker ended, worker/queue.py `Pickup`)."""
+    once when `woken` is set (a poll batch of this worker ended, worker/fair_pickup.py `Pickup`)."""
     loop = asyncio.get_running_loop()
     while True:
         before = loop.time()

@@ -34,8 +34,9 @@ from store.snapshots import Store, WatchMeta
 from store.stats import StatsRecorder
 from tasks.dispatch import Dispatcher
 from tasks.poll import Poller, PollOutcome
+from worker.fair_pickup import poll_room
 from worker.outage import Outage, is_redis_down
-from worker.queue import dispatcher_for, poll_room
+from worker.queue import dispatcher_for
 
 __all__ = ["Runtime", "watch_rkeys"]
 

@@ -31,6 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from config import Config
 from store import keys
 from store.redis_url import SENTINEL_SCHEMES, parse_sentinel_url
+from worker.fair_pickup import Pickup
 from worker.jobs import (
     BATCH_DEADLINE,
     DELIVERY_DEDUP_WINDOW,
@@ -43,7 +44,7 @@ from worker.jobs import (
 from worker.jobs_circuit import FLUSH_DEADLINE, flush_destination, probe_destination, watch_circuits
 from worker.jobs_reminders import REMINDER_SECONDS, send_reminders
 from worker.outage import Outage
-from worker.queue import Job, Pickup, skip_running_jobs
+from worker.queue import Job, skip_running_jobs
 from worker.redis_client import redis_client
 from worker.resilient import keep_jobs_alive, keep_running
 from worker.runtime import Runtime
