@@ -113,6 +113,10 @@ class RateSchedule:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
         self._swap = redis.register_script(_SWAP)
+        self._wrote: dict[str, str] = {}
+        """what this process last wrote to each schedule: a caller that passes `now` takes its
+        next slots from it in one round trip (the conditional write) when no other worker
+        wrote in between, and reads the stored time only when one did"""
 
     async def _read(self, key: str, now: float | None) -> tuple[bytes | str | None, float]:
         if now is not None:
@@ -124,17 +128,30 @@ class RateSchedule:
         return raw, seconds + micros / 1e6
 
     async def _write(self, key: str, read: bytes | str | None, until: float, now: float) -> bool:
-        return bool(await self._swap(keys=[key], args=[_text(read), f"{until:.6f}", expiry_ms(until, now)]))
+        value = f"{until:.6f}"
+        if await self._swap(keys=[key], args=[_text(read), value, expiry_ms(until, now)]):
+            self._wrote[key] = value
+            return True
+        self._wrote.pop(key, None)
+        return False
 
     async def take(
         self, key: str, n: int, interval: float, *, burst: int = 0, max_wait: float = math.inf,
         now: float | None = None,
     ) -> Granted | Busy:
+        guess = self._wrote.get(key) if now is not None else None
         for _ in range(SWAPS):
-            raw, at = await self._read(key, now)
+            raw: bytes | str | None
+            if guess is not None and now is not None:
+                raw, at = guess, now
+            else:
+                raw, at = await self._read(key, now)
             taken = take(parse_scheduled(raw), at, n, interval, burst=burst, max_wait=max_wait)
-            if isinstance(taken, Busy) or await self._write(key, raw, taken.until, at):
+            if isinstance(taken, Busy) and guess is None:
                 return taken
+            if not isinstance(taken, Busy) and await self._write(key, raw, taken.until, at):
+                return taken
+            guess = None  # another worker wrote (or the schedule expired): read what is stored
         raise RuntimeError(f"the rate schedule {key} changed under {SWAPS} attempts in a row")
 
     async def hold(self, key: str, seconds: float, *, now: float | None = None) -> None:

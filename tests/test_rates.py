@@ -48,3 +48,26 @@ async def test_a_slack_schedule_stored_in_milliseconds_still_paces(redis: aiored
     await redis.set("sh:slack:rate:y", str((seconds + 2) * 1000 + micros // 1000), px=5000)
     taken = await RateSchedule(redis).take("sh:slack:rate:y", 1, 1.0, max_wait=5.0)
     assert isinstance(taken, Granted) and taken.wait == pytest.approx(2.0, abs=0.1)
+
+
+async def test_a_worker_takes_its_next_slots_in_one_round_trip_and_sees_what_another_wrote(
+    redis: aioredis.Redis, redis_url: str
+) -> None:
+    other = aioredis.from_url(redis_url)
+    try:
+        mine, theirs = RateSchedule(redis), RateSchedule(other)
+        now = 1_000_000.0
+        await mine.take("sh:rate:r", 1, 0.1, now=now)
+        await redis.config_resetstat()
+        taken = [await mine.take("sh:rate:r", 1, 0.1, now=now) for _ in range(3)]
+        gets = (await redis.info("commandstats")).get("cmdstat_get", {}).get("calls", 0)
+        assert [t.start for t in taken if isinstance(t, Granted)] == pytest.approx([now + 0.1, now + 0.2, now + 0.3])
+        assert gets == 3  # the conditional writes' own; no read before them
+        await theirs.take("sh:rate:r", 5, 0.1, now=now)  # another worker, in between
+        after = await mine.take("sh:rate:r", 1, 0.1, now=now)
+        assert isinstance(after, Granted) and after.start == pytest.approx(now + 0.9)
+        await redis.delete("sh:rate:r")  # expired
+        again = await mine.take("sh:rate:r", 1, 0.1, now=now)
+        assert isinstance(again, Granted) and again.start == pytest.approx(now)
+    finally:
+        await other.aclose()
