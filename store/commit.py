@@ -26,7 +26,7 @@ from redis.commands.core import AsyncScript
 from core.due import Due, DueAt, KeepDue, StopPolling
 from model.events import Event
 from model.resources import ResourceRef
-from store import keys
+from store import keys, sweeps
 from store.history import history_entry
 from store.records import ResourceState, encode_state
 
@@ -100,7 +100,7 @@ def queue_updates(
         pipe.zrem(keys.LATE, *polled)
     for scan, ids in (listed or {}).items():
         if ids:
-            pipe.sadd(keys.sweep(scan, "cur"), *ids)
+            pipe.rpush(keys.sweep(scan, "cur"), sweeps.entry(ids))
 
 
 @dataclass(slots=True)

@@ -167,5 +167,6 @@ OVERDUE = PREFIX + "overdue"                    # SET rkeys reported overdue (st
 
 
 def sweep(scan_rkey: str, which: str) -> str:
-    """SET: the rkeys a scan listed in its sweep in progress (`cur`) or in its last full sweep (`prev`)."""
+    """LIST: the rkeys a scan listed in its sweep in progress (`cur`) or in its last full sweep (`prev`), an
+    entry per page (store/sweeps.py)."""
     return f"{PREFIX}sweep:{which}:{scan_rkey}"

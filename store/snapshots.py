@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from model.resources import Snapshot
-from store import keys, scripts
+from store import keys, scripts, sweeps
 from store.commit import BatchHealth, Commit, HealthReplies, queue_commit, queue_health, queue_updates, read_health
 from store.history import history_entry, pack_snapshot, read_history_entry, unpack_snapshot
 from store.records import CorruptRecord, ResourceState, WatchMeta, decode_meta, decode_state
@@ -27,6 +28,9 @@ __all__ = ["BatchHealth", "Commit", "Committed", "CorruptRecord", "Loaded", "Res
            "history_entry", "pack_snapshot", "read_history_entry", "unpack_snapshot"]
 
 log = logging.getLogger("statehook.store")
+
+_KNOWN_METAS = 1024
+"""distinct stored watches `Store.load` keeps decoded (forgotten all at once past this)"""
 
 
 @dataclass(slots=True)
@@ -59,6 +63,9 @@ class Store:
         self._lease = scripts.register(redis, "lease_due")
         self._listed = scripts.register(redis, "match_listed")
         self._end_sweep = scripts.register(redis, "end_sweep")
+        self._metas: dict[bytes, WatchMeta] = {}
+        """watches decoded by `load`, by their stored bytes: most watched resources share a
+        handful of them (`{"i":60.0}`), and a batch decoded each of its 200 again"""
 
     # ---- watches ------------------------------------------------------------------
 
@@ -129,13 +136,20 @@ class Store:
         loaded = Loaded([], [], [int(e) if e and e.isdigit() else 0 for e in errors],
                         epoch.decode() if epoch else None, set())
         bad: list[CorruptRecord] = []
+        known = self._metas
         for rkey, raw in zip(rkeys, raw_metas, strict=True):
-            try:
-                loaded.metas.append(decode_meta(raw, f"{keys.META}[{rkey}]"))
-            except CorruptRecord as exc:
-                bad.append(exc)
-                loaded.metas.append(None)
-                loaded.corrupt.add(rkey)
+            meta = known.get(raw) if raw else None
+            if meta is None:
+                try:
+                    meta = decode_meta(raw, f"{keys.META}[{rkey}]")
+                except CorruptRecord as exc:
+                    bad.append(exc)
+                    loaded.corrupt.add(rkey)
+                if meta is not None:
+                    if len(known) >= _KNOWN_METAS:
+                        known.clear()
+                    known[raw] = meta
+            loaded.metas.append(meta)
         loaded.states = await self._parse_states(rkeys, raw_states, bad)
         await self.count_corrupt(bad)
         return loaded
@@ -147,9 +161,9 @@ class Store:
         forget = []
         for rkey, value in zip(rkeys, raw, strict=True):
             try:
-                states.append(decode_state(value, f"{keys.STATE}[{rkey}]"))
-            except CorruptRecord as exc:
-                bad.append(exc)
+                states.append(decode_state(value))
+            except CorruptRecord as exc:  # the key is spelled out for an unreadable record only
+                bad.append(CorruptRecord(f"{keys.STATE}[{rkey}]", exc.reason))
                 states.append(None)
                 forget.append(rkey)
         if forget:
@@ -187,10 +201,11 @@ class Store:
         return (current, False) if current else await self.ensure_epoch()
 
     async def listed_unchanged(self, rkeys: Sequence[str], fingerprints: Sequence[str], *,
-                               now: float | None = None) -> list[bool]:
+                               now: float | None = None, sweep: str | None = None) -> list[bool]:
         """Whether each resource's state holds that listing fingerprint (`core.fingerprint.
         fingerprint`) as its preview, and no stall needs a look at `now` (one due, or a record
-        that tracks none yet): the cheap check of a scan. Redis compares
+        that tracks none yet): the cheap check of a scan. With `sweep` (a scan's rkey), the
+        rkeys are added to that scan's sweep in progress in the same round trip. Redis compares
         (lua/match_listed.lua): the rkeys and fingerprints go as two
         newline-joined arguments and the answer is one string of 0s and 1s, because packing
         1,000 arguments and parsing 1,000 replies cost the worker more than the rest of the
@@ -199,9 +214,14 @@ class Store:
             return []
         now = time.time() if now is None else now
         if any("\n" in k for k in rkeys):  # not seen in an id, but then the plain way
-            raw = await self.redis.hmget(keys.STATE, list(rkeys))  # type: ignore[misc]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(keys.STATE, list(rkeys))
+                if sweep is not None:
+                    pipe.rpush(keys.sweep(sweep, "cur"), sweeps.entry(rkeys))
+                raw = (await pipe.execute())[0]
             return [_holds_preview(r, fp, now) for r, fp in zip(raw, fingerprints, strict=True)]
-        flags = await self._listed(keys=[keys.STATE], args=["\n".join(rkeys), "\n".join(fingerprints), repr(now)])
+        names = [keys.STATE] if sweep is None else [keys.STATE, keys.sweep(sweep, "cur")]
+        flags = await self._listed(keys=names, args=["\n".join(rkeys), "\n".join(fingerprints), repr(now)])
         if len(flags) != len(rkeys):  # an empty rkey or fingerprint would shift the answers
             raise ValueError(f"listed_unchanged: {len(flags)} answers for {len(rkeys)} resources")
         return [f == 49 for f in flags]  # b"1"
@@ -276,25 +296,30 @@ class Store:
 
     # ---- a scan's sweeps ---------------------------------------------------------------
 
-    async def unlisted(self, scan: str) -> list[str]:
-        """Members of the scan's last full sweep that the one in progress does not hold: the
-        rkeys it no longer lists, and those kept from a sweep before (`~rkey`, tasks/scan_sweep.py)."""
-        raw = await self.redis.sdiff([keys.sweep(scan, "prev"), keys.sweep(scan, "cur")])  # type: ignore[misc]
-        return sorted(m.decode(errors="replace") for m in raw)
-
-    async def listed_now(self, scan: str, rkeys: Sequence[str]) -> list[bool]:
-        """Whether the sweep in progress listed each of `rkeys`."""
-        if not rkeys:
-            return []
-        return [bool(f) for f in await self.redis.smismember(keys.sweep(scan, "cur"), list(rkeys))]  # type: ignore[misc]
+    async def unlisted(self, scan: str, kept: str) -> list[str]:
+        """Members of the scan's last full sweep that the one in progress did not list: the
+        rkeys it no longer lists, and those kept from a sweep before (`kept` + rkey,
+        tasks/scan_sweep.py) whose rkey it did not list either (store/sweeps.py)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lrange(keys.sweep(scan, "prev"), 0, -1)
+            pipe.lrange(keys.sweep(scan, "cur"), 0, -1)
+            prev, cur = await pipe.execute(raise_on_error=False)
+        if isinstance(prev, ResponseError):  # a SET of rkeys: sweeps were stored so before
+            old = await self.redis.smembers(keys.sweep(scan, "prev"))  # type: ignore[misc]
+            prev = [sweeps.entry([m.decode(errors="replace")]).encode() for m in old]
+        if isinstance(cur, Exception):
+            raise cur
+        return sweeps.unlisted(prev, cur, kept)
 
     async def end_sweep(self, scan: str, keep: Sequence[str] = ()) -> None:
         """The sweep in progress, with `keep` (ids not listed but not gone), becomes the last
         full one (lua/end_sweep.lua)."""
-        await self._end_sweep(keys=[keys.sweep(scan, "cur"), keys.sweep(scan, "prev")], args=list(keep))
+        await self._end_sweep(keys=[keys.sweep(scan, "cur"), keys.sweep(scan, "prev")],
+                              args=[sweeps.entry(keep)] if keep else [])
 
     async def drop_sweep(self, scan: str) -> None:
-        """A sweep that did not reach its end: what it listed so far is forgotten."""
+        """A sweep that did not reach its end, or one that starts: what the sweep in progress
+        listed so far is forgotten."""
         await self.redis.delete(keys.sweep(scan, "cur"))
 
     async def incr_stats(self, counts: dict[str, int]) -> None:

@@ -112,6 +112,7 @@ class Poller:
         plan = Plan(loaded.epoch or (await self.store.ensure_epoch())[0], polled=list(rkeys))
         fetches: list[tuple[ResourceRef, ResourceState | None, Watch]] = []
         scans: list[tuple[ResourceRef, WatchMeta]] = []
+        watches: dict[tuple[int, int], Watch] = {}  # resources of one stored watch share it (Store.load)
         for rkey, meta, state, fails in zip(rkeys, loaded.metas, loaded.states, loaded.failures, strict=True):
             ref = self._ref(rkey, loaded.corrupt, plan)
             if ref is None:
@@ -121,7 +122,10 @@ class Poller:
             elif meta.scan is not None:
                 scans.append((ref, meta))
             else:
-                fetches.append((ref, state, _watch(meta, fails)))
+                watch = watches.get((id(meta), fails))
+                if watch is None:
+                    watch = watches[id(meta), fails] = _watch(meta, fails)
+                fetches.append((ref, state, watch))
         if fetches:
             await self._poll_fetches(fetches, plan, now, fixed=fixed)
         for ref, meta in scans:
@@ -257,12 +261,18 @@ class Poller:
     async def _poll_scan(self, ref: ResourceRef, meta: WatchMeta, plan: Plan, now: float) -> None:
         provider = self.providers[ref.provider]
         items = _watch(meta, scheduled=False)
+        await self.store.drop_sweep(ref.key)  # left over from a sweep that stopped on an error of Redis
+        first = True
         try:
             async for page in read_ahead(self._paced(provider, provider.scan(ref, meta.scan or {}))):
                 await self._scan_page(provider, ref, page, items, plan, now)
-                # commit page by page: a 100,000-order scan never holds all of it in memory
-                await self._apply(plan, now)
+                # commit page by page: a 100,000-order scan never holds all of it in memory; the provider's
+                # answer alone is written with the first page, then with the next write, not every page
+                if first or plan.has_writes_beyond_answers():
+                    await self._apply(plan, now)
+                first = False
         except ProviderError as exc:
+            await self._apply(plan, now)  # the pages answered before, then the failure
             await self.store.drop_sweep(ref.key)
             seen = Seen(None, Fetched(ref, exc), _watch(meta))
             decision = decide(None, seen.observed, seen.watch, Batch(provider, now, plan.epoch))
@@ -312,8 +322,8 @@ class Poller:
         unchanged without a parse."""
         fps = [fingerprint(raw) for _, raw in page.items]
         prefix = ResourceRef.key_of(provider.name, page.kind, "")  # a page's 1,000 keys, built by concatenation
-        rkeys = plan.listed[scan.key] = [prefix + rid for rid, _ in page.items]
-        same = await self.store.listed_unchanged(rkeys, fps, now=now)
+        rkeys = [prefix + rid for rid, _ in page.items]
+        same = await self.store.listed_unchanged(rkeys, fps, now=now, sweep=scan.key)
         changed = [i for i, unchanged in enumerate(same) if not unchanged]
         plan.outcomes[PollOutcome.UNCHANGED] += len(same) - len(changed)
         observed = []

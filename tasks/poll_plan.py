@@ -104,6 +104,12 @@ class Plan:
         return bool(self.commits or self.reschedule or self.clear_errors or self.errors or self.health
                     or self.polled or self.listed)
 
+    def has_writes_beyond_answers(self) -> bool:
+        """Whether the plan holds writes other than which providers answered."""
+        h = self.health
+        return bool(self.commits or self.reschedule or self.clear_errors or self.errors or self.polled or self.listed
+                    or self.pause or h.unauthorized or h.failed or h.limited)
+
     def clear_writes(self) -> None:
         for batch in (self.commits, self.outcomes_of_commits, self.clear_errors, self.errors, self.polled):
             batch.clear()

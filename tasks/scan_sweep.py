@@ -1,8 +1,9 @@
 """Resources that disappear from a scan: what a full sweep no longer lists, confirmed.
 
-Each page's rkeys go to the scan's sweep in progress (a Redis set, in the page's commit
-round trip); at the sweep's end it is compared with the last full sweep. What that one
-listed and this one did not is fetched directly: a 404 is `{provider}.{kind}.gone` (as for
+Each page's rkeys go to the scan's sweep in progress (store/sweeps.py), in the round trip
+that compares a listed page or in a page of previews' commit; a sweep starts with an empty
+one. At the sweep's end it is compared with the last full sweep. What that one listed and
+this one did not is fetched directly: a 404 is `{provider}.{kind}.gone` (as for
 a watched id) and it is tracked no more; any other answer keeps it for one more sweep (a
 listing's page boundaries moved while it was read, or the GET failed), marked `~rkey`. A
 kept one missing again is fetched again: 404 is gone, anything else lets it go (it has
@@ -48,11 +49,9 @@ class Unlisted:
 async def unlisted(store: Store, fetch: Fetch, provider: Provider, scan: ResourceRef, watch: Watch,
                    limit: int) -> Unlisted:
     """Confirm what the sweep of `scan` in progress no longer lists (see the module's doc)."""
-    members = await store.unlisted(scan.key)
-    kept = [m[len(KEPT):] for m in members if m.startswith(KEPT)]
+    members = await store.unlisted(scan.key, KEPT)
+    again = [m[len(KEPT):] for m in members if m.startswith(KEPT)]  # kept, and not listed this time either
     fresh = [m for m in members if not m.startswith(KEPT)]
-    listed = await store.listed_now(scan.key, kept)
-    again = [k for k, now_listed in zip(kept, listed, strict=True) if not now_listed]
     refs: list[ResourceRef] = []
     for rkey in fresh + again:
         try:

@@ -150,3 +150,19 @@ def test_a_stored_watch_out_of_bounds_is_unreadable_not_polled(raw: bytes) -> No
 
     with pytest.raises(CorruptRecord):
         WatchMeta.from_json(raw, "sh:meta[x]")
+
+
+async def test_a_batch_reads_each_watch_as_stored_now(redis: aioredis.Redis) -> None:
+    """Store.load keeps watches decoded by their stored bytes: a watch changed since is read
+    as it is now, and an unreadable one stays unreadable on every load."""
+    store = Store(redis)
+    a, b = "artistree:order:a", "artistree:order:b"
+    await store.add_watches([(a, WatchMeta(interval=60)), (b, WatchMeta(interval=60))])
+    await redis.hset(keys.META, "artistree:order:poison", b'{"i": 1e-9}')
+    first = await store.load([a, b, "artistree:order:poison"])
+    assert first.metas[:2] == [WatchMeta(interval=60), WatchMeta(interval=60)] and first.metas[2] is None
+    await redis.hset(keys.META, a, WatchMeta(interval=5, stall_after={"*": 30.0}).to_json())
+    again = await store.load([a, b, "artistree:order:poison"])
+    assert again.metas == [WatchMeta(interval=5, stall_after={"*": 30.0}), WatchMeta(interval=60), None]
+    assert again.corrupt == {"artistree:order:poison"}
+    assert int(await redis.hget(keys.STATS, "corrupt_records")) == 2

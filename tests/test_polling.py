@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from model.resources import ResourceRef
 from providers.artistree import ArtistreeProvider, ArtistreeSettings
 from simulator.core import Fault, Simulator
-from store import keys
+from store import keys, sweeps
 from store.rates import ProviderLimits
 from store.records import ResourceState, decode_state, encode_state
 from store.snapshots import Store, WatchMeta
@@ -375,8 +375,10 @@ async def test_a_listing_matches_only_the_fingerprint_its_state_records(redis: a
     rkeys = [f"artistree:order:{sep}{name}" for name in [*records, "missing", "corrupt"]]
     await redis.hset(keys.STATE, mapping={k: encode_state(s) for k, s in zip(rkeys, records.values(), strict=False)})
     await redis.hset(keys.STATE, rkeys[-1], b"garbage")
-    assert await store.listed_unchanged(rkeys, [fp] * len(rkeys), now=t + 60) == [
+    assert await store.listed_unchanged(rkeys, [fp] * len(rkeys), now=t + 60, sweep="artistree:scan:p") == [
         True, True, True, True, False, False, False, False, False, False]
+    (entry,) = await redis.lrange(keys.sweep("artistree:scan:p", "cur"), 0, -1)  # type: ignore[misc]
+    assert list(sweeps.members([entry])) == [k.encode() for k in rkeys]  # the page added to the sweep
 
 
 async def test_a_change_seen_after_a_held_up_batch_is_dated_when_it_was_seen(

@@ -130,6 +130,39 @@ async def test_removing_a_scan_watch_forgets_its_sweeps(
     sim["artistree"].add_many(3)
     scan = await scan_watch(poller)
     await sweep(poller, scan, sim)
-    assert await redis.scard(keys.sweep(scan, "prev")) == 3  # type: ignore[misc]
+    (entry,) = await redis.lrange(keys.sweep(scan, "prev"), 0, -1)  # type: ignore[misc]
+    assert len(entry.split(b"\n")) == 3
     await poller.store.remove_watches([scan])
     assert not await redis.exists(keys.sweep(scan, "prev"), keys.sweep(scan, "cur"))
+
+
+async def test_a_last_sweep_stored_as_a_set_before_is_read(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """Sweeps were SETs of rkeys: one left by that version is compared like a LIST, and what
+    is missing from it is gone."""
+    poller = make_poller(sim, redis, session)
+    ids = sim["artistree"].add_many(3)
+    scan = await scan_watch(poller)
+    await sweep(poller, scan, sim)
+    await redis.delete(keys.sweep(scan, "prev"))
+    await redis.sadd(keys.sweep(scan, "prev"), *(ResourceRef("artistree", "order", i).key for i in ids))  # type: ignore[misc]
+    sim["artistree"].remove(ids[1])
+    outcomes, _ = await sweep(poller, scan, sim)
+    assert outcomes[PollOutcome.GONE] == 1
+    assert await redis.type(keys.sweep(scan, "prev")) == b"list"
+
+
+async def test_a_sweep_starts_without_what_a_stopped_one_left(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """Ids left in the sweep in progress by one that stopped before its end (an error of
+    Redis, not of the provider) do not count as listed by the next."""
+    poller = make_poller(sim, redis, session)
+    ids = sim["artistree"].add_many(3)
+    scan = await scan_watch(poller)
+    await sweep(poller, scan, sim)
+    sim["artistree"].remove(ids[0])
+    await redis.rpush(keys.sweep(scan, "cur"), ResourceRef("artistree", "order", ids[0]).key)  # type: ignore[misc]
+    outcomes, _ = await sweep(poller, scan, sim)
+    assert outcomes[PollOutcome.GONE] == 1

@@ -1,17 +1,21 @@
 -- A scan's cheap check (Store.listed_unchanged): does each resource's state record hold its
--- listing fingerprint, with nothing else to look at? KEYS[1]: sh:state. ARGV[1]: newline-joined
--- rkeys, ARGV[2]: their newline-joined fingerprints, ARGV[3]: now (unix seconds). Returns one
--- character per rkey: "1" when the fingerprint is one of the record's '|'-separated tokens,
--- whole, and no stall needs a look, else "0". A listing fingerprint starts with "l"
--- (core/fingerprint.py), which no other field of a record can: the match needs no field's
--- position. A stall needs a look when its armed token `|~<when>` is due, or when the record
--- tracks no stall yet (it has neither `|~`, `|!` nor `|-`: written before stalls were
--- tracked); no other field holds those characters (store/records.py).
+-- listing fingerprint, with nothing else to look at? KEYS[1]: sh:state, KEYS[2] (optional):
+-- the scan's sweep in progress (a LIST), to which ARGV[1] is appended as it is (one entry per
+-- page, tasks/scan_sweep.py). ARGV[1]: newline-joined rkeys, ARGV[2]: their newline-joined
+-- fingerprints, ARGV[3]: now (unix seconds). Returns one character per rkey: "1" when the
+-- fingerprint is one of the record's '|'-separated tokens, whole, and no stall needs a look,
+-- else "0". A listing fingerprint starts with "l" (core/fingerprint.py), which no other field
+-- of a record can: the match needs no field's position. A record that tracks stalls ends, after
+-- the preview, with `|flag|entered_at|stall` (store/records.py), read by one match anchored
+-- where the fingerprint ends: a stall needs a look when it is armed (`~<when>`) and due, or
+-- when the record does not end so (written before stalls were tracked).
 local rkeys, fps = {}, {}
 for k in string.gmatch(ARGV[1], '[^\n]+') do rkeys[#rkeys + 1] = k end
 for f in string.gmatch(ARGV[2], '[^\n]+') do fps[#fps + 1] = f end
 local now = tonumber(ARGV[3])
 local states = redis.call('HMGET', KEYS[1], unpack(rkeys))
+if KEYS[2] then redis.call('RPUSH', KEYS[2], ARGV[1]) end
+local find, match, byte = string.find, string.match, string.byte
 local out = {}
 for i = 1, #rkeys do
   local v = states[i]
@@ -19,23 +23,20 @@ for i = 1, #rkeys do
   if v then
     -- a whole token: found, and bounded by '|' or the record's ends (no string is built)
     local fp = fps[i]
-    local at = string.find(v, fp, 1, true)
+    local at = find(v, fp, 1, true)
     while at do
       local stop = at + #fp
-      if (at == 1 or string.byte(v, at - 1) == 124) and (stop > #v or string.byte(v, stop) == 124) then
-        same = '1'
+      if (at == 1 or byte(v, at - 1) == 124) and (stop > #v or byte(v, stop) == 124) then
+        local stall, when = match(v, '^|[to]?|%d+|([~!%-])(%d*)$', stop)
+        if stall == '~' then
+          when = tonumber(when)
+          if when and when > now then same = '1' end
+        elseif stall and when == '' then
+          same = '1'
+        end
         break
       end
-      at = string.find(v, fp, at + 1, true)
-    end
-    if same == '1' then
-      local armed = string.find(v, '|~', 1, true)
-      if armed then
-        local when = tonumber(string.sub(v, armed + 2))
-        if when == nil or when <= now then same = '0' end
-      elseif not (string.find(v, '|!', 1, true) or string.find(v, '|-', 1, true)) then
-        same = '0'
-      end
+      at = find(v, fp, at + 1, true)
     end
   end
   out[i] = same
