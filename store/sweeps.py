@@ -35,11 +35,17 @@ def members(entries: Iterable[bytes]) -> Iterator[bytes]:
 def unlisted(prev: Iterable[bytes], cur: Iterable[bytes], kept: str) -> list[str]:
     """Members of the last full sweep (entries `prev`) that the one in progress (`cur`) did
     not list, sorted: rkeys, and rkeys kept from a sweep before (`kept` + rkey) whose rkey
-    it did not list either."""
+    it did not list either. A page listed as it was in the last sweep is one equal entry in
+    both: only the entries of `prev` that `cur` does not hold are taken apart."""
+    cur = list(cur)
+    same = set(cur)
+    changed = [e for e in prev if e not in same]
+    if not changed:
+        return []
     listed = set(members(cur))
     mark = kept.encode()
     out: set[bytes] = set()
-    for m in members(prev):
+    for m in members(changed):
         if m not in listed and not (m.startswith(mark) and m[len(mark):] in listed):
             out.add(m)
     return sorted(m.decode(errors="replace") for m in out)
