@@ -207,10 +207,9 @@ class Poller:
 
     async def _fetch_all(self, provider: Provider, refs: Sequence[ResourceRef], slots: Reservation) -> list[Any]:
         """Payloads (or ProviderErrors) of `refs`, in order: raw bodies for a provider that
-        fingerprints them (`fingerprint_blanks`). A few lanes, each holding one of
-        the provider's concurrency permits, take the next resource until none is left: one
-        task and one semaphore wait per lane rather than per resource, which the event
-        loop felt at thousands of resources in flight."""
+        fingerprints them (`fingerprint_blanks`). A few lanes, each holding one of the provider's
+        concurrency permits, take the next resource until none is left: one task and one semaphore
+        wait per lane rather than per resource, which the event loop felt at thousands in flight."""
         results: list[Any] = [None] * len(refs)
         todo = iter(enumerate(refs))
         raw = provider.fingerprint_blanks is not None
@@ -218,7 +217,8 @@ class Poller:
         async def lane() -> None:
             async with self._semaphores[provider.name]:
                 for i, ref in todo:
-                    await self.limits.wait_for_slot(slots, i)
+                    if slots.slot(i) > time.time():  # no coroutine for a slot already here
+                        await self.limits.wait_for_slot(slots, i)
                     try:
                         results[i] = await (provider.fetch_body(ref) if raw else provider.fetch(ref))
                     except ProviderError as exc:

@@ -11,6 +11,7 @@ webhook or Slack URL is a secret.
 from __future__ import annotations
 
 import email.utils
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ async def send(
     try:
         async with session.request(
             method, url, headers=headers, params=params, data=data, allow_redirects=allow_redirects,
-            timeout=aiohttp.ClientTimeout(total=timeout), read_bufsize=read_bufsize,
+            timeout=_total(timeout), read_bufsize=read_bufsize,
         ) as resp:
             body = await (resp.read() if max_body is None else resp.content.read(max_body))
             return Reply(resp.status, body, resp.headers.get("Retry-After"))
@@ -121,6 +122,12 @@ async def send(
         raise NoReply(f"timeout after {timeout:g}s") from exc
     except aiohttp.ClientError as exc:
         raise NoReply(f"connection failed: {type(exc).__name__}") from exc
+
+
+@functools.lru_cache(maxsize=64)
+def _total(seconds: float) -> aiohttp.ClientTimeout:
+    """One (immutable) timeout object per value, not one per request."""
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 def error_words(body: bytes, keys: tuple[str, ...] = ("detail", "message", "error_description", "error")) -> str:
