@@ -32,7 +32,7 @@ from providers.base import Provider
 from store.operational import OperationalEvents
 from store.rates import ProviderLimits, Reservation
 from store.snapshots import Store, WatchMeta
-from tasks.poll_plan import Plan, PollOutcome, Seen, UnhealthyLog
+from tasks.poll_plan import Plan, PollOutcome, ScanWrites, Seen, UnhealthyLog
 from tasks.scan_sweep import unlisted
 from tasks.watchdog import ProviderWatch
 
@@ -76,8 +76,10 @@ class Poller:
         limits: ProviderLimits | None = None,
         watchdog: WatchdogSettings | None = None,
         operational: OperationalEvents | None = None,
+        scan_lease: float = 60.0,
     ) -> None:
         self.store = store
+        self.scan_lease = scan_lease  # the scheduler's poll_lease: a sweep renews it while it runs (ScanWrites)
         self.providers = providers
         self.on_events = on_events
         self.limits = limits if limits is not None else ProviderLimits(store.redis)
@@ -261,16 +263,12 @@ class Poller:
     async def _poll_scan(self, ref: ResourceRef, meta: WatchMeta, plan: Plan, now: float) -> None:
         provider = self.providers[ref.provider]
         items = _watch(meta, scheduled=False)
-        await self.store.drop_sweep(ref.key)  # left over from a sweep that stopped on an error of Redis
-        first = True
+        writes = ScanWrites(ref.key, self.scan_lease)
         try:
             async for page in read_ahead(self._paced(provider, provider.scan(ref, meta.scan or {}))):
                 await self._scan_page(provider, ref, page, items, plan, now)
-                # commit page by page: a 100,000-order scan never holds all of it in memory; the provider's
-                # answer alone is written with the first page, then with the next write, not every page
-                if first or plan.has_writes_beyond_answers():
+                if writes.due(plan, time.time()):  # page by page: a 100,000-order scan never holds all of it
                     await self._apply(plan, now)
-                first = False
         except ProviderError as exc:
             await self._apply(plan, now)  # the pages answered before, then the failure
             await self.store.drop_sweep(ref.key)

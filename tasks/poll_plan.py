@@ -31,7 +31,7 @@ from core.due import KEEP_DUE, DueAt, StopPolling
 from core.state import ResourceState
 from store.snapshots import BatchHealth, Commit, pack_snapshot
 
-__all__ = ["Plan", "PollOutcome", "Seen", "UnhealthyLog"]
+__all__ = ["Plan", "PollOutcome", "ScanWrites", "Seen", "UnhealthyLog"]
 
 log = logging.getLogger("statehook.poll")
 
@@ -166,3 +166,23 @@ class Plan:
             case _:
                 raise AssertionError(f"not a failure: {decision!r}")
         self.reschedule[rkey] = due.at
+
+
+@dataclass(slots=True)
+class ScanWrites:
+    """When a sweep writes its plan between pages: at the first page, at a page with writes of
+    its own, and otherwise at least every third of `lease` (5 s at most). Each of these writes
+    renews the scan's lease (its due time, `lease` seconds on), so that the scheduler does not
+    claim a sweep longer than the lease again while it runs. Each one also carries the
+    provider's answers, which keeps its health current through a long sweep. Pure."""
+
+    scan: str
+    lease: float
+    _next: float | None = None
+
+    def due(self, plan: Plan, now: float) -> bool:
+        if self._next is not None and now < self._next and not plan.has_writes_beyond_answers():
+            return False
+        self._next = now + min(5.0, self.lease / 3)
+        plan.reschedule.setdefault(self.scan, now + self.lease)
+        return True

@@ -4,6 +4,8 @@ is not, and a partial sweep reports nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -153,16 +155,39 @@ async def test_a_last_sweep_stored_as_a_set_before_is_read(
     assert await redis.type(keys.sweep(scan, "prev")) == b"list"
 
 
-async def test_a_sweep_starts_without_what_a_stopped_one_left(
+async def test_ids_left_by_a_sweep_that_stopped_delay_a_gone_by_one_sweep_and_lose_none(
     redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
 ) -> None:
-    """Ids left in the sweep in progress by one that stopped before its end (an error of
-    Redis, not of the provider) do not count as listed by the next."""
+    """What a sweep that stopped before its end (an error of Redis, not of the provider) left
+    in the sweep in progress counts as listed by the next one: the next sweep after it says
+    the order is gone. A sweep does not start by dropping it, since another sweep of the same
+    scan may be running (a `watch scan` beside the workers, a worker that hung and resumed)."""
     poller = make_poller(sim, redis, session)
     ids = sim["artistree"].add_many(3)
     scan = await scan_watch(poller)
     await sweep(poller, scan, sim)
     sim["artistree"].remove(ids[0])
     await redis.rpush(keys.sweep(scan, "cur"), ResourceRef("artistree", "order", ids[0]).key)  # type: ignore[misc]
-    outcomes, _ = await sweep(poller, scan, sim)
-    assert outcomes[PollOutcome.GONE] == 1
+    assert (await sweep(poller, scan, sim))[0][PollOutcome.GONE] == 0
+    assert (await sweep(poller, scan, sim))[0][PollOutcome.GONE] == 1
+
+
+async def test_a_sweep_longer_than_the_lease_is_not_claimed_again_while_it_runs(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    poller = make_poller(sim, redis, session, page_size=20)
+    poller.scan_lease = 0.6
+    sim["artistree"].add_many(100)  # five pages
+    scan = await scan_watch(poller)
+    await sweep(poller, scan, sim)
+    await redis.zadd(keys.DUE, {scan: time.time()}, xx=True)
+    assert [k for k, _ in await poller.store.claim_due_times(time.time(), 0.6, 10)] == [scan]
+    sim.faults.add("artistree", "/v1/orders", Fault(delay=0.3))  # 1.5 s a sweep: past its lease
+    running = asyncio.create_task(poller.poll([scan]))
+    claimed_again = []
+    while not running.done():
+        claimed_again += await poller.store.claim_due_times(time.time(), 0.6, 10)
+        await asyncio.sleep(0.05)
+    assert (await running)[PollOutcome.UNCHANGED] == 100
+    assert claimed_again == []
+    assert (await redis.zscore(keys.DUE, scan)) > time.time() + 30  # the sweep's end: its interval on

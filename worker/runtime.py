@@ -109,7 +109,7 @@ class Runtime:
             time_intervals=config.settings.time_intervals,
             history_length=config.settings.worker.history_length,
         )
-        poller = Poller(store, provs, watchdog=config.settings.watchdog,
+        poller = Poller(store, provs, watchdog=config.settings.watchdog, scan_lease=config.settings.worker.poll_lease,
                         operational=OperationalEvents(redis, history_length=config.settings.worker.history_length))
         rt = cls(config, redis, session, provs, notes, store, poller, dispatcher, worker_id,
                  outage=outage or Outage())
