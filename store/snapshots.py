@@ -318,8 +318,8 @@ class Store:
                               args=[sweeps.entry(keep)] if keep else [])
 
     async def drop_sweep(self, scan: str) -> None:
-        """A sweep that did not reach its end, or one that starts: what the sweep in progress
-        listed so far is forgotten."""
+        """A sweep that did not reach its end (its provider failed): what it listed so far is
+        forgotten."""
         await self.redis.delete(keys.sweep(scan, "cur"))
 
     async def incr_stats(self, counts: dict[str, int]) -> None:

@@ -1,9 +1,10 @@
 """Resources that disappear from a scan: what a full sweep no longer lists, confirmed.
 
 Each page's rkeys go to the scan's sweep in progress (store/sweeps.py), in the round trip
-that compares a listed page or in a page of previews' commit; a sweep starts with an empty
-one. At the sweep's end it is compared with the last full sweep. What that one listed and
-this one did not is fetched directly: a 404 is `{provider}.{kind}.gone` (as for
+that compares a listed page or in a page of previews' commit (a sweep that stopped on an
+error of Redis leaves what it listed there, which only delays a gone by one sweep). At the
+sweep's end it is compared with the last full sweep. What that one listed and this one did
+not is fetched directly: a 404 is `{provider}.{kind}.gone` (as for
 a watched id) and it is tracked no more; any other answer keeps it for one more sweep (a
 listing's page boundaries moved while it was read, or the GET failed), marked `~rkey`. A
 kept one missing again is fetched again: 404 is gone, anything else lets it go (it has
