@@ -13,13 +13,13 @@ batch saw of its provider's health goes to the watchdog (tasks/watchdog.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from config.schema import WatchdogSettings
 from core.decide import Batch, Fetched, Observed, Parsed, Watch, decide, needs_old_snapshot, observe, unchanged_body
@@ -33,33 +33,13 @@ from store.operational import OperationalEvents
 from store.rates import ProviderLimits, Reservation
 from store.snapshots import Store, WatchMeta
 from tasks.poll_plan import Plan, PollOutcome, ScanWrites, Seen, UnhealthyLog
+from tasks.read_ahead import read_ahead
 from tasks.scan_sweep import unlisted
 from tasks.watchdog import ProviderWatch
 
-__all__ = ["PollOutcome", "Poller", "read_ahead"]
+__all__ = ["PollOutcome", "Poller"]
 
 log = logging.getLogger("statehook.poll")
-T = TypeVar("T")
-
-
-async def read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
-    """`pages`, with the next one already being fetched while the caller works on this one:
-    a listed page's transfer overlaps the comparison of the page before it."""
-    it = aiter(pages)
-    ahead: asyncio.Future[T] = asyncio.ensure_future(anext(it))
-    try:
-        while True:
-            try:
-                page = await ahead
-            except StopAsyncIteration:
-                return
-            ahead = asyncio.ensure_future(anext(it))
-            yield page
-    finally:
-        if not ahead.done():
-            ahead.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await ahead
 
 
 def _watch(meta: WatchMeta, failures: int = 0, *, scheduled: bool = True) -> Watch:
@@ -77,9 +57,13 @@ class Poller:
         watchdog: WatchdogSettings | None = None,
         operational: OperationalEvents | None = None,
         scan_lease: float = 60.0,
+        rate_horizon: float = math.inf,
     ) -> None:
         self.store = store
         self.scan_lease = scan_lease  # the scheduler's poll_lease: a sweep renews it while it runs (ScanWrites)
+        self.rate_horizon = rate_horizon
+        """how far ahead a batch takes its provider's rate slots (within its job's timeout); the
+        resources it has no slot for are due again when the schedule has room (`defer`)"""
         self.providers = providers
         self.on_events = on_events
         self.limits = limits if limits is not None else ProviderLimits(store.redis)
@@ -166,7 +150,12 @@ class Poller:
             plan.outcomes[PollOutcome.PAUSED] += len(items)
             plan.health.limited[provider.name] = paused
             return
-        slots = await self.limits.reserve(provider.name, len(items), provider.settings.requests_per_second)
+        slots = await self.limits.reserve(provider.name, len(items), provider.settings.requests_per_second,
+                                          within=self.rate_horizon)
+        if slots.count < len(items):
+            _defer(items[slots.count:], slots, plan)
+            if not (items := items[:slots.count]):
+                return
         results = await self._fetch_all(provider, [ref for ref, _, _ in items], slots)
         if not fixed:
             now = max(now, time.time())
@@ -388,6 +377,16 @@ class Poller:
         if events and self.on_events:
             self.on_events(events)
         plan.clear_writes()
+
+
+def _defer(later: Sequence[tuple[ResourceRef, Any, Any]], slots: Reservation, plan: Plan) -> None:
+    """The batch's resources for which its provider's schedule had no slot within the
+    horizon: due again one by one where they would queue behind it, from where the granted
+    slots end (in their order, so that none waits behind the others for good)."""
+    end = slots.slot(slots.count)
+    for i, (ref, _, _) in enumerate(later):
+        plan.reschedule[ref.key] = end + i * slots.interval
+    plan.outcomes[PollOutcome.DEFERRED] += len(later)
 
 
 def _needs_look(state: ResourceState | None, preview: str, now: float) -> bool:

@@ -51,6 +51,8 @@ class PollOutcome(enum.StrEnum):
     ERROR = "error"
     UNWATCHED = "unwatched"
     PAUSED = "paused"
+    DEFERRED = "deferred"
+    """no slot of the provider's rate budget within the batch's horizon: due again when it has one"""
     CORRUPT = "corrupt"
 
 

@@ -185,6 +185,25 @@ async def test_the_rate_schedule_is_shared_between_workers(redis: aioredis.Redis
     assert second.slot(9) == pytest.approx(now + 0.95)
 
 
+async def test_a_batch_polls_what_its_rate_slots_allow_within_its_horizon_and_defers_the_rest_in_order(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """More due than the provider's rate allows before the job's timeout: the batch does not
+    wait past its horizon for slots; what it has none for is due again, in its order, where
+    it would queue behind the schedule."""
+    poller = make_poller(sim, redis, session, requests_per_second=10)
+    poller.rate_horizon = 0.5
+    rkeys = await watched(poller, sim, 20)
+    started = time.time()
+    outcomes = await poller.poll(rkeys)
+    polled = outcomes[PollOutcome.BASELINE]
+    assert outcomes[PollOutcome.DEFERRED] == 20 - polled and 1 <= polled <= 16  # 0.5 s and the burst allowance
+    dues = [await redis.zscore(keys.DUE, k) for k in rkeys[polled:]]
+    assert dues == sorted(dues) and dues[0] >= started + 0.5  # behind the slots the batch took
+    assert dues[-1] - dues[0] == pytest.approx((len(dues) - 1) * 0.1, abs=0.01)
+    assert (await poller.poll(rkeys[polled:polled + 1]))[PollOutcome.BASELINE] == 1  # polled when due
+
+
 async def test_a_scan_baselines_every_order_then_sees_changes(
     redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
 ) -> None:

@@ -109,8 +109,10 @@ class Runtime:
             time_intervals=config.settings.time_intervals,
             history_length=config.settings.worker.history_length,
         )
-        poller = Poller(store, provs, watchdog=config.settings.watchdog, scan_lease=config.settings.worker.poll_lease,
-                        operational=OperationalEvents(redis, history_length=config.settings.worker.history_length))
+        tuning = config.settings.worker
+        poller = Poller(store, provs, watchdog=config.settings.watchdog, scan_lease=tuning.poll_lease,
+                        rate_horizon=tuning.job_timeout / 2,
+                        operational=OperationalEvents(redis, history_length=tuning.history_length))
         rt = cls(config, redis, session, provs, notes, store, poller, dispatcher, worker_id,
                  outage=outage or Outage())
         rt.poller.on_events = rt._count_events
