@@ -86,10 +86,13 @@ def queue_updates(
     errors: Sequence[str],
     polled: Sequence[str] = (),
     listed: Mapping[str, Sequence[str]] | None = None,
+    booked: Mapping[str, float] | None = None,
+    unbooked: Sequence[str] = (),
 ) -> None:
     """Queue the batch's cheap updates: due times of resources already watched, error
-    counters, the resources no longer late (`sh:late`: they were polled) and the ids each
-    scan's page listed (added to the scan's sweep in progress)."""
+    counters, the resources no longer late (`sh:late`: they were polled), the ids each
+    scan's page listed (added to the scan's sweep in progress) and the rate slots booked
+    and used up (tasks/rate_slots.py)."""
     if reschedule:
         pipe.zadd(keys.DUE, dict(reschedule), xx=True)
     if clear_errors:
@@ -101,6 +104,10 @@ def queue_updates(
     for scan, ids in (listed or {}).items():
         if ids:
             pipe.rpush(keys.sweep(scan, "cur"), sweeps.entry(ids))
+    if unbooked:
+        pipe.hdel(keys.BOOKED, *unbooked)
+    if booked:
+        pipe.hset(keys.BOOKED, mapping={k: repr(v) for k, v in booked.items()})
 
 
 @dataclass(slots=True)

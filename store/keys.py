@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BOOKED",
     "CONFIG_WATCHES",
     "DISABLED",
     "DLQ",
@@ -42,6 +43,7 @@ STATS = PREFIX + "stats"          # HASH counter -> value, shared by all workers
 DISABLED = PREFIX + "disabled"    # HASH destination -> reason (410 Gone)
 WORKERS = PREFIX + "workers"      # ZSET worker id -> when its heartbeat runs out (unix seconds)
 WORKER_BEATS = PREFIX + "workers:beat"  # HASH worker id -> its last heartbeat {at, interval, pid} (store/registry.py)
+BOOKED = PREFIX + "booked"        # HASH rkey -> the provider rate slot a deferred poll waits for (tasks/rate_slots.py)
 EPOCH = PREFIX + "epoch"          # STRING: this dataset's random name, set once; gone = Redis lost its data
 
 

@@ -54,12 +54,11 @@ _SWAP = (Path(__file__).parent / "lua" / "rate_swap.lua").read_text()
 class Granted:
     """Slots taken: the first at `start` (`wait` seconds after now; negative when the
     schedule had fallen behind and the burst allowance starts it in the past); the schedule
-    now ends at `until`. `n`: how many (fewer than asked when they had to start `within`)."""
+    now ends at `until`."""
 
     start: float
     wait: float
     until: float
-    n: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,20 +69,14 @@ class Busy:
 
 
 def take(
-    scheduled: float, now: float, n: int, interval: float, *, burst: int = 0, max_wait: float = math.inf,
-    within: float = math.inf,
+    scheduled: float, now: float, n: int, interval: float, *, burst: int = 0, max_wait: float = math.inf
 ) -> Granted | Busy:
-    """n slots `interval` apart from a schedule that ends at `scheduled`; with `within`, only
-    those of them that start within that many seconds of `now` (Busy when none does). Pure."""
+    """n slots `interval` apart from a schedule that ends at `scheduled`. Pure."""
     start = max(scheduled, now - burst * interval)
     wait = start - now
     if wait > max_wait:
         return Busy(wait)
-    if within != math.inf:
-        n = min(n, math.floor((within - wait) / interval) + 1) if within >= wait else 0
-        if n <= 0:
-            return Busy(wait)
-    return Granted(start, wait, start + n * interval, n)
+    return Granted(start, wait, start + n * interval)
 
 
 def hold(scheduled: float, now: float, seconds: float) -> float | None:
@@ -144,7 +137,7 @@ class RateSchedule:
 
     async def take(
         self, key: str, n: int, interval: float, *, burst: int = 0, max_wait: float = math.inf,
-        within: float = math.inf, now: float | None = None,
+        now: float | None = None,
     ) -> Granted | Busy:
         guess = self._wrote.get(key) if now is not None else None
         for _ in range(SWAPS):
@@ -153,7 +146,7 @@ class RateSchedule:
                 raw, at = guess, now
             else:
                 raw, at = await self._read(key, now)
-            taken = take(parse_scheduled(raw), at, n, interval, burst=burst, max_wait=max_wait, within=within)
+            taken = take(parse_scheduled(raw), at, n, interval, burst=burst, max_wait=max_wait)
             if isinstance(taken, Busy) and guess is None:
                 return taken
             if not isinstance(taken, Busy) and await self._write(key, raw, taken.until, at):
@@ -173,15 +166,15 @@ class RateSchedule:
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """`count` request slots `interval` apart from `start` (with none, `start` is when the
-    schedule has one free again)."""
-
     start: float
     interval: float
-    count: int
 
     def slot(self, i: int) -> float:
         return self.start + i * self.interval
+
+    def times(self, n: int) -> list[float]:
+        """The start of each of the first `n` slots."""
+        return [self.start + i * self.interval for i in range(n)]
 
 
 class ProviderLimits:
@@ -191,19 +184,15 @@ class ProviderLimits:
         self.schedule = RateSchedule(redis)
 
     async def reserve(
-        self, provider: str, n: int, requests_per_second: float, *, within: float = math.inf,
-        now: float | None = None,
+        self, provider: str, n: int, requests_per_second: float, *, now: float | None = None
     ) -> Reservation:
-        """n request slots, or with `within` those of them that start within that many seconds
-        (a poll job has a timeout); their times are on this host's clock (`wait_for_slot`
-        sleeps until them)."""
+        """n request slots; their times are on this host's clock (`wait_for_slot` sleeps
+        until them)."""
         now = time.time() if now is None else now
         interval = 1.0 / requests_per_second
-        taken = await self.schedule.take(keys.provider_rate(provider), n, interval, burst=self.burst,
-                                         within=within, now=now)
-        if isinstance(taken, Busy):
-            return Reservation(now + taken.wait, interval, 0)
-        return Reservation(taken.start, interval, taken.n)
+        taken = await self.schedule.take(keys.provider_rate(provider), n, interval, burst=self.burst, now=now)
+        assert isinstance(taken, Granted)  # no max_wait: a provider's batch always gets its slots
+        return Reservation(taken.start, interval)
 
     @staticmethod
     async def wait_for_slot(reservation: Reservation, i: int) -> None:

@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -44,6 +44,20 @@ class Loaded:
     """the dataset's epoch; None when Redis lost its data (nothing is committed then)"""
     corrupt: set[str]
     """rkeys whose watch meta cannot be read: logged, counted and skipped"""
+    booked: dict[str, float] = field(default_factory=dict)
+    """rkey -> the provider rate slot it booked (tasks/rate_slots.py), for those that have one"""
+
+
+def _slots(rkeys: Sequence[str], raw: Sequence[bytes | None]) -> dict[str, float]:
+    """The booked slots of `rkeys` as stored (an unreadable one is as none: a new slot is taken)."""
+    out = {}
+    for rkey, value in zip(rkeys, raw, strict=True):
+        if value:
+            try:
+                out[rkey] = float(value)
+            except ValueError:
+                pass
+    return out
 
 
 @dataclass(slots=True)
@@ -91,6 +105,7 @@ class Store:
             pipe.hdel(keys.META, *rkeys)
             pipe.hdel(keys.ERRORS, *rkeys)
             pipe.zrem(keys.LATE, *rkeys)
+            pipe.hdel(keys.BOOKED, *rkeys)
             sweeps = [keys.sweep(r, which) for r in rkeys if ":scan:" in r for which in ("cur", "prev")]
             if sweeps:
                 pipe.delete(*sweeps)
@@ -132,9 +147,10 @@ class Store:
             pipe.hmget(keys.STATE, list(rkeys))
             pipe.hmget(keys.ERRORS, list(rkeys))
             pipe.get(keys.EPOCH)
-            raw_metas, raw_states, errors, epoch = await pipe.execute()
+            pipe.hmget(keys.BOOKED, list(rkeys))
+            raw_metas, raw_states, errors, epoch, booked = await pipe.execute()
         loaded = Loaded([], [], [int(e) if e and e.isdigit() else 0 for e in errors],
-                        epoch.decode() if epoch else None, set())
+                        epoch.decode() if epoch else None, set(), _slots(rkeys, booked))
         bad: list[CorruptRecord] = []
         known = self._metas
         for rkey, raw in zip(rkeys, raw_metas, strict=True):
@@ -273,6 +289,8 @@ class Store:
         health: BatchHealth | None = None,
         polled: Sequence[str] = (),
         listed: Mapping[str, Sequence[str]] | None = None,
+        booked: Mapping[str, float] | None = None,
+        unbooked: Sequence[str] = (),
         now: float | None = None,
     ) -> Committed:
         """Apply a poll batch's outcome in one round trip: each commit atomically (snapshot,
@@ -284,7 +302,7 @@ class Store:
             for c in commits:
                 await queue_commit(self._commit, pipe, c, history_length=self.history_length, epoch=epoch)
             queue_updates(pipe, reschedule=reschedule or {}, clear_errors=clear_errors, errors=errors,
-                          polled=polled, listed=listed)
+                          polled=polled, listed=listed, booked=booked, unbooked=unbooked)
             before = len(pipe.command_stack)
             tags = queue_health(pipe, health or BatchHealth(), time.time() if now is None else now)
             results = await pipe.execute()

@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -30,9 +30,10 @@ from model.events import Event
 from model.resources import ListedItems, ResourceRef, ScanItem, ScanPage
 from providers.base import Provider
 from store.operational import OperationalEvents
-from store.rates import ProviderLimits, Reservation
+from store.rates import ProviderLimits
 from store.snapshots import Store, WatchMeta
 from tasks.poll_plan import Plan, PollOutcome, ScanWrites, Seen, UnhealthyLog
+from tasks.rate_slots import place, usable
 from tasks.read_ahead import read_ahead
 from tasks.scan_sweep import unlisted
 from tasks.watchdog import ProviderWatch
@@ -113,7 +114,7 @@ class Poller:
                     watch = watches[id(meta), fails] = _watch(meta, fails)
                 fetches.append((ref, state, watch))
         if fetches:
-            await self._poll_fetches(fetches, plan, now, fixed=fixed)
+            await self._poll_fetches(fetches, plan, now, fixed=fixed, booked=loaded.booked)
         for ref, meta in scans:
             await self._poll_scan(ref, meta, plan, now)
         await self._apply(plan, now)
@@ -136,13 +137,13 @@ class Poller:
 
     async def _poll_fetches(
         self, items: list[tuple[ResourceRef, ResourceState | None, Watch]], plan: Plan, now: float,
-        *, fixed: bool = False,
+        *, fixed: bool = False, booked: Mapping[str, float] | None = None,
     ) -> None:
         """Fetch `items` and decide on what came back. Unless the caller `fixed` the clock, the
         decision is made at the time the answers came back, not at the batch's start: a
         batch held up by Redis (hung, failing over) between the two would otherwise date a
         change it saw later before the change happened."""
-        provider = self.providers[items[0][0].provider]
+        provider, booked = self.providers[items[0][0].provider], booked or {}
         paused = await self.limits.paused_for(provider.name)
         if paused:
             for ref, _, _ in items:
@@ -150,13 +151,15 @@ class Poller:
             plan.outcomes[PollOutcome.PAUSED] += len(items)
             plan.health.limited[provider.name] = paused
             return
-        slots = await self.limits.reserve(provider.name, len(items), provider.settings.requests_per_second,
-                                          within=self.rate_horizon)
-        if slots.count < len(items):
-            _defer(items[slots.count:], slots, plan)
-            if not (items := items[:slots.count]):
-                return
-        results = await self._fetch_all(provider, [ref for ref, _, _ in items], slots)
+        t = time.time()
+        held = [usable(booked.get(ref.key), t, self.rate_horizon) for ref, _, _ in items]
+        need = held.count(None)  # slots are taken for those without a booked one (tasks/rate_slots.py)
+        fresh = await self.limits.reserve(provider.name, need, provider.settings.requests_per_second) if need else None
+        placed = place(held, fresh, t, self.rate_horizon)
+        plan.book([ref.key for ref, _, _ in items], placed, booked)
+        if not (items := [items[i] for i, _ in placed.now]):
+            return
+        results = await self._fetch_all(provider, [ref for ref, _, _ in items], [slot for _, slot in placed.now])
         if not fixed:
             now = max(now, time.time())
         seen: list[Seen] = []
@@ -194,9 +197,9 @@ class Poller:
     async def _fetch_reserved(self, provider: Provider, refs: Sequence[ResourceRef]) -> list[Any]:
         """`_fetch_all` of `refs` in slots reserved now."""
         slots = await self.limits.reserve(provider.name, len(refs), provider.settings.requests_per_second)
-        return await self._fetch_all(provider, refs, slots)
+        return await self._fetch_all(provider, refs, slots.times(len(refs)))
 
-    async def _fetch_all(self, provider: Provider, refs: Sequence[ResourceRef], slots: Reservation) -> list[Any]:
+    async def _fetch_all(self, provider: Provider, refs: Sequence[ResourceRef], slots: Sequence[float]) -> list[Any]:
         """Payloads (or ProviderErrors) of `refs`, in order: raw bodies for a provider that
         fingerprints them (`fingerprint_blanks`). A few lanes, each holding one of the provider's
         concurrency permits, take the next resource until none is left: one task and one semaphore
@@ -208,8 +211,8 @@ class Poller:
         async def lane() -> None:
             async with self._semaphores[provider.name]:
                 for i, ref in todo:
-                    if slots.slot(i) > time.time():  # no coroutine for a slot already here
-                        await self.limits.wait_for_slot(slots, i)
+                    if (wait := slots[i] - time.time()) > 0:
+                        await asyncio.sleep(wait)
                     try:
                         results[i] = await (provider.fetch_body(ref) if raw else provider.fetch(ref))
                     except ProviderError as exc:
@@ -335,7 +338,7 @@ class Poller:
         if not stale:
             return []
         slots = await self.limits.reserve(provider.name, len(stale), provider.settings.requests_per_second)
-        results = await self._fetch_all(provider, [item.ref for item, _ in stale], slots)
+        results = await self._fetch_all(provider, [item.ref for item, _ in stale], slots.times(len(stale)))
         observed = []
         for (item, preview), result in zip(stale, results, strict=True):
             try:
@@ -360,7 +363,8 @@ class Poller:
         now = time.time() if now is None else now
         committed = await self.store.commit_batch(
             plan.commits, reschedule=plan.reschedule, clear_errors=plan.clear_errors, errors=plan.errors,
-            epoch=plan.epoch, health=plan.health, polled=plan.polled, listed=plan.listed, now=now,
+            epoch=plan.epoch, health=plan.health, polled=plan.polled, listed=plan.listed, booked=plan.booked,
+            unbooked=plan.unbooked, now=now,
         )
         await self.health.after(plan.health, committed.health, now)
         events: list[Event] = []
@@ -377,16 +381,6 @@ class Poller:
         if events and self.on_events:
             self.on_events(events)
         plan.clear_writes()
-
-
-def _defer(later: Sequence[tuple[ResourceRef, Any, Any]], slots: Reservation, plan: Plan) -> None:
-    """The batch's resources for which its provider's schedule had no slot within the
-    horizon: due again one by one where they would queue behind it, from where the granted
-    slots end (in their order, so that none waits behind the others for good)."""
-    end = slots.slot(slots.count)
-    for i, (ref, _, _) in enumerate(later):
-        plan.reschedule[ref.key] = end + i * slots.interval
-    plan.outcomes[PollOutcome.DEFERRED] += len(later)
 
 
 def _needs_look(state: ResourceState | None, preview: str, now: float) -> bool:

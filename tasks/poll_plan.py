@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.decide import (
@@ -30,6 +31,7 @@ from core.decide import (
 from core.due import KEEP_DUE, DueAt, StopPolling
 from core.state import ResourceState
 from store.snapshots import BatchHealth, Commit, pack_snapshot
+from tasks.rate_slots import Placement
 
 __all__ = ["Plan", "PollOutcome", "ScanWrites", "Seen", "UnhealthyLog"]
 
@@ -97,6 +99,10 @@ class Plan:
     """the batch's resources: no longer late once the batch is written"""
     listed: dict[str, list[str]] = field(default_factory=dict)
     """scan rkey -> the ids its page listed (the sweep in progress)"""
+    booked: dict[str, float] = field(default_factory=dict)
+    """rkey -> the rate slot it waits for, past the batch's horizon (tasks/rate_slots.py)"""
+    unbooked: list[str] = field(default_factory=list)
+    """resources fetched in the slot they had booked"""
 
     def commit(self, commit: Commit, outcome: PollOutcome) -> None:
         self.commits.append(commit)
@@ -104,18 +110,27 @@ class Plan:
 
     def has_writes(self) -> bool:
         return bool(self.commits or self.reschedule or self.clear_errors or self.errors or self.health
-                    or self.polled or self.listed)
+                    or self.polled or self.listed or self.booked or self.unbooked)
 
     def has_writes_beyond_answers(self) -> bool:
         """Whether the plan holds writes other than which providers answered."""
         h = self.health
         return bool(self.commits or self.reschedule or self.clear_errors or self.errors or self.polled or self.listed
-                    or self.pause or h.unauthorized or h.failed or h.limited)
+                    or self.booked or self.unbooked or self.pause or h.unauthorized or h.failed or h.limited)
+
+    def book(self, rkeys: Sequence[str], placed: Placement, had: Mapping[str, float]) -> None:
+        """The writes of a batch's rate slots (tasks/rate_slots.py): the resources whose slot
+        is beyond the horizon are due again at it, booked; those fetched now use up theirs."""
+        for i, slot in placed.later:
+            self.booked[rkeys[i]] = self.reschedule[rkeys[i]] = slot
+        self.outcomes[PollOutcome.DEFERRED] += len(placed.later)
+        self.unbooked.extend(rkeys[i] for i, _ in placed.now if rkeys[i] in had)
 
     def clear_writes(self) -> None:
-        for batch in (self.commits, self.outcomes_of_commits, self.clear_errors, self.errors, self.polled):
+        for batch in (self.commits, self.outcomes_of_commits, self.clear_errors, self.errors, self.polled,
+                      self.unbooked):
             batch.clear()
-        for table in (self.reschedule, self.listed):
+        for table in (self.reschedule, self.listed, self.booked):
             table.clear()
         self.health.clear()
 

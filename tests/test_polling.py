@@ -185,23 +185,30 @@ async def test_the_rate_schedule_is_shared_between_workers(redis: aioredis.Redis
     assert second.slot(9) == pytest.approx(now + 0.95)
 
 
-async def test_a_batch_polls_what_its_rate_slots_allow_within_its_horizon_and_defers_the_rest_in_order(
+async def test_a_batch_fetches_what_its_rate_slots_allow_within_its_horizon_and_books_the_rest(
     redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
 ) -> None:
     """More due than the provider's rate allows before the job's timeout: the batch does not
-    wait past its horizon for slots; what it has none for is due again, in its order, where
-    it would queue behind the schedule."""
+    wait past its horizon for slots; the resources whose slot is beyond it keep it (booked)
+    and are due at it, and when one comes back it is fetched in that slot without taking
+    another (tasks/rate_slots.py)."""
     poller = make_poller(sim, redis, session, requests_per_second=10)
     poller.rate_horizon = 0.5
-    rkeys = await watched(poller, sim, 20)
+    rkeys = await watched(poller, sim, 40, interval=1)
     started = time.time()
     outcomes = await poller.poll(rkeys)
     polled = outcomes[PollOutcome.BASELINE]
-    assert outcomes[PollOutcome.DEFERRED] == 20 - polled and 1 <= polled <= 16  # 0.5 s and the burst allowance
-    dues = [await redis.zscore(keys.DUE, k) for k in rkeys[polled:]]
-    assert dues == sorted(dues) and dues[0] >= started + 0.5  # behind the slots the batch took
-    assert dues[-1] - dues[0] == pytest.approx((len(dues) - 1) * 0.1, abs=0.01)
-    assert (await poller.poll(rkeys[polled:polled + 1]))[PollOutcome.BASELINE] == 1  # polled when due
+    assert outcomes[PollOutcome.DEFERRED] == 40 - polled and 1 <= polled <= 16  # 0.5 s and the burst allowance
+    booked = {k.decode(): float(v) for k, v in (await redis.hgetall(keys.BOOKED)).items()}  # type: ignore[misc]
+    assert sorted(booked) == sorted(rkeys[polled:])
+    slots = [booked[k] for k in rkeys[polled:]]
+    assert slots == sorted(slots) and slots[0] >= started + 0.5
+    assert slots[-1] - slots[0] == pytest.approx((len(slots) - 1) * 0.1, abs=0.001)  # one slot apart, at 10/s
+    assert [await redis.zscore(keys.DUE, k) for k in rkeys[polled:]] == pytest.approx(slots)
+    schedule = await redis.get(keys.provider_rate("artistree"))
+    assert (await poller.poll([rkeys[polled]]))[PollOutcome.BASELINE] == 1
+    assert await redis.get(keys.provider_rate("artistree")) == schedule  # no slot taken again
+    assert not await redis.hexists(keys.BOOKED, rkeys[polled])  # type: ignore[misc]
 
 
 async def test_a_scan_baselines_every_order_then_sees_changes(

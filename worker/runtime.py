@@ -42,6 +42,11 @@ __all__ = ["Runtime", "watch_rkeys"]
 
 log = logging.getLogger("statehook.worker")
 
+RATE_HORIZON = 10.0
+"""The most seconds a poll batch waits for its provider's rate slots (and half its job's
+timeout at most): a batch waiting holds one of the worker's `max_jobs`, and a provider whose
+budget is spent for minutes ahead would otherwise hold them all, a scan's job waiting behind."""
+
 
 def watch_rkeys(spec: WatchSpec, provider: type[Provider]) -> list[tuple[str, WatchMeta]]:
     """The resources a watch from the config file names, with their meta."""
@@ -111,7 +116,7 @@ class Runtime:
         )
         tuning = config.settings.worker
         poller = Poller(store, provs, watchdog=config.settings.watchdog, scan_lease=tuning.poll_lease,
-                        rate_horizon=tuning.job_timeout / 2,
+                        rate_horizon=min(tuning.job_timeout / 2, RATE_HORIZON),
                         operational=OperationalEvents(redis, history_length=tuning.history_length))
         rt = cls(config, redis, session, provs, notes, store, poller, dispatcher, worker_id,
                  outage=outage or Outage())

@@ -12,7 +12,7 @@ from store.rates import Busy, Granted, expiry_ms, hold, parse_scheduled, take
 
 
 def test_an_idle_schedule_starts_now_and_moves_on_by_n_intervals() -> None:
-    assert take(0.0, 100.0, 10, 0.05) == Granted(start=100.0, wait=0.0, until=pytest.approx(100.5), n=10)
+    assert take(0.0, 100.0, 10, 0.05) == Granted(start=100.0, wait=0.0, until=pytest.approx(100.5))
 
 
 def test_a_busy_schedule_starts_where_it_ends() -> None:
@@ -35,15 +35,6 @@ def test_a_schedule_that_fell_behind_lends_at_most_burst_slots_from_the_past() -
 def test_a_wait_longer_than_max_wait_is_refused_and_says_how_long() -> None:
     assert take(103.0, 100.0, 1, 1.0, max_wait=2.5) == Busy(wait=3.0)
     assert take(102.5, 100.0, 1, 1.0, max_wait=2.5) == Granted(102.5, 2.5, 103.5)  # exactly max_wait: taken
-
-
-def test_within_takes_only_the_slots_that_start_within_it() -> None:
-    taken = take(100.5, 100.0, 200, 0.1, within=2.0)  # slots at 100.5, 100.6, ... 102.0
-    assert isinstance(taken, Granted) and taken.n == 16
-    assert (taken.start, taken.until) == (100.5, pytest.approx(102.1))
-    assert take(0.0, 100.0, 5, 0.1, within=2.0) == Granted(100.0, 0.0, pytest.approx(100.5), 5)  # all fit
-    assert take(103.0, 100.0, 5, 0.1, within=2.0) == Busy(wait=3.0)  # the first slot is beyond it
-    assert isinstance(one := take(100.0, 100.0, 5, 10.0, within=2.0), Granted) and one.n == 1
 
 
 def test_slack_pacing_spaces_sends_one_interval_apart() -> None:
