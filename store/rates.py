@@ -174,7 +174,7 @@ class Reservation:
 
     def times(self, n: int) -> list[float]:
         """The start of each of the first `n` slots."""
-        return [self.start + i * self.interval for i in range(n)]
+        return [self.slot(i) for i in range(n)]
 
 
 class ProviderLimits:

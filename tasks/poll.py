@@ -63,8 +63,8 @@ class Poller:
         self.store = store
         self.scan_lease = scan_lease  # the scheduler's poll_lease: a sweep renews it while it runs (ScanWrites)
         self.rate_horizon = rate_horizon
-        """how far ahead a batch takes its provider's rate slots (within its job's timeout); the
-        resources it has no slot for are due again when the schedule has room (`defer`)"""
+        """how far ahead a batch waits for its provider's rate slots (within its job's timeout); a
+        resource whose slot is further off keeps it, booked, and is due at it (tasks/rate_slots.py)"""
         self.providers = providers
         self.on_events = on_events
         self.limits = limits if limits is not None else ProviderLimits(store.redis)
@@ -137,13 +137,13 @@ class Poller:
 
     async def _poll_fetches(
         self, items: list[tuple[ResourceRef, ResourceState | None, Watch]], plan: Plan, now: float,
-        *, fixed: bool = False, booked: Mapping[str, float] | None = None,
+        *, booked: Mapping[str, float], fixed: bool = False,
     ) -> None:
         """Fetch `items` and decide on what came back. Unless the caller `fixed` the clock, the
         decision is made at the time the answers came back, not at the batch's start: a
         batch held up by Redis (hung, failing over) between the two would otherwise date a
         change it saw later before the change happened."""
-        provider, booked = self.providers[items[0][0].provider], booked or {}
+        provider = self.providers[items[0][0].provider]
         paused = await self.limits.paused_for(provider.name)
         if paused:
             for ref, _, _ in items:

@@ -54,7 +54,7 @@ class PollOutcome(enum.StrEnum):
     UNWATCHED = "unwatched"
     PAUSED = "paused"
     DEFERRED = "deferred"
-    """no slot of the provider's rate budget within the batch's horizon: due again when it has one"""
+    """its rate slot is beyond the batch's horizon: booked, and due at it (tasks/rate_slots.py)"""
     CORRUPT = "corrupt"
 
 
@@ -109,8 +109,7 @@ class Plan:
         self.outcomes_of_commits.append(outcome)
 
     def has_writes(self) -> bool:
-        return bool(self.commits or self.reschedule or self.clear_errors or self.errors or self.health
-                    or self.polled or self.listed or self.booked or self.unbooked)
+        return self.has_writes_beyond_answers() or bool(self.health)
 
     def has_writes_beyond_answers(self) -> bool:
         """Whether the plan holds writes other than which providers answered."""
