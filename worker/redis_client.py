@@ -7,7 +7,8 @@ Sentinel pool passes none of these on, so the client is built here and handed to
 Nothing is sent at construction: a process starts while Redis is down and connects when
 it first needs to. A command whose connection was refused or reset is retried a few times
 over about a second, a command that timed out is not; what outlasts that is an outage,
-which the caller handles (worker/outage.py).
+which the caller handles (worker/outage.py). Commands are packed by hiredis
+(worker/redis_packing.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from store.redis_url import SENTINEL_SCHEMES, parse_sentinel_url
+from worker.redis_packing import with_hiredis_packing
 
 __all__ = ["RedisTimeouts", "redis_client"]
 
@@ -77,4 +79,5 @@ def redis_client(url: str, timeouts: RedisTimeouts = RedisTimeouts(), *, max_con
             common.pop("socket_keepalive")
             common.pop("socket_keepalive_options")
         pool = ConnectionPool.from_url(url, **common)
+    pool.connection_class = with_hiredis_packing(pool.connection_class)  # no connection exists yet
     return ArqRedis(pool)

@@ -1,0 +1,48 @@
+"""Commands packed by hiredis (C) instead of redis-py's asyncio packer (Python).
+
+redis-py's sync connections pack with `hiredis.pack_command` whenever hiredis is installed;
+its asyncio connections always pack argument by argument in Python, which cost a poll
+batch's worker more than its Redis replies (a batch reads and writes several arguments per
+resource: docs/performance.md). `with_hiredis_packing(cls)` is `cls` with the sync
+client's packer. hiredis accepts what redis-py's encoder accepts (bytes, memoryview, str as
+UTF-8, int, float spelled as `repr` spells it) and refuses the same (None, bool, other
+types), and the refusal is redis-py's `DataError`, as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import hiredis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import DataError
+
+__all__ = ["with_hiredis_packing"]
+
+C = TypeVar("C", bound=type[AbstractConnection])
+
+
+class _HiredisPacking:
+    def pack_command(self, *args: Any) -> list[bytes]:
+        # a command name with literal arguments in it ("CONFIG GET") is sent as separate
+        # arguments, as redis-py's own packers split it
+        if isinstance(args[0], str):
+            args = (*args[0].encode().split(), *args[1:])
+        elif b" " in args[0]:
+            args = (*args[0].split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError as exc:
+            raise DataError(f"{exc} (a Redis command's argument must be bytes, str, int or float)") from None
+
+
+_MADE: dict[type, type] = {}
+
+
+def with_hiredis_packing(cls: C) -> C:
+    """`cls`, a redis-py asyncio connection class, whose commands hiredis packs (one class per `cls`)."""
+    if issubclass(cls, _HiredisPacking):
+        return cls
+    if cls not in _MADE:
+        _MADE[cls] = type(f"Hiredis{cls.__name__}", (_HiredisPacking, cls), {})
+    return _MADE[cls]  # type: ignore[return-value]
