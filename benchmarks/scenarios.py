@@ -109,7 +109,7 @@ async def polling(
     n: int,
     raw: Callable[[], Awaitable[float]],
     *,
-    rounds: int = 3,
+    rounds: int = 4,
     raw_processes: Callable[[], Awaitable[float]] | None = None,
     changes: int = 2000,
     baselined: bool = False,

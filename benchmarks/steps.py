@@ -76,6 +76,8 @@ async def _quota(b: scenarios.Bench, n: int) -> dict[str, Any]:
     if "skipped" in q:
         say(f"   skipped: {q['skipped']}")
         return q
+    each = "; ".join(f"{k} workers " + ", ".join(f"{r:.2f}" for r in q[f"scale_{k}_passes"]) for k in (2, 4))
+    say(f"   passes over the one-worker passes beside: {each}")
     say(f"   one worker {q['one_worker_polls_per_s']:,.0f} polls/s; two {q['scale_2']:.2f}×, four {q['scale_4']:.2f}×; "
         f"Redis commands per poll {q['redis_commands_per_poll_1']:.2f} / {q['redis_commands_per_poll_2']:.2f} / "
         f"{q['redis_commands_per_poll_4']:.2f}; {q['duplicates']} duplicates")
