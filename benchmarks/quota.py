@@ -7,8 +7,8 @@ two busy vCPUs slow each other down.
 The orders are watched and baselined by writing their records (`benchmarks/loader.py`);
 the passes alternate with one-worker passes (1, 2, 1, 4 three times, then 1: `PASSES`), each
 many-worker pass is compared with the mean of the one-worker passes on either side, as in
-the polling scenario, and scale_k is the median of those ratios: one pair of passes
-followed the machine (one-worker passes beside each other differ by up to 16 %).
+the polling scenario, and scale_k is the median of those ratios, since a single pair
+follows the machine's drift as much as the workers (docs/performance.md).
 Then changes at nginx are polled by the four workers and each must arrive once.
 """
 

@@ -1,12 +1,12 @@
 """Commands packed by hiredis (C) instead of redis-py's asyncio packer (Python).
 
 redis-py's sync connections pack with `hiredis.pack_command` whenever hiredis is installed;
-its asyncio connections always pack argument by argument in Python, which cost a poll
-batch's worker more than its Redis replies (a batch reads and writes several arguments per
-resource: docs/performance.md). `with_hiredis_packing(cls)` is `cls` with the sync
-client's packer. hiredis accepts what redis-py's encoder accepts (bytes, memoryview, str as
-UTF-8, int, float spelled as `repr` spells it) and refuses the same (None, bool, other
-types), and the refusal is redis-py's `DataError`, as before.
+its asyncio connections always pack argument by argument in Python, a visible part of a
+poll batch's CPU, since a batch sends several arguments per resource (docs/performance.md).
+`with_hiredis_packing(cls)` is `cls` with the sync client's packer. hiredis accepts what
+redis-py's encoder accepts (bytes, memoryview, str as UTF-8, int, float spelled as `repr`
+spells it) and refuses the same (None, bool, other types), and the refusal is redis-py's
+`DataError`, as before.
 """
 
 from __future__ import annotations
