@@ -3,37 +3,32 @@
 redis-py's sync connections pack with `hiredis.pack_command` whenever hiredis is installed;
 its asyncio connections always pack argument by argument in Python, a visible part of a
 poll batch's CPU, since a batch sends several arguments per resource (docs/performance.md).
-`with_hiredis_packing(cls)` is `cls` with the sync client's packer. hiredis accepts what
-redis-py's encoder accepts (bytes, memoryview, str as UTF-8, int, float spelled as `repr`
-spells it) and refuses the same (None, bool, other types), and the refusal is redis-py's
-`DataError`, as before.
+`with_hiredis_packing(cls)` is `cls` with the sync client's packer, redis-py's
+`HiredisRespSerializer`. hiredis accepts what redis-py's encoder accepts (bytes,
+memoryview, str as UTF-8, int, float spelled as `repr` spells it) and refuses the same
+(None, bool, other types), and the refusal is redis-py's `DataError`, as before.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import hiredis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import DataError
+from redis.connection import HiredisRespSerializer
 
 __all__ = ["with_hiredis_packing"]
 
 C = TypeVar("C", bound=type[AbstractConnection])
 
 
+_SYNC_PACKER = HiredisRespSerializer()
+"""redis-py's own: it splits a command name with literal arguments ("CONFIG GET") as the
+asyncio packer does, and turns hiredis's TypeError into DataError."""
+
+
 class _HiredisPacking:
     def pack_command(self, *args: Any) -> list[bytes]:
-        # a command name with literal arguments in it ("CONFIG GET") is sent as separate
-        # arguments, as redis-py's own packers split it
-        if isinstance(args[0], str):
-            args = (*args[0].encode().split(), *args[1:])
-        elif b" " in args[0]:
-            args = (*args[0].split(), *args[1:])
-        try:
-            return [hiredis.pack_command(args)]
-        except TypeError as exc:
-            raise DataError(f"{exc} (a Redis command's argument must be bytes, str, int or float)") from None
+        return _SYNC_PACKER.pack(*args)
 
 
 _MADE: dict[type, type] = {}
