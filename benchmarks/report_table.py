@@ -7,8 +7,6 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks.quota import ROUNDS
-
 __all__ = ["table"]
 
 Row = tuple[str, str, str, str]
@@ -78,10 +76,9 @@ def _quota(r: dict[str, Any], s: dict[str, Any]) -> list[Row]:
         return [("7 CPU quotas", f"skipped: {q['skipped']}", "", "")]
     return [("7 CPU quotas", f"one worker at {q['cores_per_worker']:g} core, polls/s",
              f"{q['one_worker_polls_per_s']:,.0f}", ""),
-            ("", f"scale_2: two workers over the one-worker passes beside (median of {ROUNDS})", f"{s['scale_2']:.2f}",
-             _ok("scale_2", s["scale_2"])),
-            ("", f"scale_4: four workers over the one-worker passes beside (median of {ROUNDS})", f"{s['scale_4']:.2f}",
-             _ok("scale_4", s["scale_4"])),
+            *[("", f"scale_{k}: {name} workers over the one-worker passes beside (median of "
+                   f"{len(q[f'scale_{k}_passes'])})", f"{s[f'scale_{k}']:.2f}", _ok(f"scale_{k}", s[f"scale_{k}"]))
+              for k, name in ((2, "two"), (4, "four"))],
             ("", "Redis commands per poll, 1 / 2 / 4 workers",
              " / ".join(f"{q[f'redis_commands_per_poll_{k}']:.2f}" for k in (1, 2, 4)), ""),
             ("", "duplicate deliveries (1,000 changes, four workers)", f"{q['duplicates']}",

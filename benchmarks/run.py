@@ -55,7 +55,7 @@ DEFAULT = ALL[:-2]
 
 
 async def run(only: set[str], sizes: Sizes, scratch: Path,
-              event_loop: str = "asyncio", rounds: int = 4) -> dict[str, Any]:
+              event_loop: str = "asyncio", rounds: int = scenarios.POLL_ROUNDS) -> dict[str, Any]:
     data, work = scratch / "data", scratch / "work"
     n_poll, n_total = sizes.poll, sizes.total
     t = time.perf_counter()
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="Rev orders of the rate-budget scenario (the issue's size: 5000)")
     p.add_argument("--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
                    help="the event loop of the workers polling nginx (worker.event_loop)")
-    p.add_argument("--rounds", type=int, default=4,
+    p.add_argument("--rounds", type=int, default=scenarios.POLL_ROUNDS,
                    help="two-worker passes of the polling scenario (each between one-worker passes)")
     p.add_argument("--no-write", action="store_true", help="print only; leave latest.json and the PNGs alone")
     p.add_argument("--json", type=Path, default=None, help="also write the results here (with --no-write too)")

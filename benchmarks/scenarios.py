@@ -26,9 +26,11 @@ from simulator.receivers import WebhookReceiver
 from store import keys
 from store.snapshots import Store, WatchMeta
 
-__all__ = ["Bench", "deliveries", "footprint", "polling", "scan"]
+__all__ = ["POLL_ROUNDS", "Bench", "deliveries", "footprint", "polling", "scan"]
 
 POLLS = "polls:artistree:"
+POLL_ROUNDS = 4
+"""Two-worker passes of the polling scenario, each between one-worker passes (poll_ratio: the median of one more)."""
 
 
 @dataclass
@@ -109,7 +111,7 @@ async def polling(
     n: int,
     raw: Callable[[], Awaitable[float]],
     *,
-    rounds: int = 4,
+    rounds: int = POLL_ROUNDS,
     raw_processes: Callable[[], Awaitable[float]] | None = None,
     changes: int = 2000,
     baselined: bool = False,
