@@ -85,7 +85,7 @@ def queue_updates(
     clear_errors: Sequence[str],
     errors: Sequence[str],
     polled: Sequence[str] = (),
-    listed: Mapping[str, Sequence[str]] | None = None,
+    listed: Sequence[tuple[str, Sequence[str]]] = (),
     booked: Mapping[str, float] | None = None,
     unbooked: Sequence[str] = (),
 ) -> None:
@@ -101,7 +101,7 @@ def queue_updates(
         pipe.hincrby(keys.ERRORS, rkey, 1)
     if polled:
         pipe.zrem(keys.LATE, *polled)
-    for scan, ids in (listed or {}).items():
+    for scan, ids in listed:  # an entry per page
         if ids:
             pipe.rpush(keys.sweep(scan, "cur"), sweeps.entry(ids))
     if unbooked:

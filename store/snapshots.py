@@ -288,7 +288,7 @@ class Store:
         epoch: str | None = None,
         health: BatchHealth | None = None,
         polled: Sequence[str] = (),
-        listed: Mapping[str, Sequence[str]] | None = None,
+        listed: Sequence[tuple[str, Sequence[str]]] = (),
         booked: Mapping[str, float] | None = None,
         unbooked: Sequence[str] = (),
         now: float | None = None,

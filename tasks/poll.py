@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +32,8 @@ from providers.base import Provider
 from store.operational import OperationalEvents
 from store.rates import ProviderLimits
 from store.snapshots import Store, WatchMeta
+from tasks.overlap import Overlap
+from tasks.paced_pages import paced
 from tasks.poll_plan import Plan, PollOutcome, ScanWrites, Seen, UnhealthyLog
 from tasks.rate_slots import place, usable
 from tasks.read_ahead import read_ahead
@@ -237,37 +239,29 @@ class Poller:
 
     # ---- scans ----------------------------------------------------------------------
 
-    async def _paced(self, provider: Provider, pages: AsyncIterator[ScanPage]) -> AsyncIterator[ScanPage]:
-        """A scan's pages, each requested in a slot of the provider's rate schedule, as its
-        resources' fetches are: unpaced, a 50-page sweep at 20 requests/s asked for them as
-        fast as they came and drew 429s. The slot taken for the step that ends the scan
-        (after the last page) sends nothing."""
-        it = aiter(pages)
-        while True:
-            await self.limits.wait_for_slot(
-                await self.limits.reserve(provider.name, 1, provider.settings.requests_per_second), 0)
-            try:
-                page = await anext(it)
-            except StopAsyncIteration:
-                return
-            yield page
-
     async def _poll_scan(self, ref: ResourceRef, meta: WatchMeta, plan: Plan, now: float) -> None:
         provider = self.providers[ref.provider]
         items = _watch(meta, scheduled=False)
         writes = ScanWrites(ref.key, self.scan_lease)
+        pages = Overlap()  # a page's fingerprints are taken while Redis compares the page before
         try:
-            async for page in read_ahead(self._paced(provider, provider.scan(ref, meta.scan or {}))):
-                await self._scan_page(provider, ref, page, items, plan, now)
+            async for page in read_ahead(paced(self.limits, provider, provider.scan(ref, meta.scan or {}))):
+                await pages.add(self._scan_page(provider, ref, page, items, plan, now))
                 if writes.due(plan, time.time()):  # page by page: a 100,000-order scan never holds all of it
+                    await pages.drain()
                     await self._apply(plan, now)
+            await pages.drain()
+            await self._apply(plan, now)  # the last pages' writes (their listing) before the sweep is compared
         except ProviderError as exc:
+            await pages.drain()
             await self._apply(plan, now)  # the pages answered before, then the failure
             await self.store.drop_sweep(ref.key)
             seen = Seen(None, Fetched(ref, exc), _watch(meta))
             decision = decide(None, seen.observed, seen.watch, Batch(provider, now, plan.epoch))
             plan.add(provider.name, seen, decision, now, self._unhealthy)
             return
+        finally:
+            await pages.cancel()  # only left after a failure
         plan.reschedule[ref.key] = now + meta.interval
         # the sweep is whole: what it no longer lists is confirmed, then it becomes the last one
         found = await unlisted(self.store, self._fetch_reserved, provider, ref, items, self.watchdog.gone_checks)
@@ -281,7 +275,7 @@ class Poller:
         if isinstance(page, ListedItems):
             observed = await self._parse_changed_listings(provider, scan, page, plan, now)
         else:
-            plan.listed[scan.key] = [item.ref.key for item in page]
+            plan.listed.append((scan.key, [item.ref.key for item in page]))
             observed = await self._observe_scan_items(provider, page, plan, now)
         states = await self.store.states([o.ref.key for o in observed])
         await self._decide(provider, [Seen(s, o, watch) for o, s in zip(observed, states, strict=True)], plan, now)

@@ -97,8 +97,9 @@ class Plan:
     health: BatchHealth = field(default_factory=BatchHealth)
     polled: list[str] = field(default_factory=list)
     """the batch's resources: no longer late once the batch is written"""
-    listed: dict[str, list[str]] = field(default_factory=dict)
-    """scan rkey -> the ids its page listed (the sweep in progress)"""
+    listed: list[tuple[str, list[str]]] = field(default_factory=list)
+    """(scan rkey, the ids one of its pages listed), a page each, in the order the pages came (the sweep in
+    progress): a page's entry equal to the one of the sweep before is the cheap case of `store.sweeps.unlisted`"""
     booked: dict[str, float] = field(default_factory=dict)
     """rkey -> the rate slot it waits for, past the batch's horizon (tasks/rate_slots.py)"""
     unbooked: list[str] = field(default_factory=list)
@@ -127,9 +128,9 @@ class Plan:
 
     def clear_writes(self) -> None:
         for batch in (self.commits, self.outcomes_of_commits, self.clear_errors, self.errors, self.polled,
-                      self.unbooked):
+                      self.unbooked, self.listed):
             batch.clear()
-        for table in (self.reschedule, self.listed, self.booked):
+        for table in (self.reschedule, self.booked):
             table.clear()
         self.health.clear()
 
