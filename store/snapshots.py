@@ -25,7 +25,7 @@ from store.history import history_entry, pack_snapshot, read_history_entry, unpa
 from store.records import CorruptRecord, ResourceState, WatchMeta, decode_meta, decode_state
 
 __all__ = ["BatchHealth", "Commit", "Committed", "CorruptRecord", "Loaded", "ResourceState", "Store", "WatchMeta",
-           "history_entry", "pack_snapshot", "read_history_entry", "unpack_snapshot"]
+           "history_entry", "lease_until", "pack_snapshot", "read_history_entry", "unpack_snapshot"]
 
 log = logging.getLogger("statehook.store")
 
@@ -46,6 +46,12 @@ class Loaded:
     """rkeys whose watch meta cannot be read: logged, counted and skipped"""
     booked: dict[str, float] = field(default_factory=dict)
     """rkey -> the provider rate slot it booked (tasks/rate_slots.py), for those that have one"""
+
+
+def lease_until(until: float, lease: float) -> float:
+    """The score a claim up to `until` leases its resources with: one value per claim, by
+    which `Store.release_lease` finds them again."""
+    return until + lease
 
 
 def _slots(rkeys: Sequence[str], raw: Sequence[bytes | None]) -> dict[str, float]:
@@ -75,6 +81,7 @@ class Store:
         self.history_length = history_length
         self._commit = scripts.register(redis, "commit_poll")
         self._lease = scripts.register(redis, "lease_due")
+        self._release = scripts.register(redis, "release_lease")
         self._listed = scripts.register(redis, "match_listed")
         self._end_sweep = scripts.register(redis, "end_sweep")
         self._metas: dict[bytes, WatchMeta] = {}
@@ -136,8 +143,15 @@ class Store:
         """Claims what is due by `until` (leasing it for `lease` seconds past `until`);
         returns (rkey, due time) in due order, so that a poll can wait for its time. What is
         claimed is late (`sh:late`, at the due time of its first claim) until it is polled."""
-        raw = await self._lease(keys=[keys.DUE, keys.LATE], args=[until, until + lease, limit])
+        raw = await self._lease(keys=[keys.DUE, keys.LATE], args=[until, lease_until(until, lease), limit])
         return [(raw[i].decode(), float(raw[i + 1])) for i in range(0, len(raw), 2)]
+
+    async def release_lease(self, leased_until: float, due: float) -> int:
+        """What a claim leased until `leased_until` (`lease_until`) and nothing has
+        rescheduled since is due at `due`; returns how many. For a claim whose answer was
+        lost (a hung Redis runs what was sent to it once it resumes): its resources would
+        otherwise wait out their lease unpolled."""
+        return int(await self._release(keys=[keys.DUE], args=[leased_until, due]))
 
     # ---- poll batch reads ------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from model.resources import ResourceRef
 from store.circuit import Circuits
 from store.deliveries import Deliveries
 from store.operational import OperationalEvents
+from store.snapshots import lease_until
 from store.watchdog import LateWatches
 from tasks.batch_delivery import BatchResult, deliver_batch
 from tasks.circuit import CircuitDeps, Gate
@@ -84,11 +85,14 @@ async def schedule_due(ctx: dict[str, Any]) -> int:
 async def _schedule(redis: ArqRedis, rt: Runtime) -> int:
     tuning = rt.config.settings.worker
     now = time.time()
+    await rt.claims.release(now)
     # claim up to the next tick too, and defer each batch to its first due time: a resource is
     # polled when it is due, not up to one tick later (the tick added to the change latency)
-    claimed = await rt.store.claim_due_times(now + SCHEDULE_TICK, tuning.poll_lease, tuning.schedule_max_per_tick)
-    # one round trip for the tick's jobs: one by one, they reached the queue over ~2 s
-    await enqueue_polls(redis, plan_polls(claimed, now, tuning.poll_batch_size), now)
+    until = now + SCHEDULE_TICK
+    with rt.claims.claiming(lease_until(until, tuning.poll_lease)):
+        claimed = await rt.store.claim_due_times(until, tuning.poll_lease, tuning.schedule_max_per_tick)
+        # one round trip for the tick's jobs: one by one, they reached the queue over ~2 s
+        await enqueue_polls(redis, plan_polls(claimed, now, tuning.poll_batch_size), now)
     await _check_overdue(rt, now)
     return len(claimed)
 

@@ -34,6 +34,7 @@ from store.snapshots import Store, WatchMeta
 from store.stats import StatsRecorder
 from tasks.dispatch import Dispatcher
 from tasks.poll import Poller, PollOutcome
+from worker.claims_in_doubt import ClaimsInDoubt
 from worker.fair_pickup import poll_room
 from worker.outage import Outage, is_redis_down
 from worker.queue import dispatcher_for
@@ -83,6 +84,11 @@ class Runtime:
     recorder: StatsRecorder = field(default_factory=StatsRecorder)
     live_workers: int = 1
     """how many workers the last heartbeat counted (each takes its share of the providers' concurrency)"""
+    claims: ClaimsInDoubt = field(init=False)
+    """this process's scheduler claims whose answer Redis lost (worker/claims_in_doubt.py)"""
+
+    def __post_init__(self) -> None:
+        self.claims = ClaimsInDoubt(self.store)
 
     @classmethod
     async def start(cls, config: Config, redis: ArqRedis, *, run_dispatcher: bool = True,
@@ -235,10 +241,12 @@ class Runtime:
 
     async def _after_outage(self) -> None:
         """Right after Redis answers again: a heartbeat (so /healthz and the other workers see
-        this one at once, on the master that now serves) and a look at the dataset."""
+        this one at once, on the master that now serves), a look at the dataset, and the
+        claims that the outage left in doubt due again."""
         self._beat_now.set()
         try:
             await self.check_dataset()
+            await self.claims.release(time.time())
         except Exception as exc:
             if not is_redis_down(exc):
                 log.exception("checking the dataset after an outage failed")
