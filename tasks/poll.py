@@ -13,6 +13,7 @@ batch saw of its provider's health goes to the watchdog (tasks/watchdog.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -253,7 +254,8 @@ class Poller:
             await pages.drain()
             await self._apply(plan, now)  # the last pages' writes (their listing) before the sweep is compared
         except ProviderError as exc:
-            await pages.drain()
+            with contextlib.suppress(ProviderError):  # a page in flight failing too says no more than this
+                await pages.drain()
             await self._apply(plan, now)  # the pages answered before, then the failure
             await self.store.drop_sweep(ref.key)
             seen = Seen(None, Fetched(ref, exc), _watch(meta))
