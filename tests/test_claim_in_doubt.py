@@ -84,3 +84,10 @@ async def test_a_release_moves_only_what_still_holds_the_lease(redis: aioredis.R
     assert await Store(redis).release_lease(leased, 500.0) == 2
     scores = {k.decode(): s for k, s in await redis.zrange(keys.DUE, 0, -1, withscores=True)}
     assert scores == {"a": 500.0, "b": 500.0, "polled since": 2_000.0, "other claim": leased + 0.001}
+
+
+async def test_a_tick_that_failed_for_another_reason_leaves_nothing_in_doubt(redis: aioredis.Redis) -> None:
+    claims = ClaimsInDoubt(Store(redis))
+    with pytest.raises(ValueError), claims.claiming(lease_until(1_000.0, LEASE)):
+        raise ValueError("a job that cannot be enqueued")  # would fail again at every tick
+    assert claims.leases == frozenset()

@@ -6,8 +6,8 @@ up without knowing whether the claim was made: a hung Redis runs the commands se
 once it resumes, though the client that sent them has long timed out. A claim made so
 leaves its resources leased, with no job to poll them, for the whole `poll_lease`. Each
 claim's lease is a score no other claim writes (`store.snapshots.lease_until`), so the
-process keeps the lease of every tick that did not end well and, at its next tick or when
-Redis answers again, makes whatever still holds that lease due at once
+process keeps the lease of every tick that Redis failed or hung on and, at its next tick
+or when Redis answers again, makes whatever still holds that lease due at once
 (`Store.release_lease`). A claim that was never made releases nothing; one whose jobs were
 enqueued after all gets polled twice, which a poll's guarded commit makes harmless.
 """
@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterator
 
 from store.snapshots import Store
+from store.unavailable import is_redis_down
 
 __all__ = ["ClaimsInDoubt"]
 
@@ -36,12 +37,15 @@ class ClaimsInDoubt:
 
     @contextlib.contextmanager
     def claiming(self, leased_until: float) -> Iterator[None]:
-        """Around a claim and the enqueue of its jobs: in doubt when either failed (a claim in
-        flight is not, so that a release running beside it leaves it alone)."""
+        """Around a claim and the enqueue of its jobs: in doubt when either failed because
+        Redis was down or hung (a claim in flight is not, so that a release running beside it
+        leaves it alone). Any other failure is not Redis losing an answer: it would only fail
+        again, so its resources wait out their lease as before."""
         try:
             yield
-        except BaseException:
-            self._leases.add(leased_until)
+        except Exception as exc:
+            if is_redis_down(exc):
+                self._leases.add(leased_until)
             raise
 
     async def release(self, now: float) -> int:
