@@ -39,7 +39,7 @@ from model.resources import ResourceRef
 from notifiers.templates import sample_event
 from providers.artistree import ArtistreeProvider
 from simulator.artistree import ArtistreeSim
-from store import keys
+from store import keys, record_frame
 from store.deliveries import Attempt, Deliveries, DeliveryRecords
 from store.history import history_entry, pack_snapshot
 from store.records import encode_state
@@ -103,10 +103,11 @@ async def _timeline(redis: aioredis.Redis, rkey: str) -> None:
     resource = {**base.resource, "key": rkey, "id": ref.id}
     deliveries = Deliveries(redis)
     records = DeliveryRecords()
+    entries: list[bytes] = []
     for seq in range(1, HISTORY + 1):
         event = replace(base, id=f"evt_bench_{seq:04d}", seq=seq, provider="artistree", resource=resource,
                         type="artistree.order.state_changed")
-        await redis.lpush(keys.history(rkey), history_entry(rkey, event))  # type: ignore[misc]
+        entries.insert(0, history_entry(rkey, event))
         dead = seq % 10 == 0  # every tenth event's retries ran out
         for attempt in range(1, ATTEMPTS + 1):
             ok = attempt == ATTEMPTS and not dead
@@ -115,6 +116,8 @@ async def _timeline(redis: aioredis.Redis, rkey: str) -> None:
         if dead:
             await deliveries.dead_letter(event.to_json(), "hook", "gave up after 3 attempts: HTTP 503", 503, 3)
     await deliveries.write(records)
+    snapshot = await redis.get(keys.snapshot(rkey))
+    await redis.set(keys.snapshot(rkey), record_frame.join(snapshot, entries))
     for i in range(DEAD_LETTERS):
         await deliveries.dead_letter(replace(base, id=f"evt_dead_{i:05d}").to_json(), "hook", "HTTP 500", 500, 8)
 

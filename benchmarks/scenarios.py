@@ -212,13 +212,13 @@ async def _reached(redis: aioredis.Redis, name: str, n: int) -> bool:
 async def _changes_delivered_once(b: Bench, rkeys: Sequence[str]) -> dict[str, Any]:
     """Every order of `rkeys` (watched and baselined) changes state at the provider; every
     worker may poll it; the receiver must see each change exactly once."""
+    before = await _record_bytes(b.redis, rkeys[:200])
     for rkey in rkeys:
         b.orders.rewrite_state(ResourceRef.parse(rkey).id, "Action Required")
     await timed_pass(b.redis, rkeys, "changed")
     await wait_until(lambda: _count(b.receiver, len(rkeys)), 60, "deliveries of the changes")
     counts = b.receiver.unique_ids()
-    sample = [keys.history(k) for k in rkeys[:200]]
-    history = [int(await b.redis.memory_usage(k) or 0) for k in sample]
+    history = [a - b for a, b in zip(await _record_bytes(b.redis, rkeys[:200]), before, strict=True)]
     for rkey in rkeys:  # the files go back to what the other scenarios expect
         b.orders.rewrite_state(ResourceRef.parse(rkey).id, "In Progress")
     return {
@@ -366,15 +366,25 @@ async def footprint(b: Bench, n: int, *, history_sample: int = 200) -> dict[str,
     }
 
 
+async def _record_bytes(redis: aioredis.Redis, rkeys: Sequence[str]) -> list[int]:
+    """MEMORY USAGE of each resource's record and old timeline list together (the list is
+    gone once the record holds the timeline: store/record_frame.py)."""
+    return [sum([int(await redis.memory_usage(key) or 0) for key in (keys.snapshot(k), keys.old_timeline(k))])
+            for k in rkeys]
+
+
 async def _history_bytes(b: Bench, rkeys: Sequence[str]) -> float:
-    """Mean MEMORY USAGE of the history lists of `rkeys` after each order changed state once
-    (as `_changes_delivered_once` measures it in scenario 6); the files go back after."""
+    """What one event's timeline entry adds to the bytes of each of `rkeys` (their records'
+    MEMORY USAGE after each order changed state once, less before; as `_changes_delivered_once`
+    measures it in scenario 6); the files go back after."""
+    before = await _record_bytes(b.redis, rkeys)
     for rkey in rkeys:
         b.orders.rewrite_state(ResourceRef.parse(rkey).id, "Action Required")
     try:
         await timed_pass(b.redis, rkeys, "changed")
         await wait_until(lambda: _count(b.receiver, len(rkeys)), 60, "deliveries of the changes")
-        return statistics.mean([int(await b.redis.memory_usage(keys.history(k)) or 0) for k in rkeys])
+        after = await _record_bytes(b.redis, rkeys)
+        return statistics.mean(a - b for a, b in zip(after, before, strict=True))
     finally:
         for rkey in rkeys:
             b.orders.rewrite_state(ResourceRef.parse(rkey).id, "In Progress")

@@ -61,7 +61,7 @@ async def queue_commit(script: AsyncScript, pipe: Pipeline, commit: Commit, *, h
     """Queue `commit` on `pipe`; its reply is 1 when it was made, 0 when it was refused."""
     rkey = commit.ref.key
     await script(
-        keys=[keys.STATE, keys.snapshot(rkey), keys.OUTBOX, keys.DUE, keys.history(rkey), keys.EPOCH],
+        keys=[keys.STATE, keys.snapshot(rkey), keys.OUTBOX, keys.DUE, keys.old_timeline(rkey), keys.EPOCH],
         args=[
             rkey,
             encode_state(commit.expected) if commit.expected else "",

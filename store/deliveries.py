@@ -36,7 +36,7 @@ from store.history import note_entry
 from store.operational import OperationalEvents
 from store.scripts import register
 from store.stats import DeliveryOutcome, StatsRecorder
-from store.timeline import queue_timeline_entry
+from store.timeline import TimelineWriter
 
 __all__ = ["ATTEMPTS_KEPT", "ATTEMPTS_TTL", "Attempt", "DeadLetter", "Deliveries", "DeliveryRecords", "ReplayEntry"]
 
@@ -150,6 +150,7 @@ class Deliveries:
         self.redis = redis
         self.operational = operational if operational is not None else OperationalEvents(redis)
         self._remove = register(redis, "remove_dead_letters")
+        self._timeline = TimelineWriter(redis)
 
     # -- attempts and stats ----------------------------------------------------------------
 
@@ -278,7 +279,7 @@ class Deliveries:
                                   f"dead letter replayed to {entry.destination}", seq=entry.seq,
                                   event_id=entry.event_id,
                                   data={"destination": entry.destination, "dead_letter": entry.entry_id})
-                queue_timeline_entry(pipe, entry.rkey, note, history_length)
+                await self._timeline.queue(pipe, entry.rkey, note, history_length)
             await pipe.execute()
 
     async def purge_dead_letters(self) -> int:

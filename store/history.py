@@ -11,7 +11,7 @@ import orjson
 from core.events import event_id, utc_iso
 from model.events import Event
 from model.resources import Snapshot
-from store import snapshot_codec
+from store import record_frame, snapshot_codec
 from store.records import CorruptRecord
 
 __all__ = ["NOTE_KINDS", "history_entry", "note_entry", "pack_snapshot", "read_history_entry", "unpack_snapshot"]
@@ -26,11 +26,15 @@ def pack_snapshot(canonical_bytes: bytes) -> bytes:
 
 
 def unpack_snapshot(raw: bytes | None, key: str = "snapshot") -> Snapshot | None:
-    """Raises CorruptRecord (naming `key`) for a value that is not a packed snapshot."""
+    """The snapshot of a resource's record as stored (store/record_frame.py; None for none).
+    Raises CorruptRecord (naming `key`) for a value that is not a record with a packed snapshot."""
     if raw is None:
         return None
     try:
-        snap: Snapshot = orjson.loads(snapshot_codec.unpack(raw))
+        packed = record_frame.split(raw).snapshot
+        if packed is None:
+            return None
+        snap: Snapshot = orjson.loads(snapshot_codec.unpack(packed))
     except Exception as exc:  # zlib.error, a JSON error, a codec's own check: all one thing here
         raise CorruptRecord(key, f"not a snapshot: {type(exc).__name__}") from None
     if not isinstance(snap, dict):

@@ -22,7 +22,7 @@ __all__ = [
     "WORKER_BEATS",
     "attempts",
     "delivery_mark",
-    "history",
+    "old_timeline",
     "pause",
     "snapshot",
     "throttle",
@@ -48,10 +48,13 @@ EPOCH = PREFIX + "epoch"          # STRING: this dataset's random name, set once
 
 
 def snapshot(rkey: str) -> str:
+    """STRING: the resource's record, its packed snapshot and its timeline (store/record_frame.py)."""
     return f"{PREFIX}snap:{rkey}"
 
 
-def history(rkey: str) -> str:
+def old_timeline(rkey: str) -> str:
+    """LIST: a resource's timeline as statehook kept it before the timeline moved into the
+    record; read beside the record, and moved into it by the next entry written."""
     return f"{PREFIX}h:{rkey}"
 
 

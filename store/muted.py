@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from store import keys
 from store.history import note_entry
 from store.stats import StatsRecorder
-from store.timeline import queue_timeline_entry
+from store.timeline import TimelineWriter
 
 __all__ = ["MutedDelivery", "MutedLog"]
 
@@ -32,6 +32,7 @@ class MutedDelivery:
 class MutedLog:
     def __init__(self, redis: aioredis.Redis, *, history_length: int = 50) -> None:
         self.redis = redis
+        self._timeline = TimelineWriter(redis)
         self.history_length = history_length
 
     async def record(self, muted: Sequence[MutedDelivery], at: float) -> None:
@@ -42,7 +43,7 @@ class MutedLog:
             for m in muted:
                 stats.silenced(m.destination)
                 entry = note_entry("silenced", at, m.summary, seq=m.seq, event_id=m.event_id, data=m.data)
-                queue_timeline_entry(pipe, m.rkey, entry, self.history_length)
+                await self._timeline.queue(pipe, m.rkey, entry, self.history_length)
             for name, value in stats.drain().items():
                 pipe.hincrby(keys.STATS, name, value)
             await pipe.execute()

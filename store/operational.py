@@ -19,7 +19,7 @@ from model.operational import Subject
 from store import keys
 from store.history import history_entry
 from store.stats import StatsRecorder
-from store.timeline import queue_timeline_entry
+from store.timeline import TimelineWriter
 
 __all__ = ["DEFAULT_THROTTLE", "OperationalEvents"]
 
@@ -34,6 +34,7 @@ class OperationalEvents:
     def __init__(self, redis: aioredis.Redis, *, throttle: float = DEFAULT_THROTTLE, history_length: int = 50,
                  clock: Any = time.time) -> None:
         self.redis = redis
+        self._timeline = TimelineWriter(redis)
         self.throttle = throttle
         self.history_length = history_length
         self.clock = clock
@@ -54,7 +55,7 @@ class OperationalEvents:
         recorder.event(event.provider, event.type)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xadd(keys.OUTBOX, {_FIELD: event.to_json()})
-            queue_timeline_entry(pipe, subject.key, history_entry(subject.key, event), self.history_length)
+            await self._timeline.queue(pipe, subject.key, history_entry(subject.key, event), self.history_length)
             for name, n in recorder.drain().items():
                 pipe.hincrby(keys.STATS, name, n)
             await pipe.execute()

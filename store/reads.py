@@ -23,6 +23,7 @@ from store import keys
 from store.deliveries import DeadLetter
 from store.records import decode_state
 from store.snapshots import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
+from store.timeline import read_timelines, timeline_of
 from store.unavailable import is_redis_down, redis_problem
 
 __all__ = ["ProviderHealth", "Reads", "ResourceRecords", "ResourceRow", "Unreadable", "WatchEntry", "WatchPage",
@@ -177,14 +178,15 @@ class Reads:
             pipe.hget(keys.ERRORS, rkey)
             pipe.zscore(keys.DUE, rkey)
             pipe.get(keys.snapshot(rkey))
-            pipe.lrange(keys.history(rkey), 0, history - 1)
-            meta_raw, state_raw, errors, due, snap_raw, hist_raw = await pipe.execute()
+            pipe.lrange(keys.old_timeline(rkey), 0, history - 1)
+            meta_raw, state_raw, errors, due, snap_raw, old_raw = await pipe.execute()
         if meta_raw is None and state_raw is None and snap_raw is None:
             return None
         meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, meta_raw)
         state = bad.read(f"{keys.STATE}[{rkey}]", decode_state, state_raw)
         snapshot = bad.read(keys.snapshot(rkey), unpack_snapshot, snap_raw)
-        timeline = [bad.read(keys.history(rkey), _timeline_entry, x, rkey) for x in hist_raw]
+        entries = bad.read(keys.snapshot(rkey), timeline_of, rkey, snap_raw, old_raw, history) or []
+        timeline = [bad.read(f"{keys.snapshot(rkey)} (timeline)", _timeline_entry, x, rkey) for x in entries]
         return ResourceRecords(
             meta=meta,
             state=state,
@@ -217,17 +219,14 @@ class Reads:
 
     async def timeline_heads(self, rkeys: Sequence[str]) -> list[bytes | None]:
         """The newest timeline entry of each resource (None: no timeline), one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for rkey in rkeys:
-                pipe.lindex(keys.history(rkey), 0)
-            return list(await pipe.execute())
+        return [t[0] if t else None for t in await self.timelines(rkeys, 1)]
 
     async def timelines(self, rkeys: Sequence[str], limit: int) -> list[list[bytes]]:
-        """The `limit` newest timeline entries of each resource, newest first, one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for rkey in rkeys:
-                pipe.lrange(keys.history(rkey), 0, limit - 1)
-            return list(await pipe.execute())
+        """The `limit` newest timeline entries of each resource, newest first, one round trip;
+        an unreadable record is logged, counted and read as no timeline."""
+        read = await read_timelines(self.redis, rkeys, limit)
+        await Store(self.redis).count_corrupt([t for t in read if isinstance(t, CorruptRecord)])
+        return [t if isinstance(t, list) else [] for t in read]
 
     async def newest_outbox(self, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """The `count` newest outbox entries, oldest first."""

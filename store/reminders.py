@@ -191,7 +191,7 @@ class Reminders:
         outcome = await self._fire(
             keys=[keys.reminder_record(armed.member), keys.REMINDER_DUE, keys.reminders_of(rkey),
                   keys.reminder_ack(rkey), keys.REMINDER_SEEN, keys.STATE, keys.META, keys.OUTBOX,
-                  keys.history(rkey), keys.STATS],
+                  keys.snapshot(rkey), keys.old_timeline(rkey), keys.STATS],
             args=[armed.member, rkey, armed.sent, armed.state, repr(next_due), reminder.to_json(), note,
                   self.history_length, stat],
         )
@@ -272,7 +272,8 @@ class Reminders:
                               data={"author": author, "comment": comment, "state": state,
                                     "reminders": len(of_state)})
             stopped = int(await self._ack(
-                keys=[keys.reminders_of(rkey), keys.reminder_ack(rkey), keys.REMINDER_DUE, keys.history(rkey)],
+                keys=[keys.reminders_of(rkey), keys.reminder_ack(rkey), keys.REMINDER_DUE, keys.snapshot(rkey),
+                      keys.old_timeline(rkey)],
                 args=[state, author, comment, repr(now), note, self.history_length, keys.REMINDER_RECORD]))
             if stopped:
                 return AckResult(known=True, stopped=stopped, state=state)

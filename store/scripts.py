@@ -1,5 +1,8 @@
 """The store's Lua scripts, one file each in store/lua/, read once per process.
 
+A line `--#include NAME` is replaced by the text of store/lua/NAME.lua: the Lua a few
+scripts share (`_record.lua`, the resource record's one writer) is written once.
+
 `register` gives a script bound to a client: redis-py sends it by its SHA (EVALSHA) and
 loads it into a Redis that does not know it yet, so a restarted or failed-over server
 needs nothing from us.
@@ -8,6 +11,7 @@ needs nothing from us.
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 
 import redis.asyncio as aioredis
@@ -16,10 +20,14 @@ from redis.commands.core import AsyncScript
 __all__ = ["register", "source"]
 
 
+_INCLUDE = re.compile(r"^--#include (\w+)$", re.MULTILINE)
+
+
 @functools.cache
 def source(name: str) -> str:
-    """The text of store/lua/<name>.lua."""
-    return resources.files("store").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    """The text of store/lua/<name>.lua, its includes in place."""
+    text = resources.files("store").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+    return _INCLUDE.sub(lambda m: source(m.group(1)), text)
 
 
 def register(redis: aioredis.Redis, name: str) -> AsyncScript:

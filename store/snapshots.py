@@ -23,6 +23,7 @@ from store import keys, scripts, sweeps
 from store.commit import BatchHealth, Commit, HealthReplies, queue_commit, queue_health, queue_updates, read_health
 from store.history import history_entry, pack_snapshot, read_history_entry, unpack_snapshot
 from store.records import CorruptRecord, ResourceState, WatchMeta, decode_meta, decode_state
+from store.timeline import read_timelines
 
 __all__ = ["BatchHealth", "Commit", "Committed", "CorruptRecord", "Loaded", "ResourceState", "Store", "WatchMeta",
            "history_entry", "lease_until", "pack_snapshot", "read_history_entry", "unpack_snapshot"]
@@ -366,13 +367,16 @@ class Store:
         return {k.decode(): int(v) for k, v in (await self.redis.hgetall(keys.STATS)).items()}  # type: ignore[misc]
 
     async def history(self, rkey: str, limit: int = 50) -> list[dict[str, Any]]:
-        raw = await self.redis.lrange(keys.history(rkey), 0, limit - 1)  # type: ignore[misc]
+        (raw,) = await read_timelines(self.redis, [rkey], limit)
+        if isinstance(raw, CorruptRecord):
+            await self.count_corrupt([raw])
+            return []
         out, bad = [], []
         for entry in raw:
             try:
                 out.append(read_history_entry(entry, rkey))
             except (ValueError, TypeError) as exc:
-                bad.append(CorruptRecord(keys.history(rkey), f"not a timeline entry: {type(exc).__name__}"))
+                bad.append(CorruptRecord(keys.snapshot(rkey), f"not a timeline entry: {type(exc).__name__}"))
         await self.count_corrupt(bad)
         return out
 

@@ -1,19 +1,63 @@
-"""Writing to a resource's timeline outside the commit script (which writes the committed
-events): statehook's own operational events and the notes about an event (store/history.py
-spells both entries). One place keeps the list to its length."""
+"""A resource's timeline, where it is kept: inside the resource's record (store/record_frame.py),
+or, for one written before the timeline moved there, in its old list until the next entry.
+
+Writing outside the commit script (which writes the committed events): statehook's own
+operational events and the notes about an event (store/history.py spells both entries), by
+store/lua/timeline_push.lua, which keeps the timeline to its length as the commit does.
+Reading: the record and the old list together, one round trip for any number of resources.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from store import keys
+from store import keys, record_frame, scripts
+from store.records import CorruptRecord
 
-__all__ = ["queue_timeline_entry"]
+__all__ = ["TimelineWriter", "read_timelines", "timeline_of"]
 
 
-def queue_timeline_entry(pipe: Pipeline, rkey: str, entry: bytes, history_length: int) -> None:
-    """Queue `entry` at the head of `rkey`'s timeline on `pipe`, the list kept to
-    `history_length` entries like the commit script keeps it (0: no timeline)."""
-    if history_length > 0:
-        pipe.lpush(keys.history(rkey), entry)
-        pipe.ltrim(keys.history(rkey), 0, history_length - 1)
+class TimelineWriter:
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self._push = scripts.register(redis, "timeline_push")
+
+    async def queue(self, pipe: Pipeline, rkey: str, entry: bytes, history_length: int) -> None:
+        """Queue `entry` at the head of `rkey`'s timeline on `pipe`, the timeline kept to
+        `history_length` entries (0: no timeline, nothing queued)."""
+        if history_length > 0:
+            await self._push(keys=[keys.snapshot(rkey), keys.old_timeline(rkey)],
+                             args=[entry, history_length], client=pipe)
+
+
+def timeline_of(rkey: str, raw: bytes | None, old: Sequence[bytes], limit: int) -> list[bytes]:
+    """The `limit` newest entries of `rkey`'s timeline, from its record as read and its old
+    list (read in the same round trip). Raises CorruptRecord for a record that is not one."""
+    if raw is None:
+        return list(old[:limit])
+    try:
+        record = record_frame.split(raw)
+    except ValueError as exc:
+        raise CorruptRecord(keys.snapshot(rkey), str(exc)) from None
+    return record.entries[:limit] if record.framed else list(old[:limit])
+
+
+async def read_timelines(redis: aioredis.Redis, rkeys: Sequence[str], limit: int) -> list[list[bytes] | CorruptRecord]:
+    """The `limit` newest entries of each of `rkeys`' timelines, newest first; a resource whose
+    record cannot be read gets its CorruptRecord instead."""
+    if not rkeys:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.mget([keys.snapshot(r) for r in rkeys])
+        for rkey in rkeys:
+            pipe.lrange(keys.old_timeline(rkey), 0, limit - 1)
+        raws, *olds = await pipe.execute()
+    out: list[list[bytes] | CorruptRecord] = []
+    for rkey, raw, old in zip(rkeys, raws, olds, strict=True):
+        try:
+            out.append(timeline_of(rkey, raw, old, limit))
+        except CorruptRecord as exc:
+            out.append(exc)
+    return out

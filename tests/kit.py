@@ -13,9 +13,17 @@ import redis.asyncio as aioredis
 from config import Config, load_config
 from config.toml_out import toml_array, toml_table, toml_value
 from store import keys
+from store.timeline import read_timelines
 from worker.settings import make_worker
 
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+async def timeline(redis: aioredis.Redis, rkey: str) -> list[bytes]:
+    """`rkey`'s whole timeline as stored, newest first (store/timeline.py)."""
+    (entries,) = await read_timelines(redis, [rkey], 10_000)
+    assert isinstance(entries, list), entries
+    return entries
 
 
 

@@ -24,7 +24,7 @@ from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
 
 from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
-from store import keys
+from store import keys, record_frame
 from store.snapshots import Store, WatchMeta
 from tests import test_api
 from tests.conftest import free_port, wait_for
@@ -237,9 +237,8 @@ async def poison(redis: aioredis.Redis) -> None:
     await redis.hset(keys.META, mapping={NOT_JSON: b"not json", NULL_INTERVAL: b'{"i": null}'})
     await redis.zadd(keys.DUE, {NOT_JSON: time.time(), NULL_INTERVAL: time.time()})
     await redis.hset(keys.STATE, BAD_STATE, b"no-pipes-here")
-    await redis.set(keys.snapshot(BAD_STATE), b"\x00 not a snapshot")
-    await redis.rpush(keys.history(BAD_STATE), b"not json", orjson.dumps([1, 1700000000, "rev.order.state_changed",
-                                                                          "info", "a change", "evt_1"]))
+    await redis.set(keys.snapshot(BAD_STATE), record_frame.join(b"\x07 not a snapshot", [
+        b"not json", orjson.dumps([1, 1700000000, "rev.order.state_changed", "info", "a change", "evt_1"])]))
     await redis.rpush(keys.attempts("evt_1"), b"{broken", orjson.dumps({"destination": "hook", "ok": True}))
     await redis.xadd(keys.OUTBOX, {"e": b"not json"})
     await redis.xadd(keys.OUTBOX, {"e": orjson.dumps({"id": "evt_2", "type": "rev.order.state_changed"})})
@@ -280,7 +279,7 @@ async def test_unreadable_records_are_skipped_logged_with_their_key_and_counted(
         assert status == 503 and body["reason"] == "no worker heartbeat"
 
     messages = "\n".join(r.getMessage() for r in caplog.records)
-    for key in (f"{keys.STATE}[{BAD_STATE}]", keys.snapshot(BAD_STATE), keys.history(BAD_STATE),
+    for key in (f"{keys.STATE}[{BAD_STATE}]", keys.snapshot(BAD_STATE), f"{keys.snapshot(BAD_STATE)} (timeline)",
                 keys.attempts("evt_1"), f"{keys.OUTBOX}[", f"{keys.WORKER_BEATS}[broken-1]",
                 f"{keys.STATS}[polls:rev:odd]"):
         assert key in messages, key

@@ -62,7 +62,7 @@ def seed(redis_url: str) -> None:
         client.hset(keys.META, rkey, b'{"i": 60.0}')
         client.zadd(keys.DUE, {rkey: time.time() + 3600})
         entry = [1, 1700000000, "rev.order.state_changed", "info", "Transcribing -> Complete", "evt_fuzz1"]
-        client.rpush(keys.history(rkey), orjson.dumps(entry))
+        client.rpush(keys.old_timeline(rkey), orjson.dumps(entry))
         client.rpush(keys.attempts("evt_fuzz1"), orjson.dumps({"destination": "hook", "ok": True}))
         client.xadd(keys.OUTBOX, {"e": orjson.dumps({"id": "evt_fuzz1", "type": "rev.order.state_changed"})})
     finally:

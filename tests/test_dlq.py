@@ -20,7 +20,7 @@ from store import keys
 from store.deliveries import Deliveries
 from store.history import read_history_entry
 from tests.conftest import wait_for
-from tests.kit import WHSEC, running_worker, write_config
+from tests.kit import WHSEC, running_worker, timeline, write_config
 from tests.test_routes import equals, event, publish
 from worker.cli import app
 from worker.delivery_ops import list_dead_letters, purge_dead_letters, replay_dead_letters
@@ -71,7 +71,7 @@ async def test_a_replay_from_the_dead_letter_stream_delivers_once(
     assert [d["id"] for d in await list_dead_letters(redis)] == [second["id"]]
     # the resource's timeline notes the replay once, naming the destination and the dead letter
     notes = [read_history_entry(raw, failed("ord-1").rkey)
-             for raw in await redis.lrange(keys.history(failed("ord-1").rkey), 0, -1)]
+             for raw in await timeline(redis, failed("ord-1").rkey)]
     noted = {"destination": "hook", "dead_letter": first["id"]}
     assert [(n["type"], n["note"]) for n in notes] == [("replayed", noted)]
     assert notes[0]["id"] == failed("ord-1").id

@@ -76,7 +76,7 @@ def test_a_detection_time_in_another_format_is_kept_as_it_was() -> None:
 async def test_store_history_and_the_resource_view_read_the_entries_a_commit_wrote(redis: aioredis.Redis) -> None:
     store = Store(redis)
     first, second = _event(0), _event(1)
-    await redis.lpush(keys.history(REF.key), orjson.dumps(orjson.loads(history_entry(REF.key, first))[:5]))
+    await redis.lpush(keys.old_timeline(REF.key), orjson.dumps(orjson.loads(history_entry(REF.key, first))[:5]))
     await store.add_watches([(REF.key, WatchMeta(interval=60))])
     commit = Commit(REF, None, ResourceState("e" * 24, 2, NOW), pack_snapshot(b"{}"), DueAt(NOW + 60), [second])
     assert await store.commit([commit]) == [True]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import redis.asyncio as aioredis
 
 from model.events import Event, Severity
@@ -9,7 +10,8 @@ from model.operational import PROVIDER_RECOVERED, PROVIDER_UNHEALTHY, Subject
 from store import keys
 from store.history import note_entry
 from store.operational import OperationalEvents
-from store.timeline import queue_timeline_entry
+from store.timeline import TimelineWriter
+from tests.kit import timeline
 
 
 async def _outbox(redis: aioredis.Redis) -> list[Event]:
@@ -28,7 +30,7 @@ async def test_a_condition_emits_once_per_transition(redis: aioredis.Redis) -> N
     assert [e.type for e in events] == [PROVIDER_UNHEALTHY, PROVIDER_RECOVERED, PROVIDER_UNHEALTHY]
     assert [e.seq for e in events] == [1, 2, 3] and len({e.id for e in events}) == 3
     assert events[0].data == {"reason": "401"} and events[0].resource["key"] == "statehook:provider:rev"
-    assert await redis.llen(keys.history(rev.key)) == 3
+    assert len(await timeline(redis, rev.key)) == 3
 
 
 async def test_the_throttle_holds_repeats(redis: aioredis.Redis) -> None:
@@ -39,9 +41,10 @@ async def test_the_throttle_holds_repeats(redis: aioredis.Redis) -> None:
 
 
 async def test_a_note_joins_the_timeline_kept_to_its_length(redis: aioredis.Redis) -> None:
+    writer = TimelineWriter(redis)
     for at in (1.0, 2.0, 3.0):
         async with redis.pipeline(transaction=True) as pipe:
             entry = note_entry("acknowledged", at, "by ops", seq=0, event_id="", data={})
-            queue_timeline_entry(pipe, "rev:order:1", entry, 2)
+            await writer.queue(pipe, "rev:order:1", entry, 2)
             await pipe.execute()
-    assert await redis.llen(keys.history("rev:order:1")) == 2
+    assert [orjson.loads(e)[1] for e in await timeline(redis, "rev:order:1")] == [3, 2]

@@ -30,7 +30,7 @@ from store.stats import parse_stats
 from tasks.reminders import ReminderStep
 from tests import test_api
 from tests.conftest import wait_for
-from tests.kit import WHSEC, running_worker, write_config
+from tests.kit import WHSEC, running_worker, timeline, write_config
 from tests.test_api import AUTH, api_config, call, serving
 from tests.test_routes import Clock, deliveries, event, publish
 from worker.cli import app
@@ -73,7 +73,7 @@ async def outbox(redis: aioredis.Redis) -> list[Event]:
 
 
 async def notes(redis: aioredis.Redis, rkey: str, kind: str) -> list[list[Any]]:
-    return [e for e in (orjson.loads(raw) for raw in await redis.lrange(keys.history(rkey), 0, -1)) if e[2] == kind]
+    return [e for e in (orjson.loads(raw) for raw in await timeline(redis, rkey)) if e[2] == kind]
 
 
 async def test_reminders_repeat_with_n_increasing_until_the_state_changes(redis: aioredis.Redis) -> None:

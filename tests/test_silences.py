@@ -16,6 +16,7 @@ from model.silences import Silence, SilenceMatch
 from store import keys
 from store.history import read_history_entry
 from store.silences import SilenceStore, new_silence_id
+from tests.kit import timeline as stored_timeline
 from tests.test_routes import Clock, deliveries, event, publish
 from worker.metrics import render
 from worker.queue import dispatcher_for
@@ -33,7 +34,7 @@ async def add_silence(redis: aioredis.Redis, match: dict[str, Any], *, starts: f
 
 
 async def timeline(redis: aioredis.Redis, rkey: str) -> list[dict[str, Any]]:
-    return [read_history_entry(raw, rkey) for raw in await redis.lrange(keys.history(rkey), 0, -1)]
+    return [read_history_entry(raw, rkey) for raw in await stored_timeline(redis, rkey)]
 
 
 def silenced_lines(metrics: str) -> list[str]:

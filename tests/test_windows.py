@@ -25,7 +25,7 @@ from store import keys
 from store.history import read_history_entry
 from store.window_hold import WindowHold
 from tests.conftest import wait_for
-from tests.kit import WHSEC, running_worker, write_config
+from tests.kit import WHSEC, running_worker, timeline, write_config
 from tests.test_api import provider_blocks
 from tests.test_routes import Clock, deliveries, event, publish
 from worker.queue import dispatcher_for
@@ -67,7 +67,7 @@ async def test_a_window_mutes_then_sends_one_summary_per_destination_at_its_end(
     await publish(arq, action)
     await second.step()
     assert [(d, e["id"]) for d, e in await deliveries(arq)] == [("pager", failed.id), ("pager", action.id)]
-    notes = [read_history_entry(raw, failed.rkey) for raw in await arq.lrange(keys.history(failed.rkey), 0, -1)]
+    notes = [read_history_entry(raw, failed.rkey) for raw in await timeline(arq, failed.rkey)]
     assert [(n["type"], n["note"]) for n in notes] == [
         ("silenced", {"window": "sunday-maintenance", "destination": d}) for d in ("mail", "slack")] * 2
     assert int(await arq.hget(keys.STATS, "silenced:slack")) == 3  # type: ignore[misc]
@@ -208,7 +208,7 @@ async def test_a_reminder_muted_by_a_window_is_noted_but_left_out_of_the_summary
     reminder = Event.from_dict({**failed.as_dict(), "id": failed.id + "_r1", "data": {**failed.data, "reminder": 1}})
     await publish(arq, failed, reminder)
     await d.step()
-    notes = [read_history_entry(raw, failed.rkey) for raw in await arq.lrange(keys.history(failed.rkey), 0, -1)]
+    notes = [read_history_entry(raw, failed.rkey) for raw in await timeline(arq, failed.rkey)]
     assert sorted(n["id"] for n in notes) == [failed.id, reminder.id]  # both muted, both noted
     clock.now = SUNDAY_0400 + 1
     await d.step()
@@ -237,7 +237,7 @@ async def test_a_worker_started_from_a_config_file_mutes_during_its_window(
         sim["artistree"].set_state(oid, "Failed")
 
         async def noted() -> bool:
-            entries = [read_history_entry(raw, rkey) for raw in await redis.lrange(keys.history(rkey), 0, -1)]
+            entries = [read_history_entry(raw, rkey) for raw in await timeline(redis, rkey)]
             return any(e["type"] == "silenced" and e["note"].get("window") == "always" for e in entries)
 
         await wait_for(noted, what="the window's silenced note")

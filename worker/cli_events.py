@@ -67,7 +67,7 @@ def _timeline_record(raw: bytes, rkey: str) -> dict[str, Any] | None:
                 "resource": {"kind": ref.kind, "id": ref.id, "key": rkey}, "seq": item["seq"],
                 "detected_at": item["at"], "severity": item["severity"], "summary": item["summary"]}
     except (KeyError, ValueError, TypeError):
-        typer.echo(f"warning: unreadable record skipped: {keys.history(rkey)}", err=True)
+        typer.echo(f"warning: unreadable record skipped: {keys.snapshot(rkey)} (timeline)", err=True)
         return None
 
 

@@ -1,9 +1,11 @@
 -- Acknowledges a resource's state (store/reminders.py, Reminders.ack): its reminders of that
 -- state are disarmed, the acknowledgement is kept (a later arming in the same state is
 -- refused) and noted in the timeline.
--- KEYS: the resource's reminder set, its ack, due zset, its timeline.
+-- KEYS: the resource's reminder set, its ack, due zset, its record and old timeline list
+-- (_record.lua).
 -- ARGV: state, author, comment, at, note, history length, record key prefix.
 -- Returns how many reminders it disarmed (0: none of that state was armed; nothing done).
+--#include _record
 local stopped = 0
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local rk = ARGV[7] .. m
@@ -17,9 +19,5 @@ end
 if stopped == 0 then return 0 end
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'state', ARGV[1], 'author', ARGV[2], 'comment', ARGV[3], 'at', ARGV[4])
-local keep = tonumber(ARGV[6])
-if keep > 0 then
-  redis.call('LPUSH', KEYS[4], ARGV[5])
-  redis.call('LTRIM', KEYS[4], 0, keep - 1)
-end
+record_write(KEYS[4], KEYS[5], false, {ARGV[5]}, tonumber(ARGV[6]))
 return stopped

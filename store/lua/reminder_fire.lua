@@ -3,9 +3,10 @@
 -- Guarded by the count the claim read: a reminder is sent once per period however many
 -- steps race.
 -- KEYS: the record, due zset, the resource's reminder set, its ack, seen hash, state hash,
--- meta hash, outbox, the resource's timeline, stats.
+-- meta hash, outbox, the resource's record and old timeline list (_record.lua), stats.
 -- ARGV: member, rkey, sent (as claimed), state (as claimed), next due, event JSON, note,
 -- history length, stats field.
+--#include _record
 local function disarm(why)
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -32,10 +33,6 @@ end
 redis.call('XADD', KEYS[8], '*', 'e', ARGV[6])
 redis.call('HSET', KEYS[1], 'sent', tonumber(ARGV[3]) + 1)
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
-local keep = tonumber(ARGV[8])
-if keep > 0 then
-  redis.call('LPUSH', KEYS[9], ARGV[7])
-  redis.call('LTRIM', KEYS[9], 0, keep - 1)
-end
-redis.call('HINCRBY', KEYS[10], ARGV[9], 1)
+record_write(KEYS[9], KEYS[10], false, {ARGV[7]}, tonumber(ARGV[8]))
+redis.call('HINCRBY', KEYS[11], ARGV[9], 1)
 return 'sent'
