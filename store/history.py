@@ -42,10 +42,22 @@ def unpack_snapshot(raw: bytes | None, key: str = "snapshot") -> Snapshot | None
     return snap
 
 
+_ID_PREFIX = "evt_"
+
+
+def _type_prefix(rkey: str) -> str:
+    """What the types of `rkey`'s events begin with: its provider and kind ("rev.order.")."""
+    provider, kind, *_ = [*rkey.split(":", 2), "", ""]
+    return f"{provider}.{kind}."
+
+
 def history_entry(rkey: str, event: Event) -> bytes:
-    """A resource's timeline entry for `event`, as the history list stores it: the JSON array
+    """A resource's timeline entry for `event`, as its record stores it: the JSON array
     `[seq, at, type, severity, summary, id]`, `at` in epoch seconds (or the event's own
-    text when it is not a whole second in UTC)."""
+    text when it is not a whole second in UTC). What the rkey already says is left out:
+    a type that begins with the resource's provider and kind keeps only the rest, from
+    its dot (".state_changed"), and the id its hex (without "evt_");
+    `read_history_entry` puts both back."""
     at: int | str = event.detected_at
     try:
         epoch = calendar.timegm(time.strptime(event.detected_at, "%Y-%m-%dT%H:%M:%SZ"))
@@ -54,7 +66,10 @@ def history_entry(rkey: str, event: Event) -> bytes:
     else:
         if utc_iso(epoch) == event.detected_at:
             at = epoch
-    return orjson.dumps([event.seq, at, event.type, event.severity.value, event.summary, event.id])
+    prefix = _type_prefix(rkey)
+    event_type = event.type[len(prefix) - 1:] if event.type.startswith(prefix) else event.type
+    eid = event.id.removeprefix(_ID_PREFIX)
+    return orjson.dumps([event.seq, at, event_type, event.severity.value, event.summary, eid])
 
 
 def note_entry(kind: str, at: float, summary: str, *, seq: int, event_id: str, data: dict[str, Any]) -> bytes:
@@ -71,13 +86,17 @@ def read_history_entry(raw: bytes | str, rkey: str) -> dict[str, Any]:
     """A timeline entry of `rkey` as readers see it: id, type, seq, at (ISO), severity,
     summary, and for a note its `note` data. Raises ValueError or TypeError for anything but an entry `history_entry`
     wrote (entries written before ids named the change have no id: it is derived as it
-    was derived then)."""
+    was derived then; entries written before `history_entry` left out what the rkey says
+    have the whole type and id)."""
     item = orjson.loads(raw)
     if not isinstance(item, list):
         raise TypeError("a timeline entry is an array")
     seq, at, event_type, severity, summary, *rest = item
+    if event_type.startswith("."):  # `history_entry` left out the provider and kind
+        event_type = _type_prefix(rkey)[:-1] + event_type
+    eid = rest[0] if rest else event_id(rkey, seq, event_type)
     entry = {
-        "id": rest[0] if rest else event_id(rkey, seq, event_type),
+        "id": eid if not eid or eid.startswith(_ID_PREFIX) else _ID_PREFIX + eid,
         "type": event_type,
         "seq": seq,
         "at": utc_iso(at) if isinstance(at, int) else at,

@@ -41,6 +41,21 @@ def test_an_entry_reads_back_as_the_object_readers_know() -> None:
     assert len(raw) < len(orjson.dumps(_as_before(event))) - 50
 
 
+def test_an_entry_leaves_out_what_its_rkey_says_and_an_entry_written_whole_reads_the_same() -> None:
+    event = _event()
+    stored = orjson.loads(history_entry(REF.key, event))
+    assert stored[2] == ".state_changed" and stored[5] == event.id.removeprefix("evt_")
+    whole = orjson.dumps([*stored[:2], event.type, *stored[3:5], event.id])  # as entries were written before
+    assert read_history_entry(whole, REF.key) == read_history_entry(history_entry(REF.key, event), REF.key)
+    assert read_history_entry(whole, REF.key) == _as_before(event)
+
+
+def test_a_type_of_another_provider_or_kind_is_kept_whole() -> None:
+    event = dataclasses.replace(_event(), type="artistree.project.stats_changed")
+    assert orjson.loads(history_entry(REF.key, event))[2] == "artistree.project.stats_changed"
+    assert read_history_entry(history_entry(REF.key, event), REF.key)["type"] == "artistree.project.stats_changed"
+
+
 def test_an_entry_keeps_the_id_of_its_event() -> None:
     """Ids name the change (epoch and digests), so they cannot be derived again from the entry."""
     info = ResourceInfo(title="t", url="https://example.test/o", state="Failed")

@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from core.due import DueAt, KeepDue
 from store import keys, record_frame
-from store.history import note_entry
+from store.history import note_entry, read_history_entry
 from store.snapshots import Commit, ResourceState, Store, WatchMeta, history_entry, pack_snapshot, unpack_snapshot
 from store.timeline import TimelineWriter
 from tests.kit import timeline
@@ -51,7 +51,7 @@ async def test_notes_and_commits_share_one_timeline_and_a_commit_keeps_the_notes
         await writer.queue(pipe, REF.key, note_entry("acknowledged", NOW, "by ops", seq=0, event_id="", data={}), 5)
         await pipe.execute()
     await _commit(store, 1, events=0, expected=state)  # a change without an event keeps the timeline
-    kinds = [orjson.loads(e)[2] for e in await timeline(redis, REF.key)]
+    kinds = [read_history_entry(e, REF.key)["type"] for e in await timeline(redis, REF.key)]
     assert kinds == ["acknowledged", "artistree.order.state_changed"]
     assert unpack_snapshot(await redis.get(keys.snapshot(REF.key))) == {"order_state": "Action Required"}
 
