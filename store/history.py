@@ -31,7 +31,7 @@ def unpack_snapshot(raw: bytes | None, key: str = "snapshot") -> Snapshot | None
     if raw is None:
         return None
     try:
-        packed = record_frame.split(raw).snapshot
+        packed = record_frame.snapshot_of(raw)
         if packed is None:
             return None
         snap: Snapshot = orjson.loads(snapshot_codec.unpack(packed))

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["MARK", "Record", "join", "split"]
+__all__ = ["MARK", "Record", "join", "snapshot_of", "split"]
 
 MARK = 0
 """The first byte of the framed form (no dictionary has id 0)."""
@@ -49,6 +49,17 @@ def join(snapshot: bytes | None, entries: Sequence[bytes]) -> bytes:
     for entry in entries:
         parts += [len(entry).to_bytes(_LEN, "big"), entry]
     return b"".join(parts)
+
+
+def snapshot_of(raw: bytes) -> bytes | None:
+    """The packed snapshot alone (what a diff reads), without copying the timeline's entries.
+    Raises ValueError for a framed value whose snapshot is cut short."""
+    if not raw or raw[0] != MARK:
+        return raw or None
+    end = 1 + _LEN + _length(raw, 1)
+    if end > len(raw):
+        raise ValueError("record: snapshot cut short")
+    return raw[1 + _LEN : end] or None
 
 
 def split(raw: bytes) -> Record:
