@@ -12,21 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
 from benchmarks.payloads import Orders
 from benchmarks.raw import raw_list_parse
 from benchmarks.stack import HEALTH_INTERVAL, stat, wait_until, workers
-from core.events import build_events
-from model.events import EventDraft, Severity
-from model.resources import ResourceInfo, ResourceRef
-from providers.artistree import ArtistreeProvider, ArtistreeSettings
+from model.resources import ResourceRef
 from simulator.receivers import WebhookReceiver
 from store import keys
 from store.snapshots import Store, WatchMeta
 
-__all__ = ["POLL_ROUNDS", "Bench", "deliveries", "footprint", "polling", "scan"]
+__all__ = ["POLL_ROUNDS", "Bench", "count_delivered", "footprint", "polling", "scan"]
 
 POLLS = "polls:artistree:"
 POLL_ROUNDS = 4
@@ -216,7 +212,7 @@ async def _changes_delivered_once(b: Bench, rkeys: Sequence[str]) -> dict[str, A
     for rkey in rkeys:
         b.orders.rewrite_state(ResourceRef.parse(rkey).id, "Action Required")
     await timed_pass(b.redis, rkeys, "changed")
-    await wait_until(lambda: _count(b.receiver, len(rkeys)), 60, "deliveries of the changes")
+    await wait_until(lambda: count_delivered(b.receiver, len(rkeys)), 60, "deliveries of the changes")
     counts = b.receiver.unique_ids()
     history = [a - b for a, b in zip(await _record_bytes(b.redis, rkeys[:200]), before, strict=True)]
     for rkey in rkeys:  # the files go back to what the other scenarios expect
@@ -229,7 +225,7 @@ async def _changes_delivered_once(b: Bench, rkeys: Sequence[str]) -> dict[str, A
     }
 
 
-async def _count(receiver: WebhookReceiver, n: int) -> bool:
+async def count_delivered(receiver: WebhookReceiver, n: int) -> bool:
     return len(receiver.delivered) >= n
 
 
@@ -268,90 +264,6 @@ async def _timed_scan(redis: aioredis.Redis, rkey: str, n: int, before: int) -> 
     claim_at = await wait_until(claimed, 30, "the scan's claim", every=0.005)
     done_at = await counted(redis, POLLS + "unchanged", before + n, 120)
     return n / (done_at - claim_at)
-
-
-def _events(b: Bench, n: int) -> list[bytes]:
-    settings = ArtistreeSettings(base_url=b.base_url, client_id="x", client_secret="x")
-    provider = ArtistreeProvider(settings, None)  # type: ignore[arg-type]
-    out = []
-    now = time.time()
-    for oid in b.orders.ids[:n]:
-        ref = ResourceRef("artistree", "order", oid)
-        snap = provider.normalize(ref, orjson.loads((b.orders.data / "orders" / oid).read_bytes()))
-        info: ResourceInfo = provider.describe(ref, snap)
-        draft = EventDraft("artistree.order.state_changed", Severity.CRITICAL, f"Order {oid}: In Progress → Failed",
-                           {"from": "In Progress", "to": "Failed", "terminal": True})
-        (event,) = build_events(ref, info, [draft], base_seq=1, now=now, snapshot=snap)
-        out.append(event.to_json())
-    return out
-
-
-DELIVERY_CONCURRENCY = 32
-"""statehook's `worker.delivery_concurrency` (its default), which the bare loop uses too."""
-
-
-DELIVERY_PASSES = 3
-"""statehook's delivery passes, each between two bare loops: the ratio is the median of the
-three pairs (one pair followed the machine: bare loops of one run differed by a third)."""
-
-
-async def deliveries(b: Bench, n: int) -> dict[str, Any]:
-    """Scenario 3: `n` events appear in the outbox at once; one worker dispatches and
-    delivers them to the signature-verifying receiver. Before and after each of its
-    `DELIVERY_PASSES` passes, a bare loop signs and POSTs the same bodies to the same
-    receiver (`benchmarks/bare_post.py`): each pass's ratio is statehook's rate over the mean
-    of the two loops beside it, and the verdict the median of the passes' ratios."""
-    from benchmarks.bare_post import bare_posts_per_s
-    from benchmarks.stack import WHSEC
-
-    await b.reset()
-    events = _events(b, n)
-    bare = [await bare_posts_per_s(events, b.receiver.url, WHSEC, DELIVERY_CONCURRENCY)]
-    passes = []
-    for _ in range(DELIVERY_PASSES):
-        await b.reset()  # the delivery marks of the pass before would hold the same events back
-        passes.append(await _delivered(b, events))
-        b.receiver.received.clear()
-        bare.append(await bare_posts_per_s(events, b.receiver.url, WHSEC, DELIVERY_CONCURRENCY))
-        b.receiver.received.clear()
-    ratios = [p["deliveries_per_s"] / statistics.mean(bare[i : i + 2]) for i, p in enumerate(passes)]
-    d = sorted(passes, key=lambda p: p["deliveries_per_s"])[len(passes) // 2]  # the median pass's figures
-    d.update({
-        "bare_posts_per_s": bare,
-        "passes_per_s": [p["deliveries_per_s"] for p in passes],
-        "ratios": ratios,
-        "deliveries_ratio": statistics.median(ratios),
-        "lost": sum(p["lost"] for p in passes),
-        "duplicates": sum(p["duplicates"] for p in passes),
-        "dead_lettered": sum(p["dead_lettered"] for p in passes),
-        "verified": all(p["verified"] for p in passes),
-    })
-    return d
-
-
-async def _delivered(b: Bench, events: list[bytes]) -> dict[str, Any]:
-    n = len(events)
-    async with workers(b.config, 1, b.log, b.redis):
-        started = time.perf_counter()
-        async with b.redis.pipeline(transaction=False) as pipe:
-            for raw in events:
-                pipe.xadd(keys.OUTBOX, {"e": raw})
-            await pipe.execute()
-        done_at = await wait_until(lambda: _count(b.receiver, n), 120, f"{n} deliveries")
-        first = min(r.at for r in b.receiver.delivered)
-        last = max(r.at for r in b.receiver.delivered)
-        dead = int(await b.redis.xlen(keys.DLQ))
-    counts = b.receiver.unique_ids()
-    return {
-        "events": n,
-        "deliveries_per_s": n / (done_at - started),
-        "steady_per_s": (n - 1) / (last - first) if last > first else 0.0,
-        "delivered_unique": len(counts),
-        "lost": n - len(counts),
-        "duplicates": sum(v - 1 for v in counts.values()),
-        "dead_lettered": dead,
-        "verified": all(r.verified for r in b.receiver.delivered),
-    }
 
 
 async def footprint(b: Bench, n: int, *, history_sample: int = 200) -> dict[str, Any]:
@@ -401,7 +313,7 @@ async def _history_bytes(b: Bench, rkeys: Sequence[str]) -> float:
         b.orders.rewrite_state(ResourceRef.parse(rkey).id, "Action Required")
     try:
         await timed_pass(b.redis, rkeys, "changed")
-        await wait_until(lambda: _count(b.receiver, len(rkeys)), 60, "deliveries of the changes")
+        await wait_until(lambda: count_delivered(b.receiver, len(rkeys)), 60, "deliveries of the changes")
         after = await _record_bytes(b.redis, rkeys)
         return statistics.mean(a - b for a, b in zip(after, before, strict=True))
     finally:

@@ -11,6 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from benchmarks import budget, growth, quota, scenarios
+from benchmarks.deliveries import deliveries
 from benchmarks.latency import latency
 from benchmarks.naive import arq_jobs_per_s, naive_polls_per_s
 from benchmarks.raw import raw_get_loop, raw_get_processes
@@ -122,7 +123,7 @@ async def _naive(b: scenarios.Bench, n_naive: int) -> dict[str, Any]:
 
 async def _deliveries(b: scenarios.Bench, n_deliver: int) -> dict[str, Any]:
     say(f"3. deliveries: {n_deliver:,} events to a signature-verifying receiver")
-    d = await scenarios.deliveries(b, n_deliver)
+    d = await deliveries(b, n_deliver)
     d["arq_trivial_jobs_per_s"] = await arq_jobs_per_s(b.redis_url, 3000)
     say(f"   {d['deliveries_per_s']:,.0f} deliveries/s "
         f"(ARQ's ceiling for trivial jobs here: {d['arq_trivial_jobs_per_s']:,.0f}/s)")
