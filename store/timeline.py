@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 
 from store import keys, record_frame, scripts
 from store.records import CorruptRecord
@@ -21,8 +22,18 @@ __all__ = ["TimelineWriter", "read_timelines", "timeline_of"]
 
 
 class TimelineWriter:
+    """Registers its script at its first entry: the store objects that hold one are built
+    per delivery job, and most never write a note."""
+
     def __init__(self, redis: aioredis.Redis) -> None:
-        self._push = scripts.register(redis, "timeline_push")
+        self.redis = redis
+        self._script: AsyncScript | None = None
+
+    @property
+    def _push(self) -> AsyncScript:
+        if self._script is None:
+            self._script = scripts.register(self.redis, "timeline_push")
+        return self._script
 
     async def queue(self, pipe: Pipeline, rkey: str, entry: bytes, history_length: int) -> None:
         """Queue `entry` at the head of `rkey`'s timeline on `pipe`, the timeline kept to
