@@ -3,6 +3,7 @@ have written, and its refusals), a delivery job's id and arguments, a scheduler 
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -11,7 +12,16 @@ from arq.connections import ArqRedis
 from arq.worker import Worker, func
 
 from worker.jobs import plan_polls
-from worker.queue import DELIVER_EXPIRES, Job, JobSpec, PollJob, enqueue_delivery, enqueue_jobs, enqueue_polls
+from worker.queue import (
+    DELIVER_EXPIRES,
+    Job,
+    JobSpec,
+    PollJob,
+    enqueue_delivery,
+    enqueue_delivery_batch,
+    enqueue_jobs,
+    enqueue_polls,
+)
 
 calls: list[tuple[Any, ...]] = []
 
@@ -99,3 +109,18 @@ async def test_a_ticks_jobs_are_enqueued_once(arq: ArqRedis) -> None:
     assert await enqueue_polls(arq, jobs, claimed_at=1000.0) == 0  # the same tick run again
     queued = sorted((j.function, j.args) for j in await arq.queued_jobs())
     assert queued == [("poll_batch", (["artistree:order:1", "artistree:order:2"],)), ("poll_scan", ("rev:scan:all",))]
+
+
+async def test_a_delivery_batch_is_logged_as_its_count_of_events_not_their_bytes(
+        arq: ArqRedis, caplog: pytest.LogCaptureFixture) -> None:
+    calls.clear()
+    events = [b'{"id":"evt_1","summary":"' + b"x" * 5000 + b'"}', b'{"id":"evt_2"}']
+    worker = Worker(functions=[func(record, name=Job.DELIVER_EVENTS.value)], redis_pool=arq, handle_signals=False,
+                    burst=True, poll_delay=0.01)
+    assert await enqueue_delivery_batch(arq, ["evt_1", "evt_2"], events, "hook")
+    with caplog.at_level(logging.INFO, logger="arq.worker"):
+        await worker.main()
+    ((_, (got, destination), _),) = calls
+    assert list(got) == events and destination == "hook"
+    started = [r.getMessage() for r in caplog.records if "→" in r.getMessage()]
+    assert started and "deliver_events(<2 events>, 'hook')" in started[0], started
