@@ -92,3 +92,20 @@ async def test_a_subject_that_is_not_polled_gets_a_record_with_a_timeline_only(r
     assert raw is not None and record_frame.split(raw) == record_frame.Record(None, [b'[1,1,"x","info","y","evt_1"]'],
                                                                             framed=True)
     assert unpack_snapshot(raw) is None
+
+
+async def test_a_record_that_cannot_be_read_is_written_over_and_fails_no_commit(redis: aioredis.Redis) -> None:
+    """A frame cut short, an entry cut short, a key of another type: each commit is made."""
+    store = Store(redis, history_length=5)
+    good = record_frame.join(SNAP, [_entry(1), _entry(0)])
+    for stored in (b"\x00\x00", b"\x00\x00\x00\xff\xffshort", good[:-3], None):
+        await redis.delete(keys.snapshot(REF.key), keys.STATE)
+        if stored is None:
+            await redis.hset(keys.snapshot(REF.key), "not", "a string")
+        else:
+            await redis.set(keys.snapshot(REF.key), stored)
+        await _commit(store, 7, events=1, expected=None)
+        raw = await redis.get(keys.snapshot(REF.key))
+        assert raw is not None and unpack_snapshot(raw) == {"order_state": "Action Required"}, stored
+        entries = [read_history_entry(e, REF.key)["seq"] for e in await timeline(redis, REF.key)]
+        assert entries == ([8, 2] if stored == good[:-3] else [8]), stored  # what could be read is kept
