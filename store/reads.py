@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from model.resources import ResourceRef, Snapshot
 from store import keys
@@ -179,7 +180,12 @@ class Reads:
             pipe.zscore(keys.DUE, rkey)
             pipe.get(keys.snapshot(rkey))
             pipe.lrange(keys.old_timeline(rkey), 0, history - 1)
-            meta_raw, state_raw, errors, due, snap_raw, old_raw = await pipe.execute()
+            meta_raw, state_raw, errors, due, snap_raw, old_raw = replies = await pipe.execute(raise_on_error=False)
+        if failed := [r for r in replies[:-1] if isinstance(r, Exception)]:
+            raise failed[0]
+        if isinstance(old_raw, ResponseError):  # the old timeline key is not a list
+            bad.records.append(CorruptRecord(keys.old_timeline(rkey), "not a timeline list"))
+            old_raw = []
         if meta_raw is None and state_raw is None and snap_raw is None:
             return None
         meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, meta_raw)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 from store import keys, record_frame, scripts
 from store.records import CorruptRecord
@@ -64,10 +65,14 @@ async def read_timelines(redis: aioredis.Redis, rkeys: Sequence[str], limit: int
         pipe.mget([keys.snapshot(r) for r in rkeys])
         for rkey in rkeys:
             pipe.lrange(keys.old_timeline(rkey), 0, limit - 1)
-        raws, *olds = await pipe.execute()
+        raws, *olds = await pipe.execute(raise_on_error=False)
+    if isinstance(raws, Exception):
+        raise raws
     out: list[list[bytes] | CorruptRecord] = []
     for rkey, raw, old in zip(rkeys, raws, olds, strict=True):
         try:
+            if isinstance(old, ResponseError):  # not a list (WRONGTYPE)
+                raise CorruptRecord(keys.old_timeline(rkey), "not a timeline list")
             out.append(timeline_of(rkey, raw, old, limit))
         except CorruptRecord as exc:
             out.append(exc)

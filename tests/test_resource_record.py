@@ -14,6 +14,7 @@ from store.snapshots import Commit, ResourceState, Store, WatchMeta, history_ent
 from store.timeline import TimelineWriter
 from tests.kit import timeline
 from tests.test_history_entry import NOW, REF, _event
+from worker.api import resource_view
 
 SNAP = pack_snapshot(b'{"order_state":"Action Required"}')
 
@@ -109,3 +110,19 @@ async def test_a_record_that_cannot_be_read_is_written_over_and_fails_no_commit(
         assert raw is not None and unpack_snapshot(raw) == {"order_state": "Action Required"}, stored
         entries = [read_history_entry(e, REF.key)["seq"] for e in await timeline(redis, REF.key)]
         assert entries == ([8, 2] if stored == good[:-3] else [8]), stored  # what could be read is kept
+
+
+async def test_an_old_timeline_key_of_another_type_is_counted_as_unreadable_not_an_error(redis: aioredis.Redis) -> None:
+    store = Store(redis)
+    await redis.set(keys.snapshot(REF.key), SNAP)
+    await redis.set(keys.old_timeline(REF.key), b"not a list")
+    assert await store.history(REF.key) == []
+    assert int(await redis.hget(keys.STATS, "corrupt_records") or 0) == 1
+
+
+async def test_the_resource_view_reads_past_an_old_timeline_key_of_another_type(redis: aioredis.Redis) -> None:
+    await Store(redis).add_watches([(REF.key, WatchMeta(interval=60))])
+    await redis.set(keys.snapshot(REF.key), record_frame.join(SNAP, [_entry(0)]))
+    await redis.set(keys.old_timeline(REF.key), b"not a list")
+    view = await resource_view(redis, REF.key)
+    assert view is not None and [h["seq"] for h in view["history"]] == [1]
