@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from typing import Any
 
@@ -43,6 +44,10 @@ def unpack_snapshot(raw: bytes | None, key: str = "snapshot") -> Snapshot | None
 
 
 _ID_PREFIX = "evt_"
+_HEX_ID = re.compile(r"evt_[0-9a-f]+")
+"""an id `history_entry` stores without its prefix (digests' `dig_…`, summaries' `win_…` and
+imported ids are stored whole)"""
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 def _type_prefix(rkey: str) -> str:
@@ -56,8 +61,8 @@ def history_entry(rkey: str, event: Event) -> bytes:
     `[seq, at, type, severity, summary, id]`, `at` in epoch seconds (or the event's own
     text when it is not a whole second in UTC). What the rkey already says is left out:
     a type that begins with the resource's provider and kind keeps only the rest, from
-    its dot (".state_changed"), and the id its hex (without "evt_");
-    `read_history_entry` puts both back."""
+    its dot (".state_changed"), and an event id its hex (without "evt_"; other ids are
+    kept whole); `read_history_entry` puts both back."""
     at: int | str = event.detected_at
     try:
         epoch = calendar.timegm(time.strptime(event.detected_at, "%Y-%m-%dT%H:%M:%SZ"))
@@ -68,7 +73,7 @@ def history_entry(rkey: str, event: Event) -> bytes:
             at = epoch
     prefix = _type_prefix(rkey)
     event_type = event.type[len(prefix) - 1:] if event.type.startswith(prefix) else event.type
-    eid = event.id.removeprefix(_ID_PREFIX)
+    eid = event.id.removeprefix(_ID_PREFIX) if _HEX_ID.fullmatch(event.id) else event.id
     return orjson.dumps([event.seq, at, event_type, event.severity.value, event.summary, eid])
 
 
@@ -92,11 +97,13 @@ def read_history_entry(raw: bytes | str, rkey: str) -> dict[str, Any]:
     if not isinstance(item, list):
         raise TypeError("a timeline entry is an array")
     seq, at, event_type, severity, summary, *rest = item
+    if not isinstance(event_type, str) or (rest and not isinstance(rest[0], str)):
+        raise TypeError("a timeline entry's type and id are strings")
     if event_type.startswith("."):  # `history_entry` left out the provider and kind
         event_type = _type_prefix(rkey)[:-1] + event_type
     eid = rest[0] if rest else event_id(rkey, seq, event_type)
     entry = {
-        "id": eid if not eid or eid.startswith(_ID_PREFIX) else _ID_PREFIX + eid,
+        "id": _ID_PREFIX + eid if _HEX.fullmatch(eid) else eid,
         "type": event_type,
         "seq": seq,
         "at": utc_iso(at) if isinstance(at, int) else at,

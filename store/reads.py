@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from model.resources import ResourceRef, Snapshot
-from store import keys
+from store import keys, record_frame
 from store.deliveries import DeadLetter
 from store.records import decode_state
 from store.snapshots import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
@@ -173,7 +173,7 @@ class Reads:
 
     async def resource(self, bad: Unreadable, rkey: str, *, history: int = 50) -> ResourceRecords | None:
         """None if `rkey` is neither watched nor ever polled."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self.redis.pipeline(transaction=True) as pipe:  # the record and its old list as of one moment
             pipe.hget(keys.META, rkey)
             pipe.hget(keys.STATE, rkey)
             pipe.hget(keys.ERRORS, rkey)
@@ -186,8 +186,8 @@ class Reads:
         if isinstance(old_raw, ResponseError):  # the old timeline key is not a list
             bad.records.append(CorruptRecord(keys.old_timeline(rkey), "not a timeline list"))
             old_raw = []
-        if meta_raw is None and state_raw is None and snap_raw is None:
-            return None
+        if meta_raw is None and state_raw is None and not _holds_snapshot(snap_raw):
+            return None  # a subject's timeline alone (a provider's operational events) is not a resource
         meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, meta_raw)
         state = bad.read(f"{keys.STATE}[{rkey}]", decode_state, state_raw)
         snapshot = bad.read(keys.snapshot(rkey), unpack_snapshot, snap_raw)
@@ -295,6 +295,14 @@ class Reads:
             if letter is not None:
                 out.append(letter)
         return out, entries[-1][0].decode() if entries else None
+
+
+def _holds_snapshot(raw: bytes | None) -> bool:
+    """Whether a record holds a snapshot (one that cannot be read counts: it is reported)."""
+    try:
+        return raw is not None and record_frame.snapshot_of(raw) is not None
+    except ValueError:
+        return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,10 +58,11 @@ def timeline_of(rkey: str, raw: bytes | None, old: Sequence[bytes], limit: int) 
 
 async def read_timelines(redis: aioredis.Redis, rkeys: Sequence[str], limit: int) -> list[list[bytes] | CorruptRecord]:
     """The `limit` newest entries of each of `rkeys`' timelines, newest first; a resource whose
-    record cannot be read gets its CorruptRecord instead."""
+    record cannot be read, or whose only timeline is an old key that is not a list, gets its
+    CorruptRecord instead."""
     if not rkeys:
         return []
-    async with redis.pipeline(transaction=False) as pipe:
+    async with redis.pipeline(transaction=True) as pipe:  # the record and its old list as of one moment
         pipe.mget([keys.snapshot(r) for r in rkeys])
         for rkey in rkeys:
             pipe.lrange(keys.old_timeline(rkey), 0, limit - 1)
@@ -71,9 +72,11 @@ async def read_timelines(redis: aioredis.Redis, rkeys: Sequence[str], limit: int
     out: list[list[bytes] | CorruptRecord] = []
     for rkey, raw, old in zip(rkeys, raws, olds, strict=True):
         try:
-            if isinstance(old, ResponseError):  # not a list (WRONGTYPE)
-                raise CorruptRecord(keys.old_timeline(rkey), "not a timeline list")
-            out.append(timeline_of(rkey, raw, old, limit))
+            entries = timeline_of(rkey, raw, [] if isinstance(old, ResponseError) else old, limit)
         except CorruptRecord as exc:
             out.append(exc)
+            continue
+        # an old timeline key that is not a list (WRONGTYPE) is unreadable, the record's entries are not
+        out.append(CorruptRecord(keys.old_timeline(rkey), "not a timeline list")
+                   if isinstance(old, ResponseError) and not entries else entries)
     return out

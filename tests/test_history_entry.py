@@ -13,6 +13,7 @@ from core.events import build_events
 from model.events import Event, EventDraft, Severity
 from model.resources import ResourceInfo, ResourceRef
 from store import keys
+from store.history import note_entry
 from store.snapshots import Commit, ResourceState, Store, WatchMeta, history_entry, pack_snapshot, read_history_entry
 from worker.api import resource_view
 
@@ -50,6 +51,21 @@ def test_an_entry_leaves_out_what_its_rkey_says_and_an_entry_written_whole_reads
     assert read_history_entry(whole, REF.key) == _as_before(event)
 
 
+def test_an_operational_event_of_a_subject_reads_back_whole() -> None:
+    subject = "statehook:provider:rev"
+    event = dataclasses.replace(_event(), type="statehook.provider.unhealthy")
+    assert orjson.loads(history_entry(subject, event))[2] == ".unhealthy"
+    assert read_history_entry(history_entry(subject, event), subject)["type"] == "statehook.provider.unhealthy"
+
+
+@pytest.mark.parametrize("about", ["dig_0a1b2c3d4e5f", "win_0a1b2c3d4e5f", "evt_imported", ""])
+def test_a_note_keeps_the_id_of_what_it_is_about_whatever_its_form(about: str) -> None:
+    note = note_entry("replayed", NOW, "dead letter replayed to hook", seq=0, event_id=about, data={})
+    assert read_history_entry(note, "statehook:digest:hook:r1")["id"] == about
+    event = dataclasses.replace(_event(), id=about or "evt_0a1b")
+    assert read_history_entry(history_entry(REF.key, event), REF.key)["id"] == (about or "evt_0a1b")
+
+
 def test_a_type_of_another_provider_or_kind_is_kept_whole() -> None:
     event = dataclasses.replace(_event(), type="artistree.project.stats_changed")
     assert orjson.loads(history_entry(REF.key, event))[2] == "artistree.project.stats_changed"
@@ -71,7 +87,8 @@ def test_an_entry_without_its_id_reads_with_the_id_derived_as_then() -> None:
     assert read_history_entry(raw, REF.key) == _as_before(event)
 
 
-@pytest.mark.parametrize("raw", [orjson.dumps(_as_before(_event())), b'"x"', b"[1, 2]", b"{not json"])
+@pytest.mark.parametrize("raw", [orjson.dumps(_as_before(_event())), b'"x"', b"[1, 2]", b"{not json",
+                                 b'[1, 0, null, "info", "s", "x"]', b'[1, 0, "t", "info", "s", 123]'])
 def test_anything_but_an_entry_array_is_unreadable(raw: bytes) -> None:
     """The object form of an entry was never stored: it is not read as one."""
     with pytest.raises((ValueError, TypeError)):
@@ -91,7 +108,9 @@ def test_a_detection_time_in_another_format_is_kept_as_it_was() -> None:
 async def test_store_history_and_the_resource_view_read_the_entries_a_commit_wrote(redis: aioredis.Redis) -> None:
     store = Store(redis)
     first, second = _event(0), _event(1)
-    await redis.lpush(keys.old_timeline(REF.key), orjson.dumps(orjson.loads(history_entry(REF.key, first))[:5]))
+    at = orjson.loads(history_entry(REF.key, first))[1]
+    before = [first.seq, at, first.type, first.severity.value, first.summary]  # as written before ids named the change
+    await redis.lpush(keys.old_timeline(REF.key), orjson.dumps(before))
     await store.add_watches([(REF.key, WatchMeta(interval=60))])
     commit = Commit(REF, None, ResourceState("e" * 24, 2, NOW), pack_snapshot(b"{}"), DueAt(NOW + 60), [second])
     assert await store.commit([commit]) == [True]

@@ -8,8 +8,11 @@ import orjson
 import redis.asyncio as aioredis
 
 from core.due import DueAt, KeepDue
+from model.events import Severity
+from model.operational import Subject
 from store import keys, record_frame
 from store.history import note_entry, read_history_entry
+from store.operational import OperationalEvents
 from store.snapshots import Commit, ResourceState, Store, WatchMeta, history_entry, pack_snapshot, unpack_snapshot
 from store.timeline import TimelineWriter
 from tests.kit import timeline
@@ -126,3 +129,17 @@ async def test_the_resource_view_reads_past_an_old_timeline_key_of_another_type(
     await redis.set(keys.old_timeline(REF.key), b"not a list")
     view = await resource_view(redis, REF.key)
     assert view is not None and [h["seq"] for h in view["history"]] == [1]
+
+
+async def test_a_stray_old_timeline_key_does_not_hide_the_record_s_timeline(redis: aioredis.Redis) -> None:
+    await redis.set(keys.snapshot(REF.key), record_frame.join(SNAP, [_entry(0)]))
+    await redis.set(keys.old_timeline(REF.key), b"not a list")
+    assert [h["seq"] for h in await Store(redis).history(REF.key)] == [1]
+
+
+async def test_a_subject_with_a_timeline_alone_is_not_a_resource(redis: aioredis.Redis) -> None:
+    ops = OperationalEvents(redis, throttle=0)
+    await ops.emit("statehook.provider.unhealthy", Subject("provider", "rev"), severity=Severity.CRITICAL,
+                   summary="rev refuses")
+    assert [h["type"] for h in await Store(redis).history("statehook:provider:rev")] == ["statehook.provider.unhealthy"]
+    assert await resource_view(redis, "statehook:provider:rev") is None

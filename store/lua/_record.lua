@@ -12,9 +12,9 @@ local function record_read(key)
   local raw = redis.pcall('GET', key)
   if type(raw) == 'table' then return false, false end  -- WRONGTYPE: written over
   if raw and string.byte(raw, 1) == 0 then
-    if #raw < 5 then return '', '' end
+    if #raw < 5 then return '', false end  -- cut short: read as no record
     local n = struct.unpack('>I4', raw, 2)
-    if 5 + n > #raw then return '', '' end
+    if 5 + n > #raw then return '', false end
     return string.sub(raw, 6, 5 + n), string.sub(raw, 6 + n)
   end
   return raw, false
