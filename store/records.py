@@ -70,7 +70,10 @@ def _stall_token(state: ResourceState) -> str:
 
 
 def decode_state(raw: bytes | str | None, key: str = keys.STATE) -> ResourceState | None:
-    """None for no record; raises CorruptRecord (naming `key`) for a value that is not one."""
+    """None for no record; raises CorruptRecord (naming `key`) for a value that is not one,
+    and for one that `encode_state` would not write back the same (`|01|`, a fractional
+    time, a trailing `|`): the commit compares the stored string with the one encoded from
+    what was read, so such a record would refuse every commit of its resource for good."""
     if not raw:
         return None
     try:
@@ -84,6 +87,8 @@ def decode_state(raw: bytes | str | None, key: str = keys.STATE) -> ResourceStat
         raise CorruptRecord(key, f"not a state token: {type(exc).__name__}") from None
     if not digest or state.seq < 0 or not math.isfinite(state.changed_at):
         raise CorruptRecord(key, "not a state token")
+    if encode_state(state) != text:
+        raise CorruptRecord(key, "not a state token as statehook writes it")
     return state
 
 

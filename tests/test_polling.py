@@ -431,3 +431,19 @@ async def test_a_change_seen_after_a_held_up_batch_is_dated_when_it_was_seen(
     event = orjson.loads(fields[b"e"])
     detected = calendar.timegm(time.strptime(event["detected_at"], "%Y-%m-%dT%H:%M:%SZ"))
     assert event["data"]["to"] == "Failed" and detected >= int(changed_at)
+
+
+async def test_a_state_record_that_would_refuse_every_commit_is_forgotten_and_the_next_change_seen(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """`|00|` reads as seq 0 but is written back `|0|`: the commit guard would never match it."""
+    poller = make_poller(sim, redis, session)
+    (rkey,) = await watched(poller, sim, 1)
+    await poller.poll([rkey])
+    stored = (await redis.hget(keys.STATE, rkey)).decode()
+    await redis.hset(keys.STATE, rkey, stored.replace("|0|", "|00|", 1))
+    sim["artistree"].set_state(ResourceRef.parse(rkey).id, "Reviewed")
+    assert (await poller.poll([rkey]))[PollOutcome.BASELINE] == 1  # forgotten, taken again
+    sim["artistree"].set_state(ResourceRef.parse(rkey).id, "Failed")
+    assert (await poller.poll([rkey]))[PollOutcome.CHANGED] == 1
+    assert await redis.xlen(keys.OUTBOX) == 1

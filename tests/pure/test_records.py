@@ -39,5 +39,13 @@ def test_a_value_that_is_not_a_record_names_its_key(raw: bytes) -> None:
         decode_state(raw, "sh:state[k]")
 
 
+@pytest.mark.parametrize("raw", [f"{D}|01|1700000000", f"{D}|1|1700000000.5", f"{D}|1|1700000000|",
+                                 f"{D}|1|1700000000|lfp|x"])
+def test_a_value_that_would_not_be_written_back_the_same_is_not_a_record(raw: str) -> None:
+    """Read as it is, it would refuse every commit: the commit compares it with its re-encoding."""
+    with pytest.raises(CorruptRecord, match="as statehook writes it"):
+        decode_state(raw)
+
+
 def test_no_record_is_none() -> None:
     assert decode_state(None) is None and decode_state(b"") is None
