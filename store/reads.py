@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from model.resources import ResourceRef, Snapshot
 from store import keys, record_frame
@@ -183,15 +182,16 @@ class Reads:
             meta_raw, state_raw, errors, due, snap_raw, old_raw = replies = await pipe.execute(raise_on_error=False)
         if failed := [r for r in replies[:-1] if isinstance(r, Exception)]:
             raise failed[0]
-        if isinstance(old_raw, ResponseError):  # the old timeline key is not a list
-            bad.records.append(CorruptRecord(keys.old_timeline(rkey), "not a timeline list"))
-            old_raw = []
         if meta_raw is None and state_raw is None and not _holds_snapshot(snap_raw):
             return None  # a subject's timeline alone (a provider's operational events) is not a resource
         meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, meta_raw)
         state = bad.read(f"{keys.STATE}[{rkey}]", decode_state, state_raw)
         snapshot = bad.read(keys.snapshot(rkey), unpack_snapshot, snap_raw)
-        entries = bad.read(keys.snapshot(rkey), timeline_of, rkey, snap_raw, old_raw, history) or []
+        try:
+            entries = timeline_of(rkey, snap_raw, old_raw, history)
+        except CorruptRecord as exc:
+            bad.records.append(exc)
+            entries = []
         timeline = [bad.read(f"{keys.snapshot(rkey)} (timeline)", _timeline_entry, x, rkey) for x in entries]
         return ResourceRecords(
             meta=meta,
@@ -231,7 +231,8 @@ class Reads:
         """The `limit` newest timeline entries of each resource, newest first, one round trip;
         an unreadable record is logged, counted and read as no timeline."""
         read = await read_timelines(self.redis, rkeys, limit)
-        await Store(self.redis).count_corrupt([t for t in read if isinstance(t, CorruptRecord)])
+        if bad := [t for t in read if isinstance(t, CorruptRecord)]:
+            await Store(self.redis).count_corrupt(bad)
         return [t if isinstance(t, list) else [] for t in read]
 
     async def newest_outbox(self, count: int) -> list[tuple[bytes, dict[bytes, bytes]]]:

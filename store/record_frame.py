@@ -56,21 +56,14 @@ def snapshot_of(raw: bytes) -> bytes | None:
     Raises ValueError for a framed value whose snapshot is cut short."""
     if not raw or raw[0] != MARK:
         return raw or None
-    end = 1 + _LEN + _length(raw, 1)
-    if end > len(raw):
-        raise ValueError("record: snapshot cut short")
-    return raw[1 + _LEN : end] or None
+    return raw[1 + _LEN : _snapshot_end(raw)] or None
 
 
 def split(raw: bytes) -> Record:
     """Raises ValueError for a framed value whose lengths do not add up."""
     if not raw or raw[0] != MARK:
         return Record(raw or None, [], framed=False)
-    size = len(raw)
-    n = _length(raw, 1)
-    pos = 1 + _LEN + n
-    if pos > size:
-        raise ValueError("record: snapshot cut short")
+    size, pos = len(raw), _snapshot_end(raw)
     snapshot = raw[1 + _LEN : pos] or None
     entries = []
     while pos < size:
@@ -80,6 +73,14 @@ def split(raw: bytes) -> Record:
             raise ValueError("record: timeline entry cut short")
         entries.append(raw[start:pos])
     return Record(snapshot, entries, framed=True)
+
+
+def _snapshot_end(raw: bytes) -> int:
+    """Where a framed value's snapshot ends (its timeline begins)."""
+    end = 1 + _LEN + _length(raw, 1)
+    if end > len(raw):
+        raise ValueError("record: snapshot cut short")
+    return end
 
 
 def _length(raw: bytes, pos: int) -> int:

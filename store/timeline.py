@@ -44,22 +44,25 @@ class TimelineWriter:
                              args=[entry, history_length], client=pipe)
 
 
-def timeline_of(rkey: str, raw: bytes | None, old: Sequence[bytes], limit: int) -> list[bytes]:
-    """The `limit` newest entries of `rkey`'s timeline, from its record as read and its old
-    list (read in the same round trip). Raises CorruptRecord for a record that is not one."""
-    if raw is None:
-        return list(old[:limit])
+def timeline_of(rkey: str, raw: bytes | None, old: Sequence[bytes] | ResponseError, limit: int) -> list[bytes]:
+    """The `limit` newest entries of `rkey`'s timeline, from its record as read and the reply
+    to the LRANGE of its old list (read in the same round trip). Raises CorruptRecord for a
+    record that is not one, and for an old list that is not a list (WRONGTYPE) where the
+    record does not hold the timeline itself."""
     try:
-        record = record_frame.split(raw)
+        record = record_frame.split(raw) if raw is not None else None
     except ValueError as exc:
         raise CorruptRecord(keys.snapshot(rkey), str(exc)) from None
-    return record.entries[:limit] if record.framed else list(old[:limit])
+    if record is not None and record.framed:
+        return record.entries[:limit]
+    if isinstance(old, ResponseError):
+        raise CorruptRecord(keys.old_timeline(rkey), "not a timeline list")
+    return list(old[:limit])
 
 
 async def read_timelines(redis: aioredis.Redis, rkeys: Sequence[str], limit: int) -> list[list[bytes] | CorruptRecord]:
     """The `limit` newest entries of each of `rkeys`' timelines, newest first; a resource whose
-    record cannot be read, or whose only timeline is an old key that is not a list, gets its
-    CorruptRecord instead."""
+    timeline cannot be read (`timeline_of`) gets its CorruptRecord instead."""
     if not rkeys:
         return []
     async with redis.pipeline(transaction=True) as pipe:  # the record and its old list as of one moment
@@ -72,11 +75,7 @@ async def read_timelines(redis: aioredis.Redis, rkeys: Sequence[str], limit: int
     out: list[list[bytes] | CorruptRecord] = []
     for rkey, raw, old in zip(rkeys, raws, olds, strict=True):
         try:
-            entries = timeline_of(rkey, raw, [] if isinstance(old, ResponseError) else old, limit)
+            out.append(timeline_of(rkey, raw, old, limit))
         except CorruptRecord as exc:
             out.append(exc)
-            continue
-        # an old timeline key that is not a list (WRONGTYPE) is unreadable, the record's entries are not
-        out.append(CorruptRecord(keys.old_timeline(rkey), "not a timeline list")
-                   if isinstance(old, ResponseError) and not entries else entries)
     return out
