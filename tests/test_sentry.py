@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -226,6 +227,31 @@ def test_sentry_events_sent_through_the_sdk_carry_no_secrets(
     assert any(v["type"] == "ValueError" for e in events for v in e.get("exception", {}).get("values", []))
     crumbs = [c for e in events for c in (e.get("breadcrumbs") or {}).get("values", [])]
     assert any("refreshing with client_secret" in (c.get("message") or "") for c in crumbs)
+
+
+def test_the_local_variables_of_a_frame_are_not_sent(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, sentry_off: None
+) -> None:
+    """A token fetched at run time sits in a local variable under no name a redactor knows:
+    whatever the sentry-sdk version, the event carries no frame's variables."""
+    config = secret_config(tmp_path, redis_url, sim, receiver)
+    transport = CapturingTransport()
+    assert init_sentry(config, dsn="https://public@sentry.invalid/1", transport=transport)
+
+    fetched = "eyJ" + secrets.token_hex(16)
+
+    def refresh(token: str) -> None:
+        raise RuntimeError("refresh failed")
+
+    try:
+        refresh(fetched)
+    except RuntimeError as exc:
+        sentry_sdk.capture_exception(exc)
+    sentry_sdk.flush(timeout=5)
+    (event,) = transport.events()
+    frames = event["exception"]["values"][0]["stacktrace"]["frames"]
+    assert frames and not any(f.get("vars") for f in frames)
+    assert fetched not in transport.text()
 
 
 async def test_a_failing_job_is_reported_by_the_arq_integration_without_secrets(

@@ -12,15 +12,23 @@ name a redactor could recognise.
 
 `init_sentry` must run before the worker is made (`worker.settings.make_worker`): the
 integration wraps jobs in `arq.worker.create_worker`.
+
+Both sentry-sdk 2.x and 3.x are supported. 3.x renamed what is collected (`data_collection`
+in place of `include_local_variables` and `send_default_pii`, and collects user data, HTTP
+bodies and job arguments unless told not to) and no longer turns its logging integration
+on by itself; `sentry_options` asks either for the same: error logs as events, info logs as
+breadcrumbs, no local variables, no bodies, headers, cookies, query strings or queue data.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 from typing import Any
 
 import sentry_sdk
 from sentry_sdk.integrations.arq import ArqIntegration
+from sentry_sdk.integrations.logging import LoggingIntegration
 
 from config import Config
 from worker import redact
@@ -62,14 +70,33 @@ def sentry_options(config: Config, **overrides: Any) -> dict[str, Any]:
         "dsn": settings.sentry_dsn.get_secret_value() if settings.sentry_dsn else None,
         "environment": settings.sentry_environment,
         "release": _release(),
-        "integrations": [ArqIntegration()],
+        "integrations": [ArqIntegration(), LoggingIntegration(level=logging.INFO, event_level=logging.ERROR)],
         "before_send": before_send,
         "before_breadcrumb": before_breadcrumb,
-        "include_local_variables": False,
         "max_breadcrumbs": 50,
+        **_collection_options(sdk_major()),
     }
     options.update(overrides)
     return options
+
+
+def sdk_major() -> int:
+    return int(sentry_sdk.VERSION.split(".", 1)[0])
+
+
+_OFF = {"mode": "off"}
+
+
+def _collection_options(major: int) -> dict[str, Any]:
+    """What sentry-sdk may collect by itself, in the spelling of its major version: only
+    what statehook sends through `before_send` and the breadcrumbs."""
+    if major < 3:
+        return {"include_local_variables": False}
+    return {"data_collection": {
+        "user_info": False, "cookies": _OFF, "http_headers": {"request": _OFF},
+        "http_bodies": [], "url_query_params": _OFF, "database_query_data": False, "queues": False,
+        "stack_frame_variables": False,
+    }}
 
 
 def init_sentry(config: Config, **overrides: Any) -> bool:
