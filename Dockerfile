@@ -23,10 +23,10 @@ WORKDIR /src
 
 # dependencies first, so that a code change does not reinstall them (every dependency ships
 # manylinux wheels for amd64 and arm64: no compiler in the image)
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 RUN mkdir -p model core store config providers tasks notifiers transport worker simulator \
  && for p in model core store config providers tasks notifiers transport worker simulator; do touch "$p/__init__.py"; done \
- && /opt/statehook/bin/pip install . \
+ && /opt/statehook/bin/pip install -c constraints.txt . \
  && /opt/statehook/bin/pip uninstall -y statehook
 
 COPY model ./model

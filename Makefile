@@ -6,15 +6,24 @@ BIN := $(VENV)/bin
 DEMO_SECONDS ?= 0
 STAMP := $(VENV)/.installed
 
-.PHONY: install redis-server chromium axe test lint typecheck pytest demo bench chaos check clean image-test
+.PHONY: install lock redis-server chromium axe test lint typecheck pytest demo bench chaos check clean image-test
 
-$(STAMP): pyproject.toml
+# constraints.txt holds the versions the tests last passed with, so that a release published
+# since (a new major of a dependency) cannot change what CI installs; `make lock` renews it
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# the newest releases pyproject.toml's ranges allow, into constraints.txt (then run make test)
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -e '.[test,bench]'
+	{ sed -n '1,2p' constraints.txt; .lock-venv/bin/python -m pip freeze --exclude-editable | sort; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .lock-venv
 
 # redis-server from Debian's packages when the machine has none (tests and the demo start
 # their own on a free port; nothing here uses the machine's Redis on 6379)
@@ -69,14 +78,14 @@ bench: redis-server
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	PATH="$$PATH:/usr/sbin" $(BIN)/python -m benchmarks.run
 
 # the chaos run of issue 14 (docs/reliability.md): workers and Redis killed, stopped, hung, failed over and
 # flushed while changes stream; last line: chaos: changes=… missed=… …; about 7 minutes; not part of `make test`
 chaos: redis-server
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 # the container image, built and run without a Docker engine or a registry (buildah, a base
