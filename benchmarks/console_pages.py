@@ -42,6 +42,7 @@ from simulator.artistree import ArtistreeSim
 from store import keys, record_frame
 from store.deliveries import Attempt, Deliveries, DeliveryRecords
 from store.history import history_entry, pack_snapshot
+from store.operational import OperationalEvents
 from store.records import encode_state
 from store.snapshots import Store, WatchMeta
 
@@ -101,7 +102,7 @@ async def _timeline(redis: aioredis.Redis, rkey: str) -> None:
     ref = ResourceRef.parse(rkey)
     base = sample_event(Severity.CRITICAL)
     resource = {**base.resource, "key": rkey, "id": ref.id}
-    deliveries = Deliveries(redis)
+    deliveries = Deliveries(redis, OperationalEvents(redis, history_length=50))
     records = DeliveryRecords()
     entries: list[bytes] = []
     for seq in range(1, HISTORY + 1):

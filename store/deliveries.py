@@ -147,10 +147,19 @@ def _text(value: bytes | str) -> str:
 
 class Deliveries:
     def __init__(self, redis: aioredis.Redis, operational: OperationalEvents | None = None) -> None:
+        """`operational` tells the dead letters and the disables and enables (with the
+        config's `worker.history_length`); without it, those raise."""
         self.redis = redis
-        self.operational = operational if operational is not None else OperationalEvents(redis)
+        self._operational = operational
         self._remove = register(redis, "remove_dead_letters")
         self._timeline = TimelineWriter(redis)
+
+    @property
+    def operational(self) -> OperationalEvents:
+        if self._operational is None:
+            raise RuntimeError("Deliveries made without OperationalEvents cannot tell a dead letter, "
+                               "a disable or an enable")
+        return self._operational
 
     # -- attempts and stats ----------------------------------------------------------------
 

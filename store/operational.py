@@ -31,8 +31,11 @@ _FIELD = b"e"
 
 
 class OperationalEvents:
-    def __init__(self, redis: aioredis.Redis, *, throttle: float = DEFAULT_THROTTLE, history_length: int = 50,
+    def __init__(self, redis: aioredis.Redis, *, history_length: int, throttle: float = DEFAULT_THROTTLE,
                  clock: Any = time.time) -> None:
+        """`history_length`: the config's `worker.history_length`, the entries a subject's
+        timeline keeps (no default: a destination's timeline cut to another length than the
+        resources' loses entries for good)."""
         self.redis = redis
         self._timeline = TimelineWriter(redis)
         self.throttle = throttle

@@ -72,7 +72,8 @@ class Poller:
         self.on_events = on_events
         self.limits = limits if limits is not None else ProviderLimits(store.redis)
         self.watchdog = watchdog or WatchdogSettings()
-        self.health = ProviderWatch(store, operational or OperationalEvents(store.redis), self.watchdog)
+        operational = operational or OperationalEvents(store.redis, history_length=store.history_length)
+        self.health = ProviderWatch(store, operational, self.watchdog)
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._share_of = 0
         self.share_concurrency(1)

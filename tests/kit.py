@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 from config import Config, load_config
 from config.toml_out import toml_array, toml_table, toml_value
 from store import keys
+from store.deliveries import Deliveries
+from store.operational import OperationalEvents
 from store.timeline import read_timelines
 from worker.settings import make_worker
 
@@ -71,3 +73,8 @@ async def running_worker(config: Config, **kwargs: Any) -> AsyncIterator[Any]:
 
 async def outbox_len(redis: aioredis.Redis) -> int:
     return int(await redis.xlen(keys.OUTBOX))
+
+
+def telling_deliveries(redis: aioredis.Redis, history_length: int = 50) -> Deliveries:
+    """Deliveries that tell dead letters, disables and enables, as a worker's do."""
+    return Deliveries(redis, OperationalEvents(redis, history_length=history_length))

@@ -17,12 +17,11 @@ from model.outcomes import Delivered, TransientFailure
 from notifiers.base import NotifierContext
 from notifiers.webhook import WebhookNotifier, WebhookSettings
 from store import keys
-from store.deliveries import Deliveries
 from store.rates import RateSchedule
 from store.slack import SlackThreads
 from tasks.batch_delivery import BatchResult, deliver_batch, group_by_resource
 from tests.conftest import wait_for
-from tests.kit import WHSEC
+from tests.kit import WHSEC, telling_deliveries
 from tests.test_webhook_delivery import FAST, Endpoint, endpoint, failed
 
 __all__ = ["endpoint"]  # the fixture, imported for the tests below
@@ -60,7 +59,8 @@ class HandOvers:
 
 async def run(redis: aioredis.Redis, hook: WebhookNotifier, events: list[Event], handed: HandOvers,
               deadline_s: float = 30, owner: str = "batch-1") -> BatchResult:
-    return await deliver_batch(Deliveries(redis), hook, "hook", [e.to_json() for e in events], handed, owner=owner,
+    deliveries = telling_deliveries(redis)
+    return await deliver_batch(deliveries, hook, "hook", [e.to_json() for e in events], handed, owner=owner,
                                concurrency=8, deadline_s=deadline_s, keep_mark_s=60)
 
 
@@ -161,7 +161,8 @@ async def test_a_failing_chain_stops_the_others_before_everything_is_handed_over
     events = [failed(rid="ord-1"), failed(rid="ord-2")]
     notifier = BuggyNotifier()
     handed = HandOvers()
-    result = await deliver_batch(Deliveries(redis), notifier, "hook", [e.to_json() for e in events], handed,  # type: ignore[arg-type]
+    deliveries = telling_deliveries(redis)
+    result = await deliver_batch(deliveries, notifier, "hook", [e.to_json() for e in events], handed,  # type: ignore[arg-type]
                                  owner="batch-1", concurrency=8, deadline_s=30, keep_mark_s=60)
     assert notifier.cancelled == [events[1].id]  # nothing still in flight once the batch returned
     assert sorted(handed.items) == sorted([(events[0].id, None), (events[1].id, None)])

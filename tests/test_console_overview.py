@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
 from store import keys
-from store.deliveries import Deliveries
 from store.rates import ProviderLimits
 from store.stats import StatsRecorder
 from tests.console.kit import TOKEN, serving_console
+from tests.kit import telling_deliveries
 from tests.test_api import api_config
 from worker.console.rates import MIN_SPAN, RateWindow
 
@@ -46,7 +46,7 @@ async def test_the_overview_shows_health_rates_and_counts(
 ) -> None:
     await redis.hset(keys.PROVIDER_HEALTH, "rev", "HTTP 401: the client key was refused")  # type: ignore[misc]
     await ProviderLimits(redis).pause("artistree", 120)
-    await Deliveries(redis).disable("hook", "HTTP 410 at 2026-11-23T10:15:02Z")
+    await telling_deliveries(redis).disable("hook", "HTTP 410 at 2026-11-23T10:15:02Z")
     async with serving_console(api_config(tmp_path, redis_url, sim, receiver, token=TOKEN)) as (_, client, state):
         await client.sign_in()
         clock = [1_000_000.0]

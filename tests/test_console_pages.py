@@ -20,11 +20,10 @@ from simulator.core import SimProvider, Simulator
 from simulator.receivers import WebhookReceiver
 from simulator.rev import RevSim
 from store import keys
-from store.deliveries import Deliveries
 from store.snapshots import Store, WatchMeta
 from tests.conftest import wait_for
 from tests.console.kit import TOKEN, ConsoleClient, serving_console
-from tests.kit import WHSEC, running_worker
+from tests.kit import WHSEC, running_worker, telling_deliveries
 from tests.test_api import api_config
 
 PAGES = ("/ui/", "/ui/watches", "/ui/events", "/ui/dead-letters", "/ui/destinations")
@@ -99,7 +98,7 @@ async def test_watches_are_added_and_removed_with_the_apis_validation(
 async def test_dead_letters_are_filtered_paged_replayed_and_purged(
     tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis
 ) -> None:
-    deliveries = Deliveries(redis)
+    deliveries = telling_deliveries(redis)
     for i in range(120):
         await deliveries.dead_letter(_dead(i), "hook", f"HTTP 500: boom {i}", 500, 3)
     for i in range(120, 130):
@@ -147,8 +146,8 @@ async def test_no_page_shows_a_secret(
     destination = {"kind": "webhook", "url": "https://hooks.example.invalid/T000/PATHSECRET0123?sig=PATHSECRET0123",
                    "secret": WHSEC, "headers": {"Authorization": "Bearer HEADERSECRET99"}}
     config = api_config(tmp_path, redis_url, sim, receiver, token=TOKEN, destination=destination)
-    await Deliveries(redis).dead_letter(_dead(1), "hook", "HTTP 410: gone", 410, 1)
-    await Deliveries(redis).disable("hook", "HTTP 410 at 2026-11-23T10:15:02Z")
+    await telling_deliveries(redis).dead_letter(_dead(1), "hook", "HTTP 410: gone", 410, 1)
+    await telling_deliveries(redis).disable("hook", "HTTP 410 at 2026-11-23T10:15:02Z")
     async with serving_console(config) as (_, client, _s):
         await client.sign_in()
         for path in PAGES:

@@ -17,10 +17,9 @@ from typer.testing import CliRunner
 from config import Config
 from simulator.receivers import WebhookReceiver
 from store import keys
-from store.deliveries import Deliveries
 from store.history import read_history_entry
 from tests.conftest import wait_for
-from tests.kit import WHSEC, running_worker, timeline, write_config
+from tests.kit import WHSEC, running_worker, telling_deliveries, timeline, write_config
 from tests.test_routes import equals, event, publish
 from worker.cli import app
 from worker.delivery_ops import list_dead_letters, purge_dead_letters, replay_dead_letters
@@ -66,7 +65,8 @@ async def test_a_replay_from_the_dead_letter_stream_delivers_once(
     assert first["destination"] == "hook"
 
     # an operator replays one entry twice, at once: it is queued once and removed
-    outcomes = await asyncio.gather(replay_dead_letters(arq, [first["id"]]), replay_dead_letters(arq, [first["id"]]))
+    again = [replay_dead_letters(arq, [first["id"]], history_length=50) for _ in range(2)]
+    outcomes = await asyncio.gather(*again)
     assert sum(o.enqueued for batch in outcomes for o in batch) == 1
     assert [d["id"] for d in await list_dead_letters(redis)] == [second["id"]]
     # the resource's timeline notes the replay once, naming the destination and the dead letter
@@ -77,7 +77,7 @@ async def test_a_replay_from_the_dead_letter_stream_delivers_once(
     assert notes[0]["id"] == failed("ord-1").id
     async with running_worker(cfg):
         await wait_for(lambda: len(receiver.delivered) == 1, what="the replayed delivery")
-        assert await replay_dead_letters(arq, [first["id"]]) == []  # gone from the stream
+        assert await replay_dead_letters(arq, [first["id"]], history_length=50) == []  # gone from the stream
         await publish(redis, failed("ord-9"))  # the worker is busy with other things meanwhile
         await wait_for(lambda: len(receiver.delivered) == 2)
     assert receiver.unique_ids()[failed("ord-1").id] == 1
@@ -172,7 +172,7 @@ async def test_every_attempt_is_recorded_and_shown_per_event(
 async def test_dead_letter_counts_per_destination_follow_the_stream_without_reading_it(
     redis: aioredis.Redis
 ) -> None:
-    deliveries = Deliveries(redis)
+    deliveries = telling_deliveries(redis)
     ids = [await deliveries.dead_letter(failed(f"ord-{n}").to_json(), dest, "HTTP 400", 400, 1)
            for n, dest in enumerate(["hook", "hook", "ops", "hook"])]
     assert await deliveries.dead_letter_counts() == {"hook": 3, "ops": 1}
@@ -195,14 +195,14 @@ async def test_an_unreadable_dead_letter_is_skipped_by_ls_and_replay_and_left_in
     import store.deliveries
 
     monkeypatch.setattr(store.deliveries, "REPLAY_PAGE", 2)  # `replay --all` reads the stream by pages
-    deliveries = Deliveries(redis)
+    deliveries = telling_deliveries(redis)
     good = [await deliveries.dead_letter(failed(f"ord-{n}").to_json(), "hook", "HTTP 400", 400, 1) for n in range(3)]
     broken = await redis.xadd(keys.DLQ, {"event": b"{not json", "destination": "hook", "reason": "r"})
     await redis.hincrby(keys.DLQ_COUNTS, "hook", 1)  # type: ignore[misc]
     good.append(await deliveries.dead_letter(failed("ord-9").to_json(), "hook", "HTTP 400", 400, 1))
     assert [d["id"] for d in await list_dead_letters(redis)] == good
     assert int(await redis.hget(keys.STATS, "corrupt_records") or 0) == 1  # type: ignore[misc]
-    outcomes = await replay_dead_letters(arq, None)
+    outcomes = await replay_dead_letters(arq, None, history_length=50)
     assert [o.entry_id for o in outcomes] == good and all(o.enqueued for o in outcomes)
     assert [entry_id for entry_id, _ in await redis.xrange(keys.DLQ)] == [broken]
     assert await deliveries.dead_letter_counts() == {"hook": 1}

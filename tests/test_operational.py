@@ -19,7 +19,7 @@ async def _outbox(redis: aioredis.Redis) -> list[Event]:
 
 
 async def test_a_condition_emits_once_per_transition(redis: aioredis.Redis) -> None:
-    ops, rev = OperationalEvents(redis), Subject("provider", "rev")
+    ops, rev = OperationalEvents(redis, history_length=50), Subject("provider", "rev")
     for _ in range(3):  # three workers, or three failed polls, see it
         await ops.enter("unhealthy", rev, PROVIDER_UNHEALTHY, severity=Severity.CRITICAL, summary="rev refuses",
                         data={"reason": "401"})
@@ -34,7 +34,7 @@ async def test_a_condition_emits_once_per_transition(redis: aioredis.Redis) -> N
 
 
 async def test_the_throttle_holds_repeats(redis: aioredis.Redis) -> None:
-    ops, dest = OperationalEvents(redis, throttle=60), Subject("destination", "hook")
+    ops, dest = OperationalEvents(redis, history_length=50, throttle=60), Subject("destination", "hook")
     sent = [await ops.emit("statehook.destination.disabled", dest, severity=Severity.WARNING, summary="410")
             for _ in range(3)]
     assert sum(e is not None for e in sent) == 1

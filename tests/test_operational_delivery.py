@@ -20,9 +20,9 @@ from simulator.receivers import WebhookReceiver
 from simulator.slack import SlackStandIn
 from store import keys
 from tests.conftest import wait_for
-from tests.kit import WHSEC, running_worker, write_config
+from tests.kit import WHSEC, running_worker, timeline, write_config
 from tests.test_routes import equals, event, publish
-from worker.delivery_ops import enable_destination
+from worker.delivery_ops import disable_destination, enable_destination
 
 FAST = {"retry_schedule": [0.05, 0.05], "jitter": 0.0}
 
@@ -108,8 +108,8 @@ async def test_disabled_and_enabled_are_told_once_per_transition(
             await publish(redis, *(failed(f"ord-{i}") for i in range(3)))
             await wait_for(lambda: bool(operational(ops, "statehook.destination.disabled")), what="disabled told")
             await wait_for(lambda: equals(redis.xlen(keys.DLQ), 3), what="three dead letters")
-            assert await enable_destination(redis, "hook")  # what `statehook notify enable hook` does
-            assert not await enable_destination(redis, "hook")
+            assert await enable_destination(redis, cfg, "hook")  # what `statehook notify enable hook` does
+            assert not await enable_destination(redis, cfg, "hook")
             await wait_for(lambda: bool(operational(ops, "statehook.destination.enabled")), what="enabled told")
             await asyncio.sleep(0.5)
     finally:
@@ -121,3 +121,26 @@ async def test_disabled_and_enabled_are_told_once_per_transition(
     assert disabled["data"]["destination"] == "hook" and disabled["data"]["reason"].startswith("HTTP 410")
     assert disabled["severity"] == "critical"
     assert not any(r.event["type"].startswith("statehook.") for r in receiver.delivered)  # never about itself
+
+
+async def test_a_destinations_timeline_keeps_the_configured_history_length(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    """What a worker tells of a destination (disabled on a 410, a dead letter) and what an
+    operator does to it (enabled, disabled by hand) go to one timeline, kept to
+    `worker.history_length` like every other (it was cut to 50 whatever the setting)."""
+    cfg = write_config(
+        tmp_path / "statehook.toml", redis_url=redis_url, providers={}, worker={"history_length": 2},
+        destinations={"hook": {"kind": "webhook", "url": receiver.url, "secret": WHSEC, **FAST}},
+        routes=[{"match": {"type": ["artistree.*"]}, "to": ["hook"]}])
+    subject = "statehook:destination:hook"
+    receiver.script = [410]
+    async with running_worker(cfg):
+        await publish(redis, failed("ord-1"))
+        await wait_for(lambda: redis.hexists(keys.DISABLED, "hook"), what="disabled by the worker")
+        await wait_for(lambda: equals(redis.xlen(keys.DLQ), 1), what="the dead letter")
+    assert await enable_destination(redis, cfg, "hook")
+    await disable_destination(redis, cfg, "hook", "by the test")
+    assert await enable_destination(redis, cfg, "hook")
+    entries = [orjson.loads(raw) for raw in await timeline(redis, subject)]
+    assert len(entries) == 2  # of five told: disabled, dead-lettered, enabled, disabled, enabled

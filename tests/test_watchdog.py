@@ -147,7 +147,7 @@ async def test_a_watched_id_that_never_existed_says_nothing_of_the_provider(
 
 
 def overdue_check(redis: aioredis.Redis, **settings: Any) -> OverdueCheck:
-    return OverdueCheck(LateWatches(redis), OperationalEvents(redis), WatchdogSettings(**settings))
+    return OverdueCheck(LateWatches(redis), OperationalEvents(redis, history_length=50), WatchdogSettings(**settings))
 
 
 async def test_a_watch_claimed_and_not_polled_for_three_intervals_is_overdue_until_it_is_polled(

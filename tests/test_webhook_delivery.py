@@ -183,10 +183,10 @@ async def test_a_410_disables_the_destination_until_it_is_enabled_again(
         reasons = [f[b"reason"].decode() for _, f in await redis.xrange(keys.DLQ)]
         assert reasons[0].startswith("HTTP 410") and reasons[1].startswith("destination disabled: HTTP 410")
 
-        assert await enable_destination(redis, "hook")
+        assert await enable_destination(redis, cfg, "hook")
         await publish(redis, failed("ord-3"))
         await wait_for(lambda: len(receiver.delivered) == 1, what="delivery after enabling")
-        await replay_dead_letters(arq, None)
+        await replay_dead_letters(arq, None, history_length=50)
         await wait_for(lambda: len(receiver.delivered) == 3, what="the replayed dead letters")
     assert sorted(r.event["resource"]["id"] for r in receiver.delivered) == ["ord-1", "ord-2", "ord-3"]
     assert (await destination_status(redis, cfg))[0]["disabled"] is None

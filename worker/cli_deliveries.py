@@ -204,7 +204,7 @@ def notify_enable(name: Annotated[str, typer.Argument(help="a destination name f
         if canonical_name(name) not in cfg.destinations and not await Deliveries(redis).is_disabled(
                 canonical_name(name)):
             _known_destination(cfg, name)
-        return await enable_destination(redis, name)
+        return await enable_destination(redis, cfg, name)
 
     was = _run(cfg, work)
     typer.echo(f"{canonical_name(name)} enabled" if was else f"{canonical_name(name)} was not disabled")
@@ -221,7 +221,7 @@ def notify_disable(
     """Stop delivering to a destination (its deliveries are dead-lettered) until enabled."""
     cfg = _config(config)
     _known_destination(cfg, name)
-    _run(cfg, lambda r: disable_destination(r, name, reason))
+    _run(cfg, lambda r: disable_destination(r, cfg, name, reason))
     typer.echo(f"{canonical_name(name)} disabled")
 
 

@@ -25,6 +25,7 @@ from notifiers.base import NotifierContext
 from notifiers.templates import sample_event
 from store.circuit import Circuits
 from store.deliveries import Deliveries
+from store.operational import OperationalEvents
 from store.rates import RateSchedule
 from store.reads import Reads, Unreadable
 from store.slack import SlackThreads
@@ -78,7 +79,7 @@ async def list_dead_letters(redis: ArqRedis, limit: int = 1000) -> list[dict[str
 
 
 async def replay_dead_letters(redis: ArqRedis, entry_ids: list[str] | None, *,
-                             history_length: int = 50) -> list[ReplayOutcome]:
+                             history_length: int) -> list[ReplayOutcome]:
     """Enqueue a delivery per dead letter (all of them if `entry_ids` is None), then remove
     each from the stream and note the replay in its resource's timeline (the config's
     `worker.history_length` entries kept): enqueued first, so a crash in between loses nothing."""
@@ -124,13 +125,19 @@ async def destination_status(redis: ArqRedis, config: Config) -> list[dict[str, 
     ]
 
 
-async def enable_destination(redis: ArqRedis, name: str) -> bool:
+def _telling(redis: ArqRedis, config: Config) -> Deliveries:
+    """Deliveries that tell their dead letters, disables and enables in the destination's
+    timeline, kept to the config's `worker.history_length`."""
+    return Deliveries(redis, OperationalEvents(redis, history_length=config.settings.worker.history_length))
+
+
+async def enable_destination(redis: ArqRedis, config: Config, name: str) -> bool:
     """Lift a 410's disable. True if it was disabled."""
-    return await Deliveries(redis).enable(canonical_name(name))
+    return await _telling(redis, config).enable(canonical_name(name))
 
 
-async def disable_destination(redis: ArqRedis, name: str, reason: str) -> None:
-    await Deliveries(redis).disable(canonical_name(name), f"{reason} (by hand)")
+async def disable_destination(redis: ArqRedis, config: Config, name: str, reason: str) -> None:
+    await _telling(redis, config).disable(canonical_name(name), f"{reason} (by hand)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +182,7 @@ async def send_test(
         notifier = notifiers.REGISTRY[settings.kind](name, settings, nctx)
         notifiers.bind_routes([notifier], config.routes)
         try:
-            result = await deliver_once(Deliveries(redis), notifier, name, event.to_json(), 1)
+            result = await deliver_once(_telling(redis, config), notifier, name, event.to_json(), 1)
         finally:
             await notifier.close()
     attempts = await delivery_attempts(redis, event.id)

@@ -62,7 +62,8 @@ class JobContext:
 
 def circuit_deps(rt: Runtime, redis: ArqRedis) -> CircuitDeps:
     """What the destinations' circuits use (tasks/circuit.py): the store, and this queue."""
-    return CircuitDeps(Circuits(rt.redis), Deliveries(rt.redis), OperationalEvents(rt.redis), ArqQueue(redis))
+    operational = OperationalEvents(rt.redis, history_length=rt.config.settings.worker.history_length)
+    return CircuitDeps(Circuits(rt.redis), Deliveries(rt.redis, operational), operational, ArqQueue(redis))
 
 
 async def schedule_due(ctx: dict[str, Any]) -> int:

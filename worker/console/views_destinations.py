@@ -74,10 +74,10 @@ async def destination_action(request: web.Request) -> web.Response:
     if name not in st.config.destinations and not (action == "enable" and any(r["name"] == name for r in disabled)):
         return see_other(request, back, Flash("error", f"No destination named {raw_name!r}."))
     if action == "enable":
-        was = await enable_destination(st.redis, name)
+        was = await enable_destination(st.redis, st.config, name)
         flash = Flash("ok", f"{name} enabled." if was else f"{name} was not disabled.")
     elif action == "disable":
-        await disable_destination(st.redis, name, "disabled from the console")
+        await disable_destination(st.redis, st.config, name, "disabled from the console")
         flash = Flash("ok", f"{name} disabled: its deliveries are dead-lettered until it is enabled.")
     else:
         deadline = request.get(DEADLINE)
