@@ -87,6 +87,13 @@ def note_entry(kind: str, at: float, summary: str, *, seq: int, event_id: str, d
     return orjson.dumps([seq, int(at), kind, "info", summary, event_id, data])
 
 
+def _entry_time(at: int) -> str:
+    try:
+        return utc_iso(at)
+    except (OverflowError, OSError) as exc:  # datetime's range: a time no writer stores
+        raise ValueError(f"a timeline entry's time is out of range: {at}") from exc
+
+
 def read_history_entry(raw: bytes | str, rkey: str) -> dict[str, Any]:
     """A timeline entry of `rkey` as readers see it: id, type, seq, at (ISO), severity,
     summary, and for a note its `note` data. Raises ValueError or TypeError for anything but an entry `history_entry`
@@ -106,7 +113,7 @@ def read_history_entry(raw: bytes | str, rkey: str) -> dict[str, Any]:
         "id": _ID_PREFIX + eid if _HEX.fullmatch(eid) else eid,
         "type": event_type,
         "seq": seq,
-        "at": utc_iso(at) if isinstance(at, int) else at,
+        "at": _entry_time(at) if isinstance(at, int) else at,
         "severity": severity,
         "summary": summary,
     }

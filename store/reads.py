@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from model.resources import ResourceRef, Snapshot
 from store import keys, record_frame
@@ -180,7 +181,10 @@ class Reads:
             pipe.get(keys.snapshot(rkey))
             pipe.lrange(keys.old_timeline(rkey), 0, history - 1)
             meta_raw, state_raw, errors, due, snap_raw, old_raw = replies = await pipe.execute(raise_on_error=False)
-        if failed := [r for r in replies[:-1] if isinstance(r, Exception)]:
+        if isinstance(snap_raw, ResponseError):  # the record's key holds another type: unreadable, not an error
+            bad.records.append(CorruptRecord(keys.snapshot(rkey), f"not a record: {redis_problem(snap_raw)}"))
+            snap_raw = None
+        if failed := [r for r in replies[:-2] if isinstance(r, Exception)]:
             raise failed[0]
         if meta_raw is None and state_raw is None and not _holds_snapshot(snap_raw):
             return None  # a subject's timeline alone (a provider's operational events) is not a resource

@@ -5,6 +5,7 @@ earlier statehook kept in a list of its own is read and moved in."""
 from __future__ import annotations
 
 import orjson
+import pytest
 import redis.asyncio as aioredis
 
 from core.due import DueAt, KeepDue
@@ -131,6 +132,25 @@ async def test_the_resource_view_reads_past_an_old_timeline_key_of_another_type(
     assert view is not None and [h["seq"] for h in view["history"]] == [1]
 
 
+async def test_the_resource_view_reads_past_a_record_key_of_another_type(redis: aioredis.Redis) -> None:
+    """A record key that holds a hash is one unreadable record (counted), not a 500."""
+    await Store(redis).add_watches([(REF.key, WatchMeta(interval=60))])
+    await redis.hset(keys.snapshot(REF.key), "not", "a string")
+    view = await resource_view(redis, REF.key)
+    assert view is not None and view["history"] == [] and view["snapshot"] is None
+    assert int(await redis.hget(keys.STATS, "corrupt_records") or 0) == 1
+
+
+async def test_a_timeline_entry_whose_time_is_out_of_range_is_unreadable_not_a_crash(redis: aioredis.Redis) -> None:
+    too_late = orjson.dumps([2, 10**17, ".state_changed", "info", "far off", "ab"])
+    with pytest.raises(ValueError, match="out of range"):
+        read_history_entry(too_late, REF.key)
+    await redis.set(keys.snapshot(REF.key), record_frame.join(SNAP, [too_late, _entry(0)]))
+    assert [h["seq"] for h in await Store(redis).history(REF.key)] == [1]
+    view = await resource_view(redis, REF.key)
+    assert view is not None and [h["seq"] for h in view["history"]] == [1]
+
+
 async def test_a_stray_old_timeline_key_does_not_hide_the_record_s_timeline(redis: aioredis.Redis) -> None:
     await redis.set(keys.snapshot(REF.key), record_frame.join(SNAP, [_entry(0)]))
     await redis.set(keys.old_timeline(REF.key), b"not a list")
@@ -138,7 +158,7 @@ async def test_a_stray_old_timeline_key_does_not_hide_the_record_s_timeline(redi
 
 
 async def test_a_subject_with_a_timeline_alone_is_not_a_resource(redis: aioredis.Redis) -> None:
-    ops = OperationalEvents(redis, throttle=0)
+    ops = OperationalEvents(redis, history_length=50, throttle=0)
     await ops.emit("statehook.provider.unhealthy", Subject("provider", "rev"), severity=Severity.CRITICAL,
                    summary="rev refuses")
     assert [h["type"] for h in await Store(redis).history("statehook:provider:rev")] == ["statehook.provider.unhealthy"]
