@@ -35,6 +35,12 @@ class Severity(enum.StrEnum):
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, not {type(value).__name__}")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One difference between two snapshots, at a JSON pointer path."""
@@ -102,19 +108,28 @@ class Event:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Event:
+        """Raises KeyError, TypeError or ValueError for anything `as_dict` would not have
+        made: what reads an event (routing, reminders, a batch's job id) relies on its shape."""
+        resource, data, tags, project = d["resource"], d.get("data") or {}, d.get("tags") or [], d.get("project")
+        if not isinstance(resource, dict) or not isinstance(resource.get("key"), str):
+            raise TypeError("an event's resource is an object with a string key")
+        if not isinstance(data, dict) or not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise TypeError("an event's data is an object and its tags strings")
+        if project is not None and not isinstance(project, str):
+            raise TypeError("an event's project is a string")
         return cls(
-            id=d["id"],
-            type=d["type"],
-            provider=d["provider"],
-            resource=d["resource"],
+            id=_text(d["id"]),
+            type=_text(d["type"]),
+            provider=_text(d["provider"]),
+            resource=resource,
             seq=int(d["seq"]),
-            detected_at=d["detected_at"],
+            detected_at=_text(d["detected_at"]),
             severity=Severity(d["severity"]),
-            summary=d["summary"],
-            data=d.get("data") or {},
+            summary=_text(d["summary"]),
+            data=data,
             snapshot=d.get("snapshot"),
-            tags=tuple(d.get("tags") or ()),
-            project=d.get("project"),
+            tags=tuple(tags),
+            project=project,
         )
 
     @classmethod

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
@@ -16,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 import providers
 from core.events import change_of, event_id
 from model.resources import ResourceRef
+from model.routes import Route
 from simulator.artistree import ArtistreeSim
 from simulator.core import Simulator
 from store import keys
@@ -140,6 +142,33 @@ async def test_an_outbox_entry_that_is_not_an_event_is_skipped(redis: aioredis.R
     pending = await redis.xpending(keys.OUTBOX, keys.GROUP)
     assert pending["pending"] == 0
     assert int(await redis.hget(keys.STATS, "corrupt_records")) == 1
+
+
+@pytest.mark.parametrize("damage", [{"resource": {"id": "x"}}, {"resource": "x"}, {"id": 7}, {"type": None},
+                                    {"data": [1]}, {"tags": "ab"}, {"tags": [1]}, {"project": 3}, {"summary": {}}])
+async def test_an_outbox_entry_shaped_unlike_an_event_is_skipped_and_the_rest_of_its_read_sent(
+    redis: aioredis.Redis, damage: dict[str, object]
+) -> None:
+    """JSON that parses but is not an event as statehook writes it (a resource without a
+    key, an id that is not a string, ...) is skipped like unparsable bytes: it blocked its
+    whole read (and every reclaim of it) when routing or the batch's job id met it."""
+    from arq.connections import ArqRedis
+
+    from tests.test_routes import event
+    from worker.queue import batch_job_id
+
+    good = event("artistree.order.state_changed", "critical", to="Failed")
+    bad = {**good.as_dict(), "id": "evt_damaged", **damage}
+    arq = ArqRedis(connection_pool=redis.connection_pool)
+    route = Route.model_validate({"to": ["hook"]})
+    dispatcher = dispatcher_for(arq, [route], "c1", enabled_destinations={"hook"})
+    await dispatcher.ensure_group()
+    await redis.xadd(keys.OUTBOX, {"e": orjson.dumps(bad)})
+    await redis.xadd(keys.OUTBOX, {"e": good.to_json()})
+    assert await dispatcher.step(block_ms=10) == 2
+    assert (await redis.xpending(keys.OUTBOX, keys.GROUP))["pending"] == 0
+    assert int(await redis.hget(keys.STATS, "corrupt_records")) == 1
+    assert await redis.zrange("arq:queue", 0, -1) == [batch_job_id([good.id], "hook").encode()]
 
 
 @pytest.mark.parametrize("raw", [b'{"i": 1e-9}', b'{"i": 1e308}', b'{"i": null}', b'{"i": "inf"}', b'[]', b'{"s": 5}',
