@@ -29,6 +29,7 @@ from config.settings import (
     settings_class_for,
 )
 from model.routes import Route
+from model.values import format_seconds
 from notifiers.base import DestinationSettings
 from providers.base import ProviderSettings, scan_filter_problems
 
@@ -100,6 +101,8 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
         parsed_d = _validate(cls_n.settings_model, block, ("destinations", name), locator, problems)
         if parsed_d is not None:
             destinations[name] = parsed_d
+            if problem := _outlasts_the_job(parsed_d, settings.worker.delivery_timeout):
+                problems.append(locator.line(("destinations", name, "timeout"), problem))
 
     problems.extend(_watch_problems(settings, provider_blocks, locator))
     routes = _routes(settings, destination_blocks, locator, problems)
@@ -309,3 +312,17 @@ def _validate(
     except ValidationError as exc:
         problems.extend(locator.problems(exc, prefix=prefix, model=model))
         return None
+
+
+SEND_MARGIN = 10.0
+"""A retry job's time besides its send: reading the circuit, writing the attempt."""
+
+
+def _outlasts_the_job(destination: DestinationSettings, job_timeout: float) -> str | None:
+    """A send that may take longer than its retry job leaves the job cancelled by ARQ: the
+    delivery neither retried nor dead-lettered."""
+    limit = destination.send_limit()
+    if limit is None or limit + SEND_MARGIN <= job_timeout:
+        return None
+    return (f"a send may take {format_seconds(limit)}, more than `worker.delivery_timeout` "
+            f"({format_seconds(job_timeout)}) less {format_seconds(SEND_MARGIN)}: lower it or raise that")

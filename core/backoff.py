@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from model.values import MAX_RETRY_DELAY
+
 __all__ = ["delivery_delay", "poll_backoff"]
 
 
@@ -18,14 +20,15 @@ def delivery_delay(
 ) -> float | None:
     """Seconds before retry number `retry` (1-based), or None when the schedule is spent.
 
-    A destination's own `Retry-After` wins when it asks for longer than the schedule."""
+    A destination's own `Retry-After` wins when it asks for longer than the schedule, up
+    to a day (MAX_RETRY_DELAY)."""
     if retry < 1 or retry > len(schedule):
         return None
     base = schedule[retry - 1]
     delay = base * (1 + (rng or random).uniform(-jitter, jitter)) if jitter else base
     if retry_after is not None:
         delay = max(delay, retry_after)
-    return max(0.0, delay)
+    return min(MAX_RETRY_DELAY, max(0.0, delay))
 
 
 def poll_backoff(failures: int, *, base: float = 5.0, cap: float = 900.0) -> float:

@@ -18,6 +18,8 @@ __all__ = [
     "ID_RULE",
     "MAX_DURATION",
     "MAX_RETRIES",
+    "MAX_RETRY_DELAY",
+    "MAX_RETRY_SPAN",
     "MIN_DURATION",
     "MIN_TUNING",
     "TEMPLATE_KEYS",
@@ -121,12 +123,20 @@ TuningDuration = Annotated[float, BeforeValidator(parse_duration), AfterValidato
 DurationOrOff = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_or_off)]
 """A Duration, or 0 for "off" (a terminal resource's slow-poll tail)."""
 
+MAX_RETRY_DELAY = 86_400.0
+"""The longest wait before one retry, a destination's Retry-After included: ARQ forgets a
+job's try count when it waits longer than ~24.5 h (its schedule would start over)."""
+MAX_RETRY_SPAN = 2 * 86_400.0
+"""The longest a retry schedule may add up to, jitter included: a delivery job expires three
+days after it was enqueued (worker/queue.py DELIVER_EXPIRES), and a job that expires is lost."""
+
+
 def _retry_delay(value: float) -> float:
-    return check_duration(value, 0.0)
+    return check_duration(value, 0.0, MAX_RETRY_DELAY)
 
 
 RetryDelay = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_retry_delay)]
-"""Seconds before a retry: a Duration that may be 0 (retry at once)."""
+"""Seconds before a retry: from 0 (retry at once) to a day."""
 
 MAX_RETRIES = 100
 

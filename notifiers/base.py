@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from core.circuit import CircuitPolicy
 from model.events import Event
 from model.outcomes import Delivered
-from model.values import Duration, RetrySchedule
+from model.values import MAX_RETRY_SPAN, Duration, RetrySchedule, format_seconds
 from store.rates import RateSchedule
 from store.slack import SlackThreads
 
@@ -74,6 +74,20 @@ class DestinationSettings(BaseModel):
     jitter: float = Field(default=0.2, ge=0, le=1)
     enabled: bool = True
     circuit: CircuitSettings = Field(default_factory=CircuitSettings)
+
+    def send_limit(self) -> float | None:
+        """How long one send may take in all: the kind's `timeout` (None for a kind without
+        one); a paced kind adds the wait for its slot it spends inside the send."""
+        timeout = getattr(self, "timeout", None)
+        return None if timeout is None else float(timeout)
+
+    @model_validator(mode="after")
+    def _retries_within_the_job(self) -> DestinationSettings:
+        span = sum(self.retry_schedule) * (1 + self.jitter)
+        if span > MAX_RETRY_SPAN:
+            raise ValueError(f"`retry_schedule` adds up to {format_seconds(span)} with its jitter, more than "
+                             f"{format_seconds(MAX_RETRY_SPAN)}: a delivery job expires 3 days after it was queued")
+        return self
 
 
 @dataclass(slots=True)

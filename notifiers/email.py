@@ -53,7 +53,7 @@ class EmailSettings(DestinationSettings):
     subject: str | None = Field(default=None, description="subject template (same as templates.subject)")
     tls_verify: bool = Field(default=True, description="verify the server's certificate and name")
     ca_file: Path | None = Field(default=None, description="CA bundle to verify the server with (a private CA)")
-    timeout: Duration = 30.0
+    timeout: Duration = 20.0
     local_hostname: str | None = None
     templates: Templates = Field(default_factory=dict)
 

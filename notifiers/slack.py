@@ -72,6 +72,10 @@ class SlackSettings(DestinationSettings):
     timeout: Duration = 10.0
     templates: Templates = Field(default_factory=dict)
 
+    def send_limit(self) -> float:
+        """The post's timeout and the wait for a slot spent inside the send (`max_wait`)."""
+        return self.timeout + self.max_wait
+
     @field_validator("webhook_url")
     @classmethod
     def _http_url(cls, value: SecretStr | None) -> SecretStr | None:

@@ -108,7 +108,9 @@ def probe_key(c: Circuit) -> str:
 
 
 def _timeout(notifier: Notifier | None) -> float:
-    return float(getattr(notifier.settings, "timeout", 15.0)) if notifier is not None else 15.0
+    """How long a probe's send may take (tasks/deliver.py bounds it so)."""
+    limit = notifier.settings.send_limit() if notifier is not None else None
+    return 15.0 if limit is None else limit
 
 
 @dataclass(slots=True)

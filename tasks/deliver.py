@@ -24,6 +24,9 @@ __all__ = ["CircuitGate", "DeliveryResult", "Sent", "attempt_delivery", "deliver
 
 log = logging.getLogger("statehook.deliver")
 
+MIN_PACED_PAUSE = 1.0
+"""The least a paced send waits before it is made again (a flush's 429 with `Retry-After: 0`)."""
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveryResult:
@@ -86,20 +89,30 @@ async def deliver_once(
     event_json: bytes,
     attempt: int,
     gate: CircuitGate | None = None,
+    retry_until: float | None = None,
 ) -> DeliveryResult:
-    """One attempt. Records it, and decides: delivered, retry (in how long), dead letter, or held."""
+    """One attempt. Records it, and decides: delivered, retry (in how long), dead letter, or
+    held. `retry_until`: a retry that would come later is not made (the job would be gone)."""
     records = DeliveryRecords()
     try:
         return await attempt_delivery(deliveries, notifier, destination, Event.from_json(event_json), attempt,
-                                      records, await deliveries.disabled_reason(destination), gate)
+                                      records, await deliveries.disabled_reason(destination), gate,
+                                      retry_until=retry_until)
     finally:
         await deliveries.write(records)
 
 
 async def send_once(notifier: Notifier, event: Event, destination: str) -> Sent:
+    """One send, bounded by the destination's `send_limit` as a whole (a kind's own timeout
+    may bound each step only: an SMTP server that answers each command slowly would outlast
+    the job, and a job that times out is neither retried nor dead-lettered)."""
     started = time.perf_counter()
+    limit = notifier.settings.send_limit()
     try:
-        done = await notifier.send(event)
+        async with asyncio.timeout(limit):
+            done = await notifier.send(event)
+    except TimeoutError:
+        return Sent(time.perf_counter() - started, error=f"no answer within {limit:g}s")
     except TransientFailure as exc:
         return Sent(time.perf_counter() - started, exc.status, exc.reason, exc.retry_after)
     except PermanentFailure as exc:
@@ -145,6 +158,7 @@ async def attempt_delivery(
     disabled: str | None,
     gate: CircuitGate | None = None,
     paced_wait: float = 0.0,
+    retry_until: float | None = None,
 ) -> DeliveryResult:
     """One attempt, its record and stats added to `records` (the caller writes them).
     Dead letters and the disabling of a destination are written at once. With a `gate`, a
@@ -163,7 +177,7 @@ async def attempt_delivery(
     sent = await send_once(notifier, event, destination)
     while paced_wait and not sent.answered and not sent.outage and not sent.bug and (
             sent.retry_after is not None and sent.retry_after <= paced_wait):
-        await asyncio.sleep(sent.retry_after)
+        await asyncio.sleep(max(sent.retry_after, MIN_PACED_PAUSE))  # `Retry-After: 0` (or past) is no pause
         sent = await send_once(notifier, event, destination)
     if gate is not None:
         await gate.outcome(sent)
@@ -182,10 +196,13 @@ async def attempt_delivery(
         return DeliveryResult(False, held=True)
     delay = delivery_delay(attempt, notifier.settings.retry_schedule, jitter=notifier.settings.jitter,
                            retry_after=sent.retry_after)
+    reason = f"gave up after {attempt} attempts: {sent.error}"
+    if delay is not None and retry_until is not None and time.time() + delay > retry_until:
+        delay = None
+        reason = f"gave up after {attempt} attempts (the next would come after its job expires): {sent.error}"
     if delay is not None:
         log.info("delivery %s to %s: %s; retry in %.1fs", event.id, destination, sent.error, delay, extra=extra)
         records.add(event.id, attempt_record(destination, attempt, sent), "retried", sent.seconds)
         return DeliveryResult(False, retry_in=delay)
-    reason = f"gave up after {attempt} attempts: {sent.error}"
     log.warning("delivery %s to %s: %s", event.id, destination, reason, extra=extra)
     return await give_up(deliveries, destination, event, sent, attempt, records, reason)

@@ -138,10 +138,17 @@ async def test_a_cancelled_batch_releases_what_it_did_not_hand_over(
     assert (again.delivered, again.skipped) == (2, 1)
 
 
+class _NoSchedule:
+    """Settings with no retry schedule: scheduling a retry from them is a bug."""
+
+    def send_limit(self) -> None:
+        return None
+
+
 class BuggyNotifier:
     """Fails with a bug (no settings to schedule a retry from) for ord-1; slow for others."""
 
-    settings = None
+    settings = _NoSchedule()
 
     def __init__(self) -> None:
         self.cancelled: list[str] = []

@@ -95,7 +95,8 @@ DURATION_FIELDS = [
 
 @pytest.mark.parametrize(("section", "key", "read"), DURATION_FIELDS, ids=[f"{s}.{k}" for s, k, _ in DURATION_FIELDS])
 def test_every_duration_takes_the_same_forms(env: None, tmp_config: Callable[[str], Path], section: str, key: str,
-                                             read: Callable[..., float]) -> None:
+                                             read: Callable[..., float], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STATEHOOK_WORKER__DELIVERY_TIMEOUT", "2h")  # room for a destination's longest send
     for written, seconds in (('"10m"', 600.0), ("90", 90.0), ('"1h30m"', 5400.0), ('"2.5s"', 2.5)):
         config = load_config(tmp_config(config_text(**{section: f"{key} = {written}"})))
         assert read(config) == seconds, (key, written)
@@ -135,6 +136,25 @@ def test_a_retry_schedule_is_bounded(env: None, tmp_config: Callable[[str], Path
     assert len(found) == 1 and "retry_schedule" in found[0], found
     found = problems(tmp_config, config_text(hook='retry_schedule = ["31d"]'))
     assert len(found) == 1 and "too long" in found[0], found
+
+
+def test_a_retry_schedule_ends_before_its_delivery_job_expires(env: None, tmp_config: Callable[[str], Path]) -> None:
+    """A retry job lives three days and ARQ forgets its try count after a day's wait: a
+    schedule past either would lose the delivery (neither sent nor dead-lettered)."""
+    found = problems(tmp_config, config_text(hook='retry_schedule = ["1d", "1d"]'))  # 2 days and its 20% jitter
+    assert len(found) == 1 and "retry_schedule" in found[0] and "expires" in found[0], found
+    found = problems(tmp_config, config_text(hook='retry_schedule = ["25h"]'))
+    assert len(found) == 1 and "too long" in found[0], found
+    config = load_config(tmp_config(config_text(hook='retry_schedule = ["1d", "10h"]\njitter = 0.1')))
+    assert config.destinations["hook"].retry_schedule == [86400.0, 36000.0]
+
+
+def test_a_send_that_could_outlast_its_retry_job_is_refused(env: None, tmp_config: Callable[[str], Path]) -> None:
+    found = problems(tmp_config, config_text(mail="timeout = 25"))
+    assert len(found) == 1 and "destinations.mail.timeout" in found[0] and "delivery_timeout" in found[0], found
+    found = problems(tmp_config, config_text(chat="max_wait = 20"))  # Slack waits for its slot inside the send
+    assert len(found) == 1 and "destinations.chat.timeout" in found[0], found
+    load_config(tmp_config(config_text()))  # every kind's defaults fit the default job timeout
 
 
 # ---- webhook signing secrets -------------------------------------------------------------

@@ -25,7 +25,7 @@ from tasks.circuit import CircuitDeps, Gate
 from tasks.deliver import DeliveryResult, deliver_once
 from tasks.watchdog import OverdueCheck
 from worker.outage import is_redis_down
-from worker.queue import ArqQueue, PollJob, enqueue_polls
+from worker.queue import DELIVER_EXPIRES, ArqQueue, PollJob, enqueue_polls
 from worker.runtime import Runtime
 
 __all__ = [
@@ -43,6 +43,8 @@ DELIVERY_DEDUP_WINDOW = 600
 """How long a delivered event stays known, as a delivery mark saying "done" and as a
 finished `deliver` job id in ARQ: longer than any re-dispatch (an outbox entry is
 reclaimed after `reclaim_idle`), short enough not to fill Redis."""
+EXPIRY_MARGIN = 3600.0
+"""A retry job's last try comes at least this long before ARQ's expiry of its job key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,13 +154,19 @@ async def deliver(ctx: dict[str, Any], event_json: bytes, destination: str, atte
     rt = job.rt
     attempt = attempts_before + job.job_try
     deps, notifier = circuit_deps(rt, job.redis), rt.notifiers.get(destination)
+    retry_until = ctx["enqueue_time"].timestamp() + DELIVER_EXPIRES - EXPIRY_MARGIN  # ARQ drops the job then
 
     async def once() -> DeliveryResult:
         gate = await Gate.load(deps, destination, notifier)
-        return await deliver_once(deps.deliveries, notifier, destination, event_json, attempt, gate)
+        return await deliver_once(deps.deliveries, notifier, destination, event_json, attempt, gate,
+                                  retry_until=retry_until)
 
-    # an attempt that Redis failed is made again once Redis answers (a repeat carries the same id)
-    result = await rt.outage.through(once, "delivery")
+    try:
+        # an attempt that Redis failed is made again once Redis answers (a repeat carries the same id)
+        result = await rt.outage.through(once, "delivery")
+    except (OSError, RedisError) as exc:  # a refusal that is not an outage (OOM): this try again
+        log.warning("delivery to %s: %s; running it again in 5s", destination, type(exc).__name__)
+        raise Retry(defer=5) from exc
     if result.retry_in is not None:
         raise Retry(defer=result.retry_in)
     return "held" if result.held else ("delivered" if result.delivered else "dead-lettered")
