@@ -15,7 +15,7 @@ from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
 from store import keys
 from tests.console.kit import TOKEN, serving_console
-from tests.test_api import api_config
+from tests.test_api import BAD_FORMS, api_config, raw_request
 from worker.console.session import SESSION_COOKIE, SESSION_SECONDS, Signer
 from worker.console.state import cookie_options
 
@@ -97,6 +97,38 @@ async def test_a_post_without_the_csrf_token_is_refused(config, redis: aioredis.
         assert await redis.hexists(keys.DISABLED, "hook")
 
 
+async def test_cookies_and_csrf_tokens_that_are_not_ascii_are_invalid_not_errors(config) -> None:  # type: ignore[no-untyped-def]
+    async with serving_console(config) as (url, client, _state):
+        for cookie in (b"statehook_session=a.1.\xc3\xa9", b"statehook_session=a\xff.1.b"):
+            status, _ = await raw_request(url, "GET", "/ui/", [("Cookie", cookie)])
+            assert status == 303, cookie  # no session: to the sign-in page
+        for cookie in (b"statehook_flash=a.\xc3\xa9", b"statehook_flash=a\xff.b", b"statehook_login=a\xff"):
+            status, _ = await raw_request(url, "GET", "/ui/login", [("Cookie", cookie)])
+            assert status == 200, cookie
+        form = [("Content-Type", b"application/x-www-form-urlencoded")]
+        for cookie in (b"statehook_login=abc", b"statehook_login=a\xffc"):
+            status, page = await raw_request(url, "POST", "/ui/login", [*form, ("Cookie", cookie)],
+                                             f"csrf=%C3%A9&token={TOKEN}".encode())
+            assert status == 403 and b"sign-in form has expired" in page, cookie
+        await client.sign_in()
+        session = b"statehook_session=" + str(client.cookie(SESSION_COOKIE)).encode()
+        for headers, body in (([*form], b"csrf=%C3%A9&name=hook&action=disable"),
+                              ([("X-CSRF-Token", b"\xc3\xa9")], b""), ([("X-CSRF-Token", b"\xff")], b"")):
+            status, page = await raw_request(url, "POST", "/ui/destinations", [*headers, ("Cookie", session)], body)
+            assert status == 403 and b"invalid CSRF token" in page, headers
+
+
+async def test_a_body_that_is_no_readable_form_is_a_bad_request(config) -> None:  # type: ignore[no-untyped-def]
+    async with serving_console(config) as (_, client, _state):
+        for signed_in in (False, True):
+            if signed_in:
+                await client.sign_in()
+            for path in ("/ui/login", "/ui/destinations"):
+                for ctype, body in BAD_FORMS:
+                    answer = await client.post(path, body, csrf_from=None, headers={"Content-Type": ctype})
+                    assert answer.status == 400 and "the body is not a form" in answer.text, (path, ctype)
+
+
 async def test_sessions_end_when_they_expire_are_tampered_with_or_signed_out(config) -> None:  # type: ignore[no-untyped-def]
     async with serving_console(config) as (_, client, state):
         await client.sign_in()
@@ -142,3 +174,6 @@ def test_a_new_api_token_ends_every_session() -> None:
     session = old.session(cookie, 1001.0)
     assert session is not None and old.csrf_ok(session.sid, old.csrf(session.sid))
     assert not new.csrf_ok(session.sid, old.csrf(session.sid))
+    assert not old.csrf_ok(session.sid, "é") and not old.login_csrf_ok("nonce", "é")
+    assert old.login_csrf_ok("n\udcff", old.login_csrf("n\udcff"))  # a cookie's bytes that are not UTF-8
+    assert old.flash("a.é") is None and old.session("a.1.é", 1.0) is None

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from model.resources import ResourceRef
 from worker import api_models as models
-from worker.api_http import BODY_TIMEOUT, answer, error, read_body, start_deadline, state_of
+from worker.api_http import BODY_TIMEOUT, FORM_ERRORS, answer, error, read_body, start_deadline, state_of
 from worker.queue import schedule_now
 
 __all__ = ["HOOK_IDS", "hook", "rev_order_number"]
@@ -26,20 +26,24 @@ log = logging.getLogger("statehook.api")
 
 _ORDER_NUMBER = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _REV_FIELDS = ("order_number", "orderNumber", "OrderNumber", "ordernum", "order_num", "order_id", "orderId")
+_MAX_NESTING = 8
+"""`order` objects looked into, one in another (Rev wraps once; a body of a thousand is no notification)."""
 
 
 def rev_order_number(body: Mapping[str, Any]) -> str | None:
     """Rev's notification names the order as `order_number` (older callbacks and form
-    posts use other spellings; an `order` object may wrap it)."""
-    nested = body.get("order") or body.get("Order")
-    if isinstance(nested, Mapping):
-        found = rev_order_number(nested)
-        if found:
-            return found
-    for name in _REV_FIELDS:
-        value = body.get(name)
-        if isinstance(value, str) and _ORDER_NUMBER.match(value.strip()):
-            return value.strip()
+    posts use other spellings; an `order` object may wrap it: the innermost that names one wins)."""
+    levels = [body]
+    while len(levels) <= _MAX_NESTING:
+        nested = levels[-1].get("order") or levels[-1].get("Order")
+        if not isinstance(nested, Mapping):
+            break
+        levels.append(nested)
+    for level in reversed(levels):
+        for name in _REV_FIELDS:
+            value = level.get(name)
+            if isinstance(value, str) and _ORDER_NUMBER.match(value.strip()):
+                return value.strip()
     return None
 
 
@@ -61,6 +65,8 @@ async def _hook_body(request: web.Request) -> dict[str, Any] | None:
                 form = await request.post()
         except TimeoutError:
             raise web.HTTPRequestTimeout(reason=f"the body took longer than {BODY_TIMEOUT:g}s to arrive") from None
+        except FORM_ERRORS:
+            return None
         data.update({k: v for k, v in form.items() if isinstance(v, str)})
         return data
     raw = await read_body(request)
@@ -93,10 +99,7 @@ async def hook(request: web.Request) -> web.Response:
                           f"set STATEHOOK_API__HOOK_TOKENS__{provider.upper()}")
     if not ok:
         return error(401, "invalid hook token")
-    try:
-        body = await _hook_body(request)
-    except ValueError:  # a multipart body that is not one
-        return error(400, "body must be a JSON object or a form")
+    body = await _hook_body(request)
     start_deadline(request)
     if body is None:
         return error(400, "body must be a JSON object or a form")

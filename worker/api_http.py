@@ -28,6 +28,7 @@ from worker.persistence import redis_down, redis_problem
 __all__ = [
     "BODY_TIMEOUT",
     "DEADLINE",
+    "FORM_ERRORS",
     "REDIS_DEADLINE",
     "RETRY_AFTER",
     "STATE",
@@ -58,6 +59,10 @@ hung Redis queue behind one another's connects in redis-py's pool."""
 BODY_TIMEOUT = 10.0
 """seconds a request body may take to arrive: past it, 408 (a client that stops sending
 would otherwise hold the request open)."""
+FORM_ERRORS = (ValueError, LookupError, RuntimeError)
+"""what aiohttp's `request.post()` raises for a body that is no form it can read: not a
+multipart body (ValueError), a charset that does not exist (LookupError), a part's unknown
+Content-Transfer-Encoding (RuntimeError)"""
 
 
 class RedisStatus:
@@ -136,7 +141,8 @@ def check_bearer(header: str | None, token: bytes | None) -> str | None:
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         return "Authorization must be: Bearer <token>"
-    if not hmac.compare_digest(given.strip().encode(), token):
+    # a header's bytes that are not UTF-8 arrive as surrogate escapes: compared as the bytes sent
+    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), token):
         return "invalid token"
     return None
 

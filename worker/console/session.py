@@ -50,6 +50,12 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _same(given: str, mac: str) -> bool:
+    """Whether `given` is `mac` (constant time). Every MAC is ASCII, and compare_digest
+    refuses a str that is not (TypeError): a cookie or field of other characters is no MAC."""
+    return given.isascii() and hmac.compare_digest(given, mac)
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     sid: str
@@ -75,7 +81,9 @@ class Signer:
         self._key = hmac.new(token, _KEY_LABEL, hashlib.sha256).digest()
 
     def _mac(self, label: str, value: str) -> str:
-        return _b64(hmac.new(self._key, f"{label}|{value}".encode(), hashlib.sha256).digest())
+        # a cookie's bytes that are not UTF-8 arrive as surrogate escapes (the sign-in form MACs its nonce as sent)
+        raw = f"{label}|{value}".encode("utf-8", "surrogateescape")
+        return _b64(hmac.new(self._key, raw, hashlib.sha256).digest())
 
     # -- sessions ----------------------------------------------------------------------------
 
@@ -90,7 +98,7 @@ class Signer:
         if not cookie or len(cookie) > _MAX_COOKIE or cookie.count(".") != 2:
             return None
         sid, expires, mac = cookie.split(".")
-        if not expires.isdigit() or not hmac.compare_digest(mac, self._mac("session", f"{sid}.{expires}")):
+        if not expires.isdigit() or not _same(mac, self._mac("session", f"{sid}.{expires}")):
             return None
         if int(expires) <= now:
             return None
@@ -102,7 +110,7 @@ class Signer:
         return self._mac("csrf", sid)
 
     def csrf_ok(self, sid: str, given: str | None) -> bool:
-        return bool(given) and hmac.compare_digest(str(given), self.csrf(sid))
+        return bool(given) and _same(str(given), self.csrf(sid))
 
     @staticmethod
     def login_nonce() -> str:
@@ -114,7 +122,7 @@ class Signer:
     def login_csrf_ok(self, nonce: str | None, given: str | None) -> bool:
         if not nonce or not given or len(nonce) > _MAX_COOKIE:
             return False
-        return hmac.compare_digest(str(given), self.login_csrf(nonce))
+        return _same(str(given), self.login_csrf(nonce))
 
     def token_ok(self, given: str, token: bytes) -> bool:
         """Whether a sign-in gave the API token (constant time)."""
@@ -130,7 +138,7 @@ class Signer:
         if not cookie or len(cookie) > 2 * _MAX_COOKIE or cookie.count(".") != 1:
             return None
         payload, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac("flash", payload)):
+        if not _same(mac, self._mac("flash", payload)):
             return None
         try:
             kind, text = orjson.loads(_unb64(payload))

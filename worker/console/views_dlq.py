@@ -49,9 +49,12 @@ def _ms(text: str, field: str) -> int | None:
         raise web.HTTPBadRequest(reason=f"{field}: expected a time like 2026-11-23T10:15 (UTC)")
     fmt = "%Y-%m-%dT%H:%M:%S" if text.count(":") == 2 else "%Y-%m-%dT%H:%M"
     try:
-        return calendar.timegm(time.strptime(text, fmt)) * 1000
+        ms = calendar.timegm(time.strptime(text, fmt)) * 1000
     except ValueError:
         raise web.HTTPBadRequest(reason=f"{field}: not a valid time") from None
+    if ms < 0:  # a stream id is never negative
+        raise web.HTTPBadRequest(reason=f"{field}: a time from 1970-01-01T00:00 (UTC) on")
+    return ms
 
 
 @dataclass(frozen=True, slots=True)
