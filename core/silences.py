@@ -14,6 +14,7 @@ from model.silences import MATCHER_KEYS, RoutingFacts, Silence, SilenceMatch, Si
 from model.values import format_seconds, parse_duration
 
 __all__ = [
+    "LATEST",
     "ActiveSilences",
     "Preview",
     "matches",
@@ -21,6 +22,7 @@ __all__ = [
     "parse_matchers",
     "parse_when",
     "preview",
+    "range_problem",
     "time_problem",
 ]
 
@@ -147,6 +149,17 @@ def parse_when(text: str, now: float) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
+LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+"""the last second a time can be shown at (datetime's range): a silence's times are at most this"""
+
+
+def range_problem(starts_at: float, ends_at: float) -> str | None:
+    """Why these times cannot be shown: one is past datetime's range (or NaN). None when they can."""
+    if not (starts_at <= LATEST and ends_at <= LATEST):  # NaN too
+        return "its start or end is after 9999-12-31T23:59:59Z, the latest time a silence can have"
+    return None
+
+
 def time_problem(starts_at: float, ends_at: float, now: float, max_duration: float) -> str | None:
     """Why these times cannot be a silence's, in one line; None when they can."""
     if ends_at <= now:
@@ -155,4 +168,4 @@ def time_problem(starts_at: float, ends_at: float, now: float, max_duration: flo
         return "its end is not after its start"
     if ends_at - max(starts_at, now) > max_duration:
         return f"it would last longer than the maximum of {format_seconds(max_duration)} (silences.max_duration)"
-    return None
+    return range_problem(starts_at, ends_at)

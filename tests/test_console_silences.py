@@ -12,8 +12,9 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from core.silences import LATEST
 from model.events import Severity
-from model.silences import RoutingFacts
+from model.silences import RoutingFacts, Silence, SilenceMatch
 from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
 from store.recent import RecentEvents
@@ -88,3 +89,22 @@ async def test_a_silence_that_mutes_everything_needs_confirming(
             assert said in html.unescape(wrong.text), matchers
         past = await client.get("/ui/silences/new?matchers=provider%3Drev&ends=2020-01-01T00:00&preview=1")
         assert "cannot create the silence" in past.text
+
+
+async def test_a_silence_past_the_last_time_there_is_is_refused_and_one_stored_is_listed(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis
+) -> None:
+    async with serving_console(api_config(tmp_path, redis_url, sim, receiver, token=TOKEN)) as (_, client, _s):
+        await client.sign_in()
+        refused = await client.post("/ui/silences", {"matchers": "provider=rev", "starts": "1e12",
+                                                     "ends": "1000000000060"}, follow=True)
+        assert refused.status == 200
+        assert _flash(refused.text) == ("Not created: cannot create the silence: its start or end is after "
+                                        "9999-12-31T23:59:59Z, the latest time a silence can have")
+        assert await SilenceStore(redis).all() == []
+        now = time.time()
+        far = Silence(id="sil_00000000000000ff", match=SilenceMatch(provider=["rev"]), starts_at=LATEST + 86400,
+                      ends_at=LATEST + 2 * 86400, author="ops", comment="", created_at=now)
+        await SilenceStore(redis).put(far, now)  # as one created before the console refused it
+        listed = await client.get("/ui/silences")
+        assert listed.status == 200 and far.id in listed.text and "9999-12-31T23:59:59Z" in listed.text

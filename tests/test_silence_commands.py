@@ -17,11 +17,14 @@ from arq.connections import ArqRedis
 from typer.testing import CliRunner, Result
 
 from config import Config, load_config
+from core.silences import LATEST
 from model.resources import ResourceRef
 from model.routes import Route
+from model.silences import Silence, SilenceMatch
 from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
 from store import keys
+from store.silences import SilenceStore
 from tests import test_api
 from tests.conftest import wait_for
 from tests.kit import running_worker, toml_value, write_config
@@ -196,6 +199,9 @@ async def test_the_api_previews_refuses_and_creates(config: Config, arq: ArqRedi
      "cannot create the silence: its end is in the past"),
     ("POST", "/v1/silences", {"match": {"provider": ["rev"]}, "ends_at": "9999-12-31T23:59:59-23:59"}, 409,
      "cannot create the silence: it would last longer than the maximum of 7d (silences.max_duration)"),
+    ("POST", "/v1/silences", {"match": {"provider": ["rev"]}, "starts_at": "9999-12-31T23:00:00-23:59",
+                              "ends_at": "9999-12-31T23:59:00-23:59"}, 400,
+     "cannot create the silence: its start or end is after 9999-12-31T23:59:59Z, the latest time a silence can have"),
     ("POST", "/v1/silences", {"match": {"provider": ["rev"]}, "duration": "1h", "force": "yes"}, 400,
      "invalid silence: force: Input should be a valid boolean"),
     ("GET", "/v1/silences/sil_0000000000000000", None, 404, "no silence sil_0000000000000000"),
@@ -215,6 +221,26 @@ async def test_bad_api_requests_are_refused_with_a_reason(config: Config, method
         got, answer = await call(http, method, path, json=body, headers=AUTH)
         assert (got, answer["error"]) == (status, reason)
         assert (await call(http, method, path, json=body))[0] == 401  # the bearer token, like every management call
+
+
+async def test_a_stored_silence_past_the_last_time_there_is_is_listed_at_it_and_can_be_expired(
+    config: Config, redis: aioredis.Redis
+) -> None:
+    now = time.time()
+    far = Silence(id="sil_00000000000000ff", match=SilenceMatch(provider=["rev"]), starts_at=LATEST + 86400,
+                  ends_at=LATEST + 2 * 86400, author="ops", comment="", created_at=now)
+    await SilenceStore(redis).put(far, now)  # as one created before the API refused it
+    async with serving(config) as (_, http):
+        status, listed = await call(http, "GET", "/v1/silences", headers=AUTH)
+        assert status == 200 and [s["id"] for s in listed["silences"]] == [far.id]
+        shown = listed["silences"][0]
+        assert (shown["state"], shown["starts_at"], shown["ends_at"]) == (
+            "pending", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z")
+        assert (await call(http, "GET", f"/v1/silences/{far.id}", headers=AUTH))[0] == 200
+        status, expired = await call(http, "POST", f"/v1/silences/{far.id}/expire", headers=AUTH)
+        assert status == 200 and expired["state"] == "expired"
+    stored = await SilenceStore(redis).get(far.id)
+    assert stored is not None and stored.ends_at <= time.time()
 
 
 async def test_a_silence_made_through_the_api_mutes_in_the_dispatcher(config: Config, arq: ArqRedis) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from core.silences import Preview, mutes_everything, preview, time_problem
+from core.silences import LATEST, Preview, mutes_everything, preview, range_problem, time_problem
 from model.silences import Silence, SilenceMatch, SilenceState
 from store.recent import RecentEvents
 from store.silences import SilenceStore, new_silence_id
@@ -27,8 +27,33 @@ class SilenceRefused(ValueError):
         self.needs_force = needs_force
 
 
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+
+
+def _shown_at(ts: float) -> float:
+    """`ts` within datetime's range (a time past it, stored before create and extend refused
+    one, is shown as the first or last second there is)."""
+    return min(ts, LATEST) if ts >= _EARLIEST else _EARLIEST
+
+
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(_shown_at(ts), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _shown(silence: Silence) -> Silence:
+    """`silence` with times that can be shown: one stored past datetime's range does not break
+    a listing, and stays listed (so it can be expired)."""
+    times = {"starts_at": silence.starts_at, "ends_at": silence.ends_at, "created_at": silence.created_at}
+    within = {name: _shown_at(ts) for name, ts in times.items()}
+    return silence if within == times else silence.model_copy(update=within)
+
+
+def _time_refusal(what: str, starts_at: float, ends_at: float, now: float, max_duration: float) -> None:
+    """SilenceRefused when these times cannot be a silence's: 409 for what the clock refuses,
+    400 for a time past what can be shown (whatever the clock)."""
+    problem = time_problem(starts_at, ends_at, now, max_duration)
+    if problem is not None:
+        raise SilenceRefused(f"{what}: {problem}", 400 if problem == range_problem(starts_at, ends_at) else 409)
 
 
 @dataclass(frozen=True)
@@ -47,9 +72,7 @@ async def create_silence(redis: aioredis.Redis, match: SilenceMatch, *, starts_a
     """The silence made (stored unless `dry_run`) and what it would have muted in the last
     24 h. Refused when its times are wrong, or when it mutes every recent event (or has no
     matcher) without `force`."""
-    problem = time_problem(starts_at, ends_at, now, max_duration)
-    if problem is not None:
-        raise SilenceRefused(f"cannot create the silence: {problem}")
+    _time_refusal("cannot create the silence", starts_at, ends_at, now, max_duration)
     found = preview(match, [f async for f in RecentEvents(redis).since()])
     why = mutes_everything(match, found)
     if why is not None and not force and not dry_run:
@@ -75,9 +98,7 @@ async def extend_silence(redis: aioredis.Redis, silence_id: str, ends_at: float,
     silence = await _existing(store, silence_id)
     if silence.state(now) is SilenceState.EXPIRED:
         raise SilenceRefused(f"silence {silence_id} has expired: create a new one")
-    problem = time_problem(silence.starts_at, ends_at, now, max_duration)
-    if problem is not None:
-        raise SilenceRefused(f"cannot extend silence {silence_id}: {problem}")
+    _time_refusal(f"cannot extend silence {silence_id}", silence.starts_at, ends_at, now, max_duration)
     changed = silence.model_copy(update={"ends_at": ends_at})
     await store.put(changed, now)
     return changed
@@ -96,4 +117,4 @@ async def expire_silence(redis: aioredis.Redis, silence_id: str, *, now: float) 
 
 async def list_silences(redis: aioredis.Redis, *, now: float, states: set[SilenceState] | None = None) -> list[Silence]:
     """Oldest first; `states`: only those (None: all that are kept)."""
-    return [s for s in await SilenceStore(redis).all() if states is None or s.state(now) in states]
+    return [_shown(s) for s in await SilenceStore(redis).all() if states is None or s.state(now) in states]

@@ -4,11 +4,20 @@ one-line refusals of bad matchers and times."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from core.silences import ActiveSilences, matches, mutes_everything, parse_matchers, parse_when, preview, time_problem
+from core.silences import (
+    LATEST,
+    ActiveSilences,
+    matches,
+    mutes_everything,
+    parse_matchers,
+    parse_when,
+    preview,
+    time_problem,
+)
 from model.events import Severity
 from model.silences import RoutingFacts, Silence, SilenceMatch, SilenceState
 
@@ -133,6 +142,11 @@ def test_time_problems_in_one_line() -> None:
     assert time_problem(T0, T0 + 31 * day, T0, 30 * day) == (
         "it would last longer than the maximum of 30d (silences.max_duration)")
     assert time_problem(T0 - 10 * day, T0 + 29 * day, T0, 30 * day) is None  # counted from now
+    year_10000 = datetime(9999, 12, 31, 23, 59, tzinfo=timezone(-timedelta(hours=23, minutes=59))).timestamp()
+    too_late = "its start or end is after 9999-12-31T23:59:59Z, the latest time a silence can have"
+    assert time_problem(year_10000 - 3600, year_10000, T0, 30 * day) == too_late
+    assert time_problem(T0 + 1e12, T0 + 1e12 + 60, T0, 30 * day) == too_late  # the console's "starts 1e12"
+    assert time_problem(LATEST - 3600, LATEST, T0, 30 * day) is None
 
 
 def test_routing_facts_round_trip() -> None:
