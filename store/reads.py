@@ -35,7 +35,10 @@ log = logging.getLogger("statehook.store")
 T = TypeVar("T")
 
 SEARCH_COUNT = 4096
-"""the most a search's HSCAN asks for in one call"""
+"""the most a filtered listing's HSCAN asks for in one call"""
+SCAN_BUDGET = 8192
+"""the most watch-hash entries one page asks HSCAN to look at (its COUNTs added up): a filter
+that few watches match answers with what it found so far and the cursor reached"""
 
 
 def _glob_literal(text: str) -> str:
@@ -129,19 +132,21 @@ class Reads:
     async def watch_page(self, bad: Unreadable, *, provider: str | None, source: str | None, cursor: int,
                          limit: int, contains: str | None = None) -> WatchPage:
         """A page of watches (HSCAN: about `limit`), of one provider and one source if given,
-        and whose rkey holds `contains` if given (a search: HSCAN reads more per call while
-        too few match, up to SEARCH_COUNT)."""
+        and whose rkey holds `contains` if given. While too few match, HSCAN reads more per
+        call (up to SEARCH_COUNT), and at most SCAN_BUDGET entries in all: a page may then
+        hold fewer than `limit` watches, even none, with a cursor to go on from."""
         match = f"{provider}:*" if provider else None
         if contains:
             match = f"{provider + ':' if provider else ''}*{_glob_literal(contains)}*"
         found: dict[bytes, bytes] = {}
-        count = limit
+        count, asked = limit, 0
         while True:
             cursor, page = await self.redis.hscan(keys.META, cursor, match=match, count=count)
             found.update(page)
-            if cursor == 0 or len(found) >= limit:
+            asked += count
+            if cursor == 0 or len(found) >= limit or asked >= SCAN_BUDGET:
                 break
-            if contains and len(page) < limit // 2:
+            if match and len(page) < max(1, limit // 2):
                 count = min(SEARCH_COUNT, count * 2)
         rkeys = [k.decode(errors="replace") for k in found]
         dues = await self.redis.zmscore(keys.DUE, rkeys) if rkeys else []

@@ -3,11 +3,13 @@ receiver, and the API served on a free port."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -20,7 +22,8 @@ from simulator.artistree import ArtistreeSim
 from simulator.core import SimProvider, Simulator
 from simulator.receivers import WebhookReceiver
 from simulator.rev import RevSim
-from store import keys
+from store import keys, reads
+from store.snapshots import Store, WatchMeta
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, toml_value, write_config
 from worker.api import openapi_document, rev_order_number, start_api
@@ -96,6 +99,25 @@ async def call(session: aiohttp.ClientSession, method: str, path: str, **kwargs:
         return resp.status, body
 
 
+async def raw_request(url: str, method: str, path: str, headers: list[tuple[str, bytes]],
+                      body: bytes = b"") -> tuple[int, bytes]:
+    """A request of exactly these bytes (what aiohttp's client will not send: a header that
+    is not UTF-8, a charset that does not exist); the answer's status and body."""
+    parts = urlsplit(url)
+    lines = [f"{method} {path} HTTP/1.1".encode(), f"Host: {parts.netloc}".encode(), b"Connection: close",
+             f"Content-Length: {len(body)}".encode(), *(name.encode() + b": " + value for name, value in headers)]
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(b"\r\n".join(lines) + b"\r\n\r\n" + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, content = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), content
+
+
 # ---- auth -------------------------------------------------------------------------------------
 
 
@@ -121,6 +143,16 @@ async def test_management_calls_are_refused_without_the_bearer_token(
         for path in ("/healthz", "/metrics", "/openapi.json"):
             status, _ = await call(http, "GET", path)
             assert status in (200, 503), path
+
+
+async def test_a_bearer_token_that_is_not_utf8_or_ascii_is_an_invalid_token(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver
+) -> None:
+    config = api_config(tmp_path, redis_url, sim, receiver)
+    async with serving(config) as (url, _):
+        for given in (b"\xff", b"\xc3\xa9", API_TOKEN.encode() + b"\xff"):
+            status, body = await raw_request(url, "GET", "/v1/watches", [("Authorization", b"Bearer " + given)])
+            assert (status, orjson.loads(body)) == (401, {"error": "invalid token"}), given
 
 
 async def test_without_an_api_token_management_is_disabled(
@@ -233,6 +265,40 @@ async def test_a_watch_added_through_the_api_is_polled_and_its_events_delivered(
     assert not await redis.hexists(keys.META, rkey)
 
 
+async def hscan_calls(redis: aioredis.Redis) -> int:
+    return int((await redis.info("commandstats")).get("cmdstat_hscan", {}).get("calls", 0))
+
+
+async def few_among_many(redis: aioredis.Redis) -> None:
+    """3000 watches of rev, one of artistree."""
+    await Store(redis).add_watches([(f"rev:order:R{i:05d}", WatchMeta(interval=60.0)) for i in range(3000)]
+                                   + [("artistree:order:A1", WatchMeta(interval=60.0))])
+
+
+async def test_a_filter_few_watches_match_reads_a_bounded_part_of_the_hash_per_page(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await few_among_many(redis)
+    async with serving(api_config(tmp_path, redis_url, sim, receiver)) as (_, http):
+        before = await hscan_calls(redis)
+        status, listing = await call(http, "GET", "/v1/watches?provider=sartiq&limit=1", headers=AUTH)
+        assert (status, listing) == (200, {"watches": [], "cursor": None})  # read to the end: 3001 < SCAN_BUDGET
+        assert await hscan_calls(redis) - before <= 16  # HSCAN asked for more per call while none matched
+        monkeypatch.setattr(reads, "SCAN_BUDGET", 500)  # then a page ends before the hash does
+        seen: list[str] = []
+        cursor, pages = "0", 0
+        while cursor is not None:
+            before = await hscan_calls(redis)
+            status, listing = await call(http, "GET", f"/v1/watches?provider=artistree&limit=1&cursor={cursor}",
+                                         headers=AUTH)
+            assert status == 200 and len(listing["watches"]) <= 1
+            assert await hscan_calls(redis) - before <= 10
+            seen += [w["rkey"] for w in listing["watches"]]
+            cursor, pages = listing["cursor"], pages + 1
+        assert seen == ["artistree:order:A1"] and pages > 2  # a page of none, with a cursor to go on from
+
+
 async def test_resources_and_events_refuse_bad_parameters(
     tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver
 ) -> None:
@@ -288,6 +354,15 @@ async def test_a_rev_hook_triggers_a_poll_within_a_second(
     assert types == ["rev.order.attachment_added", "rev.order.comment_added", "rev.order.state_changed"]
 
 
+BAD_FORMS = [
+    ("application/x-www-form-urlencoded; charset=nope", b"order_number=TC9"),
+    ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; name=order_number\r\n"
+                                        b"Content-Transfer-Encoding: bogus\r\n\r\nTC9\r\n--b--\r\n"),
+]
+"""forms aiohttp cannot read: a charset that does not exist (LookupError), a part's unknown
+transfer encoding (RuntimeError)"""
+
+
 async def test_hooks_refuse_bad_tokens_and_bodies(
     tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis
 ) -> None:
@@ -305,6 +380,14 @@ async def test_hooks_refuse_bad_tokens_and_bodies(
         assert status == 400
         status, answer = await call(http, "POST", f"/v1/hooks/artistree/{HOOK_TOKEN}", json={"order_id": "x"})
         assert status == 404 and "no inbound hooks" in answer["error"]
+        status, answer = await call(http, "POST", f"/v1/hooks/rev/{HOOK_TOKEN}",
+                                    data=b'{"order": ' * 1000 + b"{}" + b"}" * 1000,
+                                    headers={"Content-Type": "application/json"})
+        assert status == 422 and "order_number" in answer["error"]
+        for ctype, body in BAD_FORMS:
+            status, answer = await call(http, "POST", f"/v1/hooks/rev/{HOOK_TOKEN}", data=body,
+                                        headers={"Content-Type": ctype})
+            assert (status, answer["error"]) == (400, "body must be a JSON object or a form"), ctype
         status, answer = await call(http, "POST", f"/v1/hooks/rev/{HOOK_TOKEN}", json={"order_number": "TC9"})
         assert status == 202
     config = api_config(tmp_path, redis_url, sim, receiver, hook_tokens={})
@@ -319,6 +402,19 @@ def test_rev_order_numbers_are_found_in_the_usual_spellings() -> None:
     assert rev_order_number({"order": {"order_number": "TC2"}}) == "TC2"
     assert rev_order_number({"order_number": "../../etc"}) is None
     assert rev_order_number({}) is None
+    assert rev_order_number({"order": {"order_number": "TC1", "order": {"orderId": "TC3"}}}) == "TC3"
+
+
+def test_a_rev_order_number_is_looked_for_a_few_order_objects_deep_only() -> None:
+    def nested(levels: int) -> dict[str, Any]:
+        body: dict[str, Any] = {"order_number": "TC7"}
+        for _ in range(levels):
+            body = {"order": body}
+        return body
+
+    assert rev_order_number(nested(8)) == "TC7"
+    assert rev_order_number(nested(9)) is None
+    assert rev_order_number(nested(5000)) is None  # no RecursionError
 
 
 # ---- the API's description ------------------------------------------------------------------------

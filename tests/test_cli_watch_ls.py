@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 import redis.asyncio as aioredis
 
 from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
+from store import reads
 from store.snapshots import Store, WatchMeta
-from tests.test_api import api_config
+from tests.test_api import api_config, few_among_many
 from tests.test_cli import cli, path_of
 
 
@@ -46,3 +48,21 @@ async def test_ls_reads_a_page_and_counts_the_rest(
     listing = orjson.loads((await cli("watch", "ls", "-c", c, "--provider", "rev", "--limit", "0",
                                       "--json")).output)
     assert listing["total"] == 3000 and len(listing["watches"]) == 3000
+
+
+async def test_ls_pages_on_until_it_has_its_limit_when_a_page_reads_only_part_of_the_hash(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = path_of(api_config(tmp_path, redis_url, sim, receiver))
+    await few_among_many(redis)
+    monkeypatch.setattr(reads, "SCAN_BUDGET", 500)  # a page of store.reads ends before the hash does
+    listing = orjson.loads((await cli("watch", "ls", "-c", c, "--provider", "artistree", "--limit", "1",
+                                      "--json")).output)
+    assert [w["rkey"] for w in listing["watches"]] == ["artistree:order:A1"]
+    listing = orjson.loads((await cli("watch", "ls", "-c", c, "--provider", "artistree", "--limit", "5",
+                                      "--json")).output)
+    assert [w["rkey"] for w in listing["watches"]] == ["artistree:order:A1"] and listing["total"] == 1
+    listing = orjson.loads((await cli("watch", "ls", "-c", c, "--provider", "rev", "--limit", "700",
+                                      "--json")).output)
+    assert len(listing["watches"]) == len({w["rkey"] for w in listing["watches"]}) == 700

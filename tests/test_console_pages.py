@@ -19,12 +19,12 @@ from simulator.artistree import ArtistreeSim
 from simulator.core import SimProvider, Simulator
 from simulator.receivers import WebhookReceiver
 from simulator.rev import RevSim
-from store import keys
+from store import keys, reads
 from store.snapshots import Store, WatchMeta
 from tests.conftest import wait_for
 from tests.console.kit import TOKEN, ConsoleClient, serving_console
 from tests.kit import WHSEC, running_worker, telling_deliveries
-from tests.test_api import api_config
+from tests.test_api import api_config, few_among_many, hscan_calls
 
 PAGES = ("/ui/", "/ui/watches", "/ui/events", "/ui/dead-letters", "/ui/destinations")
 
@@ -74,6 +74,29 @@ async def test_watches_are_paged_by_cursor_and_searched(
         assert (await client.get("/ui/watches?q=needle&source=api")).text.count("needle-7") == 0
         assert "TC0001" not in (await client.get("/ui/watches?provider=artistree")).text
         assert (await client.get("/ui/watches?cursor=-1")).status == 400
+
+
+async def test_a_watch_search_reads_a_bounded_part_of_the_hash_per_page_and_pages_on(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await few_among_many(redis)
+    monkeypatch.setattr(reads, "SCAN_BUDGET", 500)  # a page ends before the hash does
+    async with serving_console(api_config(tmp_path, redis_url, sim, receiver, token=TOKEN)) as (_, client, _s):
+        await client.sign_in()
+        for search, expected in (("no-such-watch", []), ("A1", ["artistree%3Aorder%3AA1"])):
+            seen: list[str] = []
+            path: str | None = f"/ui/watches?q={search}"
+            pages = 0
+            while path is not None:
+                before = await hscan_calls(redis)
+                page = await client.get(path)
+                assert page.status == 200 and await hscan_calls(redis) - before <= 10
+                seen += re.findall(r'rkey=([^"&]+)"', page.text)
+                path, pages = _links(page.text), pages + 1
+                if path is not None and search == "no-such-watch":  # an empty page that reads on says so
+                    assert "No watch matches in this part of the list" in page.text
+            assert seen == expected and pages > 2, search
 
 
 async def test_watches_are_added_and_removed_with_the_apis_validation(
@@ -137,6 +160,24 @@ async def test_dead_letters_are_filtered_paged_replayed_and_purged(
         everything = await client.post("/ui/dead-letters/purge", {"scope": "matching", "confirm": "yes"}, follow=True)
         assert _flash(everything.text) == "110 dead letter(s) deleted."
         assert await redis.xlen(keys.DLQ) == 0
+
+
+async def test_dead_letter_times_before_1970_are_refused_with_a_reason(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis
+) -> None:
+    await telling_deliveries(redis).dead_letter(_dead(1), "hook", "HTTP 500: boom", 500, 3)
+    async with serving_console(api_config(tmp_path, redis_url, sim, receiver, token=TOKEN)) as (_, client, _s):
+        await client.sign_in()
+        for query in ("since=1969-12-31T23:59", "until=1969-12-31T23:59:59", "since=0001-01-01T00:00"):
+            page = await client.get(f"/ui/dead-letters?{query}")
+            assert page.status == 400 and "a time from 1970-01-01T00:00 (UTC) on" in page.text, query
+        for action in ("replay", "purge"):
+            done = await client.post(f"/ui/dead-letters/{action}", {"scope": "matching", "confirm": "yes",
+                                                                    "until": "1969-12-31T23:59"})
+            assert done.status == 400 and "until: a time from 1970-01-01T00:00 (UTC) on" in done.text, action
+        assert await redis.xlen(keys.DLQ) == 1
+        page = await client.get("/ui/dead-letters?since=1970-01-01T00:00&until=1970-01-01T00:00")
+        assert page.status == 200 and 'name="id" value="' not in page.text
 
 
 async def test_no_page_shows_a_secret(
