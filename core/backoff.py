@@ -33,4 +33,4 @@ def delivery_delay(
 
 def poll_backoff(failures: int, *, base: float = 5.0, cap: float = 900.0) -> float:
     """Seconds before polling a resource again after `failures` consecutive errors."""
-    return float(min(cap, base * 2 ** max(0, failures - 1)))
+    return float(min(cap, base * 2 ** min(max(0, failures - 1), 62)))  # 2**1024 is no float

@@ -218,9 +218,12 @@ def decide(state: ResourceState | None, observed: Observed, watch: Watch, batch:
     """What the poll of one resource means; `state` is what its last commit recorded."""
     if isinstance(observed, Fetched):
         return _failed(state, observed, watch, batch)
-    if state is not None and state.digest == observed.digest:
-        return _unchanged(state, observed, watch, batch)
-    return _changed(state, observed, watch, batch)
+    try:
+        if state is not None and state.digest == observed.digest:
+            return _unchanged(state, observed, watch, batch)
+        return _changed(state, observed, watch, batch)
+    except errors.MalformedPayload as exc:  # the provider's reading of it failed (describe, classify)
+        return _failed(state, Fetched(observed.ref, exc), watch, batch)
 
 
 def _unchanged(state: ResourceState, seen: Parsed, watch: Watch, batch: Batch) -> Unchanged | Stalled:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -170,7 +171,8 @@ class ClientCredentials(TokenGrant):
         return Unavailable(f"{self.name}: {self.endpoint} HTTP {reply.status}", status=reply.status)
 
     def lifetime(self, answer: dict[str, Any], token: str) -> float:
-        return float(answer.get("expires_in") or self.default_lifetime)
+        """The answer's `expires_in` when it is a number of seconds, else `default_lifetime`."""
+        return _seconds(answer.get("expires_in")) or self.default_lifetime
 
 
 class PasswordGrant(TokenGrant):
@@ -218,3 +220,13 @@ def jwt_lifetime(token: str) -> float | None:
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         return None
     return exp - time.time()
+
+
+def _seconds(value: Any) -> float | None:
+    """A token endpoint's `expires_in` (a number, or digits in a string), None for anything
+    else: a lifetime that cannot be read is the default one, not a failed sign-in."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None

@@ -10,12 +10,13 @@ provider knows nothing about Redis or ARQ.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 from pydantic import ValidationError
 
+from model.errors import MalformedPayload, ProviderError
 from model.events import Change, EventDraft, Severity
 from model.resources import ResourceInfo, ResourceRef, ScanPage, Snapshot
 from providers.client import Auth, Client, error_for_reply
@@ -30,6 +31,8 @@ __all__ = [
     "error_for_reply",
     "scan_filter_problems",
 ]
+
+T = TypeVar("T")
 
 
 def scan_filter_problems(
@@ -124,20 +127,24 @@ class Provider(ABC):
     def fingerprint_blanks(self) -> tuple[str, ...] | None:
         return self.spec.fingerprint_blanks
 
+    # A spec that meets a field of a type it does not expect (`"tags": 5`) raises what Python
+    # raises; that is this payload's failure (MalformedPayload: counted, logged with its
+    # resource), never the batch's, whose other resources would not be polled while it lasts.
+
     def parse(self, body: bytes) -> Any:
-        return self.spec.parse(body)
+        return _payload_step("parse", self.spec.parse, body)
 
     def normalize(self, ref: ResourceRef, payload: Any) -> Snapshot:
-        return self.spec.normalize(ref, payload)
+        return _payload_step("normalize", self.spec.normalize, ref, payload)
 
     def normalize_preview(self, ref: ResourceRef, payload: Any) -> Snapshot:
-        return self.spec.normalize_preview(ref, payload)
+        return _payload_step("normalize_preview", self.spec.normalize_preview, ref, payload)
 
     def describe(self, ref: ResourceRef, snapshot: Snapshot) -> ResourceInfo:
-        return self.spec.describe(ref, snapshot)
+        return _payload_step("describe", self.spec.describe, ref, snapshot)
 
     def classify(self, ref: ResourceRef, old: Snapshot, new: Snapshot, changes: list[Change]) -> list[EventDraft]:
-        return self.spec.classify(ref, old, new, changes)
+        return _payload_step("classify", self.spec.classify, ref, old, new, changes)
 
     def label(self, ref: ResourceRef, snapshot: Snapshot) -> str:
         return self.spec.label(ref, snapshot)
@@ -156,3 +163,12 @@ class Provider(ABC):
 
     def error_reason(self, body: bytes) -> str:
         return self.spec.error_reason(body)
+
+
+def _payload_step(step: str, call: Callable[..., T], *args: Any) -> T:
+    try:
+        return call(*args)
+    except ProviderError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        raise MalformedPayload(f"{step}: unexpected {type(exc).__name__}") from exc

@@ -263,6 +263,10 @@ class Poller:
             decision = decide(None, seen.observed, seen.watch, Batch(provider, now, plan.epoch))
             plan.add(provider.name, seen, decision, now, self._unhealthy)
             return
+        except BaseException:  # Redis, a bug, a cancel: the job fails; the sweep in progress is no sweep
+            with contextlib.suppress(Exception):
+                await self.store.drop_sweep(ref.key)
+            raise
         finally:
             await pages.cancel()  # only left after a failure
         plan.reschedule[ref.key] = now + meta.interval

@@ -407,6 +407,15 @@ async def test_a_listing_matches_only_the_fingerprint_its_state_records(redis: a
     assert list(sweeps.members([entry])) == [k.encode() for k in rkeys]  # the page added to the sweep
 
 
+async def test_a_listing_page_of_ten_thousand_items_is_compared_in_one_script(redis: aioredis.Redis) -> None:
+    """Lua's unpack stops near 8,000 values: the page's HMGET of the states goes in parts."""
+    store, d, fp, t = Store(redis), "0123456789abcdef01234567", "l" + "a" * 23, 1_700_000_000
+    rkeys = [f"artistree:order:big-{i}" for i in range(10_000)]
+    await redis.hset(keys.STATE, mapping={k: encode_state(ResourceState(d, 2, t, fp, True, t)) for k in rkeys[::2]})
+    same = await store.listed_unchanged(rkeys, [fp] * len(rkeys), now=t + 60, sweep=None)
+    assert same == [i % 2 == 0 for i in range(len(rkeys))]
+
+
 async def test_a_change_seen_after_a_held_up_batch_is_dated_when_it_was_seen(
     redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
 ) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,20 +54,25 @@ def outcome_of(status: int) -> Outcome:
     return _BY_STATUS.get(status, Outcome.REFUSED)
 
 
+MAX_RETRY_AFTER = 86_400.0
+"""The longest Retry-After taken as said (`inf`, `1e400` or a date years off: a day)."""
+
+
 def parse_retry_after(value: str | None, default: float = 1.0) -> float:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date); `default` when absent
-    or unreadable."""
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), from 0 to a day;
+    `default` when absent or unreadable."""
     if not value:
         return default
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return default
+    if math.isnan(seconds):
         return default
-    return max(0.0, when.timestamp() - time.time())
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 @dataclass(frozen=True, slots=True)

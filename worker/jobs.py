@@ -14,7 +14,6 @@ from arq import Retry
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
-from model.resources import ResourceRef
 from store.circuit import Circuits
 from store.deliveries import Deliveries
 from store.operational import OperationalEvents
@@ -116,16 +115,15 @@ def plan_polls(claimed: Sequence[tuple[str, float]], now: float, size: int) -> l
     (in claim order), one job per scan; each not before its first due time. Pure."""
     by_provider: dict[str, list[tuple[str, float]]] = defaultdict(list)
     scans: list[tuple[str, float]] = []
-    for rkey, due in claimed:
-        ref = ResourceRef.parse(rkey)
-        (scans if ref.kind == "scan" else by_provider[ref.provider]).append((rkey, due))
+    for rkey, due in claimed:  # split, not parsed: a member that names no resource is the poll's to count
+        provider, _, rest = rkey.partition(":")
+        (scans if rest.partition(":")[0] == "scan" else by_provider[provider]).append((rkey, due))
     jobs = [
         PollJob(provider, tuple(rkey for rkey, _ in items[i : i + size]), _not_before(items[i][1], now))
         for provider, items in by_provider.items()
         for i in range(0, len(items), size)
     ]
-    jobs += [PollJob(ResourceRef.parse(rkey).provider, (rkey,), _not_before(due, now), scan=True)
-             for rkey, due in scans]
+    jobs += [PollJob(rkey.partition(":")[0], (rkey,), _not_before(due, now), scan=True) for rkey, due in scans]
     return jobs
 
 

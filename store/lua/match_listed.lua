@@ -13,7 +13,11 @@ local rkeys, fps = {}, {}
 for k in string.gmatch(ARGV[1], '[^\n]+') do rkeys[#rkeys + 1] = k end
 for f in string.gmatch(ARGV[2], '[^\n]+') do fps[#fps + 1] = f end
 local now = tonumber(ARGV[3])
-local states = redis.call('HMGET', KEYS[1], unpack(rkeys))
+local states = {}
+for s = 1, #rkeys, 1000 do  -- Lua's unpack has a stack limit (~8,000): a page's HMGET in parts
+  local part = redis.call('HMGET', KEYS[1], unpack(rkeys, s, math.min(s + 999, #rkeys)))
+  for j = 1, #part do states[s + j - 1] = part[j] end
+end
 if KEYS[2] then redis.call('RPUSH', KEYS[2], ARGV[1]) end
 local find, match, byte = string.find, string.match, string.byte
 local out = {}
