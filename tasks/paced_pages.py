@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from model.errors import RateLimited
 from model.resources import ScanPage
 from providers.base import Provider
 from store.rates import ProviderLimits, Reservation
@@ -18,7 +19,8 @@ async def paced(limits: ProviderLimits, provider: Provider, pages: AsyncIterator
     came and drew 429s. The next page's slot is reserved while this page is fetched, so that
     its round trip to Redis is not on the sweep's path (a page's token names the next, so
     the pages themselves come one after the other); the slots taken for the step that ends
-    the scan (after the last page) send nothing."""
+    the scan (after the last page) send nothing. A page is not asked for while the provider
+    is paused (a 429 another worker met): the sweep ends as if this one had met it."""
     it = aiter(pages)
 
     def reserve() -> asyncio.Future[Reservation]:
@@ -28,6 +30,8 @@ async def paced(limits: ProviderLimits, provider: Provider, pages: AsyncIterator
     try:
         while True:
             await limits.wait_for_slot(await slot, 0)
+            if paused := await limits.paused_for(provider.name):
+                raise RateLimited(f"{provider.name}: paused by a 429 for {paused:.0f}s more", retry_after=paused)
             slot = reserve()
             try:
                 page = await anext(it)

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from model.resources import ResourceRef
 from simulator.core import Fault, Simulator
 from store import keys
+from store.rates import ProviderLimits
 from tasks.poll import Poller, PollOutcome
 from tests.test_polling import make_poller, scan_watch
 
@@ -191,3 +192,19 @@ async def test_a_sweep_longer_than_the_lease_is_not_claimed_again_while_it_runs(
     assert (await running)[PollOutcome.UNCHANGED] == 100
     assert claimed_again == []
     assert (await redis.zscore(keys.DUE, scan)) > time.time() + 30  # the sweep's end: its interval on
+
+
+async def test_a_scan_asks_for_no_page_while_its_provider_is_paused(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """A 429 another worker met pauses the provider for every poll; a scan's pages too."""
+    poller = make_poller(sim, redis, session)
+    for _ in range(3):
+        sim["artistree"].add_order()
+    scan = await scan_watch(poller)
+    await ProviderLimits(redis).pause("artistree", 30)
+    before = sim.requests["artistree"]
+    outcomes = await poller.poll([scan])
+    assert outcomes[PollOutcome.RATE_LIMITED] == 1 and sim.requests["artistree"] == before
+    due = await redis.zscore(keys.DUE, scan)
+    assert due is not None and due > time.time() + 20
