@@ -35,6 +35,13 @@ class Severity(enum.StrEnum):
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
+def _seq(value: Any) -> int:
+    seq = int(value)
+    if not 0 <= seq < 2**63:  # orjson writes no int past 64 bits: the event could not be written back
+        raise ValueError("an event's seq is out of range")
+    return seq
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, not {type(value).__name__}")
@@ -122,7 +129,7 @@ class Event:
             type=_text(d["type"]),
             provider=_text(d["provider"]),
             resource=resource,
-            seq=int(d["seq"]),
+            seq=_seq(d["seq"]),
             detected_at=_text(d["detected_at"]),
             severity=Severity(d["severity"]),
             summary=_text(d["summary"]),

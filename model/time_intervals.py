@@ -159,7 +159,7 @@ class TimeInterval(BaseModel):
             raise ValueError("'Local' differs between hosts: name the zone (e.g. Europe/Paris, UTC)")
         try:
             zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" is a directory
             raise ValueError(f"unknown time zone {value[:64]!r} (an IANA name, e.g. Europe/Paris)") from None
         return value
 

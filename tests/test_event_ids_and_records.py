@@ -145,7 +145,8 @@ async def test_an_outbox_entry_that_is_not_an_event_is_skipped(redis: aioredis.R
 
 
 @pytest.mark.parametrize("damage", [{"resource": {"id": "x"}}, {"resource": "x"}, {"id": 7}, {"type": None},
-                                    {"data": [1]}, {"tags": "ab"}, {"tags": [1]}, {"project": 3}, {"summary": {}}])
+                                    {"data": [1]}, {"tags": "ab"}, {"tags": [1]}, {"project": 3}, {"summary": {}},
+                                    {"seq": 1e20}, {"seq": "100000000000000000000"}, {"seq": -1}])
 async def test_an_outbox_entry_shaped_unlike_an_event_is_skipped_and_the_rest_of_its_read_sent(
     redis: aioredis.Redis, damage: dict[str, object]
 ) -> None:

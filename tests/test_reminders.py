@@ -203,6 +203,20 @@ async def test_an_event_read_late_neither_arms_nor_disarms(redis: aioredis.Redis
     assert await rem.armed(failed().rkey) == []
 
 
+async def test_a_critical_event_without_a_state_read_late_arms_nothing(redis: aioredis.Redis) -> None:
+    """An error event (no target state) read after a later change: it armed a reminder in
+    the state the resource is in now, repeated for as long as it stays there."""
+    rem = Reminders(redis)
+    await watched(redis, failed().rkey)
+    await rem.seen(moved(seq=6))
+    error = event("artistree.order.error", "critical", seq=5)
+    assert error.target_state is None
+    await raised(rem, error)
+    assert await rem.armed(error.rkey) == []
+    await raised(rem, event("artistree.order.error", "critical", seq=7))  # one after it arms, in that state
+    assert [(a.seq, a.state) for a in await rem.armed(error.rkey)] == [(7, "Human Certified")]
+
+
 async def test_buffered_hooks_write_nothing_until_flushed_then_all_in_order(redis: aioredis.Redis) -> None:
     """For a dispatcher that flushes before it acknowledges a read: one round trip a read."""
     rem = Reminders(redis, buffered=True)

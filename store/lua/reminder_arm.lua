@@ -11,7 +11,10 @@ if seen then
   if sseq then
     if kind == 'g' and sseq >= seq then return 0 end      -- gone since
     if ARGV[3] == '0' then
-      if kind == 's' then state = sstate end               -- the state it is in now
+      if kind == 's' then
+        if sseq > seq then return 0 end                    -- a later event moved it on: stale
+        state = sstate                                     -- the state it is in now
+      end
     elseif sseq > seq and sstate ~= state then
       return 0                                             -- a later event moved it on: stale
     end

@@ -172,6 +172,7 @@ def test_a_muting_that_never_ends_is_taken_to_end_at_the_horizon() -> None:
     ({"years": ["2027:2026"]}, "before the start year"),
     ({"location": "Local"}, "differs between hosts"),
     ({"location": "Mars/Olympus"}, "unknown time zone"),
+    ({"location": "Europe"}, "unknown time zone"),  # a directory of zones: IsADirectoryError
     ({"hours": ["1"]}, "Extra inputs"),
 ])
 def test_bad_intervals_are_refused_naming_the_problem(fields: dict[str, Any], problem: str) -> None:
