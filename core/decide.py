@@ -88,6 +88,9 @@ class Watch:
     """consecutive failed polls before this one"""
     stall_after: Mapping[str, float] | None = None
     """the watch's own stall times by state (`*`: any), before the provider's"""
+    scan: str = ""
+    """the rkey of the scan that watches an item of it ("" for a resource watched itself):
+    its events name it (`resource.scan`), so that a reminder lasts while the scan does"""
 
 
 # ---- what a poll saw ----------------------------------------------------------------------
@@ -237,7 +240,7 @@ def _unchanged(state: ResourceState, seen: Parsed, watch: Watch, batch: Batch) -
     due = _due(watch, spec, now, info.terminal, state.changed_at, stall)
     if drafts:
         events = build_events(seen.ref, info, drafts, base_seq=state.seq, now=now, snapshot=seen.snapshot,
-                              change=change_of(batch.epoch, state.digest, seen.digest))
+                              change=change_of(batch.epoch, state.digest, seen.digest), scan=watch.scan)
         return Stalled(replace(new, seq=state.seq + len(events)), events, due)
     return Unchanged(due, None if new == state else new)
 
@@ -257,7 +260,7 @@ def _changed(state: ResourceState | None, seen: Parsed, watch: Watch, batch: Bat
     base_seq = state.seq if state else 0
     change = change_of(batch.epoch, state.digest if state else "", seen.digest)
     events = build_events(seen.ref, info, drafts + more, base_seq=base_seq, now=now, snapshot=seen.snapshot,
-                          change=change)
+                          change=change, scan=watch.scan)
     record = recorded(ResourceState(seen.digest, base_seq + len(events), now, seen.preview,
                                     info.terminal if watch.scheduled and seen.preview else None), stall)
     return Changed(record, events, _due(watch, spec, now, info.terminal, now, stall), baseline)

@@ -40,10 +40,13 @@ def build_events(
     now: float,
     snapshot: Snapshot | None,
     change: str = "",
+    scan: str = "",
 ) -> list[Event]:
     """Events for `drafts`, numbered from `base_seq + 1`; `change` (see `change_of`) goes
-    into their ids."""
+    into their ids; `scan` (the rkey of the scan an item was found by) into their resource."""
     resource = {"kind": ref.kind, "id": ref.id, "key": ref.key, "url": info.url, "title": info.title}
+    if scan:
+        resource["scan"] = scan
     events = []
     for i, draft in enumerate(drafts, start=1):
         seq = base_seq + i

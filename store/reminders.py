@@ -126,7 +126,7 @@ class Reminders:
             [keys.reminder_record(member), keys.REMINDER_DUE, keys.reminders_of(rkey), keys.reminder_ack(rkey),
              keys.REMINDER_SEEN],
             [member, rkey, "0" if state is None else "1", state or "", event.seq, repr(float(period)),
-             repr(now + period), event.to_json(), route, destination, repr(now)],
+             repr(now + period), event.to_json(), route, destination, repr(now), watched_by(event)],
         )
 
     async def seen(self, event: Event) -> None:
@@ -285,3 +285,10 @@ def _arming_id(armed: ArmedReminder) -> str:
         return Event.from_json(armed.event).id
     except Exception:  # a record written by something else: the note names no event
         return ""
+
+
+def watched_by(event: Event) -> str:
+    """The rkey of the watch a reminder lasts for: the scan that found the resource (an order
+    of a scan has no watch of its own), else the resource's own."""
+    scan = event.resource.get("scan")
+    return scan if isinstance(scan, str) and scan else event.rkey

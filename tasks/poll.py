@@ -46,8 +46,8 @@ __all__ = ["PollOutcome", "Poller"]
 log = logging.getLogger("statehook.poll")
 
 
-def _watch(meta: WatchMeta, failures: int = 0, *, scheduled: bool = True) -> Watch:
-    return Watch(meta.interval, meta.discovered, scheduled, failures, meta.stall_after)
+def _watch(meta: WatchMeta, failures: int = 0, *, scheduled: bool = True, scan: str = "") -> Watch:
+    return Watch(meta.interval, meta.discovered, scheduled, failures, meta.stall_after, scan)
 
 
 class Poller:
@@ -243,7 +243,7 @@ class Poller:
 
     async def _poll_scan(self, ref: ResourceRef, meta: WatchMeta, plan: Plan, now: float) -> None:
         provider = self.providers[ref.provider]
-        items = _watch(meta, scheduled=False)
+        items = _watch(meta, scheduled=False, scan=ref.key)
         writes = ScanWrites(ref.key, self.scan_lease)
         pages = Overlap()  # a page's fingerprints are taken while Redis compares the page before
         try:

@@ -225,6 +225,7 @@ async def test_a_scan_baselines_every_order_then_sees_changes(
     ((_, fields),) = await redis.xrange(keys.OUTBOX)
     event = orjson.loads(fields[b"e"])
     assert event["resource"]["id"] == ids[7] and event["data"]["to"] == "Failed"
+    assert event["resource"]["scan"] == scan  # the watch the order is watched through
 
 
 async def test_a_poll_whose_body_fingerprint_matches_is_unchanged_without_a_parse(

@@ -172,6 +172,23 @@ async def test_a_claim_left_by_a_dead_step_is_sent_once_by_another(redis: aiored
     assert len(await outbox(redis)) == 1
 
 
+async def test_an_order_found_by_a_scan_is_reminded_while_its_scan_is_watched(redis: aioredis.Redis) -> None:
+    """An order of a scan has no watch of its own: its reminder lasts while the scan does
+    (it was disarmed as unwatched at its first due time)."""
+    rem = Reminders(redis)
+    scan = "artistree:scan:project_id=P1"
+    found = event(STATE_CHANGED, "critical", to="Failed", rid="in-scan")
+    found = Event.from_dict({**found.as_dict(), "resource": {**found.resource, "scan": scan}})
+    await redis.hset(keys.META, scan, b'{"i": 60.0, "s": {"project_id": "P1"}}')
+    await redis.hset(keys.STATE, found.rkey, "d|1|0")  # polled through the scan: a state, no meta
+    await raised(rem, found)
+    step = ReminderStep(rem, [PAGE], clock=Clock(T0 + HOUR))
+    assert await step.step() == Counter({Fired.SENT: 1})
+    await redis.hdel(keys.META, scan)  # the scan is no longer watched
+    step = ReminderStep(rem, [PAGE], clock=Clock(T0 + 2 * HOUR))
+    assert await step.step() == Counter({Fired.UNWATCHED: 1})
+
+
 async def test_reminders_stop_for_a_resource_gone_unwatched_or_without_its_state(redis: aioredis.Redis) -> None:
     rem = Reminders(redis)
     gone, unwatched, lost, kept = (failed(rid=r) for r in ("gone", "unwatched", "lost", "kept"))

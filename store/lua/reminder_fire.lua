@@ -13,7 +13,7 @@ local function disarm(why)
   redis.call('SREM', KEYS[3], ARGV[1])
   return why
 end
-local rec = redis.call('HMGET', KEYS[1], 'sent', 'state')
+local rec = redis.call('HMGET', KEYS[1], 'sent', 'state', 'watch')
 if not rec[1] then
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('SREM', KEYS[3], ARGV[1])
@@ -21,7 +21,7 @@ if not rec[1] then
 end
 if rec[1] ~= ARGV[3] or rec[2] ~= ARGV[4] then return 'raced' end
 if redis.call('HEXISTS', KEYS[6], ARGV[2]) == 0 then return disarm('lost') end
-if redis.call('HEXISTS', KEYS[7], ARGV[2]) == 0 then return disarm('unwatched') end
+if redis.call('HEXISTS', KEYS[7], rec[3] or ARGV[2]) == 0 then return disarm('unwatched') end  -- its own or its scan's
 local acked = redis.call('HGET', KEYS[4], 'state')
 if acked and acked == rec[2] then return disarm('acknowledged') end
 local seen = redis.call('HGET', KEYS[5], ARGV[2])
