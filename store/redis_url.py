@@ -10,14 +10,15 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.connection import parse_url
 
 __all__ = ["SENTINEL_SCHEMES", "URL_FORMS", "SentinelTarget", "parse_sentinel_url", "redis_url_problem"]
 
 SENTINEL_SCHEMES = ("redis+sentinel://", "rediss+sentinel://")
 URL_FORMS = "redis://[:password@]host:port/db, rediss://…, unix:///path or redis+sentinel://host:port,…/service/db"
-
+CERT_REQS = ("none", "optional", "required")
+"""what redis-py takes for `ssl_cert_reqs` (anything else fails every connection, not the config)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,18 +94,25 @@ def _url_parts_problem(url: str, scheme: str) -> str | None:
         option = re.search(r"'(\w+)'", str(exc))
         return f"the URL's option {option.group(1) if option else '(one of them)'} has a value Redis cannot use"
     known = _connection_options(scheme)
-    for name, _ in parse_qsl(parts.query, keep_blank_values=True):
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name not in known:
+            if scheme == "redis" and name in _connection_options("rediss"):
+                return f"the URL's option {name} is for TLS, which a redis:// URL does not use: use rediss://"
             # a name is printed only if it looks like one (a stray password in the query must not be)
             named = repr(name) if re.fullmatch(r"[a-z_]{1,30}", name) else "one of them"
             return f"the URL's option {named} is not an option of a Redis connection"
+        if name == "ssl_cert_reqs" and value not in CERT_REQS:
+            return "the URL's option ssl_cert_reqs takes none, optional or required"
+        if name == "ssl_min_version":  # a URL gives text, redis-py needs an ssl.TLSVersion: no connection opens
+            return "the URL's option ssl_min_version cannot be set in a URL"
     return None
 
 
 @functools.cache
 def _connection_options(scheme: str) -> frozenset[str]:
-    """What a URL's query may set: the connection's keyword arguments, and the pool's size."""
-    cls = UnixDomainSocketConnection if scheme == "unix" else SSLConnection
+    """What a URL's query may set: the connection's keyword arguments, and the pool's size. Only a
+    rediss:// URL opens an SSLConnection (redis-py's `parse_url`), so only it takes the ssl_* options."""
+    cls = {"unix": UnixDomainSocketConnection, "rediss": SSLConnection}.get(scheme, Connection)
     names = {"max_connections"}
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
