@@ -31,7 +31,7 @@ from model.values import Duration, Templates
 from notifiers.base import DestinationSettings, Notifier, NotifierContext
 from notifiers.templates import TemplateBook
 
-__all__ = ["EmailNotifier", "EmailSettings", "build_email", "message_id", "thread_root"]
+__all__ = ["EmailNotifier", "EmailSettings", "build_email", "ca_file_problem", "message_id", "thread_root"]
 
 log = logging.getLogger("statehook.email")
 
@@ -63,6 +63,14 @@ class EmailSettings(DestinationSettings):
         for address in value:
             if "@" not in address:
                 raise ValueError(f"not an email address: {address!r}")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        problem = ca_file_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -111,6 +119,21 @@ def build_email(event: Event, settings: EmailSettings, templates: TemplateBook) 
     return msg
 
 
+def ca_file_problem(path: Path) -> str | None:
+    """Why TLS cannot load `path` as a CA bundle, in a few words (nothing of its content)."""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except FileNotFoundError:
+        return "no such file"
+    except IsADirectoryError:
+        return "a directory, not a CA bundle"
+    except PermissionError:
+        return "cannot read it (permission denied)"
+    except (OSError, ValueError):  # ssl.SSLError is an OSError
+        return "not a CA bundle TLS can load (PEM certificates)"
+    return None
+
+
 def _tls_context(settings: EmailSettings) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
     if not settings.tls_verify:
@@ -132,10 +155,23 @@ class EmailNotifier(Notifier):
     def __init__(self, name: str, settings: DestinationSettings, ctx: NotifierContext) -> None:
         super().__init__(name, settings, ctx)
         self.templates = TemplateBook(name, self.settings.templates)
-        self._tls = _tls_context(self.settings) if self.settings.security != "plain" else None
+        self._tls: ssl.SSLContext | None = None
+        if self.settings.security != "plain" and (problem := self._load_tls()) is not None:
+            # checked with the config; gone or changed since: an error line, not a crash of the worker
+            log.error("destination %s: ca_file: %s (its deliveries fail until it is fixed)", name, problem)
+
+    def _load_tls(self) -> str | None:
+        """Builds the TLS context; what is wrong with the CA file if it cannot."""
+        try:
+            self._tls = _tls_context(self.settings)
+        except (OSError, ValueError):
+            return (ca_file_problem(self.settings.ca_file) if self.settings.ca_file else None) or "cannot load it"
+        return None
 
     async def send(self, event: Event) -> Delivered:
         s = self.settings
+        if s.security != "plain" and self._tls is None and (problem := self._load_tls()) is not None:
+            raise TransientFailure(f"ca_file: {problem}")
         message = build_email(event, s, self.templates)
         try:
             refused, reply = await aiosmtplib.send(

@@ -100,6 +100,16 @@ async def test_a_destination_that_left_the_config_can_still_be_enabled(
     assert await redis.hlen(keys.DISABLED) == 0
 
 
+async def test_dlq_ls_refuses_a_limit_below_1_in_one_line(config_path: str) -> None:
+    """Redis refuses an XRANGE count below 1: that was a DataError traceback."""
+    for limit in ("0", "-1"):
+        result = await cli("dlq", "ls", "--limit", limit, "-c", config_path)
+        assert result.exit_code == 2, (limit, result.output)
+        assert one_line(result) == f"error: --limit: {limit} is below 1"
+    result = await cli("dlq", "ls", "--limit", "1", "-c", config_path)
+    assert result.exit_code == 0 and one_line(result) == "no dead letters", result.output
+
+
 async def test_dlq_and_notify_say_redis_is_unavailable_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "down.toml"
     write_config(path, redis_url=f"redis://127.0.0.1:{free_port()}/0", providers={},

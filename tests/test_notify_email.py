@@ -301,3 +301,57 @@ async def test_destination_templates_shape_subject_and_body(
     (_, text), (_, html) = parts(m)
     assert text.strip() == "Order Poster ord-1 needs you: https://human.artistree.example/orders/ord-1"
     assert "<pre" in html and "needs you" in html  # the HTML part says what the text says
+
+
+# ---- ca_file: checked with the config, and a worker that finds it gone does not crash ----------------
+
+
+def bad_ca_file(tmp_path: Path, what: str) -> Path:
+    if what == "missing":
+        return tmp_path / "nonexistent.pem"
+    if what == "a directory":
+        return tmp_path
+    (tmp_path / "garbage.pem").write_text("not a certificate\n")
+    return tmp_path / "garbage.pem"
+
+
+@pytest.mark.parametrize("what, problem", [
+    ("missing", "no such file"),
+    ("a directory", "a directory, not a CA bundle"),
+    ("not PEM", "not a CA bundle TLS can load (PEM certificates)"),
+])
+@pytest.mark.parametrize("command", [["check", "--no-redis"], ["notify", "test", "mail"]])
+def test_a_ca_file_tls_cannot_load_stops_check_and_notify_test_with_one_line(
+    tmp_path: Path, redis_server: str, what: str, problem: str, command: list[str]
+) -> None:
+    """It passed `check`, then `notify test` (and a worker's start) ended in FileNotFoundError."""
+    from typer.testing import CliRunner
+
+    from worker.cli import app
+
+    ca_file = bad_ca_file(tmp_path, what)
+    path = tmp_path / "statehook.toml"
+    path.write_text(f'redis_url = "{redis_server}"\n\n[destinations.mail]\nkind = "email"\nhost = "127.0.0.1"\n'
+                    f'from = "statehook@example.com"\nto = ["ops@example.com"]\nca_file = "{ca_file}"\n\n'
+                    '[[routes]]\nto = ["mail"]\n')
+    result = CliRunner().invoke(app, [*command, "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, OSError), result.exception
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {path}:8: destinations.mail.ca_file: {problem}"], result.output
+
+
+async def test_a_ca_file_gone_after_the_check_fails_deliveries_not_the_notifier(
+    redis: aioredis.Redis, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = EmailSettings.model_validate(mail_block(smtp))
+    pem = smtp.ca_file.read_bytes()
+    smtp.ca_file.unlink()
+    async with aiohttp.ClientSession() as session:
+        notifier = EmailNotifier("mail", settings, NotifierContext(session=session))  # raised FileNotFoundError
+        assert "destination mail: ca_file: no such file" in caplog.text
+        with pytest.raises(TransientFailure, match=r"^ca_file: no such file$"):
+            await notifier.send(failed())
+        smtp.ca_file.write_bytes(pem)  # put back: the next attempt loads it
+        assert (await notifier.send(failed())).status == 250
+    assert len(smtp.inbox.mails) == 1 and smtp.inbox.mails[0].tls

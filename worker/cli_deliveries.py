@@ -84,9 +84,11 @@ def _known_destination(config: Config, name: str) -> None:
 def dlq_ls(
     config: ConfigOption = None,
     as_json: JsonOption = False,
-    limit: Annotated[int, typer.Option("--limit", help="at most this many")] = 1000,
+    limit: Annotated[int, typer.Option("--limit", help="at most this many (1 or more)")] = 1000,
 ) -> None:
     """Dead letters, oldest first: id, when, destination, status, attempts, event, reason."""
+    if limit < 1:  # Redis refuses an XRANGE count below 1 (a traceback, before)
+        raise _fail(f"--limit: {limit} is below 1")
     cfg = _config(config)
 
     async def work(redis: ArqRedis) -> tuple[list[dict[str, Any]], dict[str, str]]:
