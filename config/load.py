@@ -224,6 +224,11 @@ def _no_table(toml_path: Path | None, name: str) -> str:
             "(its secrets come from the environment)")
 
 
+def _watch_kinds(cls_p: type[providers.Provider], watch: WatchSpec) -> tuple[str, ...]:
+    """The kinds a watch may name: a watch by id polls one resource of its kind, so never "scan"."""
+    return cls_p.kinds if watch.scan is not None else tuple(k for k in cls_p.kinds if k != "scan")
+
+
 def _watch_problems(settings: Settings, provider_blocks: dict[str, dict[str, Any]], locator: Locator) -> list[str]:
     problems = []
     for i, watch in enumerate(settings.watches):
@@ -237,13 +242,12 @@ def _watch_problems(settings: Settings, provider_blocks: dict[str, dict[str, Any
                     f"provider {watch.provider!r} has no [providers.{watch.provider}] settings",
                 )
             )
-        elif watch.kind is not None and watch.kind not in cls_p.kinds:
-            problems.append(
-                locator.line(
-                    ("watches", i, "kind"),
-                    f"{watch.provider} has no kind {watch.kind!r} (known: {', '.join(cls_p.kinds)})",
-                )
-            )
+        elif watch.kind is not None and watch.kind not in (kinds := _watch_kinds(cls_p, watch)):
+            # as the API and `watch add` say it; a kind is named only if it looks like one (never a stray secret)
+            shown = f"kind {watch.kind!r}" if re.fullmatch(r"[a-z][a-z0-9_]{0,39}", watch.kind) else "such kind"
+            by_id = " to watch by id" if watch.scan is None else ""
+            problems.append(locator.line(("watches", i, "kind"),
+                                         f"{watch.provider} has no {shown}{by_id} (known: {', '.join(kinds)})"))
         elif watch.scan is not None:
             for key, problem in scan_filter_problems(cls_p, watch.scan):
                 problems.append(locator.line(("watches", i, "scan", *([key] if key else [])), problem))

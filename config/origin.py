@@ -4,11 +4,14 @@ the environment variable (or `.env` line); and which `STATEHOOK_…` variables s
 from __future__ import annotations
 
 import difflib
+import json
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from dotenv import dotenv_values
 from pydantic import AliasChoices, BaseModel, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
@@ -85,6 +88,40 @@ def _norm(part: str | int) -> str | int:
     return part.lower().replace("-", "_") if isinstance(part, str) else part
 
 
+def _values(env: dict[str, str]) -> dict[str, str]:
+    """The values of the variables `env` names (upper-cased), the environment's over `.env`'s:
+    read to see which fields a JSON table sets, never shown."""
+    values: dict[str, str] = {}
+    if ENV_FILE in env.values():
+        try:
+            values.update((n.upper(), v) for n, v in dotenv_values(ENV_FILE).items() if v is not None)
+        except (OSError, UnicodeDecodeError):
+            pass
+    values.update((n.upper(), v) for n, v in os.environ.items() if n.upper() in env)
+    return values
+
+
+def _leaves(value: Any, path: tuple[str | int, ...] = ()) -> Iterable[tuple[str | int, ...]]:
+    """The fields a value sets: each leaf of a table, merged into the file's (a list or any
+    other value replaces what the file has below it)."""
+    if not isinstance(value, dict):
+        yield path
+        return
+    for key, item in value.items():
+        yield from _leaves(item, (*path, _norm(str(key))))
+
+
+def _set_by_variable(name: str, value: str | None) -> Iterable[tuple[str | int, ...]]:
+    """The fields variable `name` sets, normalized: the leaves of a JSON table
+    (`STATEHOOK_WORKER='{"max_jobs": 0}'` sets worker.max_jobs), else its own."""
+    path = tuple(_norm(part) for part in name.removeprefix(ENV_PREFIX).lower().split("__"))
+    try:
+        parsed = json.loads(value) if value and value.lstrip().startswith("{") else None
+    except ValueError:
+        parsed = None
+    return [(*path, *leaf) for leaf in _leaves(parsed)] if isinstance(parsed, dict) else [path]
+
+
 class Locator:
     """Where a dotted field was set: the environment variable that set it (the environment
     wins), else its file line, as well as a TOML file without positions allows."""
@@ -93,9 +130,14 @@ class Locator:
         self.path = path
         self.keys: dict[tuple[str | int, ...], int] = {}
         self.env: dict[tuple[str | int, ...], str] = {}
+        self.set_by: dict[tuple[str | int, ...], str] = {}
+        """each field a variable sets (what is below a leaf too), normalized: it wins over a file line"""
+        values = _values(env or {})
         for name, origin in (env or {}).items():
             shown = f"{ENV_FILE}: {name}" if origin == ENV_FILE else name
             self.env[tuple(name.removeprefix(ENV_PREFIX).lower().split("__"))] = shown
+            for field_path in _set_by_variable(name, values.get(name)):
+                self.set_by[field_path] = shown
         self._index(text)
 
     def _index(self, text: str) -> None:
@@ -103,6 +145,8 @@ class Locator:
         arrays: dict[tuple[str | int, ...], int] = {}
         for lineno, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
+            if line.startswith("["):
+                line = _without_comment(line)  # `[providers.rev]   # prod`
             if line.startswith("[["):
                 name = tuple(_split_key(line.strip("[] ")))
                 arrays[name] = arrays.get(name, -1) + 1
@@ -127,6 +171,10 @@ class Locator:
 
     def where(self, loc: Iterable[str | int]) -> str:
         loc = tuple(loc)
+        normalized = tuple(_norm(x) for x in loc)
+        for n in range(len(loc), 0, -1):  # a variable that sets the field, before a file line it overrides
+            if normalized[:n] in self.set_by:
+                return f"{self.set_by[normalized[:n]]}: "
         for n in range(len(loc), 0, -1):
             variable = self._variable(loc[:n])
             if variable is not None:
@@ -180,6 +228,23 @@ def _is_secret(info: FieldInfo | None) -> bool:
         and info.annotation is not None
         and SecretStr in (getattr(info.annotation, "__args__", ()) or (info.annotation,))
     )
+
+
+def _without_comment(line: str) -> str:
+    """A table header without a trailing `# …` comment: the first `#` outside quotes."""
+    quote = ""
+    escaped = False
+    for i, ch in enumerate(line):
+        if escaped:
+            escaped = False
+        elif quote:
+            escaped = quote == '"' and ch == "\\"
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            return line[:i].rstrip()
+    return line
 
 
 def _split_key(key: str) -> list[str]:

@@ -64,7 +64,8 @@ def parse_duration(value: Any) -> float:
         total += float(match.group(1)) * _UNIT[match.group(2)]
         pos = match.end()
     if pos != len(text) or not text:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h)")
+        # never the value: a secret pasted into the wrong variable would be printed
+        raise ValueError("not a duration: a number of seconds, or amounts of ms, s, m, h, d (e.g. 30s, 5m, 1h30m)")
     return total
 
 

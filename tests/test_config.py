@@ -160,6 +160,39 @@ def test_sub_second_tuning_and_a_zero_tail_are_accepted(env: None, tmp_config: C
     assert code == 0, out
 
 
+@pytest.mark.parametrize("kind, problem", [
+    ("scan", "artistree has no kind 'scan' to watch by id (known: order)"),
+    ("project", "artistree has no kind 'project' to watch by id (known: order)"),
+    (SECRET.upper(), "artistree has no such kind to watch by id (known: order)"),  # never echoed
+], ids=["scan", "unknown", "secret-shaped"])
+def test_a_watch_by_id_names_a_kind_the_provider_watches_by_id(
+    env: None, tmp_config: Callable[[str], Path], kind: str, problem: str
+) -> None:
+    """`kind = "scan"` with ids was accepted (and polled as one resource) while the API and
+    `watch add` refuse it: the file says it as they do."""
+    from config import load_config
+    from worker.api_watches import InvalidWatch, validate_watch
+
+    kind_line = f'kind = "{kind}"'
+    text = GOOD.replace('scan = { project_id = "All Projects" }', f'{kind_line}\nids = ["A1"]')
+    path = tmp_config(text)
+    code, out = run_check(path, "--no-redis")
+    assert code == 2, out
+    (line,) = [x for x in out.splitlines() if x.startswith("error:")]
+    assert line == f"error: {path}:{text.splitlines().index(kind_line) + 1}: watches.0.kind: {problem}"
+    assert SECRET.upper() not in out
+    if kind == "scan":
+        with pytest.raises(InvalidWatch) as refused:
+            validate_watch(load_config(tmp_config(GOOD)), {"provider": "artistree", "kind": kind, "ids": ["A1"]})
+        assert problem.startswith(refused.value.reason)
+
+
+def test_a_watch_by_id_of_a_kind_it_polls_and_a_scan_are_accepted(env: None, tmp_config: Callable[[str], Path]) -> None:
+    by_id = GOOD.replace('scan = { project_id = "All Projects" }', 'kind = "order"\nids = ["A1"]')
+    assert run_check(tmp_config(by_id), "--no-redis")[0] == 0
+    assert run_check(tmp_config(GOOD), "--no-redis")[0] == 0
+
+
 # ---- check and the Redis it points at ---------------------------------------------------------------
 
 

@@ -321,6 +321,73 @@ def test_one_destination_set_only_by_the_environment_with_its_kind_is_accepted(
     assert "pager" in load_config(tmp_config(GOOD)).destinations
 
 
+def _problems(path: Path) -> list[str]:
+    from config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("in_dotenv", [False, True], ids=["environment", ".env"])
+def test_a_json_table_variable_is_blamed_for_the_field_it_sets_not_the_file_line_it_overrides(
+    tmp_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, in_dotenv: bool
+) -> None:
+    """`STATEHOOK_WORKER='{"max_jobs": 0}'` over `[worker] max_jobs = 4`: the error named the file's line."""
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    if in_dotenv:
+        (tmp_path / ".env").write_text('STATEHOOK_WORKER={"max_jobs": 0}\n')
+    else:
+        monkeypatch.setenv("STATEHOOK_WORKER", '{"max_jobs": 0}')
+    path = tmp_config("[worker]\nmax_jobs = 4\n\n" + GOOD)
+    where = ".env: STATEHOOK_WORKER" if in_dotenv else "STATEHOOK_WORKER"
+    assert _problems(path) == [f"{where}: worker.max_jobs: Input should be greater than or equal to 1"]
+
+
+def test_a_json_table_variable_that_sets_another_field_leaves_the_blame_on_the_file(
+    tmp_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {**BASE_ENV, "STATEHOOK_WORKER": '{"poll_batch_size": 10}'}.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_config("[worker]\nmax_jobs = 0\n\n" + GOOD)
+    assert _problems(path) == [f"{path}:2: worker.max_jobs: Input should be greater than or equal to 1"]
+
+
+def test_a_list_variable_replaces_the_files_list_and_is_blamed_for_it(
+    tmp_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watches = '[{"provider": "artistree", "ids": ["ord-1"], "interval": "soon"}]'
+    for name, value in {**BASE_ENV, "STATEHOOK_WATCHES": watches}.items():
+        monkeypatch.setenv(name, value)
+    (problem,) = _problems(tmp_config(GOOD.replace('ids = ["ord-1"]', 'ids = ["ord-1"]\ninterval = "1m"')))
+    assert problem.startswith("STATEHOOK_WATCHES: watches.0.interval: not a duration"), problem
+
+
+def test_a_table_header_with_a_comment_still_names_its_lines(
+    tmp_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`[providers.artistree]   # prod` broke the index: errors below it named only the file."""
+    import notifiers
+
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    text = (GOOD.replace("[providers.artistree]", "[providers.artistree]   # prod [eu]")
+            .replace('client_id = "cid"', 'client_id = "cid"\ntimeout = "soon"')
+            .replace('[[routes]]\nname = "everything"\nto = ["automation"]',
+                     '[[routes]]  # "all" of it\nname = "everything"\nto = ["nowhere"]')
+            + '\n[destinations."a#b"]  # quoted\nkind = "pigeon"\n')
+    path = tmp_config(text)
+    timeout, kind, to = (line_of(text, x) for x in ('timeout = "soon"', 'kind = "pigeon"', 'to = ["nowhere"]'))
+    found = _problems(path)
+    assert found[0].startswith(f"{path}:{timeout}: providers.artistree.timeout: not a duration"), found
+    assert found[1:] == [
+        f"{path}:{kind}: destinations.a#b.kind: unknown kind 'pigeon' (known: {', '.join(notifiers.REGISTRY)})",
+        f"{path}:{to}: routes.0.to.0: unknown destination 'nowhere'",
+    ], found
+
+
 # ---- the redactor knows header values and URL passwords ----------------------------------------------
 
 

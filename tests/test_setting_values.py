@@ -113,6 +113,18 @@ def test_every_duration_refuses_nonsense_naming_the_field_and_line(
         assert f"{key}" in found[0] and f":{line}:" in found[0], found
 
 
+def test_a_value_that_is_not_a_duration_is_never_repeated(
+        env: None, tmp_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The message said `not a duration: '<the value>'`: a secret set in the wrong variable was printed."""
+    expected = "not a duration: a number of seconds, or amounts of ms, s, m, h, d (e.g. 30s, 5m, 1h30m)"
+    pasted = "hunter2-S3CRET-token"
+    (in_file,) = problems(tmp_config, config_text(mail=f'timeout = "{pasted}"'))
+    assert in_file.endswith(f"destinations.mail.timeout: {expected}") and pasted not in in_file, in_file
+    monkeypatch.setenv("STATEHOOK_WORKER__DELIVERY_TIMEOUT", '{"In Progress": "1h"}')
+    (in_env,) = problems(tmp_config, config_text())
+    assert in_env == f"STATEHOOK_WORKER__DELIVERY_TIMEOUT: worker.delivery_timeout: {expected}", in_env
+
+
 def test_a_rev_reopen_tail_in_minutes_sets_the_terminal_tail(env: None, tmp_config: Callable[[str], Path]) -> None:
     config = load_config(tmp_config(config_text(rev='reopen_tail = "30m"')))
     assert config.providers["rev"].terminal_tail == 1800.0
