@@ -3,13 +3,19 @@ have written, and its refusals), a delivery job's id and arguments, a scheduler 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from arq.connections import ArqRedis
 from arq.worker import Worker, func
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from worker.jobs import plan_polls
 from worker.queue import (
@@ -21,6 +27,7 @@ from worker.queue import (
     enqueue_delivery_batch,
     enqueue_jobs,
     enqueue_polls,
+    skip_running_jobs,
 )
 
 calls: list[tuple[Any, ...]] = []
@@ -124,3 +131,70 @@ async def test_a_delivery_batch_is_logged_as_its_count_of_events_not_their_bytes
     assert list(got) == events and destination == "hook"
     started = [r.getMessage() for r in caplog.records if "→" in r.getMessage()]
     assert started and "deliver_events(<2 events>, 'hook')" in started[0], started
+
+
+@contextlib.asynccontextmanager
+async def cutting(redis_url: str, command: bytes) -> AsyncIterator[str]:
+    """A TCP proxy to the test's redis-server that cuts the connection carrying the first
+    `command` (a connection reset at that moment), then forwards all; yields its URL."""
+    target = urlparse(redis_url)
+    cut = asyncio.Event()
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, watch: bool) -> None:
+        try:
+            while data := await reader.read(65536):
+                if watch and not cut.is_set() and b"\r\n" + command + b"\r\n" in data:
+                    cut.set()
+                    break
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(target.hostname, target.port)
+        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}{target.path}"
+    finally:
+        server.close()
+
+
+@pytest.fixture
+async def drops_first_exec(redis_url: str) -> AsyncIterator[str]:
+    async with cutting(redis_url, b"EXEC") as url:
+        yield url
+
+
+async def test_an_enqueue_whose_connection_breaks_at_exec_is_an_error_not_a_duplicate(drops_first_exec: str) -> None:
+    """redis-py raises WatchError for a watched pipeline whose connection failed, which ARQ
+    takes for "enqueued meanwhile": the dispatcher then acknowledged events never enqueued."""
+    redis = ArqRedis.from_url(drops_first_exec)
+    try:
+        with pytest.raises(RedisConnectionError):
+            await enqueue_delivery_batch(redis, ["evt_1"], [b"{}"], "hook")
+        assert await enqueue_delivery_batch(redis, ["evt_1"], [b"{}"], "hook")  # once Redis answers: enqueued
+        assert not await enqueue_delivery_batch(redis, ["evt_1"], [b"{}"], "hook")  # and then known
+    finally:
+        await redis.aclose()
+
+
+async def test_a_redis_failure_while_a_job_is_picked_up_gives_its_slot_back(redis_url: str) -> None:
+    """ARQ takes a job's slot before it checks the job in Redis; a failed check kept it, and
+    max_jobs such faults left the worker taking no job again."""
+    async with cutting(redis_url, b"WATCH") as url:
+        pool = ArqRedis.from_url(url)
+        worker = skip_running_jobs(Worker(functions=[func(record, name="record")], redis_pool=pool,
+                                          handle_signals=False, max_jobs=2))
+        try:
+            await pool.zadd("arq:queue", {"job-1": 1})
+            free = worker.sem._value  # what ARQ counts its slots with
+            with pytest.raises(RedisError):
+                await worker.start_jobs([b"job-1"])
+            assert worker.job_counter == 0 and worker.sem._value == free
+        finally:
+            await pool.aclose()

@@ -53,6 +53,7 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from arq.worker import Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from model.routes import Route
 from model.time_intervals import NamedTimeInterval
@@ -148,6 +149,19 @@ def poll_job_id(kind: str, provider: str, rkeys: Sequence[str], claimed_at: floa
 # -- typed enqueue functions -------------------------------------------------------------------
 
 
+async def enqueued(redis: ArqRedis, function: str, *args: Any, _job_id: str, **options: Any) -> bool:
+    """ARQ's `enqueue_job`: True when enqueued, False when the job is known (queued, running,
+    or done with its result kept). ARQ also answers None when the connection broke at its
+    EXEC (redis-py raises WatchError for a watched pipeline whose connection failed, and a
+    demoted master's READONLY is one): then nothing was enqueued, and that is Redis failing,
+    raised as such, never a duplicate to skip (its events would be acknowledged, undelivered)."""
+    if await redis.enqueue_job(function, *args, _job_id=_job_id, **options) is not None:
+        return True
+    if await redis.exists(job_key_prefix + _job_id, result_key_prefix + _job_id):
+        return False
+    raise RedisConnectionError("a job's enqueue did not happen: the connection failed at its EXEC")
+
+
 async def enqueue_delivery(redis: ArqRedis, event_id: str, event_json: bytes, destination: str, *,
                            attempts_before: int = 0, defer_s: float | None = None,
                            replay_of: str | None = None) -> bool:
@@ -155,9 +169,8 @@ async def enqueue_delivery(redis: ArqRedis, event_id: str, event_json: bytes, de
     `replay_of`: the dead letter's entry id, when it is one replayed. False if its id is known."""
     job_id = delivery_job_id(event_id, destination) if replay_of is None else (
         replay_job_id(event_id, destination, replay_of))
-    job = await redis.enqueue_job(Job.DELIVER.value, event_json, destination, attempts_before,
-                                  _job_id=job_id, _expires=DELIVER_EXPIRES, _defer_by=defer_s)
-    return job is not None
+    return await enqueued(redis, Job.DELIVER.value, event_json, destination, attempts_before,
+                          _job_id=job_id, _expires=DELIVER_EXPIRES, _defer_by=defer_s)
 
 
 class EventJsons(list[bytes]):
@@ -175,9 +188,8 @@ class EventJsons(list[bytes]):
 async def enqueue_delivery_batch(redis: ArqRedis, event_ids: Sequence[str], events_json: Sequence[bytes],
                                  destination: str) -> bool:
     """A `deliver_events` job: first attempts of one outbox read's events to one destination."""
-    job = await redis.enqueue_job(Job.DELIVER_EVENTS.value, EventJsons(events_json), destination,
-                                  _job_id=batch_job_id(event_ids, destination), _expires=DELIVER_EXPIRES)
-    return job is not None
+    return await enqueued(redis, Job.DELIVER_EVENTS.value, EventJsons(events_json), destination,
+                          _job_id=batch_job_id(event_ids, destination), _expires=DELIVER_EXPIRES)
 
 
 async def schedule_now(redis: ArqRedis) -> bool:
@@ -230,25 +242,22 @@ class ArqQueue:
 
     # tasks.circuit.CircuitQueue
     async def probe(self, destination: str, *, at: float, key: str) -> bool:
-        job = await self.redis.enqueue_job(Job.PROBE_DESTINATION.value, destination,
-                                           _job_id=f"circuit-probe:{destination}:{key}", _defer_until=_utc(at))
-        return job is not None
+        return await enqueued(self.redis, Job.PROBE_DESTINATION.value, destination,
+                              _job_id=f"circuit-probe:{destination}:{key}", _defer_until=_utc(at))
 
     async def flush(self, destination: str) -> bool:
         """Each call is a job of its own: the flush's lease lets one run at a time."""
-        job = await self.redis.enqueue_job(Job.FLUSH_DESTINATION.value, destination,
-                                           _job_id=f"circuit-flush:{destination}:{uuid.uuid4().hex}")
-        return job is not None
+        return await enqueued(self.redis, Job.FLUSH_DESTINATION.value, destination,
+                              _job_id=f"circuit-flush:{destination}:{uuid.uuid4().hex}")
 
     async def hurry(self, destination: str) -> int:
         return await hurry_deliveries(self.redis, destination)
 
     async def retry_held(self, event_id: str, event_json: bytes, destination: str, *, attempts_before: int,
                          defer_s: float, round_key: str) -> bool:
-        job = await self.redis.enqueue_job(Job.DELIVER.value, event_json, destination, attempts_before,
-                                           _job_id=f"{delivery_job_id(event_id, destination)}:held:{round_key}",
-                                           _expires=DELIVER_EXPIRES, _defer_by=defer_s)
-        return job is not None
+        return await enqueued(self.redis, Job.DELIVER.value, event_json, destination, attempts_before,
+                              _job_id=f"{delivery_job_id(event_id, destination)}:held:{round_key}",
+                              _expires=DELIVER_EXPIRES, _defer_by=defer_s)
 
 
 def _utc(at: float) -> datetime:
@@ -367,7 +376,16 @@ def skip_running_jobs(worker: Worker, room: Callable[[Worker, str], int] | None 
         else:
             ids = await not_running(self, job_ids)
         if ids:
-            await start(ids)
+            try:
+                await start(ids)
+            except Exception:
+                # ARQ takes a job's slot (its semaphore and count) before the Redis calls that
+                # check the job, and gives it back only for the answers it expects: a failed
+                # call (Redis killed, failing over) kept it, and max_jobs of them left the
+                # worker taking no job again while its heartbeat said it was fine
+                self.job_counter -= 1
+                self.sem.release()
+                raise
             if pickup is not None:
                 pickup.watch(self, ids)
 
