@@ -8,7 +8,7 @@ timeout), `LOADING` (reading its AOF back), `READONLY` (a demoted master), `NORE
 from __future__ import annotations
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, ResponseError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["is_redis_down", "redis_problem", "reply_code"]
@@ -16,14 +16,18 @@ __all__ = ["is_redis_down", "redis_problem", "reply_code"]
 _PIPELINE = "caused error: "
 
 _UNAVAILABLE_REPLIES = ("NOREPLICAS", "MASTERDOWN", "LOADING", "READONLY", "UNBLOCKED", "TRYAGAIN", "CLUSTERDOWN",
-                        "MISCONF")
-"""Error replies that say "this Redis cannot serve you now", not "your command is wrong"."""
+                        "MISCONF", "OOM", "BUSY")
+"""Error replies that say "this Redis cannot serve you now", not "your command is wrong": OOM is
+a Redis at maxmemory under noeviction (writes refused until memory is freed), BUSY a script
+running past its time limit."""
 
 
 def is_redis_down(exc: BaseException) -> bool:
     """Whether `exc` means Redis is unreachable or cannot take the command for now."""
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError | ReadOnlyError | TimeoutError):
-        return True
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | ReadOnlyError | TimeoutError | OutOfMemoryError):
+        return True  # redis-py strips OOM's code from its message: it is known by its class
+    if isinstance(exc, WatchError) and exc.__context__ is not None:  # a watched pipeline's connection died
+        return is_redis_down(exc.__context__)
     if isinstance(exc, ResponseError):
         return reply_code(exc) in _UNAVAILABLE_REPLIES
     return False

@@ -11,7 +11,7 @@ import aiohttp
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
+from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 import providers
@@ -56,6 +56,8 @@ def test_another_change_with_the_same_seq_gets_another_id() -> None:
     ResponseError("MASTERDOWN Link with MASTER is down"),
     ResponseError("UNBLOCKED force unblock from blocking operation"),
     ResponseError("Command # 1 (HSET sh:meta k v) of pipeline caused error: ('NOREPLICAS Not enough good replicas',)"),
+    OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),  # redis-py strips the OOM
+    ResponseError("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT."),
 ])
 def test_these_failures_are_an_outage(exc: Exception) -> None:
     assert is_redis_down(exc)

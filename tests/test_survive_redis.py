@@ -224,3 +224,32 @@ async def test_the_client_fails_a_command_on_a_hung_server_instead_of_waiting(ow
     finally:
         own_redis.resume()
         await client.aclose()
+
+
+async def test_a_re_registration_that_failed_after_a_flushall_is_made_again(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, sim: Simulator, receiver: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker took the new epoch before it registered the config's watches again: when
+    that failed (a blip, OOM), every later look saw the epoch it expected, and the watches
+    stayed gone until a restart."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from worker.runtime import Runtime
+
+    oid = sim["artistree"].add_order(state="In Progress")["order_id"]
+    rkey = ResourceRef("artistree", "order", oid).key
+    config = _config(tmp_path, redis_url, sim, receiver, oid)
+    real, failures = Runtime.sync_watches, [RedisConnectionError("Connection reset by peer")]
+
+    async def flaky(self: Runtime) -> None:
+        if failures:
+            raise failures.pop()
+        await real(self)
+
+    async with running_worker(config):
+        await _baselined(redis_url, rkey)
+        monkeypatch.setattr(Runtime, "sync_watches", flaky)
+        await redis.flushall()
+        await wait_for(lambda: redis.hexists(keys.META, rkey), timeout=30, what="the config's watch registered again")
+    assert failures == []

@@ -231,9 +231,10 @@ class Runtime:
             current = await self.store.epoch()
             if current == self.epoch:
                 return True
-            self.epoch, _ = await self.store.ensure_epoch()
+            epoch, _ = await self.store.ensure_epoch()
             await self.sync_watches()
             await self.dispatcher.ensure_group()
+            self.epoch = epoch  # only now: a re-registration that failed is made again at the next check
             log.error("Redis lost statehook's data: watches from the config file registered again, their "
                       "baselines are taken again; watches added through the API are gone (docs/reliability.md)")
             self._beat_now.set()
