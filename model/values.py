@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
@@ -25,6 +26,8 @@ __all__ = [
     "TEMPLATE_KEYS",
     "Duration",
     "DurationOrOff",
+    "HttpUrl",
+    "HttpUrlOrDerived",
     "ResourceId",
     "RetryDelay",
     "RetrySchedule",
@@ -183,3 +186,15 @@ ResourceId = Annotated[str, AfterValidator(_resource_id)]
 """A provider's id of one resource (ID_PATTERN), as given."""
 
 
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")  # the value may hold a credential
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+"""A provider's base or token URL: http(s) with a host, kept as written."""
+
+HttpUrlOrDerived = Annotated[str, AfterValidator(lambda value: value and _http_url(value))]
+"""An HttpUrl, or "" for one the provider derives from its other settings."""

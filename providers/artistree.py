@@ -18,6 +18,7 @@ from core.listing import blank_values, split_page
 from model.errors import MalformedPayload
 from model.events import Change, EventDraft, Severity
 from model.resources import ListedItems, ResourceInfo, ResourceRef, ScanItem, ScanPage, Snapshot
+from model.values import HttpUrl
 from providers.auth import ClientCredentials
 from providers.base import Provider
 from providers.spec import DAY, NonBlank, ProviderSpec, ScanFilter, TailedSettings
@@ -39,8 +40,8 @@ bodies and listed pages before their fingerprints are compared"""
 
 
 class ArtistreeSettings(TailedSettings):
-    base_url: str = "https://api.human.prod.artistree.io"
-    token_url: str = "https://human-artistree-prod.auth.us-east-1.amazoncognito.com/oauth2/token"
+    base_url: HttpUrl = "https://api.human.prod.artistree.io"
+    token_url: HttpUrl = "https://human-artistree-prod.auth.us-east-1.amazoncognito.com/oauth2/token"
     client_id: str
     client_secret: SecretStr
     scope: str | None = None

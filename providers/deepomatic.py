@@ -26,6 +26,7 @@ from pydantic import Field, SecretStr, model_validator
 from model.errors import MalformedPayload
 from model.events import Change, EventDraft, Severity
 from model.resources import ResourceInfo, ResourceRef, Snapshot
+from model.values import HttpUrlOrDerived
 from providers.auth import StaticHeader
 from providers.base import Provider
 from providers.shared import progress_bucket
@@ -70,7 +71,7 @@ changes say what moved) and `app_version_id` changes on upgrades, which are not 
 class DeepomaticSettings(TailedSettings):
     """`base_url` is derived from `site` and `region` unless given (the simulator gives it)."""
 
-    base_url: str = ""
+    base_url: HttpUrlOrDerived = ""
     site: str = Field(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?$")
     region: Literal["eu", "us"] = "eu"
     api_key: SecretStr

@@ -23,7 +23,7 @@ from pydantic import SecretStr, model_validator
 from model.errors import MalformedPayload
 from model.events import Change, EventDraft, Severity
 from model.resources import ResourceInfo, ResourceRef, ScanItem, Snapshot
-from model.values import DurationOrOff
+from model.values import DurationOrOff, HttpUrl
 from providers.auth import StaticHeader
 from providers.base import Provider
 from providers.shared import short
@@ -44,7 +44,7 @@ MAX_PAGES = 10_000  # a guard against a list that never ends, far above any real
 
 
 class RevSettings(TailedSettings):
-    base_url: str = "https://api.rev.com"
+    base_url: HttpUrl = "https://api.rev.com"
     client_key: SecretStr
     user_key: SecretStr
     reopen_tail: DurationOrOff = DAY

@@ -21,7 +21,7 @@ from core.stall import ANY_STATE, human_duration
 from model.errors import MalformedPayload
 from model.events import Change, EventDraft, Severity
 from model.resources import ResourceInfo, ResourceRef, Snapshot
-from model.values import Duration, DurationOrOff
+from model.values import Duration, DurationOrOff, HttpUrl
 from transport.http import error_words
 
 __all__ = ["DAY", "NonBlank", "ProviderSettings", "ProviderSpec", "ScanFilter", "TailedSettings", "parse_json"]
@@ -35,9 +35,10 @@ class ProviderSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_url: str
+    base_url: HttpUrl
     max_concurrency: int = Field(default=16, ge=1, le=1024)
-    requests_per_second: float = Field(default=20.0, gt=0)
+    requests_per_second: float = Field(default=20.0, ge=0.01, le=10_000)
+    """0.01: one request every 100 s (a smaller rate is a provider never polled)"""
     timeout: Duration = 10.0
     interval_active: Duration | None = None
     interval_idle: Duration | None = None

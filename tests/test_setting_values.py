@@ -169,6 +169,22 @@ def test_a_send_that_could_outlast_its_retry_job_is_refused(env: None, tmp_confi
     load_config(tmp_config(config_text()))  # every kind's defaults fit the default job timeout
 
 
+def test_a_provider_url_and_rate_that_could_not_work_are_refused(
+    env: None, tmp_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An address that is no http(s) URL failed every poll; a rate of 1e-300 a request never
+    polled anything: both passed check."""
+    for written in ("not a url", "", "ftp://secret-token-9f8e7d"):
+        monkeypatch.setenv("STATEHOOK_PROVIDERS__REV__BASE_URL", written)
+        found = problems(tmp_config, config_text())
+        assert len(found) == 1 and "rev.base_url" in found[0] and "http" in found[0], found
+        assert "secret-token-9f8e7d" not in found[0]
+    monkeypatch.setenv("STATEHOOK_PROVIDERS__REV__BASE_URL", "https://api.rev.example:8443/api/v1")
+    load_config(tmp_config(config_text()))
+    found = problems(tmp_config, config_text(rev="requests_per_second = 1e-300"))
+    assert len(found) == 1 and "requests_per_second" in found[0], found
+
+
 # ---- webhook signing secrets -------------------------------------------------------------
 
 def test_whsec_problem_is_strict() -> None:
