@@ -37,7 +37,7 @@ class ProviderSettings(BaseModel):
 
     base_url: HttpUrl
     max_concurrency: int = Field(default=16, ge=1, le=1024)
-    requests_per_second: float = Field(default=20.0, ge=0.01, le=10_000)
+    requests_per_second: float = Field(default=20.0, ge=0.01, allow_inf_nan=False)
     """0.01: one request every 100 s (a smaller rate is a provider never polled)"""
     timeout: Duration = 10.0
     interval_active: Duration | None = None
