@@ -22,6 +22,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from model.values import MAX_RETRY_DELAY
+
 __all__ = ["NoReply", "Outcome", "Reply", "error_words", "outcome_of", "parse_retry_after", "send"]
 
 
@@ -54,8 +56,9 @@ def outcome_of(status: int) -> Outcome:
     return _BY_STATUS.get(status, Outcome.REFUSED)
 
 
-MAX_RETRY_AFTER = 86_400.0
-"""The longest Retry-After taken as said (`inf`, `1e400` or a date years off: a day)."""
+MAX_RETRY_AFTER = MAX_RETRY_DELAY
+"""The longest Retry-After taken as said (`inf`, `1e400` or a date years off: a day), the
+longest a delivery's retry waits too."""
 
 
 def parse_retry_after(value: str | None, default: float = 1.0) -> float:
