@@ -172,6 +172,25 @@ async def test_a_claim_left_by_a_dead_step_is_sent_once_by_another(redis: aiored
     assert len(await outbox(redis)) == 1
 
 
+async def test_a_reminder_sent_after_a_dead_step_keeps_the_rhythm_of_its_grid(redis: aioredis.Redis) -> None:
+    rem = Reminders(redis, lease=30)
+    ev = failed()
+    await watched(redis, ev.rkey)
+    await raised(rem, ev)
+    (dead,) = await rem.claim(T0 + HOUR)  # due at T0 + HOUR; its step dies
+    assert not isinstance(dead, str)
+    (taken,) = await rem.claim(dead.due + 31)  # the lease ran out: another step takes it
+    assert not isinstance(taken, str)
+    assert taken.due == dead.due  # the due time it was claimed at, not the lease's end
+    step = ReminderStep(rem, [PAGE], clock=Clock(dead.due + 31))
+    await redis.zadd(keys.REMINDER_DUE, {dead.member: dead.due + 31})  # due again, as the lease left it
+    assert await step.step() == Counter({Fired.SENT: 1})
+    (entry,) = await redis.zrange(keys.REMINDER_DUE, 0, -1, withscores=True)
+    assert entry[1] == dead.due + HOUR  # the next on the grid: the rhythm did not move by the lease
+    (again,) = await rem.claim(dead.due + HOUR)
+    assert not isinstance(again, str) and again.due == dead.due + HOUR  # a send moved the claimed time on
+
+
 async def test_an_order_found_by_a_scan_is_reminded_while_its_scan_is_watched(redis: aioredis.Redis) -> None:
     """An order of a scan has no watch of its own: its reminder lasts while the scan does
     (it was disarmed as unwatched at its first due time)."""

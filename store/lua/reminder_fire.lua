@@ -32,6 +32,7 @@ if seen then
 end
 redis.call('XADD', KEYS[8], '*', 'e', ARGV[6])
 redis.call('HSET', KEYS[1], 'sent', tonumber(ARGV[3]) + 1)
+redis.call('HDEL', KEYS[1], 'claimed')
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 record_write(KEYS[9], KEYS[10], false, {ARGV[7]}, tonumber(ARGV[8]))
 redis.call('HINCRBY', KEYS[11], ARGV[9], 1)
