@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -105,7 +106,14 @@ def _url_parts_problem(url: str, scheme: str) -> str | None:
             return "the URL's option ssl_cert_reqs takes none, optional or required"
         if name == "ssl_min_version":  # a URL gives text, redis-py needs an ssl.TLSVersion: no connection opens
             return "the URL's option ssl_min_version cannot be set in a URL"
+        if name in _TLS_FILES and not (os.path.isfile(value) and os.access(value, os.R_OK)):
+            return f"the URL's option {name} names no file that statehook can read"
     return None
+
+
+_TLS_FILES = frozenset({"ssl_ca_certs", "ssl_certfile", "ssl_keyfile"})
+"""the TLS options that name a file: a missing one fails every connection with an SSL error,
+long after the config was checked"""
 
 
 @functools.cache

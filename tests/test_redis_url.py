@@ -53,6 +53,17 @@ def test_a_tls_option_redis_py_cannot_use_stops_the_cli_with_one_line(
     assert REDIS_PASSWORD not in result.output
 
 
+@pytest.mark.parametrize("option", ["ssl_ca_certs", "ssl_certfile", "ssl_keyfile"])
+def test_a_tls_option_naming_a_file_that_is_not_there_is_a_problem(option: str, tmp_path: Path) -> None:
+    """It passed the check, then every connection failed with an SSL error."""
+    for missing in (tmp_path / "nowhere.pem", tmp_path):  # not there; a directory
+        assert redis_url_problem(f"rediss://{AUTH}h/0?{option}={missing}") == \
+            f"the URL's option {option} names no file that statehook can read"
+    there = tmp_path / "ca.pem"
+    there.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert redis_url_problem(f"rediss://{AUTH}h/0?{option}={there}") is None
+
+
 @pytest.mark.parametrize("cert_reqs", ["none", "optional", "required"])
 def test_a_rediss_url_with_a_cert_reqs_redis_py_takes_opens_a_tls_client(cert_reqs: str) -> None:
     url = f"rediss://{AUTH}h:6380/1?ssl_cert_reqs={cert_reqs}&ssl_check_hostname=false"
