@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["is_redis_down", "redis_problem", "reply_code"]
+__all__ = ["is_redis_down", "redis_problem", "refuses_writes", "reply_code"]
 
 _PIPELINE = "caused error: "
 
@@ -31,6 +31,21 @@ def is_redis_down(exc: BaseException) -> bool:
     if isinstance(exc, ResponseError):
         return reply_code(exc) in _UNAVAILABLE_REPLIES
     return False
+
+
+_WRITE_REFUSALS = ("NOREPLICAS", "MISCONF", "OOM", "READONLY")
+"""Replies of a Redis that still answers reads: min-replicas-to-write not met, a failed
+snapshot under stop-writes-on-bgsave-error, maxmemory under noeviction, a demoted master."""
+
+
+def refuses_writes(exc: BaseException) -> bool:
+    """Whether `exc` is a Redis that refuses writes but may still answer reads: a read that
+    succeeds meanwhile does not mean it is back."""
+    if isinstance(exc, OutOfMemoryError | ReadOnlyError):
+        return True
+    if isinstance(exc, WatchError) and exc.__context__ is not None:
+        return refuses_writes(exc.__context__)
+    return isinstance(exc, ResponseError) and reply_code(exc) in _WRITE_REFUSALS
 
 
 def reply_code(exc: BaseException) -> str:

@@ -131,7 +131,7 @@ class Dispatcher:
                 continue
             failures = 0
             if self.outage is not None:
-                self.outage.ok()
+                self.outage.ok(wrote=False)  # XREADGROUP and XACK are not refused under maxmemory
 
     async def step(self, *, block_ms: int | None = None) -> int:
         """One read of the outbox (and a reclaim when due). Returns entries handled."""

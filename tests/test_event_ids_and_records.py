@@ -75,6 +75,20 @@ def test_a_pipeline_failure_is_named_by_its_reply_never_its_values() -> None:
     assert redis_problem(wrapped) == "MASTERDOWN"
 
 
+async def test_writes_refused_end_only_when_a_write_succeeds(caplog: pytest.LogCaptureFixture) -> None:
+    outage = Outage()
+    with caplog.at_level(logging.WARNING, logger="statehook.redis"):
+        outage.failed(ResponseError("NOREPLICAS Not enough good replicas to write."), "heartbeat")
+        outage.ok(wrote=False)  # a pickup's read
+        assert outage.down
+        outage.ok()
+        assert not outage.down
+        outage.failed(RedisConnectionError("Error 111 connecting"), "poll")
+        outage.ok(wrote=False)  # refused connections: any answer ends it
+        assert not outage.down
+    assert len(caplog.records) == 4
+
+
 async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(caplog: pytest.LogCaptureFixture) -> None:
     outage = Outage()
     with caplog.at_level(logging.WARNING, logger="statehook.redis"):

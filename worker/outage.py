@@ -6,7 +6,10 @@ timeout), `LOADING` (reading its AOF back), `READONLY` (a demoted master), `NORE
 Every loop of a worker (ARQ's job pickup, the dispatcher, the heartbeat, the jobs
 themselves) reports to one `Outage` per process: the first failure logs one line, the
 first success after it logs one line with how long it lasted, and whoever waits for Redis
-to come back wakes up then. Nothing else about an outage is logged.
+to come back wakes up then. Nothing else about an outage is logged. A Redis that refuses
+writes but answers reads (`store.unavailable.refuses_writes`) is back only when a loop that
+writes succeeds (`ok(wrote=True)`): the job pickup's and the dispatcher's reads would
+otherwise end the outage and the next write start it again, two lines at every pickup.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from store.unavailable import is_redis_down, redis_problem
+from store.unavailable import is_redis_down, redis_problem, refuses_writes
 
 __all__ = ["Outage", "is_redis_down"]
 
@@ -33,6 +36,7 @@ class Outage:
         self.down_since: float | None = None
         self.outages = 0
         self._failures = 0
+        self._writes_refused = False
         self._up = asyncio.Event()
         self._up.set()
         self._on_recover: list[Callable[[], Awaitable[None]]] = []
@@ -45,19 +49,22 @@ class Outage:
     def failed(self, exc: BaseException, where: str) -> None:
         """Redis failed `where`: the first failure of an outage is logged, the rest counted."""
         self._failures += 1
+        self._writes_refused = refuses_writes(exc)
         if self.down_since is None:
             self.down_since = self.clock()
             self.outages += 1
             self._up.clear()
             log.warning("Redis unavailable (%s, in %s): pausing until it answers again", redis_problem(exc), where)
 
-    def ok(self) -> None:
-        """Redis answered: ends an outage, if there was one."""
-        if self.down_since is None:
+    def ok(self, *, wrote: bool = True) -> None:
+        """Redis answered (`wrote`: a write of the caller's succeeded, not only reads): ends an
+        outage, if there was one, unless Redis last refused writes and only reads succeeded."""
+        if self.down_since is None or (self._writes_refused and not wrote):
             return
         lasted = self.clock() - self.down_since
         self.down_since = None
         self._failures = 0
+        self._writes_refused = False
         self._up.set()
         log.warning("Redis available again after %.1fs", lasted)
         for callback in self._on_recover:

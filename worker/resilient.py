@@ -80,7 +80,7 @@ async def _until_redis_answers(worker: Worker, outage: Outage) -> None:
             outage.failed(exc, "start-up")
             await asyncio.sleep(outage.backoff())
             continue
-        outage.ok()
+        outage.ok(wrote=False)
         return
 
 
@@ -126,7 +126,7 @@ async def _main(self: Worker, outage: Outage, woken: asyncio.Event | None = None
                 log.exception("worker loop iteration failed; going on")
             await asyncio.sleep(outage.backoff())
             continue
-        outage.ok()
+        outage.ok(wrote=False)  # an idle pickup only reads
         if self.burst and (0 <= self.max_burst_jobs <= self._jobs_started()
                            or await self.pool.zcard(self.queue_name) == 0):
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)

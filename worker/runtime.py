@@ -264,6 +264,7 @@ class Runtime:
                 self._beat_now.clear()
                 try:
                     live = await registry.beat(self.worker_id, interval, pid=os.getpid())
+                    self.outage.ok()  # the beat is a write: Redis takes writes again
                     self.live_workers = live
                     self.poller.share_concurrency(live)
                     await self.check_dataset()
