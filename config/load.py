@@ -20,6 +20,7 @@ from pydantic_settings import SettingsError
 import notifiers
 import notifiers.templates
 import providers
+from config.file_secrets import secrets_in_file
 from config.origin import OTHER_VARIABLES, Locator, canonical_name, unknown_variables
 from config.schema import WatchSpec
 from config.settings import (
@@ -50,7 +51,8 @@ class Config:
     routes: list[Route]
     source: Path | None = None
     warnings: list[str] = field(default_factory=list)
-    """what is not wrong enough to stop: `STATEHOOK_…` variables that name no setting"""
+    """what is not wrong enough to stop: `STATEHOOK_…` variables that name no setting, secrets
+    in a file others can read (config/file_secrets.py)"""
 
     @property
     def redis_url(self) -> str:
@@ -113,6 +115,7 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     if problems:
         raise ConfigError(problems)
     warnings = unknown_variables(env, destination_blocks)
+    warnings += secrets_in_file(toml_path, locator, settings, dict(provider_settings), dict(destinations))
     return Config(settings, provider_settings, destinations, settings.watches, routes, toml_path, warnings=warnings)
 
 

@@ -113,6 +113,8 @@ def write_config(path: Path, toml_lines: list[str], env_lines: list[str]) -> Pat
     dotenv = path.parent / ".env"
     try:
         path.write_text("\n".join(toml_lines) + "\n")
+        dotenv.touch(mode=0o600)  # it holds the secrets
+        dotenv.chmod(0o600)
         dotenv.write_text("\n".join([MARK, *env_lines]) + "\n")
     except OSError as exc:
         raise ServeError(f"--write-config: cannot write {exc.filename}: {exc.strerror}") from None

@@ -145,8 +145,11 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 def tmp_config(tmp_path: Path) -> Callable[[str], Path]:
     def write(text: str) -> Path:
+        """A private file (mode 600), as a config file that holds secrets is kept: one others
+        can read is warned about (config/file_secrets.py)."""
         path = tmp_path / "statehook.toml"
         path.write_text(text)
+        path.chmod(0o600)
         return path
 
     return write

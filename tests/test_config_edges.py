@@ -253,12 +253,42 @@ def test_the_urls_redis_takes_still_pass_check(
     assert REDIS_PASSWORD not in result.output
 
 
+# ---- secrets in a file others can read ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o600, 0o400])
+def test_a_secret_in_a_file_others_can_read_is_a_warning_naming_its_line_and_variable(
+    mode: int, tmp_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_config(GOOD.replace('client_id = "cid"', f'client_id = "cid"\nclient_secret = "{CLIENT_SECRET}"'))
+    path.chmod(mode)
+    result = CliRunner().invoke(app, ["check", "--config", str(path), "--no-redis"])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert CLIENT_SECRET not in result.output and HEADER_TOKEN not in result.output
+    if not mode & 0o044:
+        assert warnings == []
+        return
+    advice = f"a secret in a file others can read (mode {mode:o}): set it as "
+    assert warnings == [  # the URL and the signing secret come from the environment: not warned about
+        f"warning: {path}:4: providers.artistree.client_secret: {advice}STATEHOOK_PROVIDERS__ARTISTREE__CLIENT_SECRET"
+        " instead, or make the file private (chmod 600)",
+        f"warning: {path}:12: destinations.automation.url: {advice}STATEHOOK_DESTINATIONS__AUTOMATION__URL"
+        " instead, or make the file private (chmod 600)",
+        f"warning: {path}:13: destinations.automation.headers: {advice}STATEHOOK_DESTINATIONS__AUTOMATION__HEADERS"
+        " instead, or make the file private (chmod 600)",
+    ]
+
+
 # ---- variables that set nothing --------------------------------------------------------------------
 
 
 def test_a_variable_that_sets_nothing_is_a_warning_naming_the_nearest_one(tmp_path: Path) -> None:
     path = tmp_path / "statehook.toml"
     path.write_text(GOOD)
+    path.chmod(0o600)
     (tmp_path / ".env").write_text(f"STATEHOOK_PROVIDERS_ARTISTREE__CLIENT_SECRET={CLIENT_SECRET}\n"
                                    "OTHER_PROGRAM_SETTING=1\n")
     env = {**BASE_ENV, "STATEHOOK_API_TOKEN": HEADER_TOKEN}

@@ -112,6 +112,7 @@ def write_demo_config(path: Path, redis_url: str, sim: Simulator, hook_url: str,
                                                   "retry_schedule": [0.5, 1, 2]})
     lines += toml_array("routes", [{"to": ["console", "receiver"]}])
     lines += toml_table("api", {"token": f"demo-{secrets.token_urlsafe(12)}"})  # the console's sign-in
+    path.touch(mode=0o600)
     path.write_text("\n".join(lines))
 
 
