@@ -26,6 +26,7 @@ from store.records import decode_state
 from store.snapshots import CorruptRecord, ResourceState, Store, WatchMeta, read_history_entry, unpack_snapshot
 from store.timeline import read_timelines, timeline_of
 from store.unavailable import is_redis_down, redis_problem
+from store.watch_cursor import WatchCursor
 
 __all__ = ["ProviderHealth", "Reads", "ResourceRecords", "ResourceRow", "Unreadable", "WatchEntry", "WatchPage",
            "read_stats"]
@@ -100,8 +101,8 @@ class WatchEntry:
 @dataclass(frozen=True, slots=True)
 class WatchPage:
     watches: list[WatchEntry]
-    cursor: int
-    """to pass back for the next page; 0: this was the last"""
+    cursor: WatchCursor | None
+    """to pass back for the next page; None: this was the last"""
 
 
 @dataclass(slots=True)
@@ -129,33 +130,44 @@ class Reads:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
 
-    async def watch_page(self, bad: Unreadable, *, provider: str | None, source: str | None, cursor: int,
+    async def watch_page(self, bad: Unreadable, *, provider: str | None, source: str | None, cursor: WatchCursor,
                          limit: int, contains: str | None = None) -> WatchPage:
-        """A page of watches (HSCAN: about `limit`), of one provider and one source if given,
-        and whose rkey holds `contains` if given. While too few match, HSCAN reads more per
-        call (up to SEARCH_COUNT), and at most SCAN_BUDGET entries in all: a page may then
-        hold fewer than `limit` watches, even none, with a cursor to go on from."""
+        """At most `limit` watches (HSCAN, store/watch_cursor.py), of one provider and one
+        source if given, and whose rkey holds `contains` if given. While too few match,
+        HSCAN reads more per call (up to SEARCH_COUNT), and at most SCAN_BUDGET entries in
+        all: a page may then hold fewer than `limit` watches, even none, with a cursor to go
+        on from."""
         match = f"{provider}:*" if provider else None
         if contains:
             match = f"{provider + ':' if provider else ''}*{_glob_literal(contains)}*"
-        found: dict[bytes, bytes] = {}
-        count, asked = limit, 0
+        found: list[tuple[str, WatchMeta]] = []
+        scan, count, after = cursor.scan, cursor.count or limit, cursor.after
+        asked = 0
         while True:
-            cursor, page = await self.redis.hscan(keys.META, cursor, match=match, count=count)
-            found.update(page)
+            following, entries = await self.redis.hscan(keys.META, scan, match=match, count=count)
             asked += count
-            if cursor == 0 or len(found) >= limit or asked >= SCAN_BUDGET:
-                break
-            if match and len(page) < max(1, limit // 2):
+            batch = sorted((k.decode(errors="replace"), v) for k, v in entries.items())
+            if after is not None:  # the page before ended inside this call's entries
+                batch = [(k, v) for k, v in batch if k > after]
+                after = None
+            for i, (rkey, raw) in enumerate(batch):
+                if len(found) == limit:
+                    return await self._watch_page(found, WatchCursor(scan, count, batch[i - 1][0]))
+                meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, raw)
+                if meta is not None and (source is None or meta.source == source):
+                    found.append((rkey, meta))
+            if following == 0:
+                return await self._watch_page(found, None)
+            scan = int(following)
+            if len(found) >= limit or asked >= SCAN_BUDGET:
+                return await self._watch_page(found, WatchCursor(scan))
+            if match and len(entries) < max(1, limit // 2):
                 count = min(SEARCH_COUNT, count * 2)
-        rkeys = [k.decode(errors="replace") for k in found]
-        dues = await self.redis.zmscore(keys.DUE, rkeys) if rkeys else []
-        watches = []
-        for rkey, raw, due in zip(rkeys, found.values(), dues, strict=True):
-            meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, raw)
-            if meta is not None and (source is None or meta.source == source):
-                watches.append(WatchEntry(rkey, meta, due))
-        return WatchPage(watches, int(cursor))
+
+    async def _watch_page(self, found: list[tuple[str, WatchMeta]], cursor: WatchCursor | None) -> WatchPage:
+        dues = await self.redis.zmscore(keys.DUE, [rkey for rkey, _ in found]) if found else []
+        return WatchPage([WatchEntry(rkey, meta, due) for (rkey, meta), due in zip(found, dues, strict=True)],
+                         cursor)
 
     async def watched(self, rkeys: Sequence[str]) -> int:
         """How many of `rkeys` are watched."""

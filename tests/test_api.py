@@ -269,6 +269,21 @@ async def hscan_calls(redis: aioredis.Redis) -> int:
     return int((await redis.info("commandstats")).get("cmdstat_hscan", {}).get("calls", 0))
 
 
+async def test_a_page_of_watches_holds_at_most_limit_and_its_cursor_goes_on(
+    tmp_path: Path, redis_url: str, sim: Simulator, receiver: WebhookReceiver, redis: aioredis.Redis
+) -> None:
+    """A small watch hash answers one HSCAN whole: `limit=1` returned all 16 watches."""
+    await Store(redis).add_watches([(f"rev:order:R{i:02d}", WatchMeta(interval=60.0)) for i in range(16)])
+    async with serving(api_config(tmp_path, redis_url, sim, receiver)) as (_, http):
+        seen, cursor = [], "0"
+        while cursor is not None:
+            status, listing = await call(http, "GET", f"/v1/watches?limit=5&cursor={cursor}", headers=AUTH)
+            assert status == 200 and len(listing["watches"]) <= 5, listing
+            seen += [w["rkey"] for w in listing["watches"]]
+            cursor = listing["cursor"]
+    assert sorted(seen) == [f"rev:order:R{i:02d}" for i in range(16)]
+
+
 async def few_among_many(redis: aioredis.Redis) -> None:
     """3000 watches of rev, one of artistree."""
     await Store(redis).add_watches([(f"rev:order:R{i:05d}", WatchMeta(interval=60.0)) for i in range(3000)]

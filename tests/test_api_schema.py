@@ -200,7 +200,11 @@ async def test_a_delete_body_with_an_unknown_field_is_refused_and_nothing_is_rem
 BAD_QUERIES = [
     ("/v1/watches?source=bogus", "source", "Input should be 'config', 'api', 'cli' or 'scan'"),
     ("/v1/watches?provider=&cursor=", "provider,cursor", None),
-    ("/v1/watches?cursor=", "cursor", "must be an integer"),
+    ("/v1/watches?cursor=", "cursor", None),
+    ("/v1/watches?cursor=12.", "cursor", None),
+    ("/v1/watches?cursor=1.0.QQ", "cursor", None),
+    ("/v1/watches?cursor=1.70000.QQ", "cursor", None),
+    ("/v1/watches?cursor=007", "cursor", None),
     ("/v1/watches?limit=%205", "limit", "must be an integer"),
     ("/v1/watches?limit=+5", "limit", "must be an integer"),
     ("/v1/watches?limit=1001", "limit", "Input should be less than or equal to 1000"),

@@ -14,10 +14,21 @@ from __future__ import annotations
 from functools import cache, lru_cache
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, TypeAdapter, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    TypeAdapter,
+    create_model,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 import providers as provider_registry
+from store.watch_cursor import MAX_TOKEN, WatchCursor
+from store.watch_cursor import PATTERN as CURSOR_PATTERN
 from worker.api_fields import (
     ID_PATTERN,
     INTERVAL_TEXT,
@@ -157,14 +168,24 @@ def watch_union(providers: tuple[str, ...], *, unwatch: bool = False) -> TypeAda
     return _union([make(p) for p in providers])
 
 
+def _watch_cursor(token: str) -> str:
+    WatchCursor.parse(token)  # ValueError: a 400 naming the parameter
+    return token
+
+
 class WatchesQuery(BaseModel):
     """GET /v1/watches."""
 
     provider: Literal[tuple(sorted(provider_registry.REGISTRY))] | SkipJsonSchema[None] = absent()  # type: ignore[valid-type]
     source: Source | SkipJsonSchema[None] = absent()
     limit: QueryInt = Field(default=100, ge=1, le=1000)
-    cursor: QueryInt = Field(default=0, ge=0, le=2**64 - 1,
-                             description="from the previous page's answer; 0 (the default) starts")
+    cursor: Annotated[str, StringConstraints(max_length=MAX_TOKEN, pattern=CURSOR_PATTERN),
+                      AfterValidator(_watch_cursor)] = Field(
+        default="0", description="from the previous page's answer; 0 (the default) starts")
+
+    @property
+    def watch_cursor(self) -> WatchCursor:
+        return WatchCursor.parse(self.cursor)
 
 
 class UnwatchQuery(BaseModel):

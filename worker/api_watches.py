@@ -153,15 +153,15 @@ def meta_view(meta: WatchMeta) -> dict[str, Any]:
 
 
 async def list_watches(request: web.Request) -> web.Response:
-    """A page of watches (HSCAN: about `limit` per page; pass `cursor` back for the next)."""
+    """A page of at most `limit` watches (pass `cursor` back for the next: store/watch_cursor.py)."""
     st = state_of(request)
     query = query_of(request, models.WatchesQuery)
     if isinstance(query, web.Response):
         return query
     bad = Unreadable()
-    page = await st.reads.watch_page(bad, provider=query.provider, source=query.source, cursor=query.cursor,
-                                     limit=query.limit)
+    page = await st.reads.watch_page(bad, provider=query.provider, source=query.source,
+                                     cursor=query.watch_cursor, limit=query.limit)
     watches = [models.Watch(rkey=w.rkey, **meta_view(w.meta), due_at=w.due_at) for w in page.watches]
     await bad.report(st.redis)
-    return answer(models.Watches(watches=watches, cursor=str(page.cursor) if page.cursor else None))
+    return answer(models.Watches(watches=watches, cursor=page.cursor.token() if page.cursor else None))
 

@@ -17,6 +17,7 @@ from model.resources import ResourceRef, ScanPage
 from store.reads import Reads, Unreadable, WatchEntry
 from store.snapshots import Store, WatchMeta
 from store.stats import StatsRecorder
+from store.watch_cursor import WatchCursor
 from worker.cli_common import (
     ADD_CHUNK,
     ConfigOption,
@@ -338,16 +339,14 @@ async def _watches_found(redis: Any, provider: str | None, source: str | None,
     without a filter (HLEN), the ones seen when the scan ended, else None (unknown)."""
     reads, bad = Reads(redis), Unreadable()
     found: list[WatchEntry] = []
-    cursor = 0
-    while True:
+    cursor: WatchCursor | None = WatchCursor()
+    while cursor is not None and len(found) < limit:
         page = await reads.watch_page(bad, provider=provider, source=source, cursor=cursor, limit=limit - len(found))
         found += page.watches
         cursor = page.cursor
-        if cursor == 0 or len(found) >= limit:
-            break
     await bad.report(redis)
     rows = sorted((_row(w.rkey, w.meta, w.due_at) for w in found[:limit]), key=lambda r: str(r["rkey"]))
-    if cursor == 0:
+    if cursor is None:
         return rows, len(found)
     if provider is None and source is None:
         return rows, (await reads.watch_counts(time.time()))[1]

@@ -70,17 +70,18 @@ async def watches(request: web.Request) -> web.Response:
     search = request.query.get("q", "").strip()[:MAX_SEARCH]
     query = query_model(request, models.WatchesQuery, limit=PAGE_SIZE)
     bad = Unreadable()
-    found = await st.reads.watch_page(bad, provider=query.provider, source=query.source, cursor=query.cursor,
-                                      limit=PAGE_SIZE, contains=search or None)
+    found = await st.reads.watch_page(bad, provider=query.provider, source=query.source,
+                                      cursor=query.watch_cursor, limit=PAGE_SIZE, contains=search or None)
     entries = [w for w in found.watches if _parses(w.rkey)]
+    next_cursor = found.cursor.token() if found.cursor else None
     rows = await st.reads.resource_rows(bad, [w.rkey for w in entries])
     await bad.report(st.redis)
     items = sorted((_row(cs, w, r) for w, r in zip(entries, rows, strict=True)), key=lambda r: r.rkey)
     providers = sorted(st.config.providers)
     return page(
         request, "watches.html.j2", title="Watches", nav="watches", rows=items, search=search,
-        provider=query.provider or "", source=query.source or "", next_cursor=found.cursor or None,
-        first_page=query.cursor == 0, providers=providers,
+        provider=query.provider or "", source=query.source or "", next_cursor=next_cursor,
+        first_page=query.watch_cursor.start, providers=providers,
         kinds={p: models.id_kinds(p) for p in providers if p in provider_registry.REGISTRY},
     )
 
