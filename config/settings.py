@@ -23,7 +23,7 @@ from model.values import Duration, TuningDuration, check_duration, parse_duratio
 from store.redis_url import redis_url_problem
 
 __all__ = ["ENV_FILE", "ENV_PREFIX", "ApiSettings", "Settings", "SilenceSettings", "WorkerTuning",
-           "environment_variables", "sentry_dsn_problem", "settings_class_for"]
+           "environment_variables", "redis_url_origin", "sentry_dsn_problem", "settings_class_for"]
 
 ENV_PREFIX = "STATEHOOK_"
 ENV_FILE = ".env"
@@ -186,3 +186,12 @@ def settings_class_for(toml_file: Path | None) -> type[Settings]:
             return tuple(sources)
 
     return FileSettings
+
+
+def redis_url_origin() -> str:
+    """`STATEHOOK_REDIS_URL: ` (or `.env: STATEHOOK_REDIS_URL: `) when a variable sets the
+    Redis URL, else "" (the config file or the default)."""
+    origin = environment_variables().get("STATEHOOK_REDIS_URL")
+    if origin is None:
+        return ""
+    return "STATEHOOK_REDIS_URL: " if origin == "environment" else f"{origin}: STATEHOOK_REDIS_URL: "

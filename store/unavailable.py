@@ -11,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-__all__ = ["is_redis_down", "redis_problem", "refuses_writes", "reply_code"]
+__all__ = ["is_redis_down", "redis_problem", "redis_refusal", "refuses_writes", "reply_code"]
 
 _PIPELINE = "caused error: "
 
@@ -58,9 +58,23 @@ def reply_code(exc: BaseException) -> str:
     return text.split(" ", 1)[0]
 
 
+_NO_DATABASE = "DB index is out of range"
+
+
+def redis_refusal(exc: BaseException) -> str | None:
+    """What is wrong with the Redis URL when Redis refuses the connection it describes (its
+    database is not one that Redis has: the SELECT of every new connection fails), in words
+    that never quote the URL; None for any other failure. Not an outage: it will not pass."""
+    if isinstance(exc, ResponseError) and _NO_DATABASE in str(exc):
+        return "its database is not one this Redis has (the server's `databases` setting)"
+    return None
+
+
 def redis_problem(exc: BaseException) -> str:
     """The kind of a Redis failure, never its message (a message can carry a host, a password
     or, from a pipeline, the command and its values)."""
+    if redis_refusal(exc):
+        return "no such database"
     code = reply_code(exc)
     if isinstance(exc, ResponseError) and code.isupper() and code.isalpha():  # NOREPLICAS, MASTERDOWN…
         return code

@@ -16,7 +16,7 @@ except ImportError:  # pragma: no cover
 
 from config.show import resolved
 from worker.cli_ack import ack
-from worker.cli_common import ConfigOption, JsonOption, load_or_exit
+from worker.cli_common import ConfigOption, JsonOption, load_or_exit, run_or_exit
 from worker.cli_deliveries import app as deliveries_app
 from worker.cli_ops import register_ops
 from worker.cli_silence import app as silence_app
@@ -45,7 +45,7 @@ def check(
 
     cfg = load_or_exit(config)
     data = resolved(cfg)
-    warnings = cfg.warnings + (asyncio.run(redis_warnings(cfg.redis_url)) if probe else [])
+    warnings = cfg.warnings + (run_or_exit(redis_warnings(cfg.redis_url)) if probe else [])
     for line in warnings:
         typer.echo(f"warning: {line}", err=True)
     if as_json:

@@ -21,6 +21,8 @@ import typer
 from arq.connections import ArqRedis
 
 from config import Config, ConfigError, load_config
+from config.settings import redis_url_origin
+from store.unavailable import redis_refusal
 
 __all__ = ["ConfigOption", "JsonOption", "cli_redis", "due_in", "echo_json", "fail", "load_or_exit", "prepare",
            "problems_line", "run_or_exit", "when"]
@@ -100,15 +102,19 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def run_or_exit(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(main)`; Redis unavailable is one line and exit 1, not a traceback."""
+    """`asyncio.run(main)`; Redis unavailable is one line and exit 1, a Redis URL that Redis
+    refuses one line naming where it was set and exit 2, not a traceback."""
     from worker.persistence import redis_down, redis_problem
 
     try:
         return asyncio.run(main)
     except Exception as exc:
+        if refusal := redis_refusal(exc):
+            raise fail(f"{redis_url_origin()}redis_url: {refusal}") from None
         if not redis_down(exc):
             raise
         raise fail(f"redis unavailable: {redis_problem(exc)}", code=1) from None
+
 
 
 def problems_line(problems: Iterable[Mapping[str, Any]]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from arq.connections import ArqRedis
 from redis.exceptions import ResponseError
 
-from store.unavailable import is_redis_down, redis_problem
+from store.unavailable import is_redis_down, redis_problem, redis_refusal
 from worker.redis_client import RedisTimeouts, redis_client
 
 __all__ = ["API_TIMEOUTS", "CHECK_TIMEOUTS", "api_redis", "persistence_warning", "redis_down", "redis_problem",
@@ -70,8 +70,10 @@ async def persistence_warning(redis: Any) -> str | None:
 
 
 def redis_down(exc: BaseException) -> bool:
-    """`store.unavailable.is_redis_down` (pipeline-wrapped replies included)."""
-    return is_redis_down(exc)
+    """`store.unavailable.is_redis_down` (pipeline-wrapped replies included), or a Redis that
+    refuses the URL's database: for the API and the CLI, a Redis that cannot serve (a 503,
+    one line), not a traceback. A worker's own loops do not wait for it: it stops start-up."""
+    return is_redis_down(exc) or redis_refusal(exc) is not None
 
 
 async def redis_warnings(url: str, *, timeout: float = 5.0) -> list[str]:
@@ -86,7 +88,7 @@ async def redis_warnings(url: str, *, timeout: float = 5.0) -> list[str]:
     try:
         warning = await asyncio.wait_for(persistence_warning(client), timeout)
     except Exception as exc:
-        if not redis_down(exc):
+        if not redis_down(exc) or redis_refusal(exc):
             raise
         return [f"Redis unreachable ({redis_problem(exc)}): could not tell whether it keeps its data across a "
                 "restart"]

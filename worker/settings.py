@@ -29,8 +29,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import Config
+from config.settings import redis_url_origin
 from store import keys
 from store.redis_url import SENTINEL_SCHEMES, parse_sentinel_url
+from store.unavailable import redis_refusal
 from worker.fair_pickup import Pickup
 from worker.jobs import (
     BATCH_DEADLINE,
@@ -158,8 +160,12 @@ def run_worker(config: Config) -> None:
         worker.run()
     except Exception as exc:
         # one line in the configured format (a traceback goes to Sentry, if set up), then exit 1
-        logging.getLogger("statehook.worker").critical("worker stopped by an unexpected error: %s: %s",
-                                                       type(exc).__name__, exc)
+        if refusal := redis_refusal(exc):
+            logging.getLogger("statehook.worker").critical("worker stopped: %sredis_url: %s", redis_url_origin(),
+                                                           refusal)
+        else:
+            logging.getLogger("statehook.worker").critical("worker stopped by an unexpected error: %s: %s",
+                                                           type(exc).__name__, exc)
         raise SystemExit(1) from None
 
 
