@@ -302,10 +302,7 @@ def _task_events(title: str, old: Snapshot, new: Snapshot) -> list[EventDraft]:
                 EventDraft(
                     type="deepomatic.work_order.task_corrected",
                     severity=Severity.INFO,
-                    summary=(
-                        f"Work order “{title}”: task {name} corrected: "
-                        f"{_show(value)} → {_show(corrected)}"
-                    ),
+                    summary=f"Work order “{title}”: task {name} corrected: {_correction(value, was_corrected, corrected)}",
                     data={
                         "task": name,
                         "value": corrected,
@@ -360,6 +357,16 @@ def _state_change_severity(was: str | None, now: str | None) -> Severity:
 
 def _message_key(msg: dict[str, Any]) -> tuple[Any, ...]:
     return (msg.get("input"), msg.get("code"), msg.get("name"), msg.get("level"), msg.get("message"))
+
+
+def _correction(analyzed: Any, was_corrected: Any, corrected: Any) -> str:
+    """From what to what: the earlier correction, else the analyzed value; a correction to
+    the analyzed value itself confirms it (`true → true` read as no change)."""
+    if was_corrected is not None:
+        return f"{_show(was_corrected)} → {_show(corrected)}"
+    if _same(corrected, analyzed):
+        return f"{_show(corrected)}, the analyzed value confirmed"
+    return f"{_show(analyzed)} → {_show(corrected)}"
 
 
 def _same(a: Any, b: Any) -> bool:

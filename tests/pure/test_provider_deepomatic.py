@@ -190,6 +190,18 @@ def test_task_analyzed_and_corrected() -> None:
     assert classify(payload(), with_task(task, analyzed_value=2)) == []  # 2.0 is 2
 
 
+def test_a_correction_says_from_what_to_what_and_never_reads_as_no_change() -> None:
+    task = "equipment_after_intervention"
+    before = with_task(task, analyzed_value=True, corrected_value=None)
+    (confirmed,) = classify(before, with_task(task, analyzed_value=True, corrected_value=True))
+    assert confirmed.summary == f"Work order “work-order”: task {task} corrected: true, the analyzed value confirmed"
+    (changed,) = classify(before, with_task(task, analyzed_value=True, corrected_value=False))
+    assert changed.summary.endswith("corrected: true → false")
+    (again,) = classify(with_task(task, analyzed_value=True, corrected_value=False),
+                        with_task(task, analyzed_value=True, corrected_value=True))
+    assert again.summary.endswith("corrected: false → true")  # from the earlier correction
+
+
 def test_true_is_not_one() -> None:
     task = "equipment_after_intervention"
     (draft,) = classify(with_task(task, analyzed_value=1), with_task(task, analyzed_value=True))
