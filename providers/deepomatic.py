@@ -302,7 +302,8 @@ def _task_events(title: str, old: Snapshot, new: Snapshot) -> list[EventDraft]:
                 EventDraft(
                     type="deepomatic.work_order.task_corrected",
                     severity=Severity.INFO,
-                    summary=f"Work order “{title}”: task {name} corrected: {_correction(value, was_corrected, corrected)}",
+                    summary=(f"Work order “{title}”: task {name} corrected: "
+                             f"{_correction(value, was_corrected, corrected)}"),
                     data={
                         "task": name,
                         "value": corrected,
