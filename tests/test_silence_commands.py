@@ -110,6 +110,8 @@ async def test_a_cli_silence_that_mutes_everything_needs_force(config: Config, a
      "error: --ends: 'soon' is neither a duration (2h, 30m, 1d) nor an ISO 8601 time"),
     (["--match", "provider=rev", "--ends", "2h", "--starts", "3h"],
      "error: cannot create the silence: its end is not after its start"),
+    (["--match", "destination=slak", "--ends", "30m"],  # a typo muted nothing, silently
+     "error: cannot create the silence: no destination named 'slak' (configured: mail, slack)"),
 ])
 async def test_bad_cli_silences_are_one_line_refusals(config: Config, args: list[str], message: str) -> None:
     result = await cli(config, "silence", "add", *args)
@@ -202,6 +204,8 @@ async def test_the_api_previews_refuses_and_creates(config: Config, arq: ArqRedi
     ("POST", "/v1/silences", {"match": {"provider": ["rev"]}, "starts_at": "9999-12-31T23:00:00-23:59",
                               "ends_at": "9999-12-31T23:59:00-23:59"}, 400,
      "cannot create the silence: its start or end is after 9999-12-31T23:59:59Z, the latest time a silence can have"),
+    ("POST", "/v1/silences", {"match": {"destination": ["slack", "pager"]}, "duration": "1h"}, 400,
+     "cannot create the silence: no destination named 'pager' (configured: mail, slack)"),
     ("POST", "/v1/silences", {"match": {"provider": ["rev"]}, "duration": "1h", "force": "yes"}, 400,
      "invalid silence: force: Input should be a valid boolean"),
     ("GET", "/v1/silences/sil_0000000000000000", None, 404, "no silence sil_0000000000000000"),

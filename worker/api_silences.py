@@ -242,7 +242,8 @@ async def create(request: web.Request) -> web.Response:
         made = await create_silence(
             state.redis, body.match, starts_at=now if body.starts_at is None else _seconds(body.starts_at),
             ends_at=ends, author=body.author, comment=body.comment, now=now,
-            max_duration=state.config.settings.silences.max_duration, force=body.force, dry_run=body.dry_run)
+            max_duration=state.config.settings.silences.max_duration, destinations=state.config.destinations,
+            force=body.force, dry_run=body.dry_run)
     except SilenceRefused as exc:
         hint = '; add a matcher, or send "force": true' if exc.needs_force else ""
         return error(exc.status, exc.reason + hint)

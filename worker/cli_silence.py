@@ -125,8 +125,8 @@ def add(
         async with cli_redis(cfg) as redis:
             return await create_silence(redis, matchers, starts_at=starts_at, ends_at=ends_at,
                                         author=author if author is not None else _default_author(), comment=comment,
-                                        now=now, max_duration=cfg.settings.silences.max_duration, force=force,
-                                        dry_run=preview)
+                                        now=now, max_duration=cfg.settings.silences.max_duration,
+                                        destinations=cfg.destinations, force=force, dry_run=preview)
 
     try:
         made = run_or_exit(go())

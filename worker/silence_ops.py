@@ -4,6 +4,7 @@ refusal is a `SilenceRefused` with one line of reason and the HTTP status it ans
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -67,12 +68,18 @@ class Created:
 
 
 async def create_silence(redis: aioredis.Redis, match: SilenceMatch, *, starts_at: float, ends_at: float,
-                         author: str, comment: str, now: float, max_duration: float, force: bool = False,
-                         dry_run: bool = False) -> Created:
+                         author: str, comment: str, now: float, max_duration: float, destinations: Collection[str],
+                         force: bool = False, dry_run: bool = False) -> Created:
     """The silence made (stored unless `dry_run`) and what it would have muted in the last
-    24 h. Refused when its times are wrong, or when it mutes every recent event (or has no
-    matcher) without `force`."""
+    24 h. Refused when its times are wrong, when it names a destination that is not one of
+    `destinations` (it would mute nothing there), or when it mutes every recent event (or
+    has no matcher) without `force`."""
     _time_refusal("cannot create the silence", starts_at, ends_at, now, max_duration)
+    unknown = [d for d in match.destination or () if d not in destinations]
+    if unknown:
+        known = ", ".join(sorted(destinations)) or "none"
+        raise SilenceRefused(f"cannot create the silence: no destination named {unknown[0][:64]!r} "
+                             f"(configured: {known})", 400)
     found = preview(match, [f async for f in RecentEvents(redis).since()])
     why = mutes_everything(match, found)
     if why is not None and not force and not dry_run:

@@ -74,7 +74,8 @@ async def new_silence(request: web.Request) -> web.Response:
             match, starts, ends = _parsed(draft, now)
             made = await create_silence(cs.api.redis, match, starts_at=starts, ends_at=ends, author=draft["author"],
                                         comment=draft["comment"], now=now, dry_run=True,
-                                        max_duration=cs.api.config.settings.silences.max_duration)
+                                        max_duration=cs.api.config.settings.silences.max_duration,
+                                        destinations=cs.api.config.destinations)
         except (ValueError, SilenceRefused) as exc:
             problem = exc.reason if isinstance(exc, SilenceRefused) else str(exc)
     return page(request, "silence_new.html.j2", title="New silence", nav="silences", draft=draft, made=made,
@@ -91,7 +92,8 @@ async def create(request: web.Request) -> web.Response:
         match, starts, ends = _parsed(draft, now)
         made = await create_silence(cs.api.redis, match, starts_at=starts, ends_at=ends, author=draft["author"],
                                     comment=draft["comment"], now=now, force=form.get("force") == "yes",
-                                    max_duration=cs.api.config.settings.silences.max_duration)
+                                    max_duration=cs.api.config.settings.silences.max_duration,
+                                    destinations=cs.api.config.destinations)
     except SilenceRefused as exc:
         why = exc.reason + (" (tick “mute all of it anyway” to create it)" if exc.needs_force else "")
         return see_other(request, back, Flash("error", f"Not created: {why}"))
