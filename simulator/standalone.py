@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import hashlib
 import html
 import os
+import re
 import signal
 import socket
 import sys
@@ -29,7 +31,7 @@ from simulator.registry import build_simulator
 from simulator.setups import ProviderSetup, env_line, env_name, provider_setups, providers_toml
 from simulator.slack import SlackMessage, SlackStandIn
 
-__all__ = ["MAIL_FROM", "MAIL_TO", "SLACK_WEBHOOK", "ServeError", "check_writable", "serve"]
+__all__ = ["MAIL_FROM", "MAIL_TO", "SLACK_WEBHOOK", "ServeError", "check_writable", "serve", "write_config"]
 
 SLACK_WEBHOOK = "TSIM/BSIM/ops"
 MAIL_TO = "ops@example.test"
@@ -103,19 +105,43 @@ def check_writable(path: Path) -> None:
     for target in (path, path.parent / ".env"):
         if target.is_dir():
             raise ServeError(f"--write-config: {target} is a directory")
-        if target.exists() and not target.read_text(errors="replace").startswith(MARK):
+        text = target.read_text(errors="replace") if target.exists() else None
+        if text is not None and not text.startswith(MARK):
             raise ServeError(f"--write-config: {target} exists and was not written by statehook simulate; "
                              "remove it or choose another path")
+        if text is not None and _edited(text):
+            raise ServeError(f"--write-config: {target} was edited since statehook simulate wrote it; "
+                             "remove it or choose another path")
+
+
+_SEAL = "# statehook simulate: sha256 {} of the lines above (edited, this file is not overwritten)\n"
+_SEAL_FORM = re.compile(r"# statehook simulate: sha256 ([0-9a-f]{16}) of the lines above[^\n]*\n?")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _sealed(text: str) -> str:
+    """`text` and a last line with its digest, which tells an edit by hand from our own file."""
+    return text + _SEAL.format(_digest(text))
+
+
+def _edited(text: str) -> bool:
+    """Whether a file we wrote was changed since (one written before the seal: never)."""
+    body, _, last = text.rstrip("\n").rpartition("\n")
+    seal = _SEAL_FORM.fullmatch(last)
+    return seal is not None and seal.group(1) != _digest(body + "\n")
 
 
 def write_config(path: Path, toml_lines: list[str], env_lines: list[str]) -> Path:
     """Writes the config to `path` and the environment to `.env` beside it; returns the latter."""
     dotenv = path.parent / ".env"
     try:
-        path.write_text("\n".join(toml_lines) + "\n")
+        path.write_text(_sealed("\n".join(toml_lines) + "\n"))
         dotenv.touch(mode=0o600)  # it holds the secrets
         dotenv.chmod(0o600)
-        dotenv.write_text("\n".join([MARK, *env_lines]) + "\n")
+        dotenv.write_text(_sealed("\n".join([MARK, *env_lines]) + "\n"))
     except OSError as exc:
         raise ServeError(f"--write-config: cannot write {exc.filename}: {exc.strerror}") from None
     return dotenv

@@ -26,7 +26,7 @@ import providers
 from config import load_config
 from model.resources import ResourceRef
 from simulator.registry import build_simulator
-from simulator.standalone import END, ENV_START, MARK, TOML_START, ServeError, check_writable, serve
+from simulator.standalone import END, ENV_START, MARK, TOML_START, ServeError, check_writable, serve, write_config
 from tests.conftest import wait_for
 from tests.kit import running_worker
 
@@ -237,6 +237,20 @@ def test_write_config_never_overwrites_a_file_it_did_not_write(tmp_path: Path) -
         check_writable(mine)
     with pytest.raises(ServeError, match="is not a directory"):
         check_writable(tmp_path / "nowhere" / "statehook.toml")
+
+
+def test_write_config_never_overwrites_a_file_it_wrote_that_was_edited_since(tmp_path: Path) -> None:
+    path = tmp_path / "statehook.toml"
+    write_config(path, [MARK + ", for the simulator", "[providers.rev]"], ["STATEHOOK_PROVIDERS__REV__USER_KEY=k"])
+    check_writable(path)  # as written: may be written again
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(dotenv.read_text().replace("=k", "=k\nSTATEHOOK_DESTINATIONS__HOOK__SECRET=whsec_mine"))
+    with pytest.raises(ServeError, match=r"\.env was edited since statehook simulate wrote it"):
+        check_writable(path)
+    dotenv.unlink()
+    path.write_text(path.read_text().replace("[providers.rev]", "[providers.rev]\n\n[destinations.hook]"))
+    with pytest.raises(ServeError, match=r"statehook\.toml was edited since statehook simulate wrote it"):
+        check_writable(path)
 
 
 async def test_without_aiosmtpd_it_runs_with_no_email_destination(monkeypatch: pytest.MonkeyPatch) -> None:
