@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
+import time
 from typing import Annotated, Any
 
 import orjson
@@ -13,6 +15,7 @@ from model.resources import ResourceRef
 from store import keys
 from store.reads import Reads
 from store.snapshots import read_history_entry
+from store.unavailable import redis_refusal
 from worker.cli_common import (
     ADD_CHUNK,
     ConfigOption,
@@ -22,6 +25,7 @@ from worker.cli_common import (
     load_or_exit,
     run_or_exit,
 )
+from worker.persistence import redis_down, redis_problem
 
 __all__ = ["events_app"]
 
@@ -141,6 +145,10 @@ class _EventPrinter:
             typer.echo("]" if self.printed else "[]")
 
 
+FOLLOW_RETRY = 1.0
+"""seconds between two tries of `events tail -f` while Redis is unavailable"""
+
+
 async def _follow(reads: Reads, last: bytes | None, max_events: int, out: _EventPrinter) -> None:
     """Print events as they are committed after `last` (the stream's end if None), up to
     `max_events` of them (0: until interrupted)."""
@@ -148,10 +156,23 @@ async def _follow(reads: Reads, last: bytes | None, max_events: int, out: _Event
         # "$" would be re-read on every call: pin the position to the stream's end now
         newest = await reads.newest_outbox(1)
         last = newest[0][0] if newest else b"0-0"
-    seen = 0
+    seen, down_since = 0, None
     while max_events <= 0 or seen < max_events:
         wanted = 100 if max_events <= 0 else min(100, max_events - seen)
-        for entry_id, fields in await reads.outbox_after(last, count=wanted, block_ms=500):
+        try:
+            entries = await reads.outbox_after(last, count=wanted, block_ms=500)
+        except Exception as exc:
+            if not redis_down(exc) or redis_refusal(exc):
+                raise
+            if down_since is None:  # one line each way, as a worker logs an outage
+                down_since = time.monotonic()
+                typer.echo(f"note: Redis unavailable ({redis_problem(exc)}): waiting for it", err=True)
+            await asyncio.sleep(FOLLOW_RETRY)
+            continue
+        if down_since is not None:
+            typer.echo(f"note: Redis available again after {time.monotonic() - down_since:.1f}s", err=True)
+            down_since = None
+        for entry_id, fields in entries:
             last = entry_id
             record = _outbox_record(entry_id, fields)
             if record is not None:
