@@ -5,6 +5,7 @@ through the real delivery path, and the recorded attempts of an event; through t
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,10 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from config import Config
+from core.circuit import Circuit, Status
 from simulator.receivers import WebhookReceiver
 from store import keys
+from store.circuit import Circuits
 from store.history import read_history_entry
 from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, telling_deliveries, timeline, write_config
@@ -148,6 +151,22 @@ async def test_notify_test_via_a_running_worker(
                            str(tmp_path / "statehook.toml"))
     assert result.exit_code == 0, result.output
     assert len(receiver.delivered) == 1
+
+
+async def test_notify_test_via_a_worker_says_when_the_destinations_circuit_holds_it(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    """It said "no worker took it: is statehook run running?" while a worker ran and held it."""
+    cfg = config(tmp_path, redis_url, receiver)
+    opened = Circuit(Status.OPEN, opened_at=time.time(), next_probe=time.time() + 3600, reason="HTTP 503")
+    await Circuits(redis).change("hook", lambda _: opened)
+    async with running_worker(cfg):
+        result = await cli("notify", "test", "hook", "--via-worker", "--timeout", "3", "-c",
+                           str(tmp_path / "statehook.toml"))
+    assert result.exit_code == 1
+    assert "waits behind hook's open circuit (HTTP 503): it is sent when the destination answers again" \
+        in result.output, result.output
+    assert receiver.delivered == []
 
 
 async def test_every_attempt_is_recorded_and_shown_per_event(

@@ -169,7 +169,10 @@ def notify_test(
     if outcome.delivered:
         typer.echo(f"delivered {outcome.event_id} to {canonical_name(destination)}{detail}")
         return
-    if outcome.queued and not attempt:
+    if outcome.queued and not attempt and outcome.held is not None:
+        typer.echo(f"{outcome.event_id} waits behind {canonical_name(destination)}'s open circuit ({outcome.held}): "
+                   "it is sent when the destination answers again (statehook notify status)", err=True)
+    elif outcome.queued and not attempt:
         typer.echo(f"no worker took {outcome.event_id} within {timeout:g}s: is `statehook run` running?", err=True)
     elif outcome.dead_lettered:
         why = attempt.get("error") or "see statehook dlq ls"

@@ -148,6 +148,9 @@ class TestOutcome:
     retry_in: float | None = None
     attempt: dict[str, Any] | None = None
     queued: bool = False
+    held: str | None = None
+    """with `via_worker` and no attempt: the destination's circuit is not closed (why it
+    opened), so the event waits behind it instead of being sent"""
 
 
 async def send_test(
@@ -175,7 +178,9 @@ async def send_test(
                 last = attempts[-1]
                 return TestOutcome(event.id, bool(last["ok"]), attempt=last, queued=True)
             await asyncio.sleep(0.1)
-        return TestOutcome(event.id, False, queued=True)
+        circuit = await Circuits(redis).read(name)
+        return TestOutcome(event.id, False, queued=True,
+                           held=(circuit.reason or circuit.status.value) if circuit.holds else None)
     settings = config.destinations[name]
     async with aiohttp.ClientSession() as session:
         nctx = NotifierContext(session, RateSchedule(redis), SlackThreads(redis))
