@@ -254,6 +254,26 @@ def _watch_problems(settings: Settings, provider_blocks: dict[str, dict[str, Any
         elif watch.scan is not None:
             for key, problem in scan_filter_problems(cls_p, watch.scan):
                 problems.append(locator.line(("watches", i, "scan", *([key] if key else [])), problem))
+    return problems + _watched_twice(settings, locator)
+
+
+def _watched_twice(settings: Settings, locator: Locator) -> list[str]:
+    """A resource named by two [[watches]]: one of them would set its interval and stall
+    times over the other's, whichever the sync writes last."""
+    problems: list[str] = []
+    first: dict[tuple[str, str, str], int] = {}
+    for i, watch in enumerate(settings.watches):
+        cls_p = providers.REGISTRY.get(watch.provider)
+        if cls_p is None or watch.scan is not None:
+            continue
+        kind = watch.kind or cls_p.default_kind
+        for rid in dict.fromkeys(watch.ids):
+            earlier = first.setdefault((watch.provider, kind, rid), i)
+            if earlier != i:
+                line = locator.file_line(("watches", earlier))
+                shown = repr(rid) if len(rid) <= 64 else "an id"
+                problems.append(locator.line(("watches", i, "ids"), f"{shown} is watched by watches.{earlier}"
+                                             f"{f' (line {line})' if line else ''} too: a resource is watched once"))
     return problems
 
 

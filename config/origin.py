@@ -9,7 +9,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, BaseModel, SecretStr, ValidationError
@@ -212,14 +212,20 @@ class Locator:
 
 
 def _fields_at(model: type[BaseModel], loc: Iterable[str | int]) -> dict[str, FieldInfo] | None:
-    """The fields of the model at `loc` inside `model` (following nested models), if it is one."""
+    """The fields of the model at `loc` inside `model` (following nested models, and the
+    items of a list of them: `watches.0`), if it is one."""
+    annotation: Any = model
     for part in loc:
-        info = model.model_fields.get(str(part))
-        annotation = info.annotation if info is not None else None
+        if isinstance(part, int) and get_origin(annotation) is list:
+            annotation = get_args(annotation)[0]
+            continue
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return None
-        model = annotation
-    return model.model_fields
+        info = annotation.model_fields.get(str(part))
+        annotation = info.annotation if info is not None else None
+    if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return None
+    return annotation.model_fields
 
 
 def _is_secret(info: FieldInfo | None) -> bool:

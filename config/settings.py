@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
     silences: SilenceSettings = Field(default_factory=SilenceSettings)
 
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        """`DEBUG` as `debug`: log levels are written in capitals as often as not."""
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: SecretStr) -> SecretStr:

@@ -98,6 +98,12 @@ TWO_SPELLINGS = GOOD + '\n[destinations.ops_mail]\nkind = "console"\n\n[destinat
 TWO_NAMES = GOOD + '\n[[routes]]\nname = "everything"\nto = ["automation"]\n'
 SECOND_NAME = line_of(TWO_NAMES, 'name = "everything"', 2)
 
+TYPO_LINE = 'intervall = "5m"'
+TYPO_WATCH = GOOD.replace('ids = ["ord-1"]', f'ids = ["ord-1"]\n{TYPO_LINE}')
+TWICE_IDS = 'ids = ["ord-2", "ord-1"]'
+TWICE = GOOD.replace('ids = ["ord-1"]', f'ids = ["ord-1"]\n\n[[watches]]\nprovider = "artistree"\n{TWICE_IDS}\n'
+                     'interval = "2s"')
+
 BAD = [
     Bad("invalid utf-8", utf8_error(), toml=bad_utf8()),
     Bad("a directory", "{file}: a directory, not a TOML file", target="dir"),
@@ -146,6 +152,10 @@ BAD = [
         f"[destinations.ops_mail] at line {line_of(TWO_SPELLINGS, '[destinations.ops_mail]')} (names compare "
         "without case and with - equal to _): rename one", toml=TWO_SPELLINGS,
         env={"STATEHOOK_DESTINATIONS__OPS_MAIL__KIND": "console"}),
+    Bad("a misspelt watch field", f"{{file}}:{line_of(TYPO_WATCH, TYPO_LINE)}: watches.0.intervall: unknown field "
+        "(did you mean interval?)", toml=TYPO_WATCH),
+    Bad("one id in two watches", f"{{file}}:{line_of(TWICE, TWICE_IDS)}: watches.1.ids: 'ord-1' is "
+        f"watched by watches.0 (line {line_of(TWICE, '[[watches]]')}) too: a resource is watched once", toml=TWICE),
     Bad("two routes of one name",
         f"{{file}}:{SECOND_NAME}: routes.1.name: routes.0 "
         f"(line {line_of(TWO_NAMES, '[[routes]]')}) has this name too: a route's name is its key (throttles, "
@@ -280,6 +290,15 @@ def test_a_secret_in_a_file_others_can_read_is_a_warning_naming_its_line_and_var
         f"warning: {path}:13: destinations.automation.headers: {advice}STATEHOOK_DESTINATIONS__AUTOMATION__HEADERS"
         " instead, or make the file private (chmod 600)",
     ]
+
+
+def test_log_level_and_format_take_any_case(tmp_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {**BASE_ENV, "STATEHOOK_LOG_LEVEL": "DEBUG", "STATEHOOK_LOG_FORMAT": "Json"}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(app, ["check", "--config", str(tmp_config(GOOD)), "--no-redis", "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output[result.output.index("{"):])
+    assert (shown["log_level"], shown["log_format"]) == ("debug", "json")
 
 
 # ---- variables that set nothing --------------------------------------------------------------------
