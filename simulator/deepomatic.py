@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +37,9 @@ DEFAULT_TASKS: dict[str, str] = {
 INVALID_KEY = "No user found for such apiKey."
 NOT_FOUND = "WorkOrder not found!"
 """The seed's own error wording (`{"detail": …}`)."""
+
+
+_SEEDED = uuid.UUID("5a571e00-0000-4000-8000-000000000004")
 
 
 class DeepomaticSim(SimProvider):
@@ -74,7 +78,8 @@ class DeepomaticSim(SimProvider):
     def add_many(self, n: int, /) -> list[str]:
         """`n` fresh work orders with the default tasks (the simulator registry's seeding hook)."""
         start = len(self.work_orders)
-        return [self.add_work_order(name=f"work-order-{start + i + 1}") for i in range(n)]
+        names = [f"work-order-{start + i + 1}" for i in range(n)]  # the same ids in every run (`--seed`)
+        return [self.add_work_order(str(uuid.uuid5(_SEEDED, name)), name=name) for name in names]
 
     def delete_work_order(self, wo_id: str) -> None:
         del self.work_orders[wo_id]

@@ -6,6 +6,7 @@ Adding a provider's stand-in is one line in `SIM_PROVIDERS`. A stand-in that has
 
 from __future__ import annotations
 
+import inspect
 from typing import Protocol, runtime_checkable
 
 from simulator.artistree import ArtistreeSim
@@ -39,11 +40,18 @@ def check_names(names: list[str]) -> None:
         raise ValueError(f"{what} (known: {', '.join(SIM_PROVIDERS)})")
 
 
+def _built(cls: type[SimProvider], seed: int) -> SimProvider:
+    """A stand-in, seeded when it takes a seed (its orders' ids and contents follow it)."""
+    if "seed" in inspect.signature(cls).parameters:
+        return cls(seed=seed)  # type: ignore[call-arg]
+    return cls()
+
+
 def build_simulator(names: list[str] | None = None, *, orders_per_provider: int = 0, seed: int = 7) -> Simulator:
     """A simulator (not started) with the named stand-ins, or all of them."""
     chosen = list(SIM_PROVIDERS) if names is None else list(names)
     check_names(chosen)
-    providers = [SIM_PROVIDERS[name]() for name in chosen]
+    providers = [_built(SIM_PROVIDERS[name], seed) for name in chosen]
     if orders_per_provider > 0:
         for provider in providers:
             if isinstance(provider, Seedable):
