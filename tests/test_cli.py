@@ -68,7 +68,8 @@ async def test_watch_add_ls_rm(
     assert [k.decode() for k in await redis.hkeys(keys.META)] == ["rev:order:TC2"]
 
     result = await cli("watch", "add", "nope", "X", "-c", c)
-    assert result.exit_code == 2 and "unknown provider 'nope'" in result.output
+    assert result.exit_code == 2
+    assert result.output == "error: unknown provider 'nope' (known: artistree, deepomatic, rev, sartiq)\n"
     result = await cli("watch", "add", "rev", "-c", c)
     assert result.exit_code == 2 and "no ids given" in result.output
     result = await cli("watch", "add", "rev", "TC 3", "-c", c)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -108,7 +107,7 @@ def watch_add(
     except InvalidWatch as exc:
         if exc.detail.get("problems"):
             raise fail(problems_line(exc.detail["problems"])) from None
-        raise fail(f"{exc.reason} {json.dumps(exc.detail) if exc.detail else ''}".strip()) from None
+        raise fail(exc.reason + _detail_text(exc.detail)) from None
     meta = WatchMeta(interval=float(req.interval or 60.0), discovered=discovered, source="cli",
                      stall_after=req.stall_after)
     rkeys = [ResourceRef(provider, resolved_kind, rid).key for rid in all_ids]
@@ -331,6 +330,13 @@ async def _all_watches(redis: Any, provider: str | None, source: str | None) -> 
     selected = sorted(k for k in watches if provider is None or k.startswith(f"{provider}:"))
     dues = await Reads(redis).due_times(selected)
     return [_row(k, watches[k], d) for k, d in zip(selected, dues, strict=True)], len(selected)
+
+
+def _detail_text(detail: Mapping[str, Any]) -> str:
+    """` (known: a, b)` of a refusal's detail, as the config's errors say it (no JSON)."""
+    parts = [f"{name}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+             for name, value in detail.items()]
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 async def _watches_found(redis: Any, provider: str | None, source: str | None,
