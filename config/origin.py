@@ -25,6 +25,7 @@ from config.settings import (
     Settings,
     WorkerTuning,
 )
+from model.values import format_seconds, parse_duration
 
 __all__ = ["OTHER_VARIABLES", "Locator", "canonical_name", "unknown_variables"]
 
@@ -207,6 +208,9 @@ class Locator:
             elif err["type"] == "extra_forbidden":
                 near = difflib.get_close_matches(str(err["loc"][-1]), list(fields or ()), n=1)
                 message = "unknown field" + (f" (did you mean {near[0]}?)" if near else "")
+            elif err["type"] in _BOUNDS and fields is not None and _is_duration(fields.get(str(err["loc"][-1]))):
+                bound_name, words = _BOUNDS[err["type"]]
+                message = f"{words} {format_seconds(float(err.get('ctx', {})[bound_name]))}"
             out.append(self.line(loc, message))
         return out
 
@@ -226,6 +230,15 @@ def _fields_at(model: type[BaseModel], loc: Iterable[str | int]) -> dict[str, Fi
     if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
         return None
     return annotation.model_fields
+
+
+_BOUNDS = {"greater_than_equal": ("ge", "at least"), "less_than_equal": ("le", "at most"),
+           "greater_than": ("gt", "more than"), "less_than": ("lt", "less than")}
+"""a bound of a duration, said with its unit (pydantic says "greater than or equal to 3")"""
+
+
+def _is_duration(info: FieldInfo | None) -> bool:
+    return info is not None and any(getattr(m, "func", None) is parse_duration for m in info.metadata)
 
 
 def _is_secret(info: FieldInfo | None) -> bool:

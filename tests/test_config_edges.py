@@ -156,6 +156,8 @@ BAD = [
         "(did you mean interval?)", toml=TYPO_WATCH),
     Bad("one id in two watches", f"{{file}}:{line_of(TWICE, TWICE_IDS)}: watches.1.ids: 'ord-1' is "
         f"watched by watches.0 (line {line_of(TWICE, '[[watches]]')}) too: a resource is watched once", toml=TWICE),
+    Bad("a duration below its bound", "STATEHOOK_WORKER__TAKEOVER_AFTER: worker.takeover_after: at least 3s",
+        env={"STATEHOOK_WORKER__TAKEOVER_AFTER": "1s"}),
     Bad("two routes of one name",
         f"{{file}}:{SECOND_NAME}: routes.1.name: routes.0 "
         f"(line {line_of(TWO_NAMES, '[[routes]]')}) has this name too: a route's name is its key (throttles, "
