@@ -19,6 +19,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from model.operational import OPERATIONAL_PROVIDER
 from model.resources import ResourceRef, Snapshot
 from store import keys, record_frame
 from store.deliveries import DeadLetter
@@ -189,7 +190,8 @@ class Reads:
             await self.redis.zadd(keys.DUE, {rkey: time.time()})
 
     async def resource(self, bad: Unreadable, rkey: str, *, history: int = 50) -> ResourceRecords | None:
-        """None if `rkey` is neither watched nor ever polled."""
+        """None if `rkey` is neither watched nor ever polled; a destination or provider
+        (`statehook:…`) has its operational timeline and nothing else."""
         async with self.redis.pipeline(transaction=True) as pipe:  # the record and its old list as of one moment
             pipe.hget(keys.META, rkey)
             pipe.hget(keys.STATE, rkey)
@@ -203,8 +205,10 @@ class Reads:
             snap_raw = None
         if failed := [r for r in replies[:-2] if isinstance(r, Exception)]:
             raise failed[0]
-        if meta_raw is None and state_raw is None and not _holds_snapshot(snap_raw):
-            return None  # a subject's timeline alone (a provider's operational events) is not a resource
+        operational = rkey.startswith(OPERATIONAL_PROVIDER + ":")  # a destination's or a provider's timeline
+        if meta_raw is None and state_raw is None and not _holds_snapshot(snap_raw) and not (
+                operational and (snap_raw or old_raw)):
+            return None
         meta = bad.read(f"{keys.META}[{rkey}]", WatchMeta.from_json, meta_raw)
         state = bad.read(f"{keys.STATE}[{rkey}]", decode_state, state_raw)
         snapshot = bad.read(keys.snapshot(rkey), unpack_snapshot, snap_raw)

@@ -144,3 +144,28 @@ async def test_a_destinations_timeline_keeps_the_configured_history_length(
     assert await enable_destination(redis, cfg, "hook")
     entries = [orjson.loads(raw) for raw in await timeline(redis, subject)]
     assert len(entries) == 2  # of five told: disabled, dead-lettered, enabled, disabled, enabled
+
+
+async def test_show_and_the_api_give_a_destinations_timeline(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    """`statehook show statehook:destination:hook` said "not watched and was never polled"
+    while /v1/events had that timeline (found by a fresh-user trial)."""
+    from typer.testing import CliRunner
+
+    from worker.api_resources import resource_view
+    from worker.cli import app
+
+    cfg = write_config(tmp_path / "statehook.toml", redis_url=redis_url, providers={},
+                       destinations={"hook": {"kind": "webhook", "url": receiver.url, "secret": WHSEC, **FAST}},
+                       routes=[{"match": {"type": ["artistree.*"]}, "to": ["hook"]}])
+    subject = "statehook:destination:hook"
+    assert await resource_view(redis, subject) is None  # nothing told of it yet
+    await disable_destination(redis, cfg, "hook", "by the test")
+    view = await resource_view(redis, subject)
+    assert view is not None and view["watch"] is None and view["snapshot"] is None
+    assert [e["type"] for e in view["history"]] == ["statehook.destination.disabled"]
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["show", subject, "-c", str(cfg.source)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{subject}  not watched") and "statehook.destination.disabled" in result.output
+    assert await resource_view(redis, "statehook:destination:other") is None
