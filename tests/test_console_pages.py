@@ -25,6 +25,7 @@ from tests.conftest import wait_for
 from tests.console.kit import TOKEN, ConsoleClient, serving_console
 from tests.kit import WHSEC, running_worker, telling_deliveries
 from tests.test_api import api_config, few_among_many, hscan_calls
+from worker.delivery_ops import disable_destination
 
 PAGES = ("/ui/", "/ui/watches", "/ui/events", "/ui/dead-letters", "/ui/destinations")
 
@@ -270,6 +271,9 @@ async def test_a_resources_page_shows_its_timeline_with_each_delivery_attempt(
         missing = await client.get("/ui/resource?rkey=artistree:order:nope")
         assert missing.status == 404 and "never polled" in missing.text
         assert (await client.get("/ui/resource?rkey=nonsense")).status == 400
+        await disable_destination(redis, config, "hook", "by the test")  # a destination's timeline: its page
+        told = await client.get("/ui/resource?rkey=statehook:destination:hook")
+        assert told.status == 200 and "statehook.destination.disabled" in told.text
 
 
 async def test_while_redis_is_down_pages_say_so_and_sign_in_still_works(

@@ -157,9 +157,12 @@ async def test_a_stray_old_timeline_key_does_not_hide_the_record_s_timeline(redi
     assert [h["seq"] for h in await Store(redis).history(REF.key)] == [1]
 
 
-async def test_a_subject_with_a_timeline_alone_is_not_a_resource(redis: aioredis.Redis) -> None:
+async def test_a_subject_with_a_timeline_alone_is_its_timeline_not_a_watched_resource(redis: aioredis.Redis) -> None:
     ops = OperationalEvents(redis, history_length=50, throttle=0)
+    assert await resource_view(redis, "statehook:provider:rev") is None
     await ops.emit("statehook.provider.unhealthy", Subject("provider", "rev"), severity=Severity.CRITICAL,
                    summary="rev refuses")
     assert [h["type"] for h in await Store(redis).history("statehook:provider:rev")] == ["statehook.provider.unhealthy"]
-    assert await resource_view(redis, "statehook:provider:rev") is None
+    view = await resource_view(redis, "statehook:provider:rev")
+    assert view is not None and (view["watch"], view["state"], view["snapshot"]) == (None, None, None)
+    assert [h["type"] for h in view["history"]] == ["statehook.provider.unhealthy"]
