@@ -204,7 +204,7 @@ async def test_the_api_previews_refuses_and_creates(config: Config, arq: ArqRedi
     ("POST", "/v1/silences", {"match": {"provider": ["rev"]}, "starts_at": "9999-12-31T23:00:00-23:59",
                               "ends_at": "9999-12-31T23:59:00-23:59"}, 400,
      "cannot create the silence: its start or end is after 9999-12-31T23:59:59Z, the latest time a silence can have"),
-    ("POST", "/v1/silences", {"match": {"destination": ["slack", "pager"]}, "duration": "1h"}, 400,
+    ("POST", "/v1/silences", {"match": {"destination": ["slack", "pager"]}, "duration": "1h"}, 409,
      "cannot create the silence: no destination named 'pager' (configured: mail, slack)"),
     ("POST", "/v1/silences", {"match": {"provider": ["rev"]}, "duration": "1h", "force": "yes"}, 400,
      "invalid silence: force: Input should be a valid boolean"),

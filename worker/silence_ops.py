@@ -79,7 +79,7 @@ async def create_silence(redis: aioredis.Redis, match: SilenceMatch, *, starts_a
     if unknown:
         known = ", ".join(sorted(destinations)) or "none"
         raise SilenceRefused(f"cannot create the silence: no destination named {unknown[0][:64]!r} "
-                             f"(configured: {known})", 400)
+                             f"(configured: {known})")  # 409: well formed, but not for this configuration
     found = preview(match, [f async for f in RecentEvents(redis).since()])
     why = mutes_everything(match, found)
     if why is not None and not force and not dry_run:
