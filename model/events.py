@@ -91,6 +91,11 @@ class Event:
 
     @property
     def target_state(self) -> str | None:
+        """The state a state change moved the resource to (`data.to` of a `*.state_changed`);
+        None for any other event, though it may have a `to` of its own (a confidence change's
+        new value is no state: it disarmed the reminders of a Failed order in the same poll)."""
+        if not self.type.endswith(".state_changed"):
+            return None
         to = self.data.get("to")
         return str(to) if to is not None else None
 

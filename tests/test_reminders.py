@@ -157,6 +157,21 @@ async def test_two_workers_steps_racing_send_one_reminder_per_period(redis_url: 
             await c.aclose()
 
 
+async def test_an_event_with_a_to_that_is_no_state_leaves_the_reminder_armed(redis: aioredis.Redis) -> None:
+    """A Failed order's confidence changed in the same poll (`data.to = 0.41`): the reminder was
+    disarmed as if the order had moved to a state "0.41" (found by a fresh-user trial)."""
+    rem = Reminders(redis)
+    ev = failed()
+    await watched(redis, ev.rkey)
+    await raised(rem, ev)
+    confidence = event("artistree.order.confidence_changed", "info", rid="ord-1", seq=2)
+    confidence = Event.from_dict({**confidence.as_dict(), "data": {"from": 0.93, "to": 0.41}})
+    assert confidence.target_state is None
+    await rem.seen(confidence)
+    step = ReminderStep(rem, [PAGE], clock=Clock(T0 + HOUR))
+    assert await step.step() == Counter({Fired.SENT: 1})  # still armed in Failed: reminded
+
+
 async def test_a_claim_left_by_a_dead_step_is_sent_once_by_another(redis: aioredis.Redis) -> None:
     rem = Reminders(redis, lease=30)
     ev = failed()
