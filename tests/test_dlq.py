@@ -25,7 +25,7 @@ from tests.conftest import wait_for
 from tests.kit import WHSEC, running_worker, telling_deliveries, timeline, write_config
 from tests.test_routes import equals, event, publish
 from worker.cli import app
-from worker.delivery_ops import list_dead_letters, purge_dead_letters, replay_dead_letters
+from worker.delivery_ops import disable_destination, list_dead_letters, purge_dead_letters, replay_dead_letters
 
 FAST = {"retry_schedule": [0.05, 0.05, 0.05], "jitter": 0.0}
 
@@ -167,6 +167,24 @@ async def test_notify_test_via_a_worker_says_when_the_destinations_circuit_holds
     assert "waits behind hook's open circuit (HTTP 503): it is sent when the destination answers again" \
         in result.output, result.output
     assert receiver.delivered == []
+
+
+async def test_notify_test_via_a_worker_says_a_disabled_destination_dead_letters_it_and_a_failure_is_retried(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, receiver: WebhookReceiver
+) -> None:
+    """Each said "no worker took it" or "failed" as if final (found by fresh-user trials)."""
+    cfg = config(tmp_path, redis_url, receiver)
+    path = str(tmp_path / "statehook.toml")
+    receiver.script = [500]
+    async with running_worker(cfg):
+        retried = await cli("notify", "test", "hook", "--via-worker", "--timeout", "10", "-c", path)
+        assert retried.exit_code == 1
+        assert "failed: HTTP 500" in retried.output and "the worker retries it" in retried.output, retried.output
+        await wait_for(lambda: len(receiver.delivered) == 1, what="the retry delivered")
+        await disable_destination(redis, cfg, "hook", "by the test")
+        refused = await cli("notify", "test", "hook", "--via-worker", "--timeout", "10", "-c", path)
+    assert refused.exit_code == 1
+    assert "hook is disabled (by the test" in refused.output and "dead-letters" in refused.output, refused.output
 
 
 async def test_every_attempt_is_recorded_and_shown_per_event(

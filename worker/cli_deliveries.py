@@ -165,11 +165,14 @@ def notify_test(
     outcome = _run(cfg, lambda r: send_test(r, cfg, destination, severity=severity, via_worker=via_worker,
                                             timeout=timeout))
     attempt = outcome.attempt or {}
-    detail = f" (status {attempt.get('status')}, {attempt.get('duration_ms')} ms)" if attempt else ""
+    detail = f" (status {attempt.get('status') or '-'}, {attempt.get('duration_ms')} ms)" if attempt else ""
     if outcome.delivered:
         typer.echo(f"delivered {outcome.event_id} to {canonical_name(destination)}{detail}")
         return
-    if outcome.queued and not attempt and outcome.held is not None:
+    if outcome.disabled is not None:
+        typer.echo(f"{canonical_name(destination)} is disabled ({outcome.disabled}): the worker dead-letters "
+                   f"{outcome.event_id}, as every delivery to it, until `statehook notify enable`", err=True)
+    elif outcome.queued and not attempt and outcome.held is not None:
         typer.echo(f"{outcome.event_id} waits behind {canonical_name(destination)}'s open circuit ({outcome.held}): "
                    "it is sent when the destination answers again (statehook notify status)", err=True)
     elif outcome.queued and not attempt:
@@ -177,6 +180,9 @@ def notify_test(
     elif outcome.dead_lettered:
         why = attempt.get("error") or "see statehook dlq ls"
         typer.echo(f"failed for good, dead-lettered: {why}{detail}", err=True)
+    elif outcome.queued:  # the worker's first attempt failed: its retry schedule goes on
+        typer.echo(f"failed: {attempt.get('error')}{detail}; the worker retries it as the destination's "
+                   f"retry_schedule says (statehook notify attempts {outcome.event_id})", err=True)
     else:
         later = f"; a worker would retry in {outcome.retry_in:.1f}s" if outcome.retry_in is not None else ""
         typer.echo(f"failed: {attempt.get('error')}{detail}{later}", err=True)

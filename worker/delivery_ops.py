@@ -20,7 +20,7 @@ from arq.connections import ArqRedis
 
 import notifiers
 from config.load import Config, canonical_name
-from model.events import Severity
+from model.events import Event, Severity
 from notifiers.base import NotifierContext
 from notifiers.templates import sample_event
 from store.circuit import Circuits
@@ -151,6 +151,27 @@ class TestOutcome:
     held: str | None = None
     """with `via_worker` and no attempt: the destination's circuit is not closed (why it
     opened), so the event waits behind it instead of being sent"""
+    disabled: str | None = None
+    """with `via_worker`: the destination is disabled (why): the worker dead-letters the event"""
+
+
+async def _test_via_worker(redis: ArqRedis, name: str, event: Event, timeout: float) -> TestOutcome:
+    """The test event as a delivery job, and the worker's first attempt at it (none: the
+    destination is disabled, and the worker dead-letters it; or its circuit holds it)."""
+    await enqueue_delivery(redis, event.id, event.to_json(), name)
+    disabled = await Deliveries(redis).disabled_reason(name)
+    if disabled is not None:
+        return TestOutcome(event.id, False, queued=True, disabled=disabled)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        attempts = await delivery_attempts(redis, event.id)
+        if attempts:
+            last = attempts[-1]
+            return TestOutcome(event.id, bool(last["ok"]), attempt=last, queued=True)
+        await asyncio.sleep(0.1)
+    circuit = await Circuits(redis).read(name)
+    return TestOutcome(event.id, False, queued=True,
+                       held=(circuit.reason or circuit.status.value) if circuit.holds else None)
 
 
 async def send_test(
@@ -170,17 +191,7 @@ async def send_test(
         raise KeyError(name)
     event = sample_event(severity, event_id=f"evt_test_{uuid.uuid4().hex[:16]}")
     if via_worker:
-        await enqueue_delivery(redis, event.id, event.to_json(), name)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            attempts = await delivery_attempts(redis, event.id)
-            if attempts:
-                last = attempts[-1]
-                return TestOutcome(event.id, bool(last["ok"]), attempt=last, queued=True)
-            await asyncio.sleep(0.1)
-        circuit = await Circuits(redis).read(name)
-        return TestOutcome(event.id, False, queued=True,
-                           held=(circuit.reason or circuit.status.value) if circuit.holds else None)
+        return await _test_via_worker(redis, name, event, timeout)
     settings = config.destinations[name]
     async with aiohttp.ClientSession() as session:
         nctx = NotifierContext(session, RateSchedule(redis), SlackThreads(redis))

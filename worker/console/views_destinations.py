@@ -55,6 +55,9 @@ def _tested(name: str, outcome: TestOutcome) -> Flash:
     detail = f" (status {attempt.get('status') or '-'}, {attempt.get('duration_ms')} ms)" if attempt else ""
     if outcome.delivered:
         return Flash("ok", f"Test event {outcome.event_id} delivered to {name}{detail}.")
+    if outcome.disabled is not None:
+        return Flash("error", f"{name} is disabled ({outcome.disabled}): test event {outcome.event_id} is "
+                              "dead-lettered, as every delivery to it until it is enabled.")
     if outcome.queued and not attempt and outcome.held is not None:
         return Flash("error", f"Test event {outcome.event_id} waits behind {name}'s open circuit ({outcome.held}): "
                               "it is sent when the destination answers again.")
