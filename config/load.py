@@ -66,9 +66,8 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     text, data = _read_file(toml_path, named_by) if toml_path is not None else ("", {})
     env = environment_variables()
     locator = Locator(toml_path, text, env)
-    settings = _settings(toml_path, locator, overrides)
+    settings, problems = _settings(toml_path, locator, overrides)
 
-    problems: list[str] = []
     provider_blocks = _blocks("providers", settings.providers, data.get("providers"), locator, problems)
     provider_settings: dict[str, ProviderSettings] = {}
     for name, block in provider_blocks.items():
@@ -156,11 +155,24 @@ def _read_file(path: Path, named_by: str) -> tuple[str, dict[str, Any]]:
         raise ConfigError([f"{where}: not valid TOML: {exc}"]) from None
 
 
-def _settings(toml_path: Path | None, locator: Locator, overrides: dict[str, Any]) -> Settings:
+def _settings(toml_path: Path | None, locator: Locator, overrides: dict[str, Any]) -> tuple[Settings, list[str]]:
+    """The settings, and the problems of their own fields. With such problems, the settings
+    are made again with the fields at fault at their defaults, so that the providers,
+    destinations, watches and routes that are not at fault are still checked, and every
+    problem is told at once (the rest were told only once these were fixed)."""
+    cls = settings_class_for(toml_path)
     try:
-        return settings_class_for(toml_path)(**overrides)
+        return cls(**overrides), []
     except ValidationError as exc:
-        raise ConfigError(locator.problems(exc, model=Settings)) from None
+        problems = locator.problems(exc, model=Settings)
+        at_fault = {str(e["loc"][0]) for e in exc.errors() if e["loc"] and str(e["loc"][0]) in Settings.model_fields}
+        if not at_fault or at_fault & set(overrides):
+            raise ConfigError(problems) from None
+        defaults = {name: Settings.model_fields[name].get_default(call_default_factory=True) for name in at_fault}
+        try:
+            return cls(**overrides, **defaults), problems
+        except (ValidationError, SettingsError, UnicodeDecodeError):
+            raise ConfigError(problems) from None
     except SettingsError as exc:  # a JSON value of the environment that does not parse
         found = re.search(r'field "(\w+)"', str(exc))
         name = found.group(1) if found else "?"

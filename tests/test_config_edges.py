@@ -294,6 +294,22 @@ def test_a_secret_in_a_file_others_can_read_is_a_warning_naming_its_line_and_var
     ]
 
 
+def test_problems_of_the_settings_and_of_a_destination_are_told_at_once(
+    tmp_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A route's bad severity hid the destination's problem until it was fixed."""
+    for name, value in BASE_ENV.items():
+        monkeypatch.setenv(name, value)
+    text = GOOD.replace('to = ["automation"]', 'to = ["automation"]\nmatch = { severity = ["urgent"] }')
+    text = text.replace('kind = "webhook"', 'kind = "webhook"\ntimeout = "10m"')
+    result = CliRunner().invoke(app, ["check", "--config", str(tmp_config(text)), "--no-redis"])
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2, result.output
+    assert "routes.0.match.severity.0: Input should be" in errors[0]
+    assert "destinations.automation.timeout: a send may take 10m" in errors[1]
+
+
 def test_log_level_and_format_take_any_case(tmp_config: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {**BASE_ENV, "STATEHOOK_LOG_LEVEL": "DEBUG", "STATEHOOK_LOG_FORMAT": "Json"}.items():
         monkeypatch.setenv(name, value)
