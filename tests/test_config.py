@@ -270,11 +270,12 @@ def test_check_is_quiet_with_aof_and_says_when_it_cannot_tell(
         assert asyncio.run(probe(managed)) == CANNOT_TELL
 
 
-def test_check_prints_time_intervals_and_each_routes_muting_and_reminders(
+def test_check_prints_time_intervals_and_each_routes_throttle_digest_muting_and_reminders(
     env: None, tmp_config: Callable[[str], Path]
 ) -> None:
     windowed = GOOD.replace('to = ["automation", "console"]',
-                            'to = ["automation", "console"]\nmute_during = ["nights"]\nrepeat_every = "30m"')
+                            'to = ["automation", "console"]\nmute_during = ["nights"]\nrepeat_every = "30m"\n'
+                            'throttle = "10m"\ndigest = "1h"')
     code, out = run_check(tmp_config(windowed + """
 [[time_intervals]]
 name = "nights"
@@ -286,6 +287,7 @@ location = "Europe/Paris"
 weekdays = ["saturday", "sunday"]
 """), "--no-redis")
     assert code == 0, out
-    assert "[muted during nights (then summary); reminders every 1800s]" in out
+    assert ("[throttled to one per resource and type every 600s; a digest every 3600s; muted during nights "
+            "(then summary); reminders every 1800s]") in out
     assert "time intervals (1):\n  nights: times 22:00-24:00, weekdays monday:friday (Europe/Paris); " \
            "or weekdays saturday,sunday (UTC)\n" in out

@@ -74,8 +74,13 @@ def check(
 
 
 def _route_timing(route: dict[str, Any]) -> str:
-    """A route's muting and reminders, as `check` prints them (nothing when it has none)."""
+    """A route's throttle, digest, muting and reminders, as `check` prints them (nothing when
+    it has none). A throttle drops an event's repeats first; a digest gathers what is left."""
     parts = []
+    if route.get("throttle"):
+        parts.append(f"throttled to one per resource and type every {route['throttle']:g}s")
+    if route.get("digest"):
+        parts.append(f"a digest every {route['digest']:g}s")
     if route.get("mute_during"):
         parts.append(f"muted during {', '.join(route['mute_during'])} (then {route.get('after_window')})")
     if route.get("active_during"):
