@@ -161,11 +161,14 @@ def range_problem(starts_at: float, ends_at: float) -> str | None:
 
 
 def time_problem(starts_at: float, ends_at: float, now: float, max_duration: float) -> str | None:
-    """Why these times cannot be a silence's, in one line; None when they can."""
+    """Why these times cannot be a silence's, in one line; None when they can. A time past
+    what can be shown is told first, whatever the clock and the maximum say."""
+    if (beyond := range_problem(starts_at, ends_at)) is not None:
+        return beyond
     if ends_at <= now:
         return "its end is in the past"
     if ends_at <= starts_at:
         return "its end is not after its start"
     if ends_at - max(starts_at, now) > max_duration:
         return f"it would last longer than the maximum of {format_seconds(max_duration)} (silences.max_duration)"
-    return range_problem(starts_at, ends_at)
+    return None
