@@ -5,7 +5,6 @@ resource that is not watched is refused (404): a notification URL is no way to a
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import re
@@ -17,7 +16,7 @@ from aiohttp import web
 
 from model.resources import ResourceRef
 from worker import api_models as models
-from worker.api_http import BODY_TIMEOUT, FORM_ERRORS, answer, error, read_body, start_deadline, state_of
+from worker.api_http import FORM_ERRORS, answer, error, read_body, receiving_body, start_deadline, state_of
 from worker.queue import schedule_now
 
 __all__ = ["HOOK_IDS", "hook", "rev_order_number"]
@@ -61,10 +60,8 @@ async def _hook_body(request: web.Request) -> dict[str, Any] | None:
     ctype = request.content_type
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         try:
-            async with asyncio.timeout(BODY_TIMEOUT):
+            async with receiving_body(request):
                 form = await request.post()
-        except TimeoutError:
-            raise web.HTTPRequestTimeout(reason=f"the body took longer than {BODY_TIMEOUT:g}s to arrive") from None
         except FORM_ERRORS:
             return None
         data.update({k: v for k, v in form.items() if isinstance(v, str)})

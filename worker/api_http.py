@@ -6,15 +6,17 @@ query string."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 from arq.connections import ArqRedis
 from pydantic import BaseModel, ValidationError
 
@@ -43,6 +45,7 @@ __all__ = [
     "json_response",
     "query_of",
     "read_body",
+    "receiving_body",
     "redis_unavailable",
     "start_deadline",
     "state_of",
@@ -65,6 +68,12 @@ multipart body (ValueError), a charset that does not exist (LookupError), a part
 Content-Transfer-Encoding (RuntimeError)"""
 
 
+CLOSE = web.RequestKey("close", bool)
+"""set on a request whose body could not be read: its answer closes the connection"""
+PING_TIMEOUT = 1.0
+"""seconds the API waits for a PING that would end an outage it logged"""
+
+
 class RedisStatus:
     """Whether this API process finds Redis unavailable: one log line when that starts,
     one when Redis answers again (not one per refused request)."""
@@ -81,6 +90,17 @@ class RedisStatus:
         if self.down_since is not None:
             log.warning("api: Redis available again after %.1fs", time.monotonic() - self.down_since)
             self.down_since = None
+
+    async def answered(self, redis: ArqRedis) -> None:
+        """A request was answered: while Redis was found down, a PING says whether it is back
+        (a page that never reads Redis, or one that says it is unavailable, proves nothing)."""
+        if self.down_since is None:
+            return
+        try:
+            await asyncio.wait_for(redis.ping(), PING_TIMEOUT)
+        except Exception:  # still down, in whatever way
+            return
+        self.ok()
 
 
 @dataclass
@@ -180,7 +200,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error(exc.status, exc.reason, headers=kept_headers(exc))
+        refused = error(exc.status, exc.reason, headers=kept_headers(exc))
+        if request.get(CLOSE):
+            refused.force_close()
+        return refused
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -190,7 +213,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         log.exception("%s %s failed", request.method, request.path)
         return error(500, "internal error")
     if response.status < 300 and request.path != "/openapi.json":
-        status.ok()
+        await status.answered(state_of(request).redis)
     return response
 
 
@@ -206,13 +229,27 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     return await handler(request)
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The body, within BODY_TIMEOUT; then the Redis deadline starts."""
+@contextlib.asynccontextmanager
+async def receiving_body(request: web.Request) -> AsyncIterator[None]:
+    """Around a read of the body: 408 past BODY_TIMEOUT, 400 for a body aiohttp cannot read
+    (a Content-Encoding whose data does not decode: it raised out of the handler, a 500).
+    Such a body is not read further: the answer closes the connection, and aiohttp does not
+    drain the rest (which raised again, an "Unhandled exception" in the log)."""
     try:
         async with asyncio.timeout(BODY_TIMEOUT):
-            raw = await request.read()
+            yield
     except TimeoutError:
         raise web.HTTPRequestTimeout(reason=f"the body took longer than {BODY_TIMEOUT:g}s to arrive") from None
+    except RequestPayloadError:
+        request.content.feed_eof()
+        request[CLOSE] = True
+        raise web.HTTPBadRequest(reason="the body could not be read: its Content-Encoding does not decode") from None
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The body, within BODY_TIMEOUT; then the Redis deadline starts."""
+    async with receiving_body(request):
+        raw = await request.read()
     start_deadline(request)
     return raw
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from worker.api_http import BODY_TIMEOUT, FORM_ERRORS, RETRY_AFTER, start_deadline
+from worker.api_http import FORM_ERRORS, RETRY_AFTER, receiving_body, start_deadline
 from worker.console.session import LOGIN_COOKIE, SESSION_COOKIE
 from worker.console.state import BASE, FORM, SESSION, console_of, page
 from worker.persistence import redis_down, redis_problem
@@ -62,10 +62,8 @@ def _same_origin(request: web.Request) -> str | None:
 async def _read_form(request: web.Request) -> None:
     """The POST's form, within BODY_TIMEOUT; then the request's Redis deadline starts."""
     try:
-        async with asyncio.timeout(BODY_TIMEOUT):
+        async with receiving_body(request):
             request[FORM] = await request.post()
-    except TimeoutError:
-        raise web.HTTPRequestTimeout(reason=f"the body took longer than {BODY_TIMEOUT:g}s to arrive") from None
     except FORM_ERRORS:
         raise web.HTTPBadRequest(reason="the body is not a form") from None
     start_deadline(request)
