@@ -81,11 +81,19 @@ MIN_TUNING = 0.05
 """The shortest worker tuning period (`health_interval`, `reclaim_idle`): benchmarks beat every 0.25 s."""
 
 
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
 def format_seconds(seconds: float) -> str:
-    """`0.1` → `100ms`, `30` → `30s`, `2592000` → `30d`: how a bound reads in an error."""
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
-        if seconds >= size and (seconds / size).is_integer():
-            return f"{seconds / size:g}{unit}"
+    """`0.1` → `100ms`, `30` → `30s`, `2592000` → `30d`, `311040` → `3d 14h 24m`: how a
+    bound or a total reads in an error."""
+    if seconds >= 1 and float(seconds).is_integer():
+        left, parts = int(seconds), []
+        for unit, size in _UNITS:
+            if left >= size:
+                parts.append(f"{left // size}{unit}")
+                left %= size
+        return " ".join(parts)
     return f"{seconds * 1000:g}ms"
 
 
