@@ -66,7 +66,7 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
     text, data = _read_file(toml_path, named_by) if toml_path is not None else ("", {})
     env = environment_variables()
     locator = Locator(toml_path, text, env)
-    settings, problems = _settings(toml_path, locator, overrides)
+    settings, problems, at_fault = _settings(toml_path, locator, overrides)
 
     provider_blocks = _blocks("providers", settings.providers, data.get("providers"), locator, problems)
     provider_settings: dict[str, ProviderSettings] = {}
@@ -102,11 +102,15 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
         parsed_d = _validate(cls_n.settings_model, block, ("destinations", name), locator, problems)
         if parsed_d is not None:
             destinations[name] = parsed_d
-            if problem := _outlasts_the_job(parsed_d, settings.worker.delivery_timeout):
+            problem = None if "worker" in at_fault else _outlasts_the_job(parsed_d, settings.worker.delivery_timeout)
+            if problem:
                 problems.append(locator.line(("destinations", name, "timeout"), problem))
 
-    problems.extend(_watch_problems(settings, provider_blocks, locator))
-    routes = _routes(settings, destination_blocks, locator, problems)
+    # what depends on a field at fault (at its default here) is checked once it is fixed: no made-up problems
+    if not at_fault & {"providers", "watches"}:
+        problems.extend(_watch_problems(settings, provider_blocks, locator))
+    routes = [] if at_fault & {"routes", "destinations", "time_intervals"} else _routes(
+        settings, destination_blocks, locator, problems)
 
     if not problems:
         for loc, msg in notifiers.templates.template_problems(destinations, routes):
@@ -155,14 +159,15 @@ def _read_file(path: Path, named_by: str) -> tuple[str, dict[str, Any]]:
         raise ConfigError([f"{where}: not valid TOML: {exc}"]) from None
 
 
-def _settings(toml_path: Path | None, locator: Locator, overrides: dict[str, Any]) -> tuple[Settings, list[str]]:
-    """The settings, and the problems of their own fields. With such problems, the settings
-    are made again with the fields at fault at their defaults, so that the providers,
-    destinations, watches and routes that are not at fault are still checked, and every
-    problem is told at once (the rest were told only once these were fixed)."""
+def _settings(toml_path: Path | None, locator: Locator,
+              overrides: dict[str, Any]) -> tuple[Settings, list[str], set[str]]:
+    """The settings, the problems of their own fields, and those fields. With such problems,
+    the settings are made again with the fields at fault at their defaults, so that the
+    providers, destinations, watches and routes that are not at fault are still checked, and
+    every problem is told at once (the rest were told only once these were fixed)."""
     cls = settings_class_for(toml_path)
     try:
-        return cls(**overrides), []
+        return cls(**overrides), [], set()
     except ValidationError as exc:
         problems = locator.problems(exc, model=Settings)
         at_fault = {str(e["loc"][0]) for e in exc.errors() if e["loc"] and str(e["loc"][0]) in Settings.model_fields}
@@ -170,7 +175,7 @@ def _settings(toml_path: Path | None, locator: Locator, overrides: dict[str, Any
             raise ConfigError(problems) from None
         defaults = {name: Settings.model_fields[name].get_default(call_default_factory=True) for name in at_fault}
         try:
-            return cls(**overrides, **defaults), problems
+            return cls(**overrides, **defaults), problems, at_fault
         except (ValidationError, SettingsError, UnicodeDecodeError):
             raise ConfigError(problems) from None
     except SettingsError as exc:  # a JSON value of the environment that does not parse
