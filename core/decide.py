@@ -39,8 +39,28 @@ from model.events import Change, Event, EventDraft
 from model.resources import ResourceInfo, ResourceRef, Snapshot
 
 __all__ = [
-    "Batch", "Changed", "Decision", "Failed", "Failure", "Fetched", "Gone", "Observed", "Parsed", "RateLimited",
-    "Settings", "Spec", "Stalled", "Unauthorized", "Unchanged", "Watch", "decide", "needs_old_snapshot", "observe",
+    "GONE_BODY",
+    "GONE_DIGEST",
+    "Batch",
+    "Changed",
+    "Decision",
+    "Failed",
+    "Failure",
+    "Fetched",
+    "Gone",
+    "Observed",
+    "Parsed",
+    "RateLimited",
+    "Settings",
+    "Spec",
+    "Stalled",
+    "Unauthorized",
+    "Unchanged",
+    "Watch",
+    "decide",
+    "is_gone",
+    "needs_old_snapshot",
+    "observe",
     "unchanged_body",
 ]
 
@@ -116,6 +136,9 @@ class Fetched:
 
     ref: ResourceRef
     error: ProviderError
+    old: Snapshot | None = None
+    """the snapshot stored before, read for a resource found gone (`needs_old_snapshot`): the
+    gone event names its last state"""
 
 
 Observed = Parsed | Fetched
@@ -127,8 +150,21 @@ def observe(ref: ResourceRef, snapshot: Snapshot, preview: str = "") -> Parsed:
     return Parsed(ref, snapshot, body, digest(body), preview)
 
 
-def needs_old_snapshot(state: ResourceState | None, observed: Parsed) -> bool:
-    """Whether `decide` needs the stored snapshot (to classify a change against it)."""
+GONE_BODY = canonical({"gone": True})
+"""what the snapshot of a resource found gone becomes"""
+GONE_DIGEST = digest(GONE_BODY)
+
+
+def is_gone(state: ResourceState | None) -> bool:
+    """Whether the last commit recorded the resource gone (a second NotFound is no news)."""
+    return state is not None and state.digest == GONE_DIGEST
+
+
+def needs_old_snapshot(state: ResourceState | None, observed: Observed) -> bool:
+    """Whether `decide` needs the stored snapshot: to classify a change against it, or to
+    name the last state of a resource found gone."""
+    if isinstance(observed, Fetched):
+        return isinstance(observed.error, errors.NotFound) and state is not None and not is_gone(state)
     return state is not None and state.digest != observed.digest
 
 
@@ -297,7 +333,9 @@ _FAILURES: dict[type[ProviderError], Failure] = {
 def _failed(state: ResourceState | None, seen: Fetched, watch: Watch, batch: Batch) -> Decision:
     exc, now = seen.error, batch.now
     if isinstance(exc, errors.NotFound) and state is not None:
-        return _gone(state, seen.ref, batch)
+        if is_gone(state):  # found gone before (by the id's poll or by its scan): no second event
+            return Gone(state, GONE_BODY, [])
+        return _gone(state, seen, batch)
     if isinstance(exc, errors.RateLimited):
         return RateLimited(DueAt(now + exc.retry_after), exc.retry_after)
     if isinstance(exc, errors.Unauthorized):
@@ -306,11 +344,11 @@ def _failed(state: ResourceState | None, seen: Fetched, watch: Watch, batch: Bat
     return Failed(kind, DueAt(now + max(watch.interval, poll_backoff(watch.failures + 1))), str(exc))
 
 
-def _gone(state: ResourceState, ref: ResourceRef, batch: Batch) -> Gone:
-    body = canonical({"gone": True})
-    gone_digest = digest(body)
-    # the old snapshot is not needed for the event's title: the rkey names the resource
-    info = batch.spec.describe(ref, {})
-    events = build_events(ref, info, [batch.spec.gone(ref, {})], base_seq=state.seq, now=batch.now, snapshot=None,
-                          change=change_of(batch.epoch, state.digest, gone_digest))
-    return Gone(ResourceState(gone_digest, state.seq + len(events), batch.now), body, events)
+def _gone(state: ResourceState, seen: Fetched, batch: Batch) -> Gone:
+    """The gone event names the resource and its last state as its stored snapshot has them
+    (none stored: by its rkey alone)."""
+    ref, last = seen.ref, seen.old or {}
+    info = batch.spec.describe(ref, last)
+    events = build_events(ref, info, [batch.spec.gone(ref, last)], base_seq=state.seq, now=batch.now, snapshot=None,
+                          change=change_of(batch.epoch, state.digest, GONE_DIGEST))
+    return Gone(ResourceState(GONE_DIGEST, state.seq + len(events), batch.now), GONE_BODY, events)

@@ -230,10 +230,9 @@ class Poller:
     async def _decide(self, provider: Provider, seen: list[Seen], plan: Plan, now: float) -> None:
         """Read the snapshots stored before of what changed (one round trip), then decide
         each resource and plan its writes (no I/O)."""
-        changed = [s for s in seen if isinstance(s.observed, Parsed) and needs_old_snapshot(s.state, s.observed)]
+        changed = [s for s in seen if needs_old_snapshot(s.state, s.observed)]
         olds = await self.store.snapshots([s.observed.ref.key for s in changed])
         for s, old in zip(changed, olds, strict=True):
-            assert isinstance(s.observed, Parsed)
             s.observed = replace(s.observed, old=old)
         batch = Batch(provider, now, plan.epoch)
         for s in seen:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.decide import Fetched, Watch
+from core.decide import Fetched, Watch, is_gone
 from model.errors import NotFound
 from model.resources import ResourceRef
 from providers.base import Provider
@@ -68,7 +68,7 @@ async def unlisted(store: Store, fetch: Fetch, provider: Provider, scan: Resourc
     was_kept = set(again)
     for ref, state, answer in zip(check, states, answers, strict=True):
         if isinstance(answer, NotFound):
-            if state is not None:
+            if state is not None and not is_gone(state):  # found gone before (by its id's poll): no news
                 result.gone.append(Seen(state, Fetched(ref, answer), watch))
         elif ref.key not in was_kept:
             result.keep.append(KEPT + ref.key)

@@ -16,6 +16,7 @@ from model.resources import ResourceRef
 from simulator.core import Fault, Simulator
 from store import keys
 from store.rates import ProviderLimits
+from store.snapshots import WatchMeta
 from tasks.poll import Poller, PollOutcome
 from tests.test_polling import make_poller, scan_watch
 
@@ -208,3 +209,24 @@ async def test_a_scan_asks_for_no_page_while_its_provider_is_paused(
     assert outcomes[PollOutcome.RATE_LIMITED] == 1 and sim.requests["artistree"] == before
     due = await redis.zscore(keys.DUE, scan)
     assert due is not None and due > time.time() + 20
+
+
+async def test_an_order_watched_by_id_and_listed_by_a_scan_is_gone_once_with_its_last_state(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """Deleted, it was gone twice (its id's poll, then the scan's sweep), each with
+    `last_state: null` (found by a fresh-user trial)."""
+    poller = make_poller(sim, redis, session, page_size=100)
+    oid = sim["artistree"].add_order(state="Action Required")["order_id"]
+    rkey = ResourceRef("artistree", "order", oid).key
+    await poller.store.add_watches([(rkey, WatchMeta(interval=60))])
+    scan = await scan_watch(poller)
+    await poller.poll([rkey])
+    await sweep(poller, scan, sim)
+    sim["artistree"].remove(oid)
+    outcomes = await poller.poll([rkey])
+    assert outcomes[PollOutcome.GONE] == 1
+    await sweep(poller, scan, sim)
+    await poller.poll([rkey])  # polled again (a poll now): still gone, no news
+    (event,) = await gone(redis)
+    assert event["data"] == {"last_state": "Action Required"}

@@ -190,6 +190,13 @@ def test_not_found_of_a_resource_seen_before_is_gone() -> None:
     assert decision.record == ResourceState(digest(b'{"gone":true}'), 4, NOW)
 
 
+def test_not_found_of_a_resource_found_gone_before_is_no_news() -> None:
+    first = decide(_state_of(OPEN), Fetched(REF, errors.NotFound("404")), Watch(60), _batch())
+    assert isinstance(first, Gone)
+    again = decide(first.record, Fetched(REF, errors.NotFound("404")), Watch(60), _batch())
+    assert isinstance(again, Gone) and again.events == [] and again.record == first.record
+
+
 def test_not_found_of_a_resource_never_seen_is_a_failure() -> None:
     decision = decide(None, Fetched(REF, errors.NotFound("404")), Watch(60), _batch())
     assert decision == Failed(Failure.NOT_FOUND, DueAt(NOW + 60), "404")
