@@ -102,7 +102,7 @@ class Poller:
         # commit: events made in it can never have the id of one made before the loss
         plan = Plan(loaded.epoch or (await self.store.ensure_epoch())[0], polled=list(rkeys))
         fetches: list[tuple[ResourceRef, ResourceState | None, Watch]] = []
-        scans: list[tuple[ResourceRef, WatchMeta]] = []
+        scans: list[tuple[ResourceRef, WatchMeta, int]] = []
         watches: dict[tuple[int, int], Watch] = {}  # resources of one stored watch share it (Store.load)
         for rkey, meta, state, fails in zip(rkeys, loaded.metas, loaded.states, loaded.failures, strict=True):
             ref = self._ref(rkey, loaded.corrupt, plan)
@@ -111,7 +111,7 @@ class Poller:
             if meta is None:
                 plan.outcomes[PollOutcome.UNWATCHED] += 1
             elif meta.scan is not None:
-                scans.append((ref, meta))
+                scans.append((ref, meta, fails))
             else:
                 watch = watches.get((id(meta), fails))
                 if watch is None:
@@ -119,8 +119,8 @@ class Poller:
                 fetches.append((ref, state, watch))
         if fetches:
             await self._poll_fetches(fetches, plan, now, fixed=fixed, booked=loaded.booked)
-        for ref, meta in scans:
-            await self._poll_scan(ref, meta, plan, now)
+        for ref, meta, fails in scans:
+            await self._poll_scan(ref, meta, plan, now, fails)
         await self._apply(plan, now)
         return plan.outcomes
 
@@ -240,7 +240,9 @@ class Poller:
 
     # ---- scans ----------------------------------------------------------------------
 
-    async def _poll_scan(self, ref: ResourceRef, meta: WatchMeta, plan: Plan, now: float) -> None:
+    async def _poll_scan(self, ref: ResourceRef, meta: WatchMeta, plan: Plan, now: float, failures: int = 0) -> None:
+        """A sweep of the scan `ref`; one that fails backs off as a resource's poll does
+        (`failures` in a row before it: 5 s doubling), and one that ends clears the count."""
         provider = self.providers[ref.provider]
         items = _watch(meta, scheduled=False, scan=ref.key)
         writes = ScanWrites(ref.key, self.scan_lease)
@@ -258,7 +260,7 @@ class Poller:
                 await pages.drain()
             await self._apply(plan, now)  # the pages answered before, then the failure
             await self.store.drop_sweep(ref.key)
-            seen = Seen(None, Fetched(ref, exc), _watch(meta))
+            seen = Seen(None, Fetched(ref, exc), _watch(meta, failures))
             decision = decide(None, seen.observed, seen.watch, Batch(provider, now, plan.epoch))
             plan.add(provider.name, seen, decision, now, self._unhealthy)
             return
@@ -269,6 +271,8 @@ class Poller:
         finally:
             await pages.cancel()  # only left after a failure
         plan.reschedule[ref.key] = now + meta.interval
+        if failures:
+            plan.clear_errors.append(ref.key)
         # the sweep is whole: what it no longer lists is confirmed, then it becomes the last one
         found = await unlisted(self.store, self._fetch_reserved, provider, ref, items, self.watchdog.gone_checks)
         await self._decide(provider, found.gone, plan, now)

@@ -230,3 +230,27 @@ async def test_an_order_watched_by_id_and_listed_by_a_scan_is_gone_once_with_its
     await poller.poll([rkey])  # polled again (a poll now): still gone, no news
     (event,) = await gone(redis)
     assert event["data"] == {"last_state": "Action Required"}
+
+
+async def test_a_failing_scan_backs_off_as_a_resources_poll_does(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """Its sweeps failed every 5 s for as long as the provider answered 502 (found by a
+    fresh-user trial): the failure count was never passed to the decision."""
+    poller = make_poller(sim, redis, session, page_size=100)
+    sim["artistree"].add_many(3)
+    spec = {"project_id": "All Projects"}
+    scan = ResourceRef("artistree", "scan", "project_id=All Projects").key
+    await poller.store.add_watches([(scan, WatchMeta(interval=1, scan=spec))])
+    sim.faults.add("artistree", "/v1/orders", Fault(status=502))
+    waits = []
+    for _ in range(3):
+        started = time.time()
+        await poller.poll([scan])
+        due = await redis.zscore(keys.DUE, scan)
+        assert due is not None
+        waits.append(due - started)
+    assert waits[0] >= 4.9 and waits[1] >= 9.9 and waits[2] >= 19.9, waits
+    sim.faults.clear()
+    await poller.poll([scan])
+    assert not await redis.hexists(keys.ERRORS, scan)  # a sweep that ends clears the count
