@@ -84,6 +84,29 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
             provider_settings[name] = parsed
 
     destination_blocks = _blocks("destinations", settings.destinations, data.get("destinations"), locator, problems)
+    destinations = _destinations(destination_blocks, settings, toml_path, locator, problems,
+                                 check_timeouts="worker" not in at_fault)
+
+    # what depends on a field at fault (at its default here) is checked once it is fixed: no made-up problems
+    if not at_fault & {"providers", "watches"}:
+        problems.extend(_watch_problems(settings, provider_blocks, locator))
+    routes = [] if at_fault & {"routes", "destinations", "time_intervals"} else _routes(
+        settings, destination_blocks, locator, problems)
+
+    if not problems:
+        for loc, msg in notifiers.templates.template_problems(destinations, routes):
+            problems.append(locator.line(loc, msg))
+    if problems:
+        raise ConfigError(problems)
+    warnings = unknown_variables(env, destination_blocks)
+    warnings += secrets_in_file(toml_path, locator, settings, dict(provider_settings), dict(destinations))
+    return Config(settings, provider_settings, destinations, settings.watches, routes, toml_path, warnings=warnings)
+
+
+def _destinations(destination_blocks: _Blocks, settings: Settings, toml_path: Path | None, locator: Locator,
+                  problems: list[str], *, check_timeouts: bool) -> dict[str, DestinationSettings]:
+    """Each destination validated by its kind's settings (and its send limit against the
+    delivery job's, unless [worker] itself is at fault)."""
     destinations: dict[str, DestinationSettings] = {}
     for name, block in destination_blocks.items():
         if name in destination_blocks.ambiguous:
@@ -102,24 +125,10 @@ def load_config(path: Path | str | None = None, **overrides: Any) -> Config:
         parsed_d = _validate(cls_n.settings_model, block, ("destinations", name), locator, problems)
         if parsed_d is not None:
             destinations[name] = parsed_d
-            problem = None if "worker" in at_fault else _outlasts_the_job(parsed_d, settings.worker.delivery_timeout)
+            problem = _outlasts_the_job(parsed_d, settings.worker.delivery_timeout) if check_timeouts else None
             if problem:
                 problems.append(locator.line(("destinations", name, "timeout"), problem))
-
-    # what depends on a field at fault (at its default here) is checked once it is fixed: no made-up problems
-    if not at_fault & {"providers", "watches"}:
-        problems.extend(_watch_problems(settings, provider_blocks, locator))
-    routes = [] if at_fault & {"routes", "destinations", "time_intervals"} else _routes(
-        settings, destination_blocks, locator, problems)
-
-    if not problems:
-        for loc, msg in notifiers.templates.template_problems(destinations, routes):
-            problems.append(locator.line(loc, msg))
-    if problems:
-        raise ConfigError(problems)
-    warnings = unknown_variables(env, destination_blocks)
-    warnings += secrets_in_file(toml_path, locator, settings, dict(provider_settings), dict(destinations))
-    return Config(settings, provider_settings, destinations, settings.watches, routes, toml_path, warnings=warnings)
+    return destinations
 
 
 def _config_path(path: Path | str | None) -> tuple[Path | None, str]:
