@@ -27,7 +27,7 @@ from typing import Protocol
 
 from core.backoff import poll_backoff
 from core.diff import diff
-from core.due import KEEP_DUE, STOP_POLLING, Due, DueAt, StopPolling
+from core.due import KEEP_DUE, STOP_POLLING, Due, DueAt, DueSoon, StopPolling
 from core.events import build_events, change_of
 from core.fingerprint import canonical, digest
 from core.schedule import Pacing, next_poll_at
@@ -299,7 +299,9 @@ def _changed(state: ResourceState | None, seen: Parsed, watch: Watch, batch: Bat
                           change=change, scan=watch.scan)
     record = recorded(ResourceState(seen.digest, base_seq + len(events), now, seen.preview,
                                     info.terminal if watch.scheduled and seen.preview else None), stall)
-    return Changed(record, events, _due(watch, spec, now, info.terminal, now, stall), baseline)
+    due = DueSoon(now) if not watch.scheduled and not baseline and events else _due(
+        watch, spec, now, info.terminal, now, stall)
+    return Changed(record, events, due, baseline)
 
 
 def _threshold(info: ResourceInfo, watch: Watch, spec: Spec) -> float | None:

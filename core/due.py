@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["KEEP_DUE", "STOP_POLLING", "Due", "DueAt", "KeepDue", "StopPolling", "due_or_stop"]
+__all__ = ["KEEP_DUE", "STOP_POLLING", "Due", "DueAt", "DueSoon", "KeepDue", "StopPolling", "due_or_stop"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +24,19 @@ class KeepDue:
     """Leave the due time as it is: an item of a scan, whose watch is the scan's."""
 
 
+@dataclass(frozen=True, slots=True)
+class DueSoon:
+    """An item of a scan that changed: if it is also watched by id, that watch is due by `at`
+    (sooner only), so that its own poll sets its schedule again (an order the scan saw
+    reopen leaves the terminal tail its id watch was on). A scan item alone is left as it is."""
+
+    at: float
+
+
 STOP_POLLING = StopPolling()
 KEEP_DUE = KeepDue()
 
-Due = DueAt | StopPolling | KeepDue
+Due = DueAt | StopPolling | KeepDue | DueSoon
 
 
 def due_or_stop(at: float | None) -> DueAt | StopPolling:

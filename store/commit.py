@@ -23,7 +23,7 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 
-from core.due import Due, DueAt, KeepDue, StopPolling
+from core.due import Due, DueAt, DueSoon, KeepDue, StopPolling
 from model.events import Event
 from model.resources import ResourceRef
 from store import keys, sweeps
@@ -54,6 +54,8 @@ def _due_args(due: Due) -> tuple[str, str]:
             return "stop", ""
         case KeepDue():
             return "keep", ""
+        case DueSoon(at):
+            return "soon", repr(at)
 
 
 async def queue_commit(script: AsyncScript, pipe: Pipeline, commit: Commit, *, history_length: int,
@@ -61,7 +63,7 @@ async def queue_commit(script: AsyncScript, pipe: Pipeline, commit: Commit, *, h
     """Queue `commit` on `pipe`; its reply is 1 when it was made, 0 when it was refused."""
     rkey = commit.ref.key
     await script(
-        keys=[keys.STATE, keys.snapshot(rkey), keys.OUTBOX, keys.DUE, keys.old_timeline(rkey), keys.EPOCH],
+        keys=[keys.STATE, keys.snapshot(rkey), keys.OUTBOX, keys.DUE, keys.old_timeline(rkey), keys.EPOCH, keys.META],
         args=[
             rkey,
             encode_state(commit.expected) if commit.expected else "",

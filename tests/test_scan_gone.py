@@ -254,3 +254,27 @@ async def test_a_failing_scan_backs_off_as_a_resources_poll_does(
     sim.faults.clear()
     await poller.poll([scan])
     assert not await redis.hexists(keys.ERRORS, scan)  # a sweep that ends clears the count
+
+
+async def test_an_order_watched_by_id_that_a_scan_sees_reopen_leaves_its_terminal_tail(
+    redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
+) -> None:
+    """Its id watch stayed on the terminal tail (due in an hour) after the scan had seen it go
+    from Failed back to In Progress (found by a fresh-user trial)."""
+    poller = make_poller(sim, redis, session, page_size=100)
+    oid = sim["artistree"].add_order(state="Failed")["order_id"]
+    rkey = ResourceRef("artistree", "order", oid).key
+    await poller.store.add_watches([(rkey, WatchMeta(interval=2))])
+    scan = await scan_watch(poller)
+    await poller.poll([rkey])
+    await sweep(poller, scan, sim)
+    tail = await redis.zscore(keys.DUE, rkey)
+    assert tail is not None and tail > time.time() + 600  # a terminal order: on the tail
+    sim["artistree"].set_state(oid, "In Progress")
+    before = time.time()
+    await sweep(poller, scan, sim)  # the scan sees it reopen
+    due = await redis.zscore(keys.DUE, rkey)
+    assert due is not None and due <= time.time() + 1, due - before
+    await poller.poll([rkey])  # its own poll: back on its interval
+    due = await redis.zscore(keys.DUE, rkey)
+    assert due is not None and due <= time.time() + 2.5
