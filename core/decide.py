@@ -248,9 +248,20 @@ def unchanged_body(state: ResourceState | None, fingerprint: str, watch: Watch, 
         return None
     if state.entered_at is None or (state.stall_at is not None and now >= state.stall_at):
         return None
+    if _stall_of_another_watch(state, watch):
+        return None
     at = next_poll_at(now, interval=watch.interval, terminal=state.terminal, changed_at=state.changed_at,
                       settings=pacing)
     return None if at is None else DueAt(cap_due(at, state.stall_at))
+
+
+def _stall_of_another_watch(state: ResourceState, watch: Watch) -> bool:
+    """The recorded stall moment is later than any stall time of this watch allows: it was
+    recorded under other stall times (a scan that also lists the resource records the
+    provider's). A parse then sets it by this watch's own (its first poll after)."""
+    if not watch.stall_after or state.stall_at is None or state.entered_at is None:
+        return False
+    return state.stall_at - state.entered_at > max(watch.stall_after.values()) + 1
 
 
 def decide(state: ResourceState | None, observed: Observed, watch: Watch, batch: Batch) -> Decision:

@@ -242,6 +242,16 @@ def test_otherwise_the_body_is_parsed(state: ResourceState | None) -> None:
     assert unchanged_body(state, "lbody", Watch(60), Pacing(), NOW) is None
 
 
+def test_a_stall_recorded_under_other_stall_times_than_the_watchs_is_parsed_again() -> None:
+    """A scan that also lists the order recorded the provider's 24 h; the id watch's own
+    `stall_after` of 12 s was then never applied (found by a fresh-user trial)."""
+    state = replace(_state_of(OPEN, preview="lbody", terminal=False), entered_at=NOW - 5, stall_at=NOW - 5 + 86400)
+    own = Watch(60, stall_after={"*": 12.0})
+    assert unchanged_body(state, "lbody", own, Pacing(), NOW) is None
+    assert unchanged_body(replace(state, stall_at=NOW + 7), "lbody", own, Pacing(), NOW) == DueAt(NOW + 7)
+    assert unchanged_body(state, "lbody", Watch(60), Pacing(), NOW) == DueAt(NOW + 60)  # no stall times of its own
+
+
 def test_an_empty_fingerprint_never_matches() -> None:
     assert unchanged_body(_state_of(OPEN, terminal=False), "", Watch(60), Pacing(), NOW) is None
 
