@@ -258,8 +258,9 @@ def unchanged_body(state: ResourceState | None, fingerprint: str, watch: Watch, 
 def _stall_of_another_watch(state: ResourceState, watch: Watch) -> bool:
     """The recorded stall moment is later than any stall time of this watch allows: it was
     recorded under other stall times (a scan that also lists the resource records the
-    provider's). A parse then sets it by this watch's own (its first poll after)."""
-    if not watch.stall_after or state.stall_at is None or state.entered_at is None:
+    provider's). A parse then sets it by this watch's own (its first poll after). Told only
+    for a watch whose stall times cover every state (`*`): else the provider's may apply."""
+    if not watch.stall_after or "*" not in watch.stall_after or state.stall_at is None or state.entered_at is None:
         return False
     return state.stall_at - state.entered_at > max(watch.stall_after.values()) + 1
 

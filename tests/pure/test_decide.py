@@ -250,6 +250,8 @@ def test_a_stall_recorded_under_other_stall_times_than_the_watchs_is_parsed_agai
     assert unchanged_body(state, "lbody", own, Pacing(), NOW) is None
     assert unchanged_body(replace(state, stall_at=NOW + 7), "lbody", own, Pacing(), NOW) == DueAt(NOW + 7)
     assert unchanged_body(state, "lbody", Watch(60), Pacing(), NOW) == DueAt(NOW + 60)  # no stall times of its own
+    some = Watch(60, stall_after={"Failed": 12.0})  # not every state's: the provider's may be the one recorded
+    assert unchanged_body(state, "lbody", some, Pacing(), NOW) == DueAt(NOW + 60)
 
 
 def test_an_empty_fingerprint_never_matches() -> None:
