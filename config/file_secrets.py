@@ -4,7 +4,6 @@ the operator's choice and is not warned about; nor is a secret that only the env
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr
 
-from config.origin import Locator
-from config.settings import ENV_PREFIX, Settings
+from config.origin import Locator, dotted, variable_for
+from config.settings import Settings
 from store.redis_url import SENTINEL_SCHEMES, parse_sentinel_url
 
 __all__ = ["secrets_in_file"]
@@ -24,25 +23,24 @@ Loc = tuple[str | int, ...]
 
 def secrets_in_file(path: Path | None, locator: Locator, settings: Settings, providers: dict[str, BaseModel],
                     destinations: dict[str, BaseModel]) -> list[str]:
-    if path is None or not _others_can_read(path):
+    mode = _mode(path)
+    if path is None or not mode & (stat.S_IRGRP | stat.S_IROTH):
         return []
-    mode = stat.S_IMODE(path.stat().st_mode)
     warnings = []
     for loc in _secret_locations(settings, providers, destinations):
         line = locator.file_line(loc)
-        if line is None:
-            continue
-        variable = ENV_PREFIX + "__".join(str(x).upper().replace("-", "_") for x in loc)
-        warnings.append(f"{path}:{line}: {'.'.join(str(x) for x in loc)}: a secret in a file others can read "
-                        f"(mode {mode:o}): set it as {variable} instead, or make the file private (chmod 600)")
+        if line is not None:
+            warnings.append(f"{path}:{line}: {dotted(loc)}: a secret in a file others can read (mode {mode:o}): "
+                            f"set it as {variable_for(loc)} instead, or make the file private (chmod 600)")
     return warnings
 
 
-def _others_can_read(path: Path) -> bool:
+def _mode(path: Path | None) -> int:
+    """The file's permission bits (0 when there is none, or it cannot be looked at)."""
     try:
-        return bool(os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH))
+        return stat.S_IMODE(path.stat().st_mode) if path is not None else 0
     except OSError:
-        return False
+        return 0
 
 
 def _secret_locations(settings: Settings, providers: dict[str, BaseModel],

@@ -27,7 +27,7 @@ from config.settings import (
 )
 from model.values import format_seconds, parse_duration
 
-__all__ = ["OTHER_VARIABLES", "Locator", "canonical_name", "unknown_variables"]
+__all__ = ["OTHER_VARIABLES", "Locator", "canonical_name", "dotted", "unknown_variables", "variable_for"]
 
 OTHER_VARIABLES = frozenset({"STATEHOOK_BENCH_PROFILE"})
 """`STATEHOOK_…` variables that are not settings but are read by a tool of this repository."""
@@ -190,7 +190,7 @@ class Locator:
         return f"{self.path}: " if self.path is not None else ""
 
     def line(self, loc: tuple[str | int, ...], message: str) -> str:
-        return f"{self.where(loc)}{_dotted(loc)}: {message}"
+        return f"{self.where(loc)}{dotted(loc)}: {message}"
 
     def problems(
         self, exc: ValidationError, *, prefix: tuple[str | int, ...] = (), model: type[BaseModel] | None = None
@@ -203,7 +203,7 @@ class Locator:
             if err["type"] == "missing":
                 field_name = str(err["loc"][-1]) if err["loc"] else ""
                 secret = fields is not None and _is_secret(fields.get(field_name))
-                env = ENV_PREFIX + "__".join(str(x).upper().replace("-", "_") for x in loc)
+                env = variable_for(loc)
                 message = f"missing{' secret' if secret else ''}: set it in the file or as {env}"
             elif err["type"] == "extra_forbidden":
                 near = difflib.get_close_matches(str(err["loc"][-1]), list(fields or ()), n=1)
@@ -270,5 +270,10 @@ def _split_key(key: str) -> list[str]:
     return [part.strip().strip('"').strip("'") for part in re.split(r"\.(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", key)]
 
 
-def _dotted(loc: Iterable[str | int]) -> str:
+def variable_for(loc: Iterable[str | int]) -> str:
+    """The `STATEHOOK_…` variable that sets the field at `loc` (`ops-slack` as `OPS_SLACK`)."""
+    return ENV_PREFIX + "__".join(str(x).upper().replace("-", "_") for x in loc)
+
+
+def dotted(loc: Iterable[str | int]) -> str:
     return ".".join(str(x) for x in loc)
