@@ -260,9 +260,9 @@ def _stall_of_another_watch(state: ResourceState, watch: Watch) -> bool:
     recorded under other stall times (a scan that also lists the resource records the
     provider's). A parse then sets it by this watch's own (its first poll after). Told only
     for a watch whose stall times cover every state (`*`): else the provider's may apply."""
-    if not watch.stall_after or "*" not in watch.stall_after or state.stall_at is None or state.entered_at is None:
+    if "*" not in (watch.stall_after or {}) or state.stall_at is None or state.entered_at is None:
         return False
-    return state.stall_at - state.entered_at > max(watch.stall_after.values()) + 1
+    return state.stall_at - state.entered_at > max((watch.stall_after or {}).values()) + 1
 
 
 def decide(state: ResourceState | None, observed: Observed, watch: Watch, batch: Batch) -> Decision:

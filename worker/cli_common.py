@@ -116,7 +116,6 @@ def run_or_exit(main: Coroutine[Any, Any, T]) -> T:
         raise fail(f"redis unavailable: {redis_problem(exc)}", code=1) from None
 
 
-
 def problems_line(problems: Iterable[Mapping[str, Any]]) -> str:
     """`field: problem; field: problem` of a validation error."""
     return "; ".join(f"{p.get('field') or '(body)'}: {p.get('problem')}" for p in problems)

@@ -15,7 +15,7 @@ from model.resources import ResourceRef
 from store import keys
 from store.reads import Reads
 from store.snapshots import read_history_entry
-from store.unavailable import redis_refusal
+from store.unavailable import is_redis_down, redis_problem
 from worker.cli_common import (
     ADD_CHUNK,
     ConfigOption,
@@ -25,7 +25,6 @@ from worker.cli_common import (
     load_or_exit,
     run_or_exit,
 )
-from worker.persistence import redis_down, redis_problem
 
 __all__ = ["events_app"]
 
@@ -162,7 +161,7 @@ async def _follow(reads: Reads, last: bytes | None, max_events: int, out: _Event
         try:
             entries = await reads.outbox_after(last, count=wanted, block_ms=500)
         except Exception as exc:
-            if not redis_down(exc) or redis_refusal(exc):
+            if not is_redis_down(exc):  # a refused database included: it will not pass
                 raise
             if down_since is None:  # one line each way, as a worker logs an outage
                 down_since = time.monotonic()

@@ -88,7 +88,7 @@ async def redis_warnings(url: str, *, timeout: float = 5.0) -> list[str]:
     try:
         warning = await asyncio.wait_for(persistence_warning(client), timeout)
     except Exception as exc:
-        if not redis_down(exc) or redis_refusal(exc):
+        if not is_redis_down(exc):  # a refused database included: `check` stops on it
             raise
         return [f"Redis unreachable ({redis_problem(exc)}): could not tell whether it keeps its data across a "
                 "restart"]
