@@ -16,11 +16,21 @@ from simulator.core import Simulator
 from simulator.receivers import WebhookReceiver
 from simulator.redisctl import RedisProcess
 from store import keys
+from tests.conftest import wait_for
 from tests.test_api import api_config
 from tests.test_routes import event
 from worker.redis_client import redis_client
 
 STATEHOOK = str(Path(sys.executable).parent / "statehook")
+
+
+async def _reading(url: str) -> bool:
+    """Whether a client of that Redis is blocked in an XREAD (the tail, following)."""
+    client = redis_client(url)
+    try:
+        return any(c.get("cmd") == "xread" for c in await client.client_list())
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture
@@ -37,7 +47,7 @@ async def test_events_tail_follows_through_a_redis_restart(
         STATEHOOK, "events", "tail", "-f", "-n", "0", "--max-events", "1", "--json", "-c", str(config.source),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        await asyncio.sleep(2)  # it follows the (empty) outbox
+        await wait_for(lambda: _reading(own_redis.url), timeout=20, what="the tail following the outbox")
         await asyncio.to_thread(own_redis.stop)
         await asyncio.sleep(3)
         assert tail.returncode is None, "it exited while Redis was down"

@@ -211,18 +211,25 @@ async def test_a_scan_asks_for_no_page_while_its_provider_is_paused(
     assert due is not None and due > time.time() + 20
 
 
+async def watched_and_scanned(poller: Poller, sim: Simulator, state: str, *, interval: float) -> tuple[str, str, str]:
+    """An order in `state`, watched by id and by a scan of the organization, polled and swept
+    once each: its id, rkey and the scan's rkey."""
+    oid = sim["artistree"].add_order(state=state)["order_id"]
+    rkey = ResourceRef("artistree", "order", oid).key
+    await poller.store.add_watches([(rkey, WatchMeta(interval=interval))])
+    scan = await scan_watch(poller)
+    await poller.poll([rkey])
+    await sweep(poller, scan, sim)
+    return oid, rkey, scan
+
+
 async def test_an_order_watched_by_id_and_listed_by_a_scan_is_gone_once_with_its_last_state(
     redis: aioredis.Redis, sim: Simulator, session: aiohttp.ClientSession
 ) -> None:
     """Deleted, it was gone twice (its id's poll, then the scan's sweep), each with
     `last_state: null` (found by a fresh-user trial)."""
     poller = make_poller(sim, redis, session, page_size=100)
-    oid = sim["artistree"].add_order(state="Action Required")["order_id"]
-    rkey = ResourceRef("artistree", "order", oid).key
-    await poller.store.add_watches([(rkey, WatchMeta(interval=60))])
-    scan = await scan_watch(poller)
-    await poller.poll([rkey])
-    await sweep(poller, scan, sim)
+    oid, rkey, scan = await watched_and_scanned(poller, sim, "Action Required", interval=60)
     sim["artistree"].remove(oid)
     outcomes = await poller.poll([rkey])
     assert outcomes[PollOutcome.GONE] == 1
@@ -262,12 +269,7 @@ async def test_an_order_watched_by_id_that_a_scan_sees_reopen_leaves_its_termina
     """Its id watch stayed on the terminal tail (due in an hour) after the scan had seen it go
     from Failed back to In Progress (found by a fresh-user trial)."""
     poller = make_poller(sim, redis, session, page_size=100)
-    oid = sim["artistree"].add_order(state="Failed")["order_id"]
-    rkey = ResourceRef("artistree", "order", oid).key
-    await poller.store.add_watches([(rkey, WatchMeta(interval=2))])
-    scan = await scan_watch(poller)
-    await poller.poll([rkey])
-    await sweep(poller, scan, sim)
+    oid, rkey, scan = await watched_and_scanned(poller, sim, "Failed", interval=2)
     tail = await redis.zscore(keys.DUE, rkey)
     assert tail is not None and tail > time.time() + 600  # a terminal order: on the tail
     sim["artistree"].set_state(oid, "In Progress")
